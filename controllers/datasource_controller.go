@@ -1,0 +1,232 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	kerrors "k8s.io/apimachinery/pkg/util/errors"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	kadetv1 "github.com/kadet-dev/kadet/api/v1alpha1"
+)
+
+// Field indexes that map a changed object to the kadet objects that refer to it.
+const (
+	// dataSourceRefIndex indexes DataSources by "Kind/name" of each object they refer to.
+	dataSourceRefIndex = "anomaly.kadet.dev/references"
+	// detectorDataSourceIndex indexes Detectors by their DataSource's name.
+	detectorDataSourceIndex = "anomaly.kadet.dev/dataSource"
+	// secretRecheck is how often a DataSource waiting for a Secret looks again: Secrets
+	// are read directly, not watched, so kadet never caches every Secret of the cluster.
+	secretRecheck = 30 * time.Second
+)
+
+// DataSourceReconciler checks that what a DataSource refers to exists and is usable.
+type DataSourceReconciler struct {
+	client.Client
+	// APIReader reads Secrets without caching them.
+	APIReader client.Reader
+}
+
+// reference is one object a DataSource needs.
+type reference struct {
+	kind, name, key string
+}
+
+func (r reference) indexKey() string { return r.kind + "/" + r.name }
+
+// references lists the cluster objects spec needs, in the order a user reads them.
+func references(spec *kadetv1.DataSourceSpec) []reference {
+	var refs []reference
+	pvc := func(f *kadetv1.PVCFile) {
+		if f != nil {
+			refs = append(refs, reference{kind: "PersistentVolumeClaim", name: f.ClaimName})
+		}
+	}
+	switch {
+	case spec.CSV != nil:
+		if c := spec.CSV.ConfigMapKeyRef; c != nil {
+			refs = append(refs, reference{kind: "ConfigMap", name: c.Name, key: c.Key})
+		}
+		pvc(spec.CSV.PersistentVolumeClaim)
+	case spec.Images != nil:
+		pvc(spec.Images.File.PersistentVolumeClaim)
+		if spec.Images.LabelFile != nil {
+			pvc(spec.Images.LabelFile.PersistentVolumeClaim)
+		}
+	case spec.Prometheus != nil:
+		if s := spec.Prometheus.BearerTokenSecretRef; s != nil {
+			refs = append(refs, reference{kind: "Secret", name: s.Name, key: s.Key})
+		}
+	}
+	return refs
+}
+
+// +kubebuilder:rbac:groups=anomaly.kadet.dev,resources=datasources,verbs=get;list;watch
+// +kubebuilder:rbac:groups=anomaly.kadet.dev,resources=datasources/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get
+
+// Reconcile sets the DataSource's Ready condition from its references.
+func (r *DataSourceReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
+	ds := &kadetv1.DataSource{}
+	if err := r.Get(ctx, req.NamespacedName, ds); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	before := ds.DeepCopy()
+	defer func() {
+		if err := r.Status().Patch(ctx, ds, client.MergeFrom(before)); err != nil && !apierrors.IsNotFound(err) {
+			retErr = kerrors.NewAggregate([]error{retErr, err})
+		}
+	}()
+	ds.Status.SourceType = ds.Spec.Type()
+	var missing []string
+	waitsForSecret := false
+	for _, ref := range references(&ds.Spec) {
+		problem, err := r.check(ctx, ds.Namespace, ref)
+		if err != nil {
+			setCondition(ds, ReadyCondition, metav1.ConditionUnknown, ReasonReconcileError, err.Error())
+			return ctrl.Result{}, err
+		}
+		if problem != "" {
+			missing = append(missing, problem)
+			waitsForSecret = waitsForSecret || ref.kind == "Secret"
+		}
+	}
+	ds.Status.ObservedGeneration = ds.Generation
+	if len(missing) > 0 {
+		setCondition(ds, ReadyCondition, metav1.ConditionFalse, ReasonReferenceNotFound, strings.Join(missing, "; "))
+		if waitsForSecret {
+			return ctrl.Result{RequeueAfter: secretRecheck}, nil
+		}
+		return ctrl.Result{}, nil
+	}
+	setCondition(ds, ReadyCondition, metav1.ConditionTrue, ReasonReferencesResolved, describe(&ds.Spec))
+	return ctrl.Result{}, nil
+}
+
+// check returns what is wrong with one reference ("" when nothing is), or an error
+// when the API server could not be asked.
+func (r *DataSourceReconciler) check(ctx context.Context, ns string, ref reference) (string, error) {
+	key := types.NamespacedName{Namespace: ns, Name: ref.name}
+	var err error
+	hasKey := true
+	switch ref.kind {
+	case "ConfigMap":
+		cm := &corev1.ConfigMap{}
+		if err = r.Get(ctx, key, cm); err == nil {
+			_, inData := cm.Data[ref.key]
+			_, inBinary := cm.BinaryData[ref.key]
+			hasKey = inData || inBinary
+		}
+	case "PersistentVolumeClaim":
+		err = r.Get(ctx, key, &corev1.PersistentVolumeClaim{})
+	case "Secret":
+		s := &corev1.Secret{}
+		if err = r.APIReader.Get(ctx, key, s); err == nil {
+			_, hasKey = s.Data[ref.key]
+		}
+	}
+	switch {
+	case apierrors.IsNotFound(err):
+		return fmt.Sprintf("%s %q not found", ref.kind, ref.name), nil
+	case err != nil:
+		return "", err
+	case !hasKey:
+		return fmt.Sprintf("%s %q has no key %q", ref.kind, ref.name, ref.key), nil
+	}
+	return "", nil
+}
+
+// describe says in a few words what the DataSource reads.
+func describe(spec *kadetv1.DataSourceSpec) string {
+	switch {
+	case spec.CSV != nil && spec.CSV.ConfigMapKeyRef != nil:
+		return fmt.Sprintf("csv from ConfigMap %s key %s", spec.CSV.ConfigMapKeyRef.Name, spec.CSV.ConfigMapKeyRef.Key)
+	case spec.CSV != nil && spec.CSV.PersistentVolumeClaim != nil:
+		return fmt.Sprintf("csv from PVC %s path %s", spec.CSV.PersistentVolumeClaim.ClaimName, spec.CSV.PersistentVolumeClaim.Path)
+	case spec.CSV != nil:
+		return "csv from " + spec.CSV.URL
+	case spec.Images != nil && spec.Images.File.PersistentVolumeClaim != nil:
+		return fmt.Sprintf("images from PVC %s path %s", spec.Images.File.PersistentVolumeClaim.ClaimName, spec.Images.File.PersistentVolumeClaim.Path)
+	case spec.Images != nil:
+		return "images from " + spec.Images.File.URL
+	case spec.Prometheus != nil:
+		return fmt.Sprintf("%d Prometheus queries from %s", len(spec.Prometheus.Queries), spec.Prometheus.URL)
+	}
+	return ""
+}
+
+func readyCondition(ds *kadetv1.DataSource) *metav1.Condition {
+	return apimeta.FindStatusCondition(ds.Status.Conditions, ReadyCondition)
+}
+
+// dataSourceReady is true when the DataSource's current generation was checked and found ready.
+func dataSourceReady(ds *kadetv1.DataSource) bool {
+	c := readyCondition(ds)
+	return c != nil && c.Status == metav1.ConditionTrue && c.ObservedGeneration == ds.Generation
+}
+
+// SetupWithManager registers the controller and what it watches; it needs SetupIndexes.
+func (r *DataSourceReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&kadetv1.DataSource{}).
+		Watches(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.referrers("ConfigMap"))).
+		Watches(&corev1.PersistentVolumeClaim{}, handler.EnqueueRequestsFromMapFunc(r.referrers("PersistentVolumeClaim"))).
+		Complete(r)
+}
+
+// referrers maps an object of kind to the DataSources that refer to it.
+func (r *DataSourceReconciler) referrers(kind string) handler.MapFunc {
+	return func(ctx context.Context, o client.Object) []reconcile.Request {
+		return dataSourcesReferring(ctx, r.Client, kind, o)
+	}
+}
+
+func dataSourcesReferring(ctx context.Context, c client.Reader, kind string, o client.Object) []reconcile.Request {
+	list := &kadetv1.DataSourceList{}
+	if err := c.List(ctx, list, client.InNamespace(o.GetNamespace()),
+		client.MatchingFields{dataSourceRefIndex: kind + "/" + o.GetName()}); err != nil {
+		return nil
+	}
+	reqs := make([]reconcile.Request, 0, len(list.Items))
+	for _, ds := range list.Items {
+		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&ds)})
+	}
+	return reqs
+}
+
+// detectorsForDataSource maps a DataSource to the Detectors that train on it.
+func (r *DetectorReconciler) detectorsForDataSource(ctx context.Context, o client.Object) []reconcile.Request {
+	list := &kadetv1.DetectorList{}
+	if err := r.List(ctx, list, client.InNamespace(o.GetNamespace()),
+		client.MatchingFields{detectorDataSourceIndex: o.GetName()}); err != nil {
+		return nil
+	}
+	reqs := make([]reconcile.Request, 0, len(list.Items))
+	for _, d := range list.Items {
+		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&d)})
+	}
+	return reqs
+}
+
+// detectorsForConfigMap maps a data ConfigMap to the Detectors that train on it, so a
+// change of the data starts a new training run.
+func (r *DetectorReconciler) detectorsForConfigMap(ctx context.Context, o client.Object) []reconcile.Request {
+	var reqs []reconcile.Request
+	for _, ds := range dataSourcesReferring(ctx, r.Client, "ConfigMap", o) {
+		reqs = append(reqs, r.detectorsForDataSource(ctx, &kadetv1.DataSource{ObjectMeta: metav1.ObjectMeta{
+			Namespace: ds.Namespace, Name: ds.Name,
+		}})...)
+	}
+	return reqs
+}

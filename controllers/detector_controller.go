@@ -1,0 +1,228 @@
+package controllers
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	kerrors "k8s.io/apimachinery/pkg/util/errors"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/recorder"
+
+	kadetv1 "github.com/kadet-dev/kadet/api/v1alpha1"
+	"github.com/kadet-dev/kadet/controllers/builders"
+)
+
+// FieldOwner is kadet's server-side apply field manager.
+const FieldOwner = client.FieldOwner("kadet")
+
+// DetectorReconciler turns a Detector into a training Job per spec and, once a model
+// exists, a scoring Deployment and Service.
+type DetectorReconciler struct {
+	client.Client
+	// APIReader reads pods directly: only finished training pods are ever read, so a
+	// cluster-wide pod cache would cost memory for nothing.
+	APIReader client.Reader
+	Recorder  recorder.EventRecorder
+	Config    builders.Config
+}
+
+// pass carries what one reconcile learns from one step to the next.
+type pass struct {
+	dataSource *kadetv1.DataSource
+	plan       *builders.TrainingPlan
+}
+
+type subReconciler func(context.Context, *kadetv1.Detector, *pass) error
+
+// +kubebuilder:rbac:groups=anomaly.kadet.dev,resources=detectors,verbs=get;list;watch
+// +kubebuilder:rbac:groups=anomaly.kadet.dev,resources=detectors/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch;create;delete
+// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list
+// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups="",resources=persistentvolumeclaims,verbs=get;list;watch;create;update;patch
+// +kubebuilder:rbac:groups="",resources=services;serviceaccounts,verbs=get;list;watch;create;update;patch
+// +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;update;patch
+// +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=roles;rolebindings,verbs=get;list;watch;create;update;patch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// Reconcile reads like Flux's: get, defer one status patch, handle deletion and
+// suspension, then run the ordered sub-reconcilers until one stops the pass.
+func (r *DetectorReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
+	det := &kadetv1.Detector{}
+	if err := r.Get(ctx, req.NamespacedName, det); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	// Children carry owner references; garbage collection removes them.
+	if !det.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, nil
+	}
+	before := det.DeepCopy()
+	defer func() {
+		result, retErr = summarize(det, retErr)
+		r.recordTransition(before, det)
+		if err := r.Status().Patch(ctx, det, client.MergeFrom(before)); err != nil && !apierrors.IsNotFound(err) {
+			retErr = kerrors.NewAggregate([]error{retErr, err})
+		}
+	}()
+	if det.Spec.Suspend {
+		log.FromContext(ctx).V(1).Info("suspended: nothing is created or changed")
+		return ctrl.Result{}, nil
+	}
+	p := &pass{}
+	for _, step := range []subReconciler{
+		r.reconcileDataSource, r.reconcileStorage, r.reconcileSpec, r.reconcileTraining, r.reconcileScoring,
+	} {
+		if err := step(ctx, det, p); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	return ctrl.Result{}, nil
+}
+
+// reconcileDataSource finds the DataSource, checks it is usable by this model and
+// renders the training plan.
+func (r *DetectorReconciler) reconcileDataSource(ctx context.Context, det *kadetv1.Detector, p *pass) error {
+	ds := &kadetv1.DataSource{}
+	key := types.NamespacedName{Namespace: det.Namespace, Name: det.Spec.DataSourceRef.Name}
+	if err := r.Get(ctx, key, ds); err != nil {
+		if apierrors.IsNotFound(err) {
+			err = stall(ReasonDataSourceNotFound, "DataSource %q not found in namespace %q: create it or fix spec.dataSourceRef.name",
+				key.Name, key.Namespace)
+			setCondition(det, DataSourceReadyCondition, metav1.ConditionFalse, ReasonDataSourceNotFound, err.Error())
+		}
+		return err
+	}
+	if !dataSourceReady(ds) {
+		msg := "DataSource " + ds.Name + " has not been checked yet"
+		if c := readyCondition(ds); c != nil && c.ObservedGeneration == ds.Generation {
+			msg = "DataSource " + ds.Name + " is not ready: " + c.Message
+			setCondition(det, DataSourceReadyCondition, metav1.ConditionFalse, ReasonDataSourceNotReady, msg)
+			return stall(ReasonDataSourceNotReady, "%s", msg)
+		}
+		setCondition(det, DataSourceReadyCondition, metav1.ConditionUnknown, ReasonProgressing, msg)
+		return wait(ReasonProgressing, "%s", msg)
+	}
+	digest, err := r.dataDigest(ctx, ds)
+	if err != nil {
+		return err
+	}
+	plan, err := builders.ResolveTraining(det, ds, digest)
+	var inc *builders.IncompatibleError
+	if errors.As(err, &inc) {
+		setCondition(det, DataSourceReadyCondition, metav1.ConditionFalse, ReasonIncompatible, inc.Error())
+		return stall(ReasonIncompatible, "%s", inc.Error())
+	} else if err != nil {
+		return err
+	}
+	setCondition(det, DataSourceReadyCondition, metav1.ConditionTrue, ReasonSucceeded, "DataSource "+ds.Name+" is ready")
+	p.dataSource, p.plan = ds, plan
+	return nil
+}
+
+// dataDigest hashes the data when it lives in the cluster (a ConfigMap key), so that a
+// change to the data changes the spec hash and starts a new training run.
+func (r *DetectorReconciler) dataDigest(ctx context.Context, ds *kadetv1.DataSource) (string, error) {
+	if ds.Spec.CSV == nil || ds.Spec.CSV.ConfigMapKeyRef == nil {
+		return "", nil
+	}
+	ref := ds.Spec.CSV.ConfigMapKeyRef
+	cm := &corev1.ConfigMap{}
+	if err := r.Get(ctx, types.NamespacedName{Namespace: ds.Namespace, Name: ref.Name}, cm); err != nil {
+		if apierrors.IsNotFound(err) {
+			return "", stall(ReasonDataSourceNotReady, "ConfigMap %q of DataSource %q not found", ref.Name, ds.Name)
+		}
+		return "", err
+	}
+	h := sha256.New()
+	if v, ok := cm.Data[ref.Key]; ok {
+		h.Write([]byte(v))
+	} else if b, ok := cm.BinaryData[ref.Key]; ok {
+		h.Write(b)
+	} else {
+		return "", stall(ReasonDataSourceNotReady, "ConfigMap %q has no key %q (DataSource %q)", ref.Name, ref.Key, ds.Name)
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// reconcileStorage creates or updates the model PVC. A PVC of the same name that kadet
+// does not manage is never taken over.
+func (r *DetectorReconciler) reconcileStorage(ctx context.Context, det *kadetv1.Detector, _ *pass) error {
+	desired := builders.ModelPVC(det)
+	existing := &corev1.PersistentVolumeClaim{}
+	err := r.Get(ctx, client.ObjectKeyFromObject(desired), existing)
+	switch {
+	case err == nil && existing.Labels[builders.LabelDetector] != det.Name:
+		return stall(ReasonStorageConflict, "PersistentVolumeClaim %q exists and is not managed by this Detector: rename or delete it",
+			desired.Name)
+	case err != nil && !apierrors.IsNotFound(err):
+		return err
+	}
+	return r.apply(ctx, desired)
+}
+
+// reconcileSpec writes the immutable spec ConfigMap for the current plan, the progress
+// ConfigMap and the trainer's identity, limited to writing that one ConfigMap.
+func (r *DetectorReconciler) reconcileSpec(ctx context.Context, det *kadetv1.Detector, p *pass) error {
+	spec, err := builders.SpecConfigMap(det, p.plan)
+	if err != nil {
+		return err
+	}
+	for _, obj := range []client.Object{spec, builders.ProgressConfigMap(det)} {
+		if err := r.Create(ctx, obj); err != nil && !apierrors.IsAlreadyExists(err) {
+			return err
+		}
+	}
+	for _, obj := range []client.Object{
+		builders.TrainerServiceAccount(det), builders.TrainerRole(det), builders.TrainerRoleBinding(det),
+	} {
+		if err := r.apply(ctx, obj); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// apply server-side applies a child built by the builders: kadet owns the fields it
+// sets and leaves the apiserver's defaults and other managers' fields alone.
+func (r *DetectorReconciler) apply(ctx context.Context, obj client.Object) error {
+	u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
+	if err != nil {
+		return err
+	}
+	// A typed object serializes empty status and timestamps; they are not ours to own.
+	delete(u, "status")
+	unstructured.RemoveNestedField(u, "metadata", "creationTimestamp")
+	return r.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(&unstructured.Unstructured{Object: u}),
+		FieldOwner, client.ForceOwnership)
+}
+
+// SetupWithManager registers the controller and what it watches; it needs SetupIndexes.
+func (r *DetectorReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&kadetv1.Detector{}).
+		Owns(&batchv1.Job{}).
+		Owns(&appsv1.Deployment{}).
+		Owns(&corev1.Service{}).
+		Owns(&corev1.ConfigMap{}).
+		Owns(&corev1.PersistentVolumeClaim{}).
+		Owns(&corev1.ServiceAccount{}).
+		Owns(&rbacv1.Role{}).
+		Owns(&rbacv1.RoleBinding{}).
+		Watches(&kadetv1.DataSource{}, handler.EnqueueRequestsFromMapFunc(r.detectorsForDataSource)).
+		Watches(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.detectorsForConfigMap)).
+		Complete(r)
+}

@@ -1,0 +1,237 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+
+	kadetv1 "github.com/kadet-dev/kadet/api/v1alpha1"
+	"github.com/kadet-dev/kadet/controllers/builders"
+)
+
+// maxMessage bounds what of a pod's termination message lands in a condition.
+const maxMessage = 1024
+
+// reconcileTraining runs one Job per spec hash: it starts the Job for the current
+// plan, mirrors its progress, records its result once, and deletes Jobs of older specs.
+func (r *DetectorReconciler) reconcileTraining(ctx context.Context, det *kadetv1.Detector, p *pass) error {
+	hash := p.plan.Hash
+	if err := r.deleteStaleTraining(ctx, det, hash); err != nil {
+		return err
+	}
+	if m := det.Status.Model; m != nil && m.SpecHash == hash {
+		setCondition(det, TrainedCondition, metav1.ConditionTrue, ReasonModelTrained, "model "+m.Version+" is trained on the current spec")
+		return nil
+	}
+
+	job := &batchv1.Job{}
+	name := builders.TrainingJobName(det, hash)
+	err := r.Get(ctx, types.NamespacedName{Namespace: det.Namespace, Name: name}, job)
+	if apierrors.IsNotFound(err) {
+		job = builders.TrainingJob(det, p.plan, r.Config)
+		if err := r.Create(ctx, job); err != nil && !apierrors.IsAlreadyExists(err) {
+			return err
+		}
+		r.event(det, corev1.EventTypeNormal, "TrainingStarted", "Create", "started training Job %s", name)
+	} else if err != nil {
+		return err
+	}
+	if det.Status.Training == nil || det.Status.Training.Job != name {
+		det.Status.Training = &kadetv1.TrainingStatus{Job: name, SpecHash: hash, Epochs: p.plan.Request.Training.Epochs}
+	}
+	ts := det.Status.Training
+	if job.Status.StartTime != nil {
+		ts.StartedAt = job.Status.StartTime
+	}
+
+	r.mirrorProgress(ctx, det, hash)
+	switch jobCondition(job) {
+	case batchv1.JobComplete:
+		res, err := r.podResult(ctx, job, corev1.PodSucceeded)
+		if err != nil {
+			return err
+		}
+		if res == nil || res.Error != "" {
+			return stall(ReasonTrainingFailed, "training Job %s succeeded but its pod left no training result in its termination message", name)
+		}
+		det.Status.Model = &kadetv1.ModelStatus{
+			Version: res.Version, Digest: res.Digest, Threshold: res.Threshold, SpecHash: hash,
+			TrainedAt: res.TrainedAt, Metrics: res.Metrics,
+		}
+		ts.CompletedAt = job.Status.CompletionTime
+		r.event(det, corev1.EventTypeNormal, "TrainingSucceeded", "Train", "model %s trained by Job %s", res.Version, name)
+		setCondition(det, TrainedCondition, metav1.ConditionTrue, ReasonModelTrained, "model "+res.Version+" is trained on the current spec")
+		return nil
+	case batchv1.JobFailed:
+		msg := r.failureMessage(ctx, job)
+		setCondition(det, TrainedCondition, metav1.ConditionFalse, ReasonTrainingFailed, msg)
+		return stall(ReasonTrainingFailed, "%s", msg)
+	}
+	msg := fmt.Sprintf("training Job %s is running", name)
+	if ts.Epoch > 0 {
+		msg = fmt.Sprintf("training Job %s: epoch %d/%d", name, ts.Epoch, ts.Epochs)
+	}
+	setCondition(det, TrainedCondition, metav1.ConditionFalse, ReasonTraining, msg)
+	return wait(ReasonTraining, "%s", msg)
+}
+
+// jobCondition is Complete or Failed once the Job has finished, else "".
+func jobCondition(job *batchv1.Job) batchv1.JobConditionType {
+	for _, c := range job.Status.Conditions {
+		if c.Status == corev1.ConditionTrue && (c.Type == batchv1.JobComplete || c.Type == batchv1.JobFailed) {
+			return c.Type
+		}
+	}
+	return ""
+}
+
+// deleteStaleTraining deletes training Jobs (running or not) and spec ConfigMaps of
+// specs other than the current one.
+func (r *DetectorReconciler) deleteStaleTraining(ctx context.Context, det *kadetv1.Detector, hash string) error {
+	sel := client.MatchingLabels{builders.LabelDetector: det.Name, builders.LabelComponent: builders.ComponentTraining}
+	jobs := &batchv1.JobList{}
+	if err := r.List(ctx, jobs, client.InNamespace(det.Namespace), sel); err != nil {
+		return err
+	}
+	for i := range jobs.Items {
+		j := &jobs.Items[i]
+		if j.Labels[builders.LabelSpecHash] == hash || !metav1.IsControlledBy(j, det) {
+			continue
+		}
+		if err := r.Delete(ctx, j, client.PropagationPolicy(metav1.DeletePropagationBackground)); client.IgnoreNotFound(err) != nil {
+			return err
+		}
+		if jobCondition(j) == "" {
+			r.event(det, corev1.EventTypeNormal, "TrainingSuperseded", "Delete", "deleted training Job %s: the spec changed", j.Name)
+		}
+	}
+	cms := &corev1.ConfigMapList{}
+	if err := r.List(ctx, cms, client.InNamespace(det.Namespace), sel); err != nil {
+		return err
+	}
+	for i := range cms.Items {
+		cm := &cms.Items[i]
+		h, ok := cm.Labels[builders.LabelSpecHash]
+		if !ok || h == hash || !metav1.IsControlledBy(cm, det) {
+			continue
+		}
+		if err := r.Delete(ctx, cm); client.IgnoreNotFound(err) != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// jobPods lists a Job's pods, newest first. Pods are read from the API server: they are
+// read only when a Job has finished, not worth a cluster-wide cache.
+func (r *DetectorReconciler) jobPods(ctx context.Context, job *batchv1.Job) ([]corev1.Pod, error) {
+	pods := &corev1.PodList{}
+	if err := r.APIReader.List(ctx, pods, client.InNamespace(job.Namespace),
+		client.MatchingLabels{batchv1.JobNameLabel: job.Name}); err != nil {
+		return nil, err
+	}
+	sort.Slice(pods.Items, func(i, j int) bool {
+		return pods.Items[j].CreationTimestamp.Before(&pods.Items[i].CreationTimestamp)
+	})
+	return pods.Items, nil
+}
+
+// terminated is the trainer container's final state in pod, or nil.
+func terminated(pod *corev1.Pod) *corev1.ContainerStateTerminated {
+	for _, cs := range pod.Status.ContainerStatuses {
+		if cs.Name == builders.TrainerContainer {
+			return cs.State.Terminated
+		}
+	}
+	return nil
+}
+
+// podResult parses the training result of the newest pod of job in phase.
+func (r *DetectorReconciler) podResult(ctx context.Context, job *batchv1.Job, phase corev1.PodPhase) (*kadetv1.TrainingResult, error) {
+	pods, err := r.jobPods(ctx, job)
+	if err != nil {
+		return nil, err
+	}
+	for i := range pods {
+		t := terminated(&pods[i])
+		if pods[i].Status.Phase != phase || t == nil || t.Message == "" {
+			continue
+		}
+		res, err := kadetv1.ParseTrainingResult(t.Message)
+		if err != nil {
+			log.FromContext(ctx).Info("unreadable training result", "pod", pods[i].Name, "error", err.Error())
+			return nil, nil
+		}
+		return res, nil
+	}
+	return nil, nil
+}
+
+// failureMessage says why a training Job failed, from the Job's condition and the
+// newest failed pod's termination message (the binary writes its error there).
+func (r *DetectorReconciler) failureMessage(ctx context.Context, job *batchv1.Job) string {
+	reason := ""
+	for _, c := range job.Status.Conditions {
+		if c.Type == batchv1.JobFailed && c.Status == corev1.ConditionTrue {
+			reason = c.Reason
+		}
+	}
+	msg := fmt.Sprintf("training Job %s failed (%s)", job.Name, reason)
+	pods, err := r.jobPods(ctx, job)
+	if err != nil {
+		return msg
+	}
+	for i := range pods {
+		t := terminated(&pods[i])
+		if t == nil || t.ExitCode == 0 {
+			continue
+		}
+		detail := strings.TrimSpace(t.Message)
+		if res, err := kadetv1.ParseTrainingResult(detail); err == nil && res.Error != "" {
+			detail = res.Error
+		}
+		if detail == "" {
+			detail = "exit code " + strconv.Itoa(int(t.ExitCode))
+		}
+		if len(detail) > maxMessage {
+			detail = detail[:maxMessage] + "..."
+		}
+		return msg + ": " + detail
+	}
+	return msg
+}
+
+// mirrorProgress copies the progress the training pod reports for this spec into
+// status.training. A missing or garbled report only means no progress is shown.
+func (r *DetectorReconciler) mirrorProgress(ctx context.Context, det *kadetv1.Detector, hash string) {
+	cm := &corev1.ConfigMap{}
+	key := types.NamespacedName{Namespace: det.Namespace, Name: builders.ProgressConfigMapName(det)}
+	if err := r.Get(ctx, key, cm); err != nil || cm.Data[kadetv1.ProgressKeySpecHash] != hash {
+		return
+	}
+	ts := det.Status.Training
+	if v, err := strconv.ParseInt(cm.Data[kadetv1.ProgressKeyEpoch], 10, 32); err == nil {
+		ts.Epoch = int32(v)
+	}
+	if v, err := strconv.ParseInt(cm.Data[kadetv1.ProgressKeyEpochs], 10, 32); err == nil {
+		ts.Epochs = int32(v)
+	}
+	parse := func(k string) *float64 {
+		if v, err := strconv.ParseFloat(cm.Data[k], 64); err == nil {
+			return ptr.To(v)
+		}
+		return nil
+	}
+	ts.Loss, ts.ValLoss = parse(kadetv1.ProgressKeyLoss), parse(kadetv1.ProgressKeyValLoss)
+}

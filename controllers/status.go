@@ -1,0 +1,151 @@
+package controllers
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	kadetv1 "github.com/kadet-dev/kadet/api/v1alpha1"
+)
+
+// Condition types. Ready, Reconciling and Stalled follow kstatus; the others say which
+// part of a Detector is in what state.
+const (
+	ReadyCondition           = "Ready"
+	ReconcilingCondition     = "Reconciling"
+	StalledCondition         = "Stalled"
+	DataSourceReadyCondition = "DataSourceReady"
+	TrainedCondition         = "Trained"
+	ServingCondition         = "Serving"
+)
+
+// Condition reasons.
+const (
+	ReasonSucceeded          = "Succeeded"
+	ReasonProgressing        = "Progressing"
+	ReasonReconcileError     = "ReconcileError"
+	ReasonDataSourceNotFound = "DataSourceNotFound"
+	ReasonDataSourceNotReady = "DataSourceNotReady"
+	ReasonIncompatible       = "IncompatibleDataSource"
+	ReasonStorageConflict    = "StorageConflict"
+	ReasonTraining           = "Training"
+	ReasonTrainingFailed     = "TrainingFailed"
+	ReasonTrainingSuspended  = "TrainingSuspended"
+	ReasonModelTrained       = "ModelTrained"
+	ReasonNoModel            = "NoModel"
+	ReasonRollingOut         = "RollingOut"
+	ReasonModelServed        = "ModelServed"
+	ReasonScaledToZero       = "ScaledToZero"
+	ReasonReferencesResolved = "ReferencesResolved"
+	ReasonReferenceNotFound  = "ReferenceNotFound"
+	ReasonInvalidSpec        = "InvalidSpec"
+)
+
+// stallError is a state only the user can fix (a missing reference, a failed training
+// run): the object is marked Stalled and not retried until something it watches changes.
+type stallError struct{ reason, msg string }
+
+func (e *stallError) Error() string { return e.msg }
+
+func stall(reason, format string, args ...any) error {
+	return &stallError{reason: reason, msg: fmt.Sprintf(format, args...)}
+}
+
+// waitError is progress that the controller waits for (a running Job, a rollout). A
+// watch brings the object back; requeueAfter is a fallback where no watch does.
+type waitError struct {
+	reason, msg  string
+	requeueAfter time.Duration
+}
+
+func (e *waitError) Error() string { return e.msg }
+
+func wait(reason, format string, args ...any) error {
+	return &waitError{reason: reason, msg: fmt.Sprintf(format, args...)}
+}
+
+// conditioned is an object with metav1 conditions.
+type conditioned interface {
+	GetGeneration() int64
+	GetConditions() []metav1.Condition
+	SetConditions([]metav1.Condition)
+}
+
+func setCondition(obj conditioned, typ string, status metav1.ConditionStatus, reason, msg string) {
+	conds := obj.GetConditions()
+	apimeta.SetStatusCondition(&conds, metav1.Condition{
+		Type: typ, Status: status, Reason: reason, Message: msg, ObservedGeneration: obj.GetGeneration(),
+	})
+	obj.SetConditions(conds)
+}
+
+func removeCondition(obj conditioned, typ string) {
+	conds := obj.GetConditions()
+	apimeta.RemoveStatusCondition(&conds, typ)
+	obj.SetConditions(conds)
+}
+
+// summarize sets Ready, Reconciling, Stalled, the phase and observedGeneration of det
+// from the outcome of one reconcile pass, and turns that outcome into what the
+// controller returns: a stall is terminal, a wait is not an error.
+func summarize(det *kadetv1.Detector, err error) (ctrl.Result, error) {
+	var (
+		st *stallError
+		wt *waitError
+	)
+	switch {
+	case err == nil:
+		msg := "no model yet"
+		if m := det.Status.Model; m != nil {
+			msg = "model " + m.Version + " is trained"
+			if c := apimeta.FindStatusCondition(det.Status.Conditions, ServingCondition); c != nil && c.Reason == ReasonModelServed {
+				msg = "serving model " + m.Version
+			}
+		}
+		setCondition(det, ReadyCondition, metav1.ConditionTrue, ReasonSucceeded, msg)
+		removeCondition(det, ReconcilingCondition)
+		removeCondition(det, StalledCondition)
+		det.Status.ObservedGeneration = det.Generation
+		err = nil
+	case errors.As(err, &st):
+		setCondition(det, ReadyCondition, metav1.ConditionFalse, st.reason, st.msg)
+		setCondition(det, StalledCondition, metav1.ConditionTrue, st.reason, st.msg)
+		removeCondition(det, ReconcilingCondition)
+		det.Status.ObservedGeneration = det.Generation
+		err = reconcile.TerminalError(err)
+	case errors.As(err, &wt):
+		setCondition(det, ReadyCondition, metav1.ConditionFalse, wt.reason, wt.msg)
+		setCondition(det, ReconcilingCondition, metav1.ConditionTrue, wt.reason, wt.msg)
+		removeCondition(det, StalledCondition)
+		det.Status.Phase = phase(det, err)
+		return ctrl.Result{RequeueAfter: wt.requeueAfter}, nil
+	default:
+		setCondition(det, ReadyCondition, metav1.ConditionFalse, ReasonReconcileError, err.Error())
+		setCondition(det, ReconcilingCondition, metav1.ConditionTrue, ReasonReconcileError, err.Error())
+		removeCondition(det, StalledCondition)
+	}
+	det.Status.Phase = phase(det, err)
+	return ctrl.Result{}, err
+}
+
+// phase condenses the conditions into one word for `kubectl get`.
+func phase(det *kadetv1.Detector, err error) kadetv1.Phase {
+	var st *stallError
+	trained := apimeta.FindStatusCondition(det.Status.Conditions, TrainedCondition)
+	switch {
+	case det.Spec.Suspend:
+		return kadetv1.PhaseSuspended
+	case errors.As(err, &st):
+		return kadetv1.PhaseFailed
+	case trained != nil && trained.Reason == ReasonTraining:
+		return kadetv1.PhaseTraining
+	case det.Status.Model == nil:
+		return kadetv1.PhasePending
+	}
+	return kadetv1.PhaseServing
+}
