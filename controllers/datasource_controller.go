@@ -13,8 +13,10 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	kerrors "k8s.io/apimachinery/pkg/util/errors"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	kadetv1 "github.com/kadet-dev/kadet/api/v1alpha1"
@@ -179,7 +181,7 @@ func dataSourceReady(ds *kadetv1.DataSource) bool {
 // SetupWithManager registers the controller and what it watches; it needs SetupIndexes.
 func (r *DataSourceReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
-		For(&kadetv1.DataSource{}).
+		For(&kadetv1.DataSource{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.referrers("ConfigMap"))).
 		Watches(&corev1.PersistentVolumeClaim{}, handler.EnqueueRequestsFromMapFunc(r.referrers("PersistentVolumeClaim"))).
 		Complete(r)

@@ -17,9 +17,11 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	kerrors "k8s.io/apimachinery/pkg/util/errors"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
 	kadetv1 "github.com/kadet-dev/kadet/api/v1alpha1"
@@ -213,7 +215,9 @@ func (r *DetectorReconciler) apply(ctx context.Context, obj client.Object) error
 // SetupWithManager registers the controller and what it watches; it needs SetupIndexes.
 func (r *DetectorReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
-		For(&kadetv1.Detector{}).
+		// Status writes are our own: only spec and annotation (retrain) changes matter.
+		For(&kadetv1.Detector{}, builder.WithPredicates(
+			predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		Owns(&batchv1.Job{}).
 		Owns(&appsv1.Deployment{}).
 		Owns(&corev1.Service{}).

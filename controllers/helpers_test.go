@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"testing"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	kadetv1 "github.com/kadet-dev/kadet/api/v1alpha1"
 	"github.com/kadet-dev/kadet/controllers/builders"
@@ -152,4 +154,43 @@ func kstatusOf(g Gomega, det *kadetv1.Detector) status.Status {
 	res, err := status.Compute(&unstructured.Unstructured{Object: u})
 	g.Expect(err).NotTo(HaveOccurred())
 	return res.Status
+}
+
+// kubectl runs the real kubectl against the test API server as a cluster admin.
+func kubectl(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	user, err := testEnv.AddUser(envtest.User{Name: "admin", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kc, err := user.Kubectl()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, stderr, err := kc.Run(args...)
+	out, _ := io.ReadAll(stdout)
+	errOut, _ := io.ReadAll(stderr)
+	if err != nil {
+		return string(out) + string(errOut), err
+	}
+	return string(out), nil
+}
+
+// serveDetector creates a Detector on a fresh CSV DataSource and plays the cluster's
+// part until it serves its first model.
+func serveDetector(t *testing.T, ns, name string) *kadetv1.Detector {
+	t.Helper()
+	det := detector(ns, name, name+"-data")
+	create(t, csvConfigMap(ns, name+"-csv", sampleCSV), csvDataSource(ns, name+"-data", name+"-csv"), det)
+	job := waitForOneJob(t, det)
+	completeJob(t, job, kadetv1.TrainingResult{Version: "v1", Digest: "sha256:abc", Threshold: 1.5})
+	key := client.ObjectKey{Namespace: ns, Name: builders.ScoringName(det)}
+	NewWithT(t).Eventually(func(g Gomega) {
+		g.Expect(k8sClient.Get(context.Background(), key, &appsv1.Deployment{})).To(Succeed())
+	}, timeout, interval).Should(Succeed())
+	rollOutDeployment(t, key)
+	NewWithT(t).Eventually(func(g Gomega) {
+		g.Expect(getDetector(g, det).Status.Phase).To(Equal(kadetv1.PhaseServing))
+	}, timeout, interval).Should(Succeed())
+	return det
 }

@@ -98,6 +98,11 @@ func summarize(det *kadetv1.Detector, err error) (ctrl.Result, error) {
 		st *stallError
 		wt *waitError
 	)
+	// A suspended Detector is left as it was, but for saying it is suspended.
+	if det.Spec.Suspend && err == nil {
+		det.Status.Phase = kadetv1.PhaseSuspended
+		return ctrl.Result{}, nil
+	}
 	switch {
 	case err == nil:
 		msg := "no model yet"

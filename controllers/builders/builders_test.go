@@ -1,0 +1,394 @@
+package builders
+
+import (
+	"encoding/json"
+	"strconv"
+	"strings"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	kadetv1 "github.com/kadet-dev/kadet/api/v1alpha1"
+)
+
+var cfg = Config{Image: "example.com/kadet:1", ImagePullPolicy: corev1.PullIfNotPresent}
+
+func det(opts ...func(*kadetv1.Detector)) *kadetv1.Detector {
+	d := &kadetv1.Detector{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "ml", Name: "fraud", UID: "uid-1"},
+		Spec: kadetv1.DetectorSpec{
+			DataSourceRef: kadetv1.LocalObjectReference{Name: "tx"},
+			Model:         kadetv1.ModelSpec{Type: kadetv1.Autoencoder},
+			Training:      kadetv1.TrainingSpec{Epochs: 10, BatchSize: 32, LearningRate: 0.001},
+		},
+	}
+	for _, o := range opts {
+		o(d)
+	}
+	return d
+}
+
+func csvDS(mutate func(*kadetv1.CSVSource)) *kadetv1.DataSource {
+	c := &kadetv1.CSVSource{ConfigMapKeyRef: &kadetv1.ConfigMapKeyReference{Name: "tx-csv", Key: "tx.csv"}, Delimiter: ";"}
+	if mutate != nil {
+		mutate(c)
+	}
+	return &kadetv1.DataSource{ObjectMeta: metav1.ObjectMeta{Namespace: "ml", Name: "tx"}, Spec: kadetv1.DataSourceSpec{CSV: c}}
+}
+
+func mustPlan(t *testing.T, d *kadetv1.Detector, ds *kadetv1.DataSource) *TrainingPlan {
+	t.Helper()
+	p, err := ResolveTraining(d, ds, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestResolveTrainingData(t *testing.T) {
+	pvc := &kadetv1.PVCFile{ClaimName: "datasets", Path: "mnist/train-images.gz"}
+	tests := []struct {
+		name       string
+		ds         *kadetv1.DataSource
+		wantFile   string
+		wantLabels string
+		wantMounts []string
+	}{{
+		name:       "csv from a ConfigMap key is mounted as a file",
+		ds:         csvDS(nil),
+		wantFile:   "/var/run/kadet/data/tx.csv",
+		wantMounts: []string{"/var/run/kadet/data"},
+	}, {
+		name:       "csv from a PVC mounts the claim read-only",
+		ds:         csvDS(func(c *kadetv1.CSVSource) { c.ConfigMapKeyRef, c.PersistentVolumeClaim = nil, pvc }),
+		wantFile:   "/var/run/kadet/pvc/datasets/mnist/train-images.gz",
+		wantMounts: []string{"/var/run/kadet/pvc/datasets"},
+	}, {
+		name:     "csv from a URL mounts nothing",
+		ds:       csvDS(func(c *kadetv1.CSVSource) { c.ConfigMapKeyRef, c.URL = nil, "https://example.com/tx.csv" }),
+		wantFile: "https://example.com/tx.csv",
+	}, {
+		name: "images and labels on one PVC mount it once",
+		ds: &kadetv1.DataSource{Spec: kadetv1.DataSourceSpec{Images: &kadetv1.ImageSource{
+			File:      kadetv1.RemoteFile{PersistentVolumeClaim: pvc},
+			LabelFile: &kadetv1.RemoteFile{PersistentVolumeClaim: &kadetv1.PVCFile{ClaimName: "datasets", Path: "mnist/labels.gz"}},
+			Classes:   []int32{3},
+		}}},
+		wantFile:   "/var/run/kadet/pvc/datasets/mnist/train-images.gz",
+		wantLabels: "/var/run/kadet/pvc/datasets/mnist/labels.gz",
+		wantMounts: []string{"/var/run/kadet/pvc/datasets"},
+	}, {
+		name: "prometheus token is mounted from its Secret",
+		ds: &kadetv1.DataSource{Spec: kadetv1.DataSourceSpec{Prometheus: &kadetv1.PrometheusSource{
+			URL: "http://prom:9090", Queries: []kadetv1.PrometheusQuery{{Name: "load", Query: "up"}},
+			BearerTokenSecretRef: &kadetv1.SecretKeyReference{Name: "prom", Key: "token"},
+		}}},
+		wantMounts: []string{"/var/run/kadet/secrets/prometheus"},
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := mustPlan(t, det(), tt.ds)
+			d := p.Request.Data
+			var file, labels string
+			switch {
+			case d.CSV != nil:
+				file = d.CSV.File.String()
+			case d.Images != nil:
+				file = d.Images.File.String()
+				if d.Images.LabelFile != nil {
+					labels = d.Images.LabelFile.String()
+				}
+			case d.Prometheus != nil && d.Prometheus.BearerTokenFile != "/var/run/kadet/secrets/prometheus/token":
+				t.Errorf("bearer token file = %q", d.Prometheus.BearerTokenFile)
+			}
+			if file != tt.wantFile || labels != tt.wantLabels {
+				t.Errorf("file, labels = %q, %q; want %q, %q", file, labels, tt.wantFile, tt.wantLabels)
+			}
+			var mounts []string
+			for _, m := range p.Mounts {
+				if !m.ReadOnly {
+					t.Errorf("data mount %s is writable", m.MountPath)
+				}
+				mounts = append(mounts, m.MountPath)
+			}
+			if strings.Join(mounts, ",") != strings.Join(tt.wantMounts, ",") || len(p.Volumes) != len(p.Mounts) {
+				t.Errorf("mounts = %v (%d volumes); want %v", mounts, len(p.Volumes), tt.wantMounts)
+			}
+		})
+	}
+}
+
+func TestResolveTrainingRefusesIncompatibleData(t *testing.T) {
+	images := &kadetv1.DataSource{ObjectMeta: metav1.ObjectMeta{Name: "digits"}, Spec: kadetv1.DataSourceSpec{
+		Images: &kadetv1.ImageSource{File: kadetv1.RemoteFile{URL: "https://example.com/x.gz"}},
+	}}
+	tests := []struct {
+		name string
+		det  *kadetv1.Detector
+		ds   *kadetv1.DataSource
+		want string // "" means compatible
+	}{
+		{"autoencoder on csv", det(), csvDS(nil), ""},
+		{"mlp without labels", det(func(d *kadetv1.Detector) { d.Spec.Model.Type = kadetv1.MLPClassifier }), csvDS(nil),
+			"MLPClassifier needs a csv DataSource with labelColumn"},
+		{"mlp with labels", det(func(d *kadetv1.Detector) { d.Spec.Model.Type = kadetv1.MLPClassifier }),
+			csvDS(func(c *kadetv1.CSVSource) { c.LabelColumn = "fraud" }), ""},
+		{"conv on csv", det(func(d *kadetv1.Detector) { d.Spec.Model.Type = kadetv1.ConvAutoencoder }), csvDS(nil),
+			"ConvAutoencoder needs an images DataSource"},
+		{"conv on images", det(func(d *kadetv1.Detector) { d.Spec.Model.Type = kadetv1.ConvAutoencoder }), images, ""},
+		{"lstm on images", det(func(d *kadetv1.Detector) { d.Spec.Model.Type = kadetv1.LSTMAutoencoder }), images,
+			"LSTMAutoencoder needs a csv or prometheus DataSource"},
+		{"best f1 without labels", det(func(d *kadetv1.Detector) { d.Spec.Threshold.Method = kadetv1.ThresholdBestF1 }),
+			csvDS(nil), "BestF1 needs labels"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ResolveTraining(tt.det, tt.ds, "")
+			switch {
+			case tt.want == "" && err != nil:
+				t.Fatalf("unexpected error: %v", err)
+			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+				t.Fatalf("error = %v; want one containing %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestTrainingPlanHash(t *testing.T) {
+	base := mustPlan(t, det(), csvDS(nil)).Hash
+	tests := []struct {
+		name    string
+		det     *kadetv1.Detector
+		digest  string
+		changes bool
+	}{
+		{"same spec", det(), "", false},
+		{"scoring replicas do not retrain", det(func(d *kadetv1.Detector) { d.Spec.Scoring.Replicas = ptr.To[int32](3) }), "", false},
+		{"training resources do not retrain", det(func(d *kadetv1.Detector) {
+			d.Spec.Training.Resources.Limits = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("2")}
+		}), "", false},
+		{"epochs retrain", det(func(d *kadetv1.Detector) { d.Spec.Training.Epochs = 11 }), "", true},
+		{"threshold retrains", det(func(d *kadetv1.Detector) { d.Spec.Threshold.Percentile = ptr.To(95.0) }), "", true},
+		{"data change retrains", det(), "sha256:other", true},
+		{"retrain annotation retrains", det(func(d *kadetv1.Detector) {
+			d.Annotations = map[string]string{AnnotationRetrain: "2026-11-28"}
+		}), "", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := ResolveTraining(tt.det, csvDS(nil), tt.digest)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if (p.Hash != base) != tt.changes {
+				t.Errorf("hash %s vs base %s; want changed=%v", p.Hash, base, tt.changes)
+			}
+		})
+	}
+}
+
+func TestTrainingJob(t *testing.T) {
+	tests := []struct {
+		name  string
+		det   *kadetv1.Detector
+		check func(t *testing.T, job *batchv1.Job)
+	}{{
+		name: "defaults",
+		det:  det(),
+		check: func(t *testing.T, job *batchv1.Job) {
+			if *job.Spec.BackoffLimit != 1 || job.Spec.ActiveDeadlineSeconds != nil {
+				t.Errorf("backoffLimit %d, activeDeadlineSeconds %v", *job.Spec.BackoffLimit, job.Spec.ActiveDeadlineSeconds)
+			}
+			rules := job.Spec.PodFailurePolicy.Rules
+			if rules[0].Action != batchv1.PodFailurePolicyActionFailJob || rules[0].OnExitCodes.Values[0] != ExitCodeInvalidInput {
+				t.Errorf("invalid input does not fail the Job at once: %+v", rules[0])
+			}
+			c := job.Spec.Template.Spec.Containers[0]
+			if c.TerminationMessagePolicy != corev1.TerminationMessageFallbackToLogsOnError {
+				t.Errorf("termination message policy %s", c.TerminationMessagePolicy)
+			}
+			if !*c.SecurityContext.ReadOnlyRootFilesystem || *job.Spec.Template.Spec.SecurityContext.RunAsNonRoot != true {
+				t.Error("training pod is not locked down")
+			}
+		},
+	}, {
+		name: "limits from the spec",
+		det: det(func(d *kadetv1.Detector) {
+			d.Spec.Training.BackoffLimit = ptr.To[int32](4)
+			d.Spec.Training.ActiveDeadlineSeconds = ptr.To[int64](600)
+			d.Spec.Training.Resources.Limits = corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("2Gi")}
+		}),
+		check: func(t *testing.T, job *batchv1.Job) {
+			if *job.Spec.BackoffLimit != 4 || *job.Spec.ActiveDeadlineSeconds != 600 {
+				t.Errorf("backoffLimit %d, activeDeadlineSeconds %d", *job.Spec.BackoffLimit, *job.Spec.ActiveDeadlineSeconds)
+			}
+			if m := job.Spec.Template.Spec.Containers[0].Resources.Limits.Memory(); m.String() != "2Gi" {
+				t.Errorf("memory limit %s", m)
+			}
+		},
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			plan := mustPlan(t, tt.det, csvDS(nil))
+			job := TrainingJob(tt.det, plan, cfg)
+			if job.Name != "fraud-train-"+plan.Hash || job.Labels[LabelSpecHash] != plan.Hash ||
+				job.Spec.Template.Labels[LabelSpecHash] != plan.Hash {
+				t.Errorf("job %s not named and labelled by hash %s", job.Name, plan.Hash)
+			}
+			if !metav1.IsControlledBy(job, tt.det) {
+				t.Error("job is not controlled by the Detector")
+			}
+			c := job.Spec.Template.Spec.Containers[0]
+			if c.Image != cfg.Image || strings.Join(c.Command, " ") != "detector" {
+				t.Errorf("image %s command %v", c.Image, c.Command)
+			}
+			mounts := map[string]bool{}
+			for _, m := range c.VolumeMounts {
+				mounts[m.MountPath] = m.ReadOnly
+			}
+			for path, ro := range map[string]bool{SpecDir: true, ModelDir: false, TmpDir: false, DataDir: true} {
+				if got, ok := mounts[path]; !ok || got != ro {
+					t.Errorf("mount %s: present=%v readOnly=%v; want readOnly=%v", path, ok, got, ro)
+				}
+			}
+			tt.check(t, job)
+		})
+	}
+}
+
+func TestScoringDeploymentAndService(t *testing.T) {
+	model := &kadetv1.ModelStatus{Version: "20261128-abc", Digest: "sha256:123"}
+	tests := []struct {
+		name         string
+		det          *kadetv1.Detector
+		wantReplicas int32
+		wantPort     int32
+	}{
+		{"defaults", det(), 1, 8080},
+		{"replicas and port", det(func(d *kadetv1.Detector) {
+			d.Spec.Scoring.Replicas, d.Spec.Scoring.Port = ptr.To[int32](3), 9000
+		}), 3, 9000},
+		{"zero replicas", det(func(d *kadetv1.Detector) { d.Spec.Scoring.Replicas = ptr.To[int32](0) }), 0, 8080},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dep := ScoringDeployment(tt.det, model, cfg)
+			checkDeployment(t, dep, model, tt.wantReplicas, tt.wantPort)
+			svc := ScoringService(tt.det)
+			if svc.Name != dep.Name || svc.Spec.Ports[0].Port != tt.wantPort {
+				t.Errorf("service %s port %d", svc.Name, svc.Spec.Ports[0].Port)
+			}
+			for k, v := range svc.Spec.Selector {
+				if dep.Spec.Template.Labels[k] != v {
+					t.Errorf("service selector %s=%s does not select the scoring pods", k, v)
+				}
+			}
+			if got := Endpoint(tt.det); got != "http://fraud-scoring.ml.svc:"+itoa(tt.wantPort) {
+				t.Errorf("endpoint %s", got)
+			}
+		})
+	}
+}
+
+func checkDeployment(t *testing.T, dep *appsv1.Deployment, model *kadetv1.ModelStatus, replicas, port int32) {
+	t.Helper()
+	if *dep.Spec.Replicas != replicas {
+		t.Errorf("replicas %d; want %d", *dep.Spec.Replicas, replicas)
+	}
+	if a := dep.Spec.Template.Annotations; a[AnnotationModelVersion] != model.Version || a[AnnotationModelDigest] != model.Digest {
+		t.Errorf("pod template annotations %v do not pin the model", a)
+	}
+	if dep.Spec.Strategy.RollingUpdate.MaxUnavailable.IntValue() != 0 {
+		t.Error("a rollout may take serving pods away before new ones are ready")
+	}
+	c := dep.Spec.Template.Spec.Containers[0]
+	if c.Ports[0].ContainerPort != port || c.Args[len(c.Args)-1] != "$(POD_IP):"+itoa(port) {
+		t.Errorf("port %d args %v", c.Ports[0].ContainerPort, c.Args)
+	}
+	if c.ReadinessProbe.HTTPGet.Path != "/readyz" || c.VolumeMounts[0].MountPath != ModelDir || !c.VolumeMounts[0].ReadOnly {
+		t.Errorf("readiness %s, model mount %+v", c.ReadinessProbe.HTTPGet.Path, c.VolumeMounts[0])
+	}
+	for k, v := range dep.Spec.Selector.MatchLabels {
+		if dep.Spec.Template.Labels[k] != v {
+			t.Errorf("selector %s=%s does not match the template", k, v)
+		}
+	}
+}
+
+func itoa(i int32) string { return strconv.Itoa(int(i)) }
+
+func TestModelPVC(t *testing.T) {
+	tests := []struct {
+		name      string
+		det       *kadetv1.Detector
+		wantSize  string
+		wantMode  corev1.PersistentVolumeAccessMode
+		wantOwner bool
+	}{
+		{"defaults retain the models", det(), "1Gi", corev1.ReadWriteOnce, false},
+		{"delete policy owns the PVC", det(func(d *kadetv1.Detector) {
+			d.Spec.Storage = kadetv1.StorageSpec{Size: ptr.To(resource.MustParse("5Gi")), AccessMode: corev1.ReadWriteMany,
+				RetentionPolicy: kadetv1.DeleteModels, StorageClassName: ptr.To("fast")}
+		}), "5Gi", corev1.ReadWriteMany, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			pvc := ModelPVC(tt.det)
+			if s := pvc.Spec.Resources.Requests[corev1.ResourceStorage]; s.String() != tt.wantSize {
+				t.Errorf("size %s", s.String())
+			}
+			if pvc.Spec.AccessModes[0] != tt.wantMode || metav1.IsControlledBy(pvc, tt.det) != tt.wantOwner {
+				t.Errorf("mode %s owned %v", pvc.Spec.AccessModes[0], metav1.IsControlledBy(pvc, tt.det))
+			}
+			if pvc.Labels[LabelDetector] != "fraud" {
+				t.Error("PVC lacks the detector label that adoption relies on")
+			}
+		})
+	}
+}
+
+func TestTrainerRBACIsLimitedToProgress(t *testing.T) {
+	d := det()
+	role := TrainerRole(d)
+	if len(role.Rules) != 1 {
+		t.Fatalf("rules %v", role.Rules)
+	}
+	r := role.Rules[0]
+	if strings.Join(r.Resources, ",") != "configmaps" || strings.Join(r.ResourceNames, ",") != "fraud-progress" {
+		t.Errorf("rule %+v reaches beyond the progress ConfigMap", r)
+	}
+	for _, v := range r.Verbs {
+		if v == "create" || v == "delete" || v == "list" || v == "*" {
+			t.Errorf("verb %s granted", v)
+		}
+	}
+	rb := TrainerRoleBinding(d)
+	if rb.RoleRef.Name != role.Name || rb.Subjects[0].Name != TrainerServiceAccount(d).Name {
+		t.Errorf("binding %+v", rb)
+	}
+}
+
+func TestSpecConfigMapRoundTrips(t *testing.T) {
+	d := det()
+	plan := mustPlan(t, d, csvDS(nil))
+	cm, err := SpecConfigMap(d, plan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got kadetv1.TrainingRequest
+	if err := json.Unmarshal([]byte(cm.Data[kadetv1.SpecFileName]), &got); err != nil {
+		t.Fatal(err)
+	}
+	h, _ := got.Hash()
+	if h != plan.Hash || cm.Name != "fraud-spec-"+plan.Hash || !*cm.Immutable {
+		t.Errorf("hash after round trip %s, plan %s, name %s", h, plan.Hash, cm.Name)
+	}
+	if got.Data.CSV.Delimiter != ";" || got.Model.LatentSize == nil {
+		t.Errorf("request lost fields or defaults: %+v", got)
+	}
+}

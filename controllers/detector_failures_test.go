@@ -1,0 +1,234 @@
+package controllers
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	kadetv1 "github.com/kadet-dev/kadet/api/v1alpha1"
+	"github.com/kadet-dev/kadet/controllers/builders"
+)
+
+// expectStalled waits until det is Stalled for reason with a message containing want.
+func expectStalled(t *testing.T, det *kadetv1.Detector, reason, want string) {
+	t.Helper()
+	NewWithT(t).Eventually(func(g Gomega) {
+		d := getDetector(g, det)
+		st := condition(d, StalledCondition)
+		g.Expect(st).NotTo(BeNil())
+		g.Expect(st.Status).To(Equal(metav1.ConditionTrue))
+		g.Expect(st.Reason).To(Equal(reason))
+		g.Expect(st.Message).To(ContainSubstring(want))
+		g.Expect(condition(d, ReadyCondition)).To(HaveField("Status", metav1.ConditionFalse))
+		g.Expect(d.Status.Phase).To(Equal(kadetv1.PhaseFailed))
+		g.Expect(kstatusOf(g, d)).To(Equal(status.FailedStatus))
+	}, timeout, interval).Should(Succeed())
+}
+
+func TestMissingDataSourceStallsUntilCreated(t *testing.T) {
+	ns := newNamespace(t)
+	det := detector(ns, "sensors", "pumps")
+	create(t, det)
+	expectStalled(t, det, ReasonDataSourceNotFound, `DataSource "pumps" not found`)
+	NewWithT(t).Consistently(func(g Gomega) { g.Expect(trainingJobs(g, det)).To(BeEmpty()) }, "1s", interval).Should(Succeed())
+
+	// The DataSource refers to a ConfigMap that does not exist yet.
+	ds := csvDataSource(ns, "pumps", "pumps-csv")
+	create(t, ds)
+	expectStalled(t, det, ReasonDataSourceNotReady, `ConfigMap "pumps-csv" not found`)
+	NewWithT(t).Eventually(func(g Gomega) {
+		cur := &kadetv1.DataSource{}
+		g.Expect(k8sClient.Get(context.Background(), client.ObjectKeyFromObject(ds), cur)).To(Succeed())
+		g.Expect(readyCondition(cur)).To(HaveField("Message", `ConfigMap "pumps-csv" not found`))
+		g.Expect(cur.Status.SourceType).To(Equal("csv"))
+	}, timeout, interval).Should(Succeed())
+
+	// A ConfigMap without the key is still not enough.
+	cm := &corev1.ConfigMap{}
+	cm.Namespace, cm.Name, cm.Data = ns, "pumps-csv", map[string]string{"other.csv": sampleCSV}
+	create(t, cm)
+	expectStalled(t, det, ReasonDataSourceNotReady, `ConfigMap "pumps-csv" has no key "data.csv"`)
+
+	cm.Data = map[string]string{"data.csv": sampleCSV}
+	NewWithT(t).Expect(k8sClient.Update(context.Background(), cm)).To(Succeed())
+	waitForOneJob(t, det)
+	NewWithT(t).Eventually(func(g Gomega) {
+		d := getDetector(g, det)
+		g.Expect(condition(d, StalledCondition)).To(BeNil())
+		g.Expect(condition(d, DataSourceReadyCondition)).To(HaveField("Status", metav1.ConditionTrue))
+		g.Expect(d.Status.Phase).To(Equal(kadetv1.PhaseTraining))
+	}, timeout, interval).Should(Succeed())
+}
+
+func TestFailedTrainingStallsUntilDataIsFixed(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	det := detector(ns, "cards", "cards-data")
+	cm := csvConfigMap(ns, "cards-csv", sampleCSV+"12,abc,0\n")
+	create(t, cm, csvDataSource(ns, "cards-data", "cards-csv"), det)
+	job := waitForOneJob(t, det)
+
+	failJob(t, job, builders.ExitCodeInvalidInput,
+		`{"error":"/var/run/kadet/data/data.csv line 5, column \"hour\": \"abc\" is not a number"}`)
+	expectStalled(t, det, ReasonTrainingFailed, `line 5, column "hour": "abc" is not a number`)
+	d := getDetector(g, det)
+	g.Expect(condition(d, TrainedCondition)).To(HaveField("Reason", ReasonTrainingFailed))
+	g.Expect(condition(d, ReadyCondition).Message).To(HavePrefix("training Job " + job.Name + " failed (PodFailurePolicy)"))
+	// No retry: the same spec would fail the same way.
+	g.Consistently(func(g Gomega) {
+		jobs := trainingJobs(g, det)
+		g.Expect(jobs).To(HaveLen(1))
+		g.Expect(jobs[0].Name).To(Equal(job.Name))
+	}, "2s", interval).Should(Succeed())
+
+	// Fixing the data starts a new run; nothing had to be deleted.
+	cm.Data["data.csv"] = strings.Replace(cm.Data["data.csv"], "abc", "4", 1)
+	g.Expect(k8sClient.Update(context.Background(), cm)).To(Succeed())
+	waitForOneJob(t, det, job.Name)
+	g.Eventually(func(g Gomega) {
+		d := getDetector(g, det)
+		g.Expect(condition(d, StalledCondition)).To(BeNil())
+		g.Expect(d.Status.Phase).To(Equal(kadetv1.PhaseTraining))
+	}, timeout, interval).Should(Succeed())
+}
+
+func TestTrainingPodWithoutResultIsReported(t *testing.T) {
+	ns := newNamespace(t)
+	det := detector(ns, "silent", "silent-data")
+	create(t, csvConfigMap(ns, "silent-csv", sampleCSV), csvDataSource(ns, "silent-data", "silent-csv"), det)
+	job := waitForOneJob(t, det)
+	// A crash with no message: the kubelet falls back to the log tail, here empty.
+	failJob(t, job, 137, "")
+	expectStalled(t, det, ReasonTrainingFailed, "exit code 137")
+}
+
+func TestIncompatibleModelAndData(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	ds := csvDataSource(ns, "tx", "tx-csv")
+	det := detector(ns, "classifier", "tx", withModel(kadetv1.MLPClassifier))
+	create(t, csvConfigMap(ns, "tx-csv", sampleCSV), ds, det)
+	expectStalled(t, det, ReasonIncompatible, "MLPClassifier needs a csv DataSource with labelColumn")
+	g.Expect(condition(getDetector(g, det), DataSourceReadyCondition)).To(HaveField("Reason", ReasonIncompatible))
+
+	g.Eventually(func(g Gomega) {
+		cur := &kadetv1.DataSource{}
+		g.Expect(k8sClient.Get(context.Background(), client.ObjectKeyFromObject(ds), cur)).To(Succeed())
+		withLabelColumn("label")(cur.Spec.CSV)
+		g.Expect(k8sClient.Update(context.Background(), cur)).To(Succeed())
+	}, timeout, interval).Should(Succeed())
+	job := waitForOneJob(t, det)
+	g.Expect(job.Spec.Template.Spec.Volumes).NotTo(BeEmpty())
+}
+
+func TestForeignPVCIsNotTakenOver(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	pvc := builders.ModelPVC(detector(ns, "owned", "x"))
+	pvc.Labels = map[string]string{"team": "someone-else"}
+	pvc.TypeMeta = metav1.TypeMeta{}
+	det := detector(ns, "owned", "owned-data")
+	create(t, pvc, csvConfigMap(ns, "owned-csv", sampleCSV), csvDataSource(ns, "owned-data", "owned-csv"), det)
+	expectStalled(t, det, ReasonStorageConflict, `PersistentVolumeClaim "owned-models" exists and is not managed by this Detector`)
+	g.Consistently(func(g Gomega) { g.Expect(trainingJobs(g, det)).To(BeEmpty()) }, "1s", interval).Should(Succeed())
+	cur := &corev1.PersistentVolumeClaim{}
+	g.Expect(k8sClient.Get(context.Background(), client.ObjectKeyFromObject(pvc), cur)).To(Succeed())
+	g.Expect(cur.Labels).To(Equal(pvc.Labels))
+}
+
+func TestKubectlWaitAndPrinterColumns(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	det := detector(ns, "metrics", "metrics-data")
+	create(t, csvConfigMap(ns, "metrics-csv", sampleCSV), csvDataSource(ns, "metrics-data", "metrics-csv"), det)
+	job := waitForOneJob(t, det)
+
+	// While training, kubectl wait for Ready times out.
+	out, err := kubectl(t, "wait", "-n", ns, "--for=condition=Ready", "detector/metrics", "--timeout=1s")
+	g.Expect(err).To(HaveOccurred(), out)
+
+	// Live epoch and loss show in the wide listing.
+	progress := &corev1.ConfigMap{}
+	g.Expect(k8sClient.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "metrics-progress"}, progress)).To(Succeed())
+	progress.Data = map[string]string{
+		kadetv1.ProgressKeySpecHash: job.Labels[builders.LabelSpecHash], kadetv1.ProgressKeyEpoch: "4",
+		kadetv1.ProgressKeyEpochs: "20", kadetv1.ProgressKeyLoss: "0.125",
+	}
+	g.Expect(k8sClient.Update(context.Background(), progress)).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		out, err := kubectl(t, "get", "detectors", "-n", ns, "-o", "wide")
+		g.Expect(err).NotTo(HaveOccurred(), out)
+		rows := parseTable(out)
+		g.Expect(rows).To(HaveLen(1))
+		g.Expect(rows[0]).To(Equal(map[string]string{
+			"NAME": "metrics", "MODEL": "Autoencoder", "PHASE": "Training", "VERSION": "", "THRESHOLD": "",
+			"READY": "False", "AGE": rows[0]["AGE"], "EPOCH": "4", "LOSS": "0.125", "ENDPOINT": "",
+		}))
+		g.Expect(rows[0]["AGE"]).NotTo(BeEmpty())
+	}, timeout, interval).Should(Succeed())
+
+	completeJob(t, job, kadetv1.TrainingResult{Version: "v7", Digest: "sha256:abc", Threshold: 0.75})
+	rollOutDeployment(t, client.ObjectKey{Namespace: ns, Name: "metrics-scoring"})
+	start := time.Now()
+	out, err = kubectl(t, "wait", "-n", ns, "--for=condition=Ready", "detector/metrics", "--timeout=20s")
+	g.Expect(err).NotTo(HaveOccurred(), out)
+	g.Expect(time.Since(start)).To(BeNumerically("<", 20*time.Second))
+
+	out, err = kubectl(t, "get", "detector", "metrics", "-n", ns)
+	g.Expect(err).NotTo(HaveOccurred(), out)
+	rows := parseTable(out)
+	g.Expect(rows).To(HaveLen(1))
+	g.Expect(rows[0]).To(HaveKeyWithValue("PHASE", "Serving"))
+	g.Expect(rows[0]).To(HaveKeyWithValue("VERSION", "v7"))
+	g.Expect(rows[0]).To(HaveKeyWithValue("THRESHOLD", "0.75"))
+	g.Expect(rows[0]).To(HaveKeyWithValue("READY", "True"))
+	g.Expect(rows[0]).NotTo(HaveKey("EPOCH"), "wide-only column")
+}
+
+// parseTable reads kubectl's column output into one map per row, keyed by header.
+// Cells are cut at the header's column offsets, so an empty cell reads as "".
+func parseTable(out string) []map[string]string {
+	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
+	header := lines[0] + " "
+	type column struct {
+		name       string
+		start, end int
+	}
+	var cols []column
+	for i := range header {
+		if header[i] != ' ' && (i == 0 || header[i-1] == ' ') {
+			if n := len(cols); n > 0 {
+				cols[n-1].end = i
+			}
+			cols = append(cols, column{start: i, end: -1})
+		}
+	}
+	cell := func(line string, start, end int) string {
+		if end < 0 || end > len(line) {
+			end = len(line)
+		}
+		if start >= end {
+			return ""
+		}
+		return strings.TrimSpace(line[start:end])
+	}
+	for k := range cols {
+		cols[k].name = cell(header, cols[k].start, cols[k].end)
+	}
+	var rows []map[string]string
+	for _, line := range lines[1:] {
+		row := map[string]string{}
+		for _, c := range cols {
+			row[c.name] = cell(line, c.start, c.end)
+		}
+		rows = append(rows, row)
+	}
+	return rows
+}
