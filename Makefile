@@ -1,9 +1,10 @@
-# kadet: build, generate, test.
+# kadet: build, generate, test. `make help` lists the targets.
 SHELL := /usr/bin/env bash -o pipefail
 .SHELLFLAGS := -ec
 
 BIN ?= $(CURDIR)/bin
 CONTROLLER_GEN ?= $(BIN)/controller-gen
+# Extra flags for go test, e.g. GO_TEST_FLAGS="-run Lifecycle -v".
 GO_TEST_FLAGS ?=
 
 .PHONY: all
@@ -17,11 +18,11 @@ build: ## Build bin/manager and bin/detector.
 	go build -o $(BIN)/detector ./detector/cmd/detector
 
 .PHONY: fmt
-fmt:
+fmt: ## Format the Go code.
 	go fmt ./...
 
 .PHONY: vet
-vet:
+vet: ## Run go vet.
 	go vet ./...
 
 ##@ Generated code
@@ -30,33 +31,36 @@ $(CONTROLLER_GEN): hack/tools/go.mod hack/tools/go.sum
 	cd hack/tools && go build -o $(CONTROLLER_GEN) sigs.k8s.io/controller-tools/cmd/controller-gen
 
 .PHONY: generate
-generate: $(CONTROLLER_GEN) ## Generate DeepCopy methods.
+generate: $(CONTROLLER_GEN) ## Generate the API's DeepCopy methods.
 	$(CONTROLLER_GEN) object:headerFile=hack/boilerplate.go.txt paths=./api/...
 
 .PHONY: manifests
-manifests: $(CONTROLLER_GEN) ## Generate CRDs and RBAC.
+manifests: $(CONTROLLER_GEN) ## Generate the CRDs (config/crd/bases) and the manager's ClusterRole (config/rbac/role.yaml).
 	$(CONTROLLER_GEN) crd:allowDangerousTypes=true rbac:roleName=kadet-manager-role \
 		paths=./api/... paths=./controllers/... \
 		output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
 
 .PHONY: verify
-verify: generate manifests ## Fail when generated files or go.mod are stale.
+verify: generate manifests ## Fail when generated files, go.mod or formatting are stale.
 	go mod tidy
-	@if [ -n "$$(git status --porcelain -- api config go.mod go.sum)" ]; then \
-		echo "generated files are stale; run 'make generate manifests' and 'go mod tidy', then commit:"; \
-		git status --porcelain -- api config go.mod go.sum; git --no-pager diff --stat -- api config go.mod go.sum; exit 1; \
+	@cd hack/tools && go mod tidy
+	@unformatted="$$(gofmt -l $$(git ls-files '*.go'))"; \
+		if [ -n "$$unformatted" ]; then echo "gofmt: these files need formatting:"; echo "$$unformatted"; exit 1; fi
+	@if [ -n "$$(git status --porcelain)" ]; then \
+		echo "generated files are stale: run 'make generate manifests' and 'go mod tidy', then commit:"; \
+		git status --porcelain; git --no-pager diff --stat; exit 1; \
 	fi
 
 ##@ Test
 
 .PHONY: controlplane
-controlplane: ## Build (once per machine) etcd, kube-apiserver, kubectl and friends; print their folder.
+controlplane: ## Build (once per machine) etcd, kube-apiserver, kubectl, ...; print their folder.
 	@hack/controlplane.sh
 
 .PHONY: test
-test: verify vet ## Run every test against a real kube-apiserver + etcd.
+test: generate manifests vet ## Run every test against a real kube-apiserver + etcd (builds them on first use).
 	KUBEBUILDER_ASSETS="$${KUBEBUILDER_ASSETS:-$$(hack/controlplane.sh)}" go test $(GO_TEST_FLAGS) ./...
 
 .PHONY: help
-help:
-	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z_-]+:.*?##/ { printf "  %-14s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
+help: ## List the targets.
+	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z_-]+:.*?##/ { printf "  %-14s %s\n", $$1, $$2 } /^##@/ { printf "\n%s\n", substr($$0, 5) }' $(MAKEFILE_LIST)

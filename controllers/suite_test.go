@@ -10,10 +10,12 @@ import (
 
 	"go.uber.org/zap/zapcore"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -22,6 +24,7 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/yaml"
 
 	kadetv1 "github.com/kadet-dev/kadet/api/v1alpha1"
 	"github.com/kadet-dev/kadet/controllers/builders"
@@ -69,7 +72,14 @@ func runSuite(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+	// The controllers run as a user holding exactly the RBAC generated into config/rbac,
+	// so a missing +kubebuilder:rbac marker fails these tests.
+	managerCfg, err := managerUser(cfg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "granting the manager's RBAC:", err)
+		return 1
+	}
+	mgr, err := ctrl.NewManager(managerCfg, ctrl.Options{
 		Scheme:     scheme,
 		Metrics:    metricsserver.Options{BindAddress: "0"},
 		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
@@ -105,6 +115,35 @@ func runSuite(m *testing.M) int {
 	cancel()
 	<-done
 	return code
+}
+
+// managerUser binds config/rbac/role.yaml to a new user and returns its config.
+func managerUser(admin *rest.Config) (*rest.Config, error) {
+	raw, err := os.ReadFile(filepath.Join("..", "config", "rbac", "role.yaml"))
+	if err != nil {
+		return nil, err
+	}
+	role := &rbacv1.ClusterRole{}
+	if err := yaml.UnmarshalStrict(raw, role); err != nil {
+		return nil, err
+	}
+	ctx := context.Background()
+	if err := k8sClient.Create(ctx, role); err != nil {
+		return nil, err
+	}
+	binding := &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "kadet-manager"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: "kadet-manager"}},
+	}
+	if err := k8sClient.Create(ctx, binding); err != nil {
+		return nil, err
+	}
+	user, err := testEnv.AddUser(envtest.User{Name: "kadet-manager"}, admin)
+	if err != nil {
+		return nil, err
+	}
+	return user.Config(), nil
 }
 
 // newNamespace gives a test its own namespace, so tests cannot see each other's objects.

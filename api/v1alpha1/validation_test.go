@@ -232,3 +232,40 @@ func TestStorageUpdatesAreChecked(t *testing.T) {
 		})
 	}
 }
+
+// TestSamplesAreAccepted applies every document of config/samples as a user would.
+func TestSamplesAreAccepted(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("..", "..", "config", "samples", "*.yaml"))
+	if err != nil || len(files) < 2 {
+		t.Fatalf("samples: %v %v", files, err)
+	}
+	ns := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "v1", "kind": "Namespace", "metadata": map[string]any{"name": "samples"},
+	}}
+	if err := k8sClient.Create(context.Background(), ns); err != nil {
+		t.Fatal(err)
+	}
+	kinds := 0
+	for _, f := range files {
+		if filepath.Base(f) == "kustomization.yaml" {
+			continue
+		}
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, doc := range strings.Split(string(raw), "\n---\n") {
+			obj := object(t, doc)
+			obj.SetNamespace("samples")
+			if err := k8sClient.Create(context.Background(), obj); err != nil {
+				t.Errorf("%s document %d (%s %s): %v", filepath.Base(f), i, obj.GetKind(), obj.GetName(), err)
+			}
+			if obj.GetKind() == "Detector" {
+				kinds++
+			}
+		}
+	}
+	if kinds < 2 {
+		t.Errorf("only %d Detector samples", kinds)
+	}
+}
