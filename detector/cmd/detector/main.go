@@ -1,34 +1,89 @@
-// Command detector trains, scores, serves and evaluates kadet anomaly detectors. Training
-// Jobs and scoring Deployments both run it.
+// Command detector trains, scores and evaluates kadet anomaly detectors. Training Jobs
+// and scoring Deployments both run it.
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/kadet-dev/kadet/detector/pipeline"
 )
 
 const usage = `usage: detector <command> [flags]
 
 commands:
-  train     --spec FILE --out DIR        train a model from a TrainingRequest
-  score     --model FILE --input CSV     score records with a model
-  serve     --model-dir DIR --addr ADDR  serve a model over HTTP
-  evaluate  --model FILE --input CSV     print detection metrics as JSON
+  train     train a model: --spec FILE (a TrainingRequest) or --data CSV --model TYPE, and --out DIR
+  score     score a CSV: --model PATH --input CSV [--output CSV]
+  evaluate  print detection metrics as JSON: --model PATH --input CSV --label-column NAME
+  serve     serve a model over HTTP (not in this build yet)
+
+Run 'detector <command> -h' for the flags of a command.
 `
 
-func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+// Exit codes. Training Jobs fail at once on exitInvalidInput (retrying cannot help).
+const (
+	exitOK           = 0
+	exitFailure      = 1
+	exitInvalidInput = 2
+	exitCanceled     = 143 // 128 + SIGTERM
+)
 
-func run(args []string, stdout, stderr io.Writer) int {
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		fmt.Fprint(stdout, usage)
-		return 0
+		return exitOK
 	}
+	var err error
 	switch args[0] {
-	case "train", "score", "serve", "evaluate":
-		fmt.Fprintf(stderr, "detector %s: this build has no detection engine yet\n", args[0])
-		return 1
+	case "train":
+		err = cmdTrain(ctx, args[1:], stdout, stderr)
+	case "score":
+		err = cmdScore(args[1:], stdout, stderr)
+	case "evaluate":
+		err = cmdEvaluate(args[1:], stdout)
+	case "serve":
+		err = usageError{"detector serve is not in this build yet"}
+	default:
+		fmt.Fprintf(stderr, "detector: unknown command %q\n\n%s", args[0], usage)
+		return exitInvalidInput
 	}
-	fmt.Fprintf(stderr, "detector: unknown command %q\n\n%s", args[0], usage)
-	return 2
+	return exitCode(stderr, args[0], err)
+}
+
+// usageError is a bad command line.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+// canceledError is a command stopped by a signal.
+type canceledError struct{ err error }
+
+func (e canceledError) Error() string { return e.err.Error() }
+func (e canceledError) Unwrap() error { return e.err }
+
+func exitCode(stderr io.Writer, cmd string, err error) int {
+	if err == nil {
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "detector %s: %v\n", cmd, err)
+	var ue usageError
+	var ce canceledError
+	switch {
+	case errors.As(err, &ce):
+		return exitCanceled
+	case errors.As(err, &ue), pipeline.IsInputError(err):
+		return exitInvalidInput
+	}
+	return exitFailure
 }

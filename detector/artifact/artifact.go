@@ -1,0 +1,217 @@
+// Package artifact reads and writes kadet model files: one self-describing file holding
+// the model's architecture, scaler, threshold, training metrics and weights, sealed by a
+// SHA-256 digest.
+//
+// Layout (little endian):
+//
+//	magic "KADETMDL" | format version uint32 | metadata length uint32 | metadata JSON |
+//	weights: float32 values of each tensor listed in the metadata, in order | SHA-256 of all before
+package artifact
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/kadet-dev/kadet/detector/model"
+	"github.com/kadet-dev/kadet/detector/preprocess"
+)
+
+// FormatVersion is the version this package writes and the newest it reads.
+const FormatVersion = 1
+
+// Magic opens every model file.
+const Magic = "KADETMDL"
+
+// MaxMetadata bounds the metadata section, so a corrupt length cannot ask for gigabytes.
+const MaxMetadata = 64 << 20
+
+const headerLen = len(Magic) + 4 + 4
+
+// Metadata describes a model; it is the JSON section of the file.
+type Metadata struct {
+	Model     model.Spec                  `json:"model"`
+	Features  []string                    `json:"features"`
+	Scaler    *preprocess.Scaler          `json:"scaler"`
+	Threshold Threshold                   `json:"threshold"`
+	Training  TrainingInfo                `json:"training"`
+	Data      []preprocess.FeatureSummary `json:"data"`
+	Tensors   []TensorInfo                `json:"tensors"`
+	Kadet     string                      `json:"kadetVersion"`
+	CreatedAt time.Time                   `json:"createdAt"`
+}
+
+// Threshold is the calibrated raw-score threshold and how it was chosen.
+type Threshold struct {
+	Method    string  `json:"method"`
+	Parameter float64 `json:"parameter,omitempty"`
+	Value     float64 `json:"value"`
+}
+
+// TrainingInfo records how the model was trained.
+type TrainingInfo struct {
+	Seed            int64              `json:"seed"`
+	Epochs          int                `json:"epochs"`
+	BatchSize       int                `json:"batchSize"`
+	LearningRate    float64            `json:"learningRate"`
+	ValidationSplit float64            `json:"validationSplit"`
+	Rows            int                `json:"rows"`
+	Metrics         map[string]float64 `json:"metrics"`
+}
+
+// TensorInfo names a weight tensor stored after the metadata.
+type TensorInfo struct {
+	Name  string `json:"name"`
+	Shape []int  `json:"shape"`
+}
+
+// Model is a loaded model file.
+type Model struct {
+	Meta    Metadata
+	Network *model.Network
+	// Digest is "sha256:<hex>" of the file.
+	Digest string
+}
+
+// Encode serialises meta and net. meta.Tensors is filled from net.
+func Encode(meta Metadata, net *model.Network) ([]byte, string, error) {
+	meta.Tensors = meta.Tensors[:0]
+	for _, p := range net.Params {
+		meta.Tensors = append(meta.Tensors, TensorInfo{Name: p.Name, Shape: p.Shape})
+	}
+	js, err := json.Marshal(meta)
+	if err != nil {
+		return nil, "", fmt.Errorf("encoding model metadata: %w", err)
+	}
+	var buf bytes.Buffer
+	buf.WriteString(Magic)
+	_ = binary.Write(&buf, binary.LittleEndian, uint32(FormatVersion))
+	_ = binary.Write(&buf, binary.LittleEndian, uint32(len(js)))
+	buf.Write(js)
+	for _, p := range net.Params {
+		_ = binary.Write(&buf, binary.LittleEndian, p.Data)
+	}
+	sum := sha256.Sum256(buf.Bytes())
+	buf.Write(sum[:])
+	return buf.Bytes(), "sha256:" + hex.EncodeToString(sum[:]), nil
+}
+
+// Decode parses and verifies a model file: magic, version, digest, metadata and every
+// tensor's shape against the architecture. A bad file gets an error saying what is
+// wrong with it, never a panic.
+func Decode(b []byte) (*Model, error) {
+	if len(b) < len(Magic) || string(b[:len(Magic)]) != Magic {
+		return nil, errors.New("not a kadet model file (bad magic number)")
+	}
+	if len(b) < headerLen {
+		return nil, errors.New("model file is truncated: header incomplete")
+	}
+	version := binary.LittleEndian.Uint32(b[8:12])
+	if version > FormatVersion {
+		return nil, fmt.Errorf("model file format version %d is newer than this detector reads (%d): upgrade kadet", version, FormatVersion)
+	}
+	if version == 0 {
+		return nil, errors.New("model file format version 0 is invalid")
+	}
+	if len(b) < headerLen+sha256.Size {
+		return nil, errors.New("model file is truncated: no digest")
+	}
+	body, stored := b[:len(b)-sha256.Size], b[len(b)-sha256.Size:]
+	sum := sha256.Sum256(body)
+	if !bytes.Equal(sum[:], stored) {
+		return nil, errors.New("model file is corrupt or truncated: SHA-256 digest does not match its contents")
+	}
+	mlen := int(binary.LittleEndian.Uint32(b[12:16]))
+	if mlen > MaxMetadata || headerLen+mlen > len(body) {
+		return nil, fmt.Errorf("model file metadata length %d exceeds the file", mlen)
+	}
+	var meta Metadata
+	dec := json.NewDecoder(bytes.NewReader(body[headerLen : headerLen+mlen]))
+	if err := dec.Decode(&meta); err != nil {
+		return nil, fmt.Errorf("model file metadata is not valid JSON: %w", err)
+	}
+	weights := body[headerLen+mlen:]
+	params := make([]model.Param, 0, len(meta.Tensors))
+	off := 0
+	for _, t := range meta.Tensors {
+		n := 1
+		for _, s := range t.Shape {
+			if s <= 0 || s > math.MaxInt32 || n > math.MaxInt32/s {
+				return nil, fmt.Errorf("model file tensor %s has invalid shape %v", t.Name, t.Shape)
+			}
+			n *= s
+		}
+		if off+4*n > len(weights) {
+			return nil, fmt.Errorf("model file tensor %s%v runs past the end of the weights", t.Name, t.Shape)
+		}
+		data := make([]float32, n)
+		_ = binary.Read(bytes.NewReader(weights[off:off+4*n]), binary.LittleEndian, data)
+		off += 4 * n
+		params = append(params, model.Param{Name: t.Name, Shape: t.Shape, Data: data})
+	}
+	if off != len(weights) {
+		return nil, fmt.Errorf("model file has %d bytes of weights beyond its tensors", len(weights)-off)
+	}
+	net, err := model.FromParams(meta.Model, params)
+	if err != nil {
+		return nil, fmt.Errorf("model file does not match its architecture: %w", err)
+	}
+	if err := meta.check(); err != nil {
+		return nil, fmt.Errorf("model file metadata: %w", err)
+	}
+	return &Model{Meta: meta, Network: net, Digest: "sha256:" + hex.EncodeToString(sum[:])}, nil
+}
+
+func (m *Metadata) check() error {
+	if len(m.Features) != m.Model.Inputs {
+		return fmt.Errorf("%d feature names for %d inputs", len(m.Features), m.Model.Inputs)
+	}
+	if m.Scaler == nil {
+		return errors.New("no scaler")
+	}
+	if err := m.Scaler.Validate(m.Model.Inputs); err != nil {
+		return err
+	}
+	if !(m.Threshold.Value > 0) || math.IsInf(m.Threshold.Value, 0) {
+		return fmt.Errorf("threshold %v is not a positive number", m.Threshold.Value)
+	}
+	return nil
+}
+
+// FileName is the model file's name inside its version folder.
+const FileName = "model.kadet"
+
+// Load reads and verifies a model file.
+func Load(path string) (*Model, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if st.IsDir() {
+		path = filepath.Join(path, FileName)
+		return Load(path)
+	}
+	b, err := io.ReadAll(f)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", path, err)
+	}
+	m, err := Decode(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return m, nil
+}

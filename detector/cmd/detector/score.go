@@ -1,0 +1,170 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/kadet-dev/kadet/detector/artifact"
+	"github.com/kadet-dev/kadet/detector/data"
+	"github.com/kadet-dev/kadet/detector/evaluate"
+	"github.com/kadet-dev/kadet/detector/pipeline"
+)
+
+// loadModel loads a model file, a version folder, or the newest version of a model
+// directory.
+func loadModel(path string) (*artifact.Model, error) {
+	if st, err := os.Stat(path); err == nil && st.IsDir() {
+		if _, err := os.Stat(path + "/" + artifact.FileName); err != nil {
+			newest, err := artifact.Path(path, "")
+			if err != nil {
+				return nil, err
+			}
+			path = newest
+		}
+	}
+	m, err := artifact.Load(path)
+	if err != nil {
+		return nil, &pipeline.SpecError{Msg: err.Error()}
+	}
+	return m, nil
+}
+
+func delimiter(s string) (rune, error) {
+	r := []rune(s)
+	if len(r) != 1 {
+		return 0, usageError{fmt.Sprintf("--delimiter %q: want one character", s)}
+	}
+	return r[0], nil
+}
+
+func cmdScore(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("score", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	modelPath := fs.String("model", "", "model file, version folder or model directory (newest version) (required)")
+	input := fs.String("input", "", "CSV to score (required)")
+	output := fs.String("output", "-", "CSV to write, - for stdout")
+	delim := fs.String("delimiter", ",", "field delimiter of input and output")
+	if err := fs.Parse(args); err != nil {
+		return usageError{err.Error()}
+	}
+	if *modelPath == "" || *input == "" {
+		return usageError{"--model and --input are required"}
+	}
+	d, err := delimiter(*delim)
+	if err != nil {
+		return err
+	}
+	m, err := loadModel(*modelPath)
+	if err != nil {
+		return err
+	}
+	in, err := os.Open(*input)
+	if err != nil {
+		return &data.Error{Source: *input, Msg: "cannot open: " + err.Error()}
+	}
+	defer in.Close()
+	var w io.Writer = stdout
+	var tmp *os.File
+	if *output != "-" {
+		// Write beside the target and rename, so a failure leaves no half-written file.
+		if tmp, err = os.CreateTemp(dirOf(*output), ".score-*.csv"); err != nil {
+			return err
+		}
+		defer os.Remove(tmp.Name())
+		w = tmp
+	}
+	bw := bufio.NewWriterSize(w, 1<<16)
+	rows, anomalies, err := pipeline.ScoreCSV(m, bufio.NewReaderSize(in, 1<<16), bw, *input, d)
+	if err == nil {
+		err = bw.Flush()
+	}
+	if err != nil {
+		return err
+	}
+	if tmp != nil {
+		if err := tmp.Close(); err != nil {
+			return err
+		}
+		if err := os.Rename(tmp.Name(), *output); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(stderr, "scored %d rows with model %s: %d anomalies\n", rows, m.Digest[:15], anomalies)
+	return nil
+}
+
+func dirOf(path string) string {
+	if i := strings.LastIndex(path, "/"); i >= 0 {
+		return path[:i+1]
+	}
+	return "."
+}
+
+func cmdEvaluate(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("evaluate", flag.ContinueOnError)
+	modelPath := fs.String("model", "", "model file, version folder or model directory (required)")
+	input := fs.String("input", "", "labelled CSV (required)")
+	label := fs.String("label-column", "", "column with 0 (normal) / 1 (anomaly) labels (required)")
+	delim := fs.String("delimiter", ",", "field delimiter")
+	if err := fs.Parse(args); err != nil {
+		return usageError{err.Error()}
+	}
+	if *modelPath == "" || *input == "" || *label == "" {
+		return usageError{"--model, --input and --label-column are required"}
+	}
+	d, err := delimiter(*delim)
+	if err != nil {
+		return err
+	}
+	m, err := loadModel(*modelPath)
+	if err != nil {
+		return err
+	}
+	f, err := os.Open(*input)
+	if err != nil {
+		return &data.Error{Source: *input, Msg: "cannot open: " + err.Error()}
+	}
+	defer f.Close()
+	tbl, err := data.ReadCSV(bufio.NewReaderSize(f, 1<<16), *input, data.CSVOptions{
+		Columns: m.Meta.Features, LabelColumn: *label, Delimiter: d,
+	})
+	if err != nil {
+		return err
+	}
+	res, err := pipeline.Score(m, tbl.X)
+	if err != nil {
+		return err
+	}
+	raw := make([]float32, len(res))
+	for i, r := range res {
+		raw[i] = float32(r.Raw)
+	}
+	metrics := evaluate.Evaluate(raw, tbl.Labels, m.Meta.Threshold.Value)
+	enc := json.NewEncoder(stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(jsonSafe(metrics))
+}
+
+// jsonSafe replaces NaN (an undefined AUROC when one class is missing) with null.
+func jsonSafe(m evaluate.Metrics) map[string]any {
+	b, _ := json.Marshal(struct {
+		evaluate.Metrics
+		AUROC any `json:"auroc"`
+		AUPRC any `json:"auprc"`
+	}{Metrics: m, AUROC: nanToNil(m.AUROC), AUPRC: nanToNil(m.AUPRC)})
+	var out map[string]any
+	_ = json.Unmarshal(b, &out)
+	return out
+}
+
+func nanToNil(v float64) any {
+	if v != v {
+		return nil
+	}
+	return v
+}

@@ -1,0 +1,258 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/term"
+
+	kadetv1 "github.com/kadet-dev/kadet/api/v1alpha1"
+	"github.com/kadet-dev/kadet/detector/pipeline"
+	"github.com/kadet-dev/kadet/detector/train"
+)
+
+// defaultTerminationLog is where Kubernetes reads a container's termination message.
+const defaultTerminationLog = "/dev/termination-log"
+
+func cmdTrain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("train", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		specFile = fs.String("spec", "", "TrainingRequest JSON, as the controller renders it")
+		out      = fs.String("out", "", "model directory; the model is saved in a new version folder (required)")
+		termLog  = fs.String("termination-log", defaultTerminationLog, "file for the result Kubernetes reports; skipped when it does not exist")
+		local    = localFlags(fs)
+	)
+	if err := fs.Parse(args); err != nil {
+		return usageError{err.Error()}
+	}
+	if *out == "" {
+		return usageError{"--out is required"}
+	}
+	req, err := trainingRequest(*specFile, local)
+	result, err := func() (*kadetv1.TrainingResult, error) {
+		if err != nil {
+			return nil, err
+		}
+		reporter := newProgressReporter(stderr, progressSink(stderr))
+		outcome, err := pipeline.Train(ctx, req, *out, reporter.report)
+		reporter.done()
+		if errors.Is(err, train.ErrCanceled) {
+			return nil, canceledError{fmt.Errorf("%w; no model was written", err)}
+		}
+		if err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(stderr, "saved model %s to %s\n", outcome.Result.Version, outcome.Dir)
+		return &outcome.Result, nil
+	}()
+	if err != nil {
+		writeTermination(*termLog, kadetv1.TrainingResult{Error: err.Error()}, stderr)
+		return err
+	}
+	line, _ := json.Marshal(result)
+	fmt.Fprintln(stdout, string(line))
+	writeTermination(*termLog, *result, stderr)
+	return nil
+}
+
+// writeTermination writes res where Kubernetes takes the termination message from,
+// within its size limit. Outside a pod the file does not exist and nothing is written.
+func writeTermination(path string, res kadetv1.TrainingResult, stderr io.Writer) {
+	if path == "" {
+		return
+	}
+	if _, err := os.Stat(path); err != nil {
+		return
+	}
+	b, _ := json.Marshal(res)
+	if len(b) > kadetv1.TerminationMessageLimit {
+		res.Metrics = nil
+		if len(res.Error) > 3000 {
+			res.Error = res.Error[:3000] + "..."
+		}
+		b, _ = json.Marshal(res)
+	}
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		fmt.Fprintf(stderr, "detector train: writing termination message: %v\n", err)
+	}
+}
+
+// localTrainFlags train without a controller: on a CSV with flags for the model.
+type localTrainFlags struct {
+	data, model, columns, label, timestamp, delimiter, hidden, activation, scaling, method string
+	epochs, batch, latent, patience                                                        int
+	lr, valSplit, param                                                                    float64
+	seed                                                                                   int64
+}
+
+func localFlags(fs *flag.FlagSet) *localTrainFlags {
+	l := &localTrainFlags{}
+	fs.StringVar(&l.data, "data", "", "CSV file or http(s) URL to train on (instead of --spec)")
+	fs.StringVar(&l.model, "model", "Autoencoder", "model type: Autoencoder or MLPClassifier")
+	fs.StringVar(&l.columns, "columns", "", "comma-separated feature columns (default: all but label and timestamp)")
+	fs.StringVar(&l.label, "label-column", "", "column with 0 (normal) / 1 (anomaly) labels")
+	fs.StringVar(&l.timestamp, "timestamp-column", "", "column with row timestamps")
+	fs.StringVar(&l.delimiter, "delimiter", ",", "field delimiter")
+	fs.StringVar(&l.hidden, "hidden", "", "comma-separated hidden layer widths (default per model type)")
+	fs.IntVar(&l.latent, "latent", 0, "autoencoder latent size (default per model type)")
+	fs.StringVar(&l.activation, "activation", "ReLU", "ReLU, LeakyReLU, Tanh or Sigmoid")
+	fs.StringVar(&l.scaling, "scaling", "Standardize", "Standardize, MinMax or None")
+	fs.IntVar(&l.epochs, "epochs", 20, "training epochs")
+	fs.IntVar(&l.batch, "batch-size", 64, "mini-batch size")
+	fs.Float64Var(&l.lr, "learning-rate", 0.001, "Adam learning rate")
+	fs.Float64Var(&l.valSplit, "validation-split", 0.1, "fraction of rows held out")
+	fs.Int64Var(&l.seed, "seed", 1, "random seed")
+	fs.IntVar(&l.patience, "patience", 0, "early stopping patience in epochs (0: off)")
+	fs.StringVar(&l.method, "threshold", "Percentile", "Percentile, MeanStd, Fixed, Contamination or BestF1")
+	fs.Float64Var(&l.param, "threshold-param", 0, "the threshold method's parameter (default per method)")
+	return l
+}
+
+// trainingRequest reads --spec, or builds a request from the local flags.
+func trainingRequest(specFile string, l *localTrainFlags) (*kadetv1.TrainingRequest, error) {
+	switch {
+	case specFile != "" && l.data != "":
+		return nil, usageError{"give --spec or --data, not both"}
+	case specFile != "":
+		return readSpec(specFile)
+	case l.data == "":
+		return nil, usageError{"give --spec FILE or --data CSV"}
+	}
+	req := &kadetv1.TrainingRequest{
+		APIVersion: kadetv1.GroupVersion.String(), Kind: kadetv1.TrainingRequestKind,
+		Detector:      kadetv1.ObjectKey{Name: "local"},
+		Model:         kadetv1.ModelSpec{Type: kadetv1.ModelType(l.model), Activation: kadetv1.Activation(l.activation)},
+		Preprocessing: kadetv1.PreprocessingSpec{Scaling: kadetv1.Scaling(l.scaling)},
+		Training: kadetv1.TrainingParameters{
+			Epochs: int32(l.epochs), BatchSize: int32(l.batch), LearningRate: l.lr, ValidationSplit: l.valSplit, Seed: l.seed,
+		},
+		Threshold: kadetv1.ThresholdSpec{Method: kadetv1.ThresholdMethod(l.method)},
+		Data: kadetv1.ResolvedData{CSV: &kadetv1.ResolvedCSV{
+			LabelColumn: l.label, TimestampColumn: l.timestamp, Delimiter: l.delimiter,
+		}},
+	}
+	if strings.HasPrefix(l.data, "http://") || strings.HasPrefix(l.data, "https://") {
+		req.Data.CSV.File.URL = l.data
+	} else {
+		req.Data.CSV.File.Path = l.data
+	}
+	if l.columns != "" {
+		req.Data.CSV.Columns = strings.Split(l.columns, ",")
+	}
+	for _, h := range strings.Split(l.hidden, ",") {
+		if h == "" {
+			continue
+		}
+		v, err := strconv.Atoi(strings.TrimSpace(h))
+		if err != nil || v <= 0 {
+			return nil, usageError{fmt.Sprintf("--hidden: %q is not a positive width", h)}
+		}
+		req.Model.HiddenLayers = append(req.Model.HiddenLayers, int32(v))
+	}
+	if l.latent > 0 {
+		v := int32(l.latent)
+		req.Model.LatentSize = &v
+	}
+	if l.patience > 0 {
+		req.Training.EarlyStopping = &kadetv1.EarlyStoppingSpec{Patience: int32(l.patience)}
+	}
+	if l.param != 0 {
+		p := l.param
+		switch req.Threshold.Method {
+		case kadetv1.ThresholdPercentile:
+			req.Threshold.Percentile = &p
+		case kadetv1.ThresholdMeanStd:
+			req.Threshold.StdDevs = &p
+		case kadetv1.ThresholdFixed:
+			req.Threshold.Value = &p
+		case kadetv1.ThresholdContamination:
+			req.Threshold.Contamination = &p
+		}
+	}
+	return req, checkRequest(req)
+}
+
+func readSpec(path string) (*kadetv1.TrainingRequest, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, &pipeline.SpecError{Msg: fmt.Sprintf("reading spec: %v", err)}
+	}
+	req := &kadetv1.TrainingRequest{}
+	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(req); err != nil {
+		return nil, &pipeline.SpecError{Msg: fmt.Sprintf("%s is not a TrainingRequest: %v", path, err)}
+	}
+	if req.Kind != kadetv1.TrainingRequestKind || req.APIVersion != kadetv1.GroupVersion.String() {
+		return nil, &pipeline.SpecError{Msg: fmt.Sprintf("%s has apiVersion %q kind %q; want %s %s",
+			path, req.APIVersion, req.Kind, kadetv1.GroupVersion, kadetv1.TrainingRequestKind)}
+	}
+	return req, checkRequest(req)
+}
+
+// checkRequest refuses settings the API would have refused, for requests that did not
+// come through the API server.
+func checkRequest(req *kadetv1.TrainingRequest) error {
+	t := req.Training
+	switch {
+	case t.Epochs < 1:
+		return &pipeline.SpecError{Msg: fmt.Sprintf("epochs %d: want at least 1", t.Epochs)}
+	case t.BatchSize < 1:
+		return &pipeline.SpecError{Msg: fmt.Sprintf("batch size %d: want at least 1", t.BatchSize)}
+	case !(t.LearningRate > 0 && t.LearningRate <= 1):
+		return &pipeline.SpecError{Msg: fmt.Sprintf("learning rate %v: want (0, 1]", t.LearningRate)}
+	case !(t.ValidationSplit >= 0 && t.ValidationSplit <= 0.5):
+		return &pipeline.SpecError{Msg: fmt.Sprintf("validation split %v: want [0, 0.5]", t.ValidationSplit)}
+	}
+	return nil
+}
+
+// progressReporter prints one line per epoch, or a live bar on a terminal, and passes
+// each epoch to sink (the progress ConfigMap in a pod).
+type progressReporter struct {
+	w        io.Writer
+	terminal bool
+	sink     func(train.Progress)
+	drew     bool
+}
+
+func newProgressReporter(w io.Writer, sink func(train.Progress)) *progressReporter {
+	f, ok := w.(*os.File)
+	return &progressReporter{w: w, terminal: ok && term.IsTerminal(int(f.Fd())), sink: sink}
+}
+
+func (p *progressReporter) report(pr train.Progress) {
+	val := ""
+	if !math.IsNaN(pr.ValLoss) {
+		val = fmt.Sprintf(" val_loss %.6g", pr.ValLoss)
+	}
+	line := fmt.Sprintf("epoch %d/%d loss %.6g%s %.0f samples/s eta %s",
+		pr.Epoch, pr.Epochs, pr.Loss, val, pr.SamplesPerSecond, pr.ETA.Round(time.Second))
+	if p.terminal {
+		const width = 30
+		done := width * pr.Epoch / pr.Epochs
+		fmt.Fprintf(p.w, "\r[%s%s] %s\033[K", strings.Repeat("=", done), strings.Repeat(" ", width-done), line)
+		p.drew = true
+	} else {
+		fmt.Fprintln(p.w, line)
+	}
+	if p.sink != nil {
+		p.sink(pr)
+	}
+}
+
+func (p *progressReporter) done() {
+	if p.drew {
+		fmt.Fprintln(p.w)
+	}
+}

@@ -1,0 +1,128 @@
+package model
+
+import (
+	"fmt"
+
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// Trainer is a Gorgonia training graph for a fixed batch size whose weight nodes share
+// their backing arrays with a Network: each Adam step updates the Network in place.
+type Trainer struct {
+	net     *Network
+	batch   int
+	g       *G.ExprGraph
+	vm      G.VM
+	solver  G.Solver
+	x, y    *G.Node
+	xT, yT  *tensor.Dense
+	loss    *G.Node
+	weights []*G.Node
+	lossVal G.Value
+}
+
+// NewTrainer builds the training graph of net for batches of batch rows, optimised by
+// Adam with learning rate lr.
+func NewTrainer(net *Network, batch int, lr float64) (*Trainer, error) {
+	if batch <= 0 {
+		return nil, fmt.Errorf("batch size %d", batch)
+	}
+	t := &Trainer{net: net, batch: batch, g: G.NewGraph()}
+	d := net.Spec.Inputs
+	t.xT = tensor.New(tensor.WithShape(batch, d), tensor.Of(tensor.Float32))
+	t.x = G.NewMatrix(t.g, tensor.Float32, G.WithShape(batch, d), G.WithName("x"), G.WithValue(t.xT))
+	for _, p := range net.Params {
+		// WithBacking shares p.Data with the graph: the solver's in-place updates are the
+		// Network's weights, no copy back needed.
+		v := tensor.New(tensor.WithShape(p.Shape...), tensor.WithBacking(p.Data))
+		t.weights = append(t.weights, G.NewMatrix(t.g, tensor.Float32, G.WithShape(p.Shape...), G.WithName(p.Name), G.WithValue(v)))
+	}
+	out, err := t.forward()
+	if err != nil {
+		return nil, err
+	}
+	if net.Spec.Type == MLPClassifier {
+		t.yT = tensor.New(tensor.WithShape(batch, 1), tensor.Of(tensor.Float32))
+		t.y = G.NewMatrix(t.g, tensor.Float32, G.WithShape(batch, 1), G.WithName("y"), G.WithValue(t.yT))
+		// softplus(z) - y*z is the cross-entropy of sigmoid(z) without its overflow.
+		t.loss, err = mean(G.Sub(G.Must(G.Softplus(out)), G.Must(G.HadamardProd(t.y, out))))
+	} else {
+		t.loss, err = mean(G.Square(G.Must(G.Sub(out, t.x))))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("building loss: %w", err)
+	}
+	G.Read(t.loss, &t.lossVal)
+	if _, err := G.Grad(t.loss, t.weights...); err != nil {
+		return nil, fmt.Errorf("building gradients: %w", err)
+	}
+	t.vm = G.NewTapeMachine(t.g, G.BindDualValues(t.weights...))
+	t.solver = G.NewAdamSolver(G.WithLearnRate(lr))
+	return t, nil
+}
+
+func mean(n *G.Node, err error) (*G.Node, error) {
+	if err != nil {
+		return nil, err
+	}
+	return G.Mean(n)
+}
+
+func (t *Trainer) forward() (*G.Node, error) {
+	h := t.x
+	layers := len(t.weights) / 2
+	for l := 0; l < layers; l++ {
+		z, err := G.Mul(h, t.weights[2*l])
+		if err != nil {
+			return nil, fmt.Errorf("layer %d: %w", l, err)
+		}
+		if z, err = G.BroadcastAdd(z, t.weights[2*l+1], nil, []byte{0}); err != nil {
+			return nil, fmt.Errorf("layer %d bias: %w", l, err)
+		}
+		if l < layers-1 {
+			if z, err = graphActivation(t.net.Spec.Activation, z); err != nil {
+				return nil, fmt.Errorf("layer %d activation: %w", l, err)
+			}
+		}
+		h = z
+	}
+	return h, nil
+}
+
+func graphActivation(kind string, z *G.Node) (*G.Node, error) {
+	switch kind {
+	case ReLU:
+		return G.Rectify(z)
+	case LeakyReLU:
+		return G.LeakyRelu(z, leakySlope)
+	case Tanh:
+		return G.Tanh(z)
+	case Sigmoid:
+		return G.Sigmoid(z)
+	}
+	return nil, fmt.Errorf("unknown activation %q", kind)
+}
+
+// BatchSize is the graph's fixed batch size.
+func (t *Trainer) BatchSize() int { return t.batch }
+
+// Step runs one Adam step on a batch: x holds BatchSize() rows, y their labels (only
+// for a classifier). It returns the batch's loss before the step.
+func (t *Trainer) Step(x, y []float32) (float32, error) {
+	copy(t.xT.Data().([]float32), x)
+	if t.yT != nil {
+		copy(t.yT.Data().([]float32), y)
+	}
+	defer t.vm.Reset()
+	if err := t.vm.RunAll(); err != nil {
+		return 0, err
+	}
+	if err := t.solver.Step(G.NodesToValueGrads(t.weights)); err != nil {
+		return 0, err
+	}
+	return t.lossVal.Data().(float32), nil
+}
+
+// Close releases the graph's machine.
+func (t *Trainer) Close() error { return t.vm.Close() }

@@ -1,0 +1,167 @@
+package model
+
+import (
+	"math"
+	"math/rand/v2"
+	"slices"
+	"testing"
+)
+
+// lowRank makes rows that lie near a 2-dimensional subspace of d dimensions, which a
+// small autoencoder can learn.
+func lowRank(rows, d int, seed uint64) []float32 {
+	rng := rand.New(rand.NewPCG(seed, 1))
+	basis := make([]float32, 2*d)
+	for i := range basis {
+		basis[i] = float32(rng.NormFloat64())
+	}
+	x := make([]float32, rows*d)
+	for i := 0; i < rows; i++ {
+		a, b := float32(rng.NormFloat64()), float32(rng.NormFloat64())
+		for j := 0; j < d; j++ {
+			x[i*d+j] = a*basis[j] + b*basis[d+j] + 0.05*float32(rng.NormFloat64())
+		}
+	}
+	return x
+}
+
+func train(t *testing.T, net *Network, x, y []float32, batch, steps int) {
+	t.Helper()
+	tr, err := NewTrainer(net, batch, 0.01)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	d := net.Spec.Inputs
+	for s := 0; s < steps; s++ {
+		off := (s * batch) % (len(x)/d - batch + 1)
+		var yb []float32
+		if y != nil {
+			yb = y[off : off+batch]
+		}
+		if _, err := tr.Step(x[off*d:(off+batch)*d], yb); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestAutoencoderLearnsAndGraphMatchesInference(t *testing.T) {
+	const d, batch = 8, 32
+	x := lowRank(512, d, 1)
+	net, err := New(Spec{Type: Autoencoder, Inputs: d, Hidden: []int{16}, Latent: 2, Activation: Tanh}, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := net.Loss(x, nil, 512)
+	train(t, net, x, nil, batch, 600)
+	after := net.Loss(x, nil, 512)
+	if !(after < before/4) {
+		t.Fatalf("loss did not fall: %.4f -> %.4f", before, after)
+	}
+	// The graph's loss on a batch equals inference's on the same rows, so the weights
+	// the graph updates are the ones inference uses.
+	tr, _ := NewTrainer(net, batch, 0)
+	defer tr.Close()
+	graphLoss, err := tr.Step(x[:batch*d], nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := net.Loss(x[:batch*d], nil, batch); math.Abs(got-float64(graphLoss)) > 1e-5 {
+		t.Fatalf("inference loss %.6f vs graph loss %.6f", got, graphLoss)
+	}
+}
+
+func TestClassifierLearnsLabels(t *testing.T) {
+	const d, rows = 4, 512
+	rng := rand.New(rand.NewPCG(3, 3))
+	x := make([]float32, rows*d)
+	y := make([]float32, rows)
+	for i := 0; i < rows; i++ {
+		for j := 0; j < d; j++ {
+			x[i*d+j] = float32(rng.NormFloat64())
+		}
+		if x[i*d]+x[i*d+1] > 1 {
+			y[i] = 1
+		}
+	}
+	net, err := New(Spec{Type: MLPClassifier, Inputs: d, Hidden: []int{8}, Activation: ReLU}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := net.Loss(x, y, rows)
+	train(t, net, x, y, 32, 800)
+	after := net.Loss(x, y, rows)
+	if !(after < before/2) {
+		t.Fatalf("cross-entropy did not fall: %.4f -> %.4f", before, after)
+	}
+	p := net.Scores(x, rows)
+	correct := 0
+	for i := range p {
+		if (p[i] > 0.5) == (y[i] == 1) {
+			correct++
+		}
+	}
+	if acc := float64(correct) / rows; acc < 0.9 {
+		t.Fatalf("accuracy %.3f", acc)
+	}
+}
+
+func TestSameSeedSameWeights(t *testing.T) {
+	x := lowRank(256, 6, 2)
+	spec := Spec{Type: Autoencoder, Inputs: 6, Hidden: []int{8}, Latent: 2, Activation: ReLU}
+	run := func(seed int64) []float32 {
+		net, err := New(spec, seed)
+		if err != nil {
+			t.Fatal(err)
+		}
+		train(t, net, x, nil, 16, 50)
+		var all []float32
+		for _, p := range net.Params {
+			all = append(all, p.Data...)
+		}
+		return all
+	}
+	a, b, c := run(5), run(5), run(6)
+	if !slices.Equal(a, b) {
+		t.Fatal("the same seed gave different weights")
+	}
+	if slices.Equal(a, c) {
+		t.Fatal("different seeds gave the same weights")
+	}
+}
+
+func TestForwardTakesAnyBatchSize(t *testing.T) {
+	x := lowRank(37, 5, 4)
+	net, err := New(Spec{Type: Autoencoder, Inputs: 5, Hidden: []int{4}, Latent: 2, Activation: LeakyReLU}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := net.Scores(x, 37)
+	for i := 0; i < 37; i++ {
+		one := net.Scores(x[i*5:(i+1)*5], 1)
+		if math.Abs(float64(one[0]-all[i])) > 1e-6 {
+			t.Fatalf("row %d scores %v alone and %v in a batch", i, one[0], all[i])
+		}
+	}
+}
+
+func TestFromParamsRefusesWrongShapes(t *testing.T) {
+	spec := Spec{Type: Autoencoder, Inputs: 5, Hidden: []int{4}, Latent: 2, Activation: ReLU}
+	net, _ := New(spec, 1)
+	if _, err := FromParams(spec, net.Clone().Params); err != nil {
+		t.Fatalf("own params refused: %v", err)
+	}
+	bad := net.Clone().Params
+	bad[2].Shape = []int{2, 4}
+	if _, err := FromParams(spec, bad); err == nil {
+		t.Fatal("wrong shape accepted")
+	}
+	if _, err := FromParams(spec, net.Clone().Params[:3]); err == nil {
+		t.Fatal("missing tensor accepted")
+	}
+	nan := net.Clone().Params
+	nan[0].Data[0] = float32(math.NaN())
+	if _, err := FromParams(spec, nan); err == nil {
+		t.Fatal("NaN weight accepted")
+	}
+}

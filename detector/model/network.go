@@ -1,0 +1,275 @@
+// Package model holds kadet's neural networks: their shapes, weights, training graphs
+// (Gorgonia) and inference. Gorgonia stays inside this package; callers see float32
+// slices in and out.
+package model
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/blas32"
+)
+
+// Types of network, as in the Detector API.
+const (
+	Autoencoder   = "Autoencoder"
+	MLPClassifier = "MLPClassifier"
+)
+
+// Activations, as in the Detector API.
+const (
+	ReLU      = "ReLU"
+	LeakyReLU = "LeakyReLU"
+	Tanh      = "Tanh"
+	Sigmoid   = "Sigmoid"
+)
+
+// leakySlope is LeakyReLU's slope for negative inputs.
+const leakySlope = 0.01
+
+// Spec is a network's architecture.
+type Spec struct {
+	Type       string `json:"type"`
+	Inputs     int    `json:"inputs"`
+	Hidden     []int  `json:"hidden,omitempty"`
+	Latent     int    `json:"latent,omitempty"`
+	Activation string `json:"activation"`
+}
+
+// Widths lists every layer's width from input to output: an autoencoder mirrors its
+// encoder (inputs, hidden..., latent, reversed hidden..., inputs); a classifier ends in
+// one logit.
+func (s Spec) Widths() ([]int, error) {
+	if s.Inputs <= 0 {
+		return nil, fmt.Errorf("model has %d inputs", s.Inputs)
+	}
+	for _, h := range s.Hidden {
+		if h <= 0 {
+			return nil, fmt.Errorf("hidden layer width %d", h)
+		}
+	}
+	switch s.Activation {
+	case ReLU, LeakyReLU, Tanh, Sigmoid:
+	default:
+		return nil, fmt.Errorf("unknown activation %q", s.Activation)
+	}
+	w := []int{s.Inputs}
+	w = append(w, s.Hidden...)
+	switch s.Type {
+	case Autoencoder:
+		if s.Latent <= 0 {
+			return nil, fmt.Errorf("autoencoder latent size %d", s.Latent)
+		}
+		w = append(w, s.Latent)
+		for i := len(s.Hidden) - 1; i >= 0; i-- {
+			w = append(w, s.Hidden[i])
+		}
+		w = append(w, s.Inputs)
+	case MLPClassifier:
+		w = append(w, 1)
+	default:
+		return nil, fmt.Errorf("model type %q is not a dense network", s.Type)
+	}
+	return w, nil
+}
+
+// Param is one weight tensor.
+type Param struct {
+	Name  string    `json:"name"`
+	Shape []int     `json:"shape"`
+	Data  []float32 `json:"-"`
+}
+
+// Network is a dense network: a weight matrix and bias per layer.
+type Network struct {
+	Spec   Spec
+	Params []Param // W0, b0, W1, b1, ...
+	widths []int
+}
+
+// New makes a network with Glorot-uniform weights drawn from seed, so the same seed
+// gives the same initial weights.
+func New(spec Spec, seed int64) (*Network, error) {
+	widths, err := spec.Widths()
+	if err != nil {
+		return nil, err
+	}
+	rng := rand.New(rand.NewPCG(uint64(seed), 0x6b61646574)) // "kadet"
+	n := &Network{Spec: spec, widths: widths}
+	for l := 0; l+1 < len(widths); l++ {
+		in, out := widths[l], widths[l+1]
+		limit := math.Sqrt(6 / float64(in+out))
+		w := make([]float32, in*out)
+		for i := range w {
+			w[i] = float32((rng.Float64()*2 - 1) * limit)
+		}
+		n.Params = append(n.Params,
+			Param{Name: fmt.Sprintf("W%d", l), Shape: []int{in, out}, Data: w},
+			Param{Name: fmt.Sprintf("b%d", l), Shape: []int{1, out}, Data: make([]float32, out)})
+	}
+	return n, nil
+}
+
+// FromParams rebuilds a network from stored weights, checking every shape.
+func FromParams(spec Spec, params []Param) (*Network, error) {
+	fresh, err := New(spec, 0)
+	if err != nil {
+		return nil, err
+	}
+	if len(params) != len(fresh.Params) {
+		return nil, fmt.Errorf("model has %d weight tensors; its spec needs %d", len(params), len(fresh.Params))
+	}
+	for i, p := range params {
+		want := fresh.Params[i]
+		if p.Name != want.Name || !slices.Equal(p.Shape, want.Shape) || len(p.Data) != len(want.Data) {
+			return nil, fmt.Errorf("weight %d is %s%v with %d values; the spec needs %s%v", i, p.Name, p.Shape, len(p.Data), want.Name, want.Shape)
+		}
+		for _, v := range p.Data {
+			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+				return nil, fmt.Errorf("weight %s holds a non-finite value", p.Name)
+			}
+		}
+	}
+	fresh.Params = params
+	return fresh, nil
+}
+
+// Clone deep-copies the network, for keeping the best weights during training.
+func (n *Network) Clone() *Network {
+	c := &Network{Spec: n.Spec, widths: n.widths, Params: make([]Param, len(n.Params))}
+	for i, p := range n.Params {
+		c.Params[i] = Param{Name: p.Name, Shape: slices.Clone(p.Shape), Data: slices.Clone(p.Data)}
+	}
+	return c
+}
+
+// CopyFrom copies other's weights into n; both have the same spec.
+func (n *Network) CopyFrom(other *Network) {
+	for i := range n.Params {
+		copy(n.Params[i].Data, other.Params[i].Data)
+	}
+}
+
+// Forward computes the network's output for rows of x. Inference runs on BLAS directly
+// rather than a Gorgonia graph: a graph's batch size is fixed, and scoring takes any.
+func (n *Network) Forward(x []float32, rows int) []float32 {
+	h := x
+	layers := len(n.widths) - 1
+	for l := 0; l < layers; l++ {
+		in, out := n.widths[l], n.widths[l+1]
+		w, b := n.Params[2*l].Data, n.Params[2*l+1].Data
+		o := make([]float32, rows*out)
+		for i := 0; i < rows; i++ {
+			copy(o[i*out:(i+1)*out], b)
+		}
+		blas32.Gemm(blas.NoTrans, blas.NoTrans, 1,
+			blas32.General{Rows: rows, Cols: in, Stride: in, Data: h},
+			blas32.General{Rows: in, Cols: out, Stride: out, Data: w},
+			1, blas32.General{Rows: rows, Cols: out, Stride: out, Data: o})
+		if l < layers-1 {
+			activate(n.Spec.Activation, o)
+		}
+		h = o
+	}
+	return h
+}
+
+func activate(kind string, v []float32) {
+	switch kind {
+	case ReLU:
+		for i, x := range v {
+			if x < 0 {
+				v[i] = 0
+			}
+		}
+	case LeakyReLU:
+		for i, x := range v {
+			if x < 0 {
+				v[i] = x * leakySlope
+			}
+		}
+	case Tanh:
+		for i, x := range v {
+			v[i] = float32(math.Tanh(float64(x)))
+		}
+	case Sigmoid:
+		for i, x := range v {
+			v[i] = sigmoid(x)
+		}
+	}
+}
+
+func sigmoid(x float32) float32 { return float32(1 / (1 + math.Exp(-float64(x)))) }
+
+// Scores is each row's raw anomaly score: an autoencoder's mean squared reconstruction
+// error, or a classifier's anomaly probability.
+func (n *Network) Scores(x []float32, rows int) []float32 {
+	out := n.Forward(x, rows)
+	scores := make([]float32, rows)
+	if n.Spec.Type == MLPClassifier {
+		for i := range scores {
+			scores[i] = sigmoid(out[i])
+		}
+		return scores
+	}
+	d := n.Spec.Inputs
+	for i := range scores {
+		var s float32
+		for j := 0; j < d; j++ {
+			e := out[i*d+j] - x[i*d+j]
+			s += e * e
+		}
+		scores[i] = s / float32(d)
+	}
+	return scores
+}
+
+// Contributions is each feature's share of a row's squared reconstruction error, for
+// explaining an autoencoder's scores; nil for a classifier.
+func (n *Network) Contributions(x []float32, rows int) []float32 {
+	if n.Spec.Type == MLPClassifier {
+		return nil
+	}
+	out := n.Forward(x, rows)
+	d := n.Spec.Inputs
+	for i := 0; i < rows; i++ {
+		var total float32
+		for j := 0; j < d; j++ {
+			e := out[i*d+j] - x[i*d+j]
+			out[i*d+j] = e * e
+			total += e * e
+		}
+		if total > 0 {
+			for j := 0; j < d; j++ {
+				out[i*d+j] /= total
+			}
+		}
+	}
+	return out
+}
+
+// Loss is the training loss over rows: the mean squared error of an autoencoder, or
+// the binary cross-entropy of a classifier against labels y.
+func (n *Network) Loss(x, y []float32, rows int) float64 {
+	if rows == 0 {
+		return math.NaN()
+	}
+	out := n.Forward(x, rows)
+	var sum float64
+	if n.Spec.Type == MLPClassifier {
+		for i := 0; i < rows; i++ {
+			z := float64(out[i])
+			// softplus(z) - y*z, the stable form of the cross-entropy.
+			sum += math.Max(z, 0) + math.Log1p(math.Exp(-math.Abs(z))) - float64(y[i])*z
+		}
+		return sum / float64(rows)
+	}
+	for i, v := range out {
+		e := float64(v - x[i])
+		sum += e * e
+	}
+	return sum / float64(len(out))
+}

@@ -1,0 +1,34 @@
+package pipeline
+
+import (
+	"fmt"
+
+	"github.com/kadet-dev/kadet/detector/artifact"
+)
+
+// Scored is one record's result. Score is the normalised contract every model type
+// shares: raw / threshold, so Score > 1 means anomaly.
+type Scored struct {
+	Score   float64 `json:"score"`
+	Raw     float64 `json:"raw"`
+	Anomaly bool    `json:"anomaly"`
+}
+
+// Score scales rows (width = the model's features, in its order) and scores them. It is
+// the one scoring path: the CLI and the server both call it.
+func Score(m *artifact.Model, x []float32) ([]Scored, error) {
+	d := len(m.Meta.Features)
+	if d == 0 || len(x)%d != 0 {
+		return nil, fmt.Errorf("%d values do not form rows of %d features", len(x), d)
+	}
+	rows := len(x) / d
+	scaled := m.Meta.Scaler.Transform(nil, x)
+	raw := m.Network.Scores(scaled, rows)
+	t := m.Meta.Threshold.Value
+	out := make([]Scored, rows)
+	for i, r := range raw {
+		s := float64(r) / t
+		out[i] = Scored{Score: s, Raw: float64(r), Anomaly: s > 1}
+	}
+	return out, nil
+}

@@ -1,0 +1,106 @@
+package pipeline
+
+import (
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/kadet-dev/kadet/detector/artifact"
+	"github.com/kadet-dev/kadet/detector/data"
+)
+
+// scoreBatch rows are scored at a time, so a file of any size streams through.
+const scoreBatch = 4096
+
+// ScoreCSV reads records from r, scores them with m and writes each record back with
+// score, raw and is_anomaly columns appended. The model's features are found by name in
+// the header, so extra columns and any column order are fine. It returns the rows
+// scored and how many were anomalies.
+func ScoreCSV(m *artifact.Model, r io.Reader, w io.Writer, source string, delim rune) (rows, anomalies int, err error) {
+	cr := csv.NewReader(r)
+	cr.Comma = delim
+	header, err := cr.Read()
+	if err == io.EOF {
+		return 0, 0, &data.Error{Source: source, Msg: "file is empty: expected a header row"}
+	}
+	if err != nil {
+		return 0, 0, &data.Error{Source: source, Line: 1, Msg: err.Error()}
+	}
+	header = slices.Clone(header)
+	idx := make([]int, len(m.Meta.Features))
+	for k, f := range m.Meta.Features {
+		idx[k] = slices.IndexFunc(header, func(h string) bool { return strings.TrimSpace(h) == f })
+		if idx[k] < 0 {
+			return 0, 0, &data.Error{Source: source, Line: 1, Msg: fmt.Sprintf(
+				"column %q, which the model was trained on, is not in the header (model features: %s)", f, strings.Join(m.Meta.Features, ", "))}
+		}
+	}
+	cw := csv.NewWriter(w)
+	cw.Comma = delim
+	if err := cw.Write(append(header, "score", "raw", "is_anomaly")); err != nil {
+		return 0, 0, err
+	}
+	d := len(idx)
+	var batch [][]string
+	x := make([]float32, 0, scoreBatch*d)
+	flush := func() error {
+		res, err := Score(m, x)
+		if err != nil {
+			return err
+		}
+		for i, rec := range batch {
+			s := res[i]
+			if s.Anomaly {
+				anomalies++
+			}
+			out := append(rec, strconv.FormatFloat(s.Score, 'g', 6, 64), strconv.FormatFloat(s.Raw, 'g', 6, 64), strconv.FormatBool(s.Anomaly))
+			if err := cw.Write(out); err != nil {
+				return err
+			}
+		}
+		rows += len(batch)
+		batch, x = batch[:0], x[:0]
+		return nil
+	}
+	for {
+		rec, err := cr.Read()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			var pe *csv.ParseError
+			if errors.As(err, &pe) {
+				return rows, anomalies, &data.Error{Source: source, Line: pe.Line, Msg: pe.Err.Error()}
+			}
+			return rows, anomalies, err
+		}
+		line, _ := cr.FieldPos(0)
+		for k, c := range idx {
+			v, err := data.ParseValue(rec[c])
+			if err != nil {
+				return rows, anomalies, &data.Error{Source: source, Line: line, Column: m.Meta.Features[k], Msg: err.Error()}
+			}
+			x = append(x, v)
+		}
+		batch = append(batch, rec)
+		if len(batch) == scoreBatch {
+			if err := flush(); err != nil {
+				return rows, anomalies, err
+			}
+		}
+	}
+	if len(batch) > 0 {
+		if err := flush(); err != nil {
+			return rows, anomalies, err
+		}
+	}
+	if rows == 0 {
+		return 0, 0, &data.Error{Source: source, Msg: "no data rows after the header"}
+	}
+	cw.Flush()
+	return rows, anomalies, cw.Error()
+}

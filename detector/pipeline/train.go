@@ -1,0 +1,249 @@
+// Package pipeline runs the detector's data path end to end: it turns a TrainingRequest
+// into a versioned model file, and a model plus records into scores.
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	kadetv1 "github.com/kadet-dev/kadet/api/v1alpha1"
+	"github.com/kadet-dev/kadet/detector/artifact"
+	"github.com/kadet-dev/kadet/detector/calibrate"
+	"github.com/kadet-dev/kadet/detector/data"
+	"github.com/kadet-dev/kadet/detector/evaluate"
+	"github.com/kadet-dev/kadet/detector/model"
+	"github.com/kadet-dev/kadet/detector/preprocess"
+	"github.com/kadet-dev/kadet/detector/report"
+	"github.com/kadet-dev/kadet/detector/train"
+)
+
+// Version is kadet's version, recorded in every model file.
+var Version = "v0.1.0-dev"
+
+// ReportFileName is the training report inside a model version's folder.
+const ReportFileName = "report.png"
+
+// SpecError is a TrainingRequest the engine cannot carry out as written.
+type SpecError struct{ Msg string }
+
+func (e *SpecError) Error() string { return e.Msg }
+
+// IsInputError reports whether err is about the spec or the data (retrying cannot help)
+// rather than the machine.
+func IsInputError(err error) bool {
+	var se *SpecError
+	return errors.As(err, &se) || data.IsInputError(err)
+}
+
+// Outcome is a trained and saved model.
+type Outcome struct {
+	Result kadetv1.TrainingResult
+	Dir    string
+}
+
+// Train loads the data req names, trains, calibrates, and saves a new model version
+// under outDir. Nothing is written unless every step succeeded.
+func Train(ctx context.Context, req *kadetv1.TrainingRequest, outDir string, progress func(train.Progress)) (*Outcome, error) {
+	tbl, err := loadTable(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	spec, err := modelSpec(req.Model, len(tbl.Columns))
+	if err != nil {
+		return nil, err
+	}
+	if spec.Type == model.MLPClassifier && tbl.Labels == nil {
+		return nil, &SpecError{Msg: "model type MLPClassifier needs a label column"}
+	}
+	th := thresholdSpec(req.Threshold)
+	if th.Method == calibrate.BestF1 && tbl.Labels == nil {
+		return nil, &SpecError{Msg: "threshold method BestF1 needs a label column"}
+	}
+
+	d := len(tbl.Columns)
+	rows := tbl.Rows()
+	split := train.SplitRows(rows, req.Training.ValidationSplit, req.Training.Seed)
+	// An autoencoder learns what normal looks like: rows labelled anomalous are kept out
+	// of its training and of threshold calibration, and only used for evaluation.
+	fitRows, calRows := split.Train, split.Validation
+	if spec.Type == model.Autoencoder && tbl.Labels != nil {
+		fitRows, calRows = normalRows(split.Train, tbl.Labels), normalRows(split.Validation, tbl.Labels)
+		if th.Method == calibrate.BestF1 {
+			calRows = split.Validation
+		}
+	}
+	if len(fitRows) == 0 {
+		return nil, &data.Error{Source: tbl.Source, Msg: fmt.Sprintf("no rows left to train on out of %d", rows)}
+	}
+	if len(calRows) == 0 {
+		calRows = fitRows // without a validation split, calibrate on the training rows
+	}
+
+	fitX, _ := train.Gather(tbl.X, nil, d, fitRows)
+	scaler, err := preprocess.Fit(string(req.Preprocessing.Scaling), fitX, d)
+	if err != nil {
+		return nil, &SpecError{Msg: err.Error()}
+	}
+	x := scaler.Transform(nil, tbl.X)
+	net, err := model.New(spec, req.Training.Seed)
+	if err != nil {
+		return nil, &SpecError{Msg: err.Error()}
+	}
+	cfg := train.Config{
+		Epochs: int(req.Training.Epochs), BatchSize: int(req.Training.BatchSize),
+		LearningRate: req.Training.LearningRate, ValidationSplit: req.Training.ValidationSplit, Seed: req.Training.Seed,
+	}
+	if es := req.Training.EarlyStopping; es != nil {
+		cfg.Patience, cfg.MinDelta = int(es.Patience), es.MinDelta
+	}
+	var labels []float32
+	if spec.Type == model.MLPClassifier {
+		labels = tbl.Labels
+	}
+	// Early stopping watches the loss of the held-out rows the model is meant to fit.
+	valRows := split.Validation
+	if spec.Type == model.Autoencoder && tbl.Labels != nil {
+		valRows = normalRows(split.Validation, tbl.Labels)
+	}
+	res, err := train.Fit(ctx, net, x, labels, train.Split{Train: fitRows, Validation: valRows}, cfg, progress)
+	if err != nil {
+		return nil, err
+	}
+
+	calX, calY := train.Gather(x, tbl.Labels, d, calRows)
+	calScores := net.Scores(calX, len(calRows))
+	threshold, err := calibrate.Threshold(th, calScores, calY)
+	if err != nil {
+		return nil, &SpecError{Msg: err.Error()}
+	}
+	metrics := map[string]float64{
+		"loss": res.Loss, "epochs": float64(res.Epochs), "bestEpoch": float64(res.BestEpoch),
+		"samplesPerSecond": math.Round(res.SamplesPerSecond), "trainRows": float64(len(fitRows)),
+		"validationRows": float64(len(split.Validation)), "trainSeconds": math.Round(res.Duration.Seconds()*100) / 100,
+	}
+	if !math.IsNaN(res.ValLoss) {
+		metrics["valLoss"] = res.ValLoss
+	}
+	if tbl.Labels != nil && len(split.Validation) > 0 {
+		vx, vy := train.Gather(x, tbl.Labels, d, split.Validation)
+		m := evaluate.Evaluate(net.Scores(vx, len(split.Validation)), vy, threshold)
+		for k, v := range map[string]float64{"auroc": m.AUROC, "auprc": m.AUPRC, "f1": m.F1, "precision": m.Precision, "recall": m.Recall} {
+			if !math.IsNaN(v) {
+				metrics[k] = v
+			}
+		}
+	}
+
+	now := time.Now().UTC()
+	meta := artifact.Metadata{
+		Model: spec, Features: tbl.Columns, Scaler: scaler,
+		Threshold: artifact.Threshold{Method: th.Method, Parameter: thresholdParameter(th), Value: threshold},
+		Training: artifact.TrainingInfo{
+			Seed: cfg.Seed, Epochs: res.Epochs, BatchSize: cfg.BatchSize, LearningRate: cfg.LearningRate,
+			ValidationSplit: cfg.ValidationSplit, Rows: rows, Metrics: metrics,
+		},
+		Data: preprocess.Summarize(fitX, tbl.Columns), Kadet: Version, CreatedAt: now,
+	}
+	file, digest, err := artifact.Encode(meta, net)
+	if err != nil {
+		return nil, err
+	}
+	png, err := report.Histogram(fmt.Sprintf("%s %s: held-out scores", req.Detector.Name, spec.Type), calScores, threshold)
+	if err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("%w before saving: %w", train.ErrCanceled, err)
+	}
+	version := artifact.NewVersion(now, digest)
+	dir, err := artifact.Save(outDir, version, map[string][]byte{artifact.FileName: file, ReportFileName: png})
+	if err != nil {
+		return nil, fmt.Errorf("saving model: %w", err)
+	}
+	trainedAt := now.Truncate(time.Second)
+	return &Outcome{Dir: dir, Result: kadetv1.TrainingResult{
+		Version: version, Digest: digest, Threshold: threshold, Metrics: metrics,
+		TrainedAt: ptrTime(trainedAt),
+	}}, nil
+}
+
+func normalRows(rows []int, labels []float32) []int {
+	out := make([]int, 0, len(rows))
+	for _, r := range rows {
+		if labels[r] < 0.5 {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func loadTable(ctx context.Context, req *kadetv1.TrainingRequest) (*data.Table, error) {
+	switch {
+	case req.Data.CSV != nil:
+		c := req.Data.CSV
+		delim := ','
+		if c.Delimiter != "" {
+			delim = []rune(c.Delimiter)[0]
+		}
+		return data.LoadCSV(ctx, c.File, data.CSVOptions{
+			Columns: c.Columns, TimestampColumn: c.TimestampColumn, LabelColumn: c.LabelColumn, Delimiter: delim,
+		}, data.DefaultLimits)
+	case req.Data.Images != nil:
+		return nil, &SpecError{Msg: "images data sources are not supported by this detector build yet"}
+	case req.Data.Prometheus != nil:
+		return nil, &SpecError{Msg: "prometheus data sources are not supported by this detector build yet"}
+	}
+	return nil, &SpecError{Msg: "the training request names no data"}
+}
+
+func modelSpec(m kadetv1.ModelSpec, inputs int) (model.Spec, error) {
+	m = kadetv1.ResolvedModel(m)
+	switch m.Type {
+	case kadetv1.Autoencoder, kadetv1.MLPClassifier:
+	default:
+		return model.Spec{}, &SpecError{Msg: fmt.Sprintf("model type %s is not supported by this detector build yet", m.Type)}
+	}
+	s := model.Spec{Type: string(m.Type), Inputs: inputs, Activation: string(m.Activation)}
+	for _, h := range m.HiddenLayers {
+		s.Hidden = append(s.Hidden, int(h))
+	}
+	if m.LatentSize != nil && m.Type == kadetv1.Autoencoder {
+		s.Latent = int(*m.LatentSize)
+	}
+	if _, err := s.Widths(); err != nil {
+		return s, &SpecError{Msg: err.Error()}
+	}
+	return s, nil
+}
+
+func thresholdSpec(t kadetv1.ThresholdSpec) calibrate.Spec {
+	t = kadetv1.ResolvedThreshold(t)
+	s := calibrate.Spec{Method: string(t.Method)}
+	deref := func(p *float64) float64 {
+		if p == nil {
+			return 0
+		}
+		return *p
+	}
+	s.Percentile, s.StdDevs, s.Value, s.Contamination = deref(t.Percentile), deref(t.StdDevs), deref(t.Value), deref(t.Contamination)
+	return s
+}
+
+func thresholdParameter(s calibrate.Spec) float64 {
+	switch s.Method {
+	case calibrate.Percentile:
+		return s.Percentile
+	case calibrate.MeanStd:
+		return s.StdDevs
+	case calibrate.Contamination:
+		return s.Contamination
+	}
+	return 0
+}
+
+func ptrTime(t time.Time) *metav1.Time { v := metav1.NewTime(t); return &v }
