@@ -54,9 +54,9 @@ func Open(ctx context.Context, loc kadetv1.FileLocation, lim Limits) (io.ReadClo
 	if resp.ContentLength > lim.MaxBytes {
 		resp.Body.Close()
 		cancel()
-		return nil, &Error{Source: loc.URL, Msg: fmt.Sprintf("body of %d bytes exceeds the limit of %d", resp.ContentLength, lim.MaxBytes)}
+		return nil, &Error{Source: loc.URL, Msg: fmt.Sprintf("body of %d bytes exceeds the size limit of %d bytes", resp.ContentLength, lim.MaxBytes)}
 	}
-	return &limitedBody{body: resp.Body, cancel: cancel, left: lim.MaxBytes, source: loc.URL}, nil
+	return &limitedBody{body: resp.Body, cancel: cancel, left: lim.MaxBytes, limit: lim.MaxBytes, source: loc.URL}, nil
 }
 
 // limitedBody fails, rather than truncates, when a body exceeds its limit.
@@ -64,6 +64,7 @@ type limitedBody struct {
 	body   io.ReadCloser
 	cancel context.CancelFunc
 	left   int64
+	limit  int64
 	source string
 }
 
@@ -71,7 +72,7 @@ func (l *limitedBody) Read(p []byte) (int, error) {
 	if l.left <= 0 {
 		var one [1]byte
 		if n, _ := l.body.Read(one[:]); n > 0 {
-			return 0, &Error{Source: l.source, Msg: "body exceeds the size limit"}
+			return 0, &Error{Source: l.source, Msg: fmt.Sprintf("body exceeds the size limit of %d bytes", l.limit)}
 		}
 		return 0, io.EOF
 	}

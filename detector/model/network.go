@@ -39,6 +39,10 @@ type Spec struct {
 	Activation string `json:"activation"`
 }
 
+// maxParams bounds a network's size (about 1 GiB of float32 weights), so a corrupt
+// model file cannot make the loader allocate without limit.
+const maxParams = 1 << 28
+
 // Widths lists every layer's width from input to output: an autoencoder mirrors its
 // encoder (inputs, hidden..., latent, reversed hidden..., inputs); a classifier ends in
 // one logit.
@@ -73,7 +77,25 @@ func (s Spec) Widths() ([]int, error) {
 	default:
 		return nil, fmt.Errorf("model type %q is not a dense network", s.Type)
 	}
+	total := 0
+	for l := 0; l+1 < len(w); l++ {
+		if w[l] > maxParams || w[l+1] > maxParams || w[l]*w[l+1] > maxParams-total {
+			return nil, fmt.Errorf("model is too large: more than %d weights", maxParams)
+		}
+		total += w[l]*w[l+1] + w[l+1]
+	}
 	return w, nil
+}
+
+// shapes lists the weight tensors' names and shapes for widths.
+func shapes(widths []int) []Param {
+	var ps []Param
+	for l := 0; l+1 < len(widths); l++ {
+		ps = append(ps,
+			Param{Name: fmt.Sprintf("W%d", l), Shape: []int{widths[l], widths[l+1]}},
+			Param{Name: fmt.Sprintf("b%d", l), Shape: []int{1, widths[l+1]}})
+	}
+	return ps
 }
 
 // Param is one weight tensor.
@@ -98,34 +120,35 @@ func New(spec Spec, seed int64) (*Network, error) {
 		return nil, err
 	}
 	rng := rand.New(rand.NewPCG(uint64(seed), 0x6b61646574)) // "kadet"
-	n := &Network{Spec: spec, widths: widths}
-	for l := 0; l+1 < len(widths); l++ {
-		in, out := widths[l], widths[l+1]
-		limit := math.Sqrt(6 / float64(in+out))
-		w := make([]float32, in*out)
-		for i := range w {
-			w[i] = float32((rng.Float64()*2 - 1) * limit)
+	n := &Network{Spec: spec, widths: widths, Params: shapes(widths)}
+	for i := range n.Params {
+		p := &n.Params[i]
+		p.Data = make([]float32, p.Shape[0]*p.Shape[1])
+		if i%2 == 1 {
+			continue // biases start at zero
 		}
-		n.Params = append(n.Params,
-			Param{Name: fmt.Sprintf("W%d", l), Shape: []int{in, out}, Data: w},
-			Param{Name: fmt.Sprintf("b%d", l), Shape: []int{1, out}, Data: make([]float32, out)})
+		limit := math.Sqrt(6 / float64(p.Shape[0]+p.Shape[1]))
+		for k := range p.Data {
+			p.Data[k] = float32((rng.Float64()*2 - 1) * limit)
+		}
 	}
 	return n, nil
 }
 
 // FromParams rebuilds a network from stored weights, checking every shape.
 func FromParams(spec Spec, params []Param) (*Network, error) {
-	fresh, err := New(spec, 0)
+	widths, err := spec.Widths()
 	if err != nil {
 		return nil, err
 	}
-	if len(params) != len(fresh.Params) {
-		return nil, fmt.Errorf("model has %d weight tensors; its spec needs %d", len(params), len(fresh.Params))
+	want := shapes(widths)
+	if len(params) != len(want) {
+		return nil, fmt.Errorf("model has %d weight tensors; its spec needs %d", len(params), len(want))
 	}
 	for i, p := range params {
-		want := fresh.Params[i]
-		if p.Name != want.Name || !slices.Equal(p.Shape, want.Shape) || len(p.Data) != len(want.Data) {
-			return nil, fmt.Errorf("weight %d is %s%v with %d values; the spec needs %s%v", i, p.Name, p.Shape, len(p.Data), want.Name, want.Shape)
+		w := want[i]
+		if p.Name != w.Name || !slices.Equal(p.Shape, w.Shape) || len(p.Data) != w.Shape[0]*w.Shape[1] {
+			return nil, fmt.Errorf("weight %d is %s%v with %d values; the spec needs %s%v", i, p.Name, p.Shape, len(p.Data), w.Name, w.Shape)
 		}
 		for _, v := range p.Data {
 			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
@@ -133,8 +156,7 @@ func FromParams(spec Spec, params []Param) (*Network, error) {
 			}
 		}
 	}
-	fresh.Params = params
-	return fresh, nil
+	return &Network{Spec: spec, widths: widths, Params: params}, nil
 }
 
 // Clone deep-copies the network, for keeping the best weights during training.

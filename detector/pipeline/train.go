@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"time"
 
@@ -194,7 +195,7 @@ func loadTable(ctx context.Context, req *kadetv1.TrainingRequest) (*data.Table, 
 			Columns: c.Columns, TimestampColumn: c.TimestampColumn, LabelColumn: c.LabelColumn, Delimiter: delim,
 		}, data.DefaultLimits)
 	case req.Data.Images != nil:
-		return nil, &SpecError{Msg: "images data sources are not supported by this detector build yet"}
+		return loadImages(ctx, req.Data.Images)
 	case req.Data.Prometheus != nil:
 		return nil, &SpecError{Msg: "prometheus data sources are not supported by this detector build yet"}
 	}
@@ -247,3 +248,35 @@ func thresholdParameter(s calibrate.Spec) float64 {
 }
 
 func ptrTime(t time.Time) *metav1.Time { v := metav1.NewTime(t); return &v }
+
+// loadImages reads IDX images (and labels) into a table of pixels in [0, 1], keeping
+// only the requested classes.
+func loadImages(ctx context.Context, src *kadetv1.ResolvedImages) (*data.Table, error) {
+	read := func(loc kadetv1.FileLocation, fn func(io.Reader) error) error {
+		rc, err := data.Open(ctx, loc, data.DefaultLimits)
+		if err != nil {
+			return err
+		}
+		defer rc.Close()
+		return fn(rc)
+	}
+	var im *data.Images
+	if err := read(src.File, func(r io.Reader) (err error) {
+		im, err = data.ReadIDXImages(r, src.File.String())
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	var labels []uint8
+	if src.LabelFile != nil {
+		if err := read(*src.LabelFile, func(r io.Reader) (err error) {
+			labels, err = data.ReadIDXLabels(r, src.LabelFile.String())
+			return err
+		}); err != nil {
+			return nil, err
+		}
+	} else if len(src.Classes) > 0 {
+		return nil, &SpecError{Msg: "images classes need a label file"}
+	}
+	return data.ImageTable(im, labels, src.Classes, src.File.String())
+}

@@ -1,0 +1,172 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	kadetv1 "github.com/kadet-dev/kadet/api/v1alpha1"
+	"github.com/kadet-dev/kadet/detector/artifact"
+)
+
+func detector(t *testing.T, ctx context.Context, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code = run(ctx, args, &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+// writeCSV writes rows of three correlated columns plus a label; every 25th row is an
+// anomaly that breaks the correlation.
+func writeCSV(t *testing.T, path string, rows int, seed uint64) {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(seed, 0))
+	var b strings.Builder
+	b.WriteString("id,x,y,z,label\n")
+	for i := 0; i < rows; i++ {
+		x := rng.NormFloat64()
+		y, z, label := 2*x+rng.NormFloat64()*0.05, -x+rng.NormFloat64()*0.05, 0
+		if i%25 == 0 {
+			y, z, label = rng.NormFloat64()*3, rng.NormFloat64()*3, 1
+		}
+		fmt.Fprintf(&b, "%d,%.4f,%.4f,%.4f,%d\n", i, x, y, z, label)
+	}
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestTrainScoreEvaluate(t *testing.T) {
+	dir := t.TempDir()
+	trainCSV, testCSV := filepath.Join(dir, "train.csv"), filepath.Join(dir, "test.csv")
+	writeCSV(t, trainCSV, 2000, 1)
+	writeCSV(t, testCSV, 500, 2)
+	termLog := filepath.Join(dir, "termination-log")
+	if err := os.WriteFile(termLog, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	models := filepath.Join(dir, "models")
+	code, stdout, stderr := detector(t, context.Background(), "train", "--data", trainCSV, "--columns", "x,y,z",
+		"--label-column", "label", "--hidden", "8", "--latent", "1", "--epochs", "15", "--batch-size", "32",
+		"--learning-rate", "0.01", "--out", models, "--termination-log", termLog)
+	if code != 0 {
+		t.Fatalf("train exited %d: %s", code, stderr)
+	}
+	if !strings.Contains(stderr, "epoch 15/15 loss") {
+		t.Fatalf("no progress lines:\n%s", stderr)
+	}
+	var res kadetv1.TrainingResult
+	if err := json.Unmarshal([]byte(stdout), &res); err != nil || res.Version == "" || res.Threshold <= 0 {
+		t.Fatalf("result line %q: %v", stdout, err)
+	}
+	msg, _ := os.ReadFile(termLog)
+	if parsed, err := kadetv1.ParseTrainingResult(string(msg)); err != nil || parsed.Digest != res.Digest {
+		t.Fatalf("termination message %q: %v", msg, err)
+	}
+	if _, err := os.Stat(filepath.Join(models, res.Version, "report.png")); err != nil {
+		t.Fatal(err)
+	}
+
+	scored := filepath.Join(dir, "scored.csv")
+	code, _, stderr = detector(t, context.Background(), "score", "--model", models, "--input", testCSV, "--output", scored)
+	if code != 0 {
+		t.Fatalf("score exited %d: %s", code, stderr)
+	}
+	f, _ := os.Open(scored)
+	recs, err := csv.NewReader(f).ReadAll()
+	f.Close()
+	if err != nil || len(recs) != 501 || strings.Join(recs[0], ",") != "id,x,y,z,label,score,raw,is_anomaly" {
+		t.Fatalf("scored csv: %d records, header %v, %v", len(recs), recs[0], err)
+	}
+	flaggedAnomalies := 0
+	for _, r := range recs[1:] {
+		if r[4] == "1" && r[7] == "true" {
+			flaggedAnomalies++
+		}
+	}
+	if flaggedAnomalies < 18 { // of 20
+		t.Fatalf("only %d of 20 anomalies flagged", flaggedAnomalies)
+	}
+
+	code, stdout, stderr = detector(t, context.Background(), "evaluate", "--model", filepath.Join(models, res.Version, "model.kadet"),
+		"--input", testCSV, "--label-column", "label")
+	if code != 0 {
+		t.Fatalf("evaluate exited %d: %s", code, stderr)
+	}
+	var metrics map[string]any
+	if err := json.Unmarshal([]byte(stdout), &metrics); err != nil {
+		t.Fatal(err)
+	}
+	if metrics["auroc"].(float64) < 0.95 || metrics["rows"].(float64) != 500 || metrics["anomalies"].(float64) != 20 {
+		t.Fatalf("metrics %v", metrics)
+	}
+}
+
+func TestBadInputExitsWithItsPlace(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.csv")
+	if err := os.WriteFile(bad, []byte("a,b\n1,2\n3,x\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	termLog := filepath.Join(dir, "termination-log")
+	_ = os.WriteFile(termLog, nil, 0o644)
+	spec := filepath.Join(dir, "spec.json")
+	_ = os.WriteFile(spec, []byte(`{"apiVersion":"v1","kind":"Pod"}`), 0o644)
+	good := filepath.Join(dir, "good.csv")
+	writeCSV(t, good, 200, 3)
+	models := filepath.Join(dir, "models")
+	if code, _, stderr := detector(t, context.Background(), "train", "--data", good, "--epochs", "1", "--out", models); code != 0 {
+		t.Fatal(stderr)
+	}
+	tests := []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"non-numeric cell", []string{"train", "--data", bad, "--out", filepath.Join(dir, "m"), "--termination-log", termLog},
+			exitInvalidInput, `bad.csv line 3, column "b": "x" is not a number`},
+		{"not a training request", []string{"train", "--spec", spec, "--out", dir}, exitInvalidInput, `has apiVersion "v1" kind "Pod"`},
+		{"no output", []string{"train", "--data", good}, exitInvalidInput, "--out is required"},
+		{"unknown flag", []string{"score", "--modle", "x"}, exitInvalidInput, "flag provided but not defined: -modle"},
+		{"model lacks input column", []string{"score", "--model", models, "--input", bad}, exitInvalidInput,
+			`column "id", which the model was trained on, is not in the header`},
+		{"corrupt model", []string{"score", "--model", bad, "--input", good}, exitInvalidInput, "not a kadet model file"},
+		{"unknown command", []string{"fit"}, exitInvalidInput, `unknown command "fit"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, _, stderr := detector(t, context.Background(), tt.args...)
+			if code != tt.code || !strings.Contains(stderr, tt.want) {
+				t.Fatalf("exit %d, stderr:\n%s\nwant exit %d and %q", code, stderr, tt.code, tt.want)
+			}
+		})
+	}
+	msg, _ := os.ReadFile(termLog)
+	if res, err := kadetv1.ParseTrainingResult(string(msg)); err != nil || !strings.Contains(res.Error, "line 3") {
+		t.Fatalf("termination message %q: %v", msg, err)
+	}
+}
+
+func TestSIGTERMStopsTrainingCleanly(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.csv")
+	writeCSV(t, good, 500, 4)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // the signal arrived before the first batch
+	models := filepath.Join(dir, "models")
+	code, _, stderr := detector(t, ctx, "train", "--data", good, "--epochs", "100", "--out", models)
+	if code != exitCanceled || !strings.Contains(stderr, "training canceled at epoch 1") || !strings.Contains(stderr, "no model was written") {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if vs, _ := artifact.Versions(models); len(vs) != 0 {
+		t.Fatalf("versions written: %v", vs)
+	}
+}

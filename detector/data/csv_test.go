@@ -1,0 +1,106 @@
+package data
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	kadetv1 "github.com/kadet-dev/kadet/api/v1alpha1"
+)
+
+func TestReadCSV(t *testing.T) {
+	in := "\ufefftime;amount;hour;label\n2026-01-01;12.5;3;0\n2026-01-02;-4e2;14;1\n"
+	tbl, err := ReadCSV(strings.NewReader(in), "tx.csv", CSVOptions{TimestampColumn: "time", LabelColumn: "label", Delimiter: ';'})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(tbl.Columns) != "[amount hour]" || fmt.Sprint(tbl.X) != "[12.5 3 -400 14]" ||
+		fmt.Sprint(tbl.Labels) != "[0 1]" || fmt.Sprint(tbl.Timestamps) != "[2026-01-01 2026-01-02]" || fmt.Sprint(tbl.Lines) != "[2 3]" {
+		t.Fatalf("table %+v", tbl)
+	}
+	if tbl.Rows() != 2 || fmt.Sprint(tbl.Row(1)) != "[-400 14]" {
+		t.Fatalf("rows %d row 1 %v", tbl.Rows(), tbl.Row(1))
+	}
+	// Selected columns come in the order asked for.
+	tbl, err = ReadCSV(strings.NewReader(in), "tx.csv", CSVOptions{Columns: []string{"hour", "amount"}, Delimiter: ';'})
+	if err != nil || fmt.Sprint(tbl.X) != "[3 12.5 14 -400]" {
+		t.Fatalf("%v %v", tbl, err)
+	}
+}
+
+func TestReadCSVErrorsNameTheirPlace(t *testing.T) {
+	tests := []struct {
+		name, in string
+		opt      CSVOptions
+		want     string
+	}{
+		{"empty file", "", CSVOptions{}, "tx.csv: file is empty"},
+		{"header only", "a,b\n", CSVOptions{}, "tx.csv: no data rows after the header"},
+		{"not a number", "a,b\n1,2\n3,abc\n", CSVOptions{}, `tx.csv line 3, column "b": "abc" is not a number`},
+		{"empty cell", "a,b\n1,\n", CSVOptions{}, `tx.csv line 2, column "b": value is empty`},
+		{"NaN", "a,b\n1,NaN\n", CSVOptions{}, `tx.csv line 2, column "b": "NaN" is not a finite number`},
+		{"infinity", "a,b\n+Inf,1\n", CSVOptions{}, `tx.csv line 2, column "a": "+Inf" is not a finite number`},
+		{"out of range", "a\n1e50\n", CSVOptions{}, `tx.csv line 2, column "a": "1e50" is out of float32 range`},
+		{"wrong field count", "a,b\n1,2\n3\n", CSVOptions{}, "tx.csv line 3: wrong number of fields"},
+		{"missing column", "a,b\n1,2\n", CSVOptions{Columns: []string{"a", "c"}}, `tx.csv line 1: feature column "c" is not in the header (columns: a, b)`},
+		{"missing label column", "a,b\n1,2\n", CSVOptions{LabelColumn: "y"}, `label column "y" is not in the header`},
+		{"bad label", "a,y\n1,2\n", CSVOptions{LabelColumn: "y"}, `tx.csv line 2, column "y": label "2" is not 0 or 1`},
+		{"duplicate header", "a,a\n1,2\n", CSVOptions{}, `tx.csv line 1, column "a": column name appears twice`},
+		{"only label", "y\n1\n", CSVOptions{LabelColumn: "y"}, "no feature columns"},
+		{"bare quote", "a,b\n1,\"2\n", CSVOptions{}, "tx.csv line 2"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ReadCSV(strings.NewReader(tt.in), "tx.csv", tt.opt)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v; want %q", err, tt.want)
+			}
+			if !IsInputError(err) {
+				t.Fatalf("%v is not an input error", err)
+			}
+		})
+	}
+}
+
+func TestLoadCSVFromPathAndURL(t *testing.T) {
+	body := "a,b\n1,2\n3,4\n"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/ok.csv":
+			fmt.Fprint(w, body)
+		case "/big.csv":
+			fmt.Fprint(w, body+strings.Repeat("5,6\n", 100))
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	path := filepath.Join(t.TempDir(), "ok.csv")
+	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	lim := Limits{MaxBytes: 64, Timeout: DefaultLimits.Timeout}
+	ctx := context.Background()
+	for _, loc := range []kadetv1.FileLocation{{Path: path}, {URL: srv.URL + "/ok.csv"}} {
+		tbl, err := LoadCSV(ctx, loc, CSVOptions{}, lim)
+		if err != nil || tbl.Rows() != 2 {
+			t.Fatalf("%s: %v %v", loc, tbl, err)
+		}
+	}
+	for loc, want := range map[kadetv1.FileLocation]string{
+		{URL: srv.URL + "/big.csv"}:        "exceeds the size limit",
+		{URL: srv.URL + "/missing.csv"}:    "server answered 404",
+		{Path: path + ".missing"}:          "file does not exist",
+		{Path: filepath.Dir(path) + "/.."}: "is a directory",
+	} {
+		_, err := LoadCSV(ctx, loc, CSVOptions{}, lim)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: err = %v; want %q", loc, err, want)
+		}
+	}
+}
