@@ -61,6 +61,25 @@ controlplane: ## Build (once per machine) etcd, kube-apiserver, kubectl, ...; pr
 test: generate manifests vet ## Run every test against a real kube-apiserver + etcd (builds them on first use).
 	KUBEBUILDER_ASSETS="$${KUBEBUILDER_ASSETS:-$$(hack/controlplane.sh)}" go test $(GO_TEST_FLAGS) ./...
 
+##@ Benchmarks
+
+# BLAS for benchmark builds: openblas (cgo, libopenblas-dev) or gonum (pure Go).
+BLAS ?= openblas
+
+.PHONY: bench-deps
+bench-deps: ## Install what the benchmarks compare against and link with (Debian packages).
+	@if ! /usr/bin/python3 -c 'import torch' 2>/dev/null || ! ls /usr/include/cblas.h /usr/include/*/cblas.h >/dev/null 2>&1; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-torch libopenblas-dev; fi
+
+.PHONY: bench
+bench: bench-deps ## Speed of training and scoring against PyTorch, printed as ratios.
+	go build -tags $(BLAS) -o $(BIN)/detector-$(BLAS) ./detector/cmd/detector
+	OPENBLAS_NUM_THREADS=$${OPENBLAS_NUM_THREADS:-2} go run -tags $(BLAS) ./hack/bench/speed --detector $(BIN)/detector-$(BLAS)
+
+.PHONY: fuzz
+fuzz: ## Fuzz the model file loader for 60 s.
+	go test -run '^$$' -fuzz FuzzDecode -fuzztime 60s -fuzzminimizetime 5s ./detector/artifact/
+
 .PHONY: help
 help: ## List the targets.
 	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z_-]+:.*?##/ { printf "  %-14s %s\n", $$1, $$2 } /^##@/ { printf "\n%s\n", substr($$0, 5) }' $(MAKEFILE_LIST)

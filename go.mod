@@ -8,6 +8,7 @@ require (
 	go.uber.org/zap v1.27.1
 	golang.org/x/term v0.45.0
 	gonum.org/v1/gonum v0.16.0
+	gonum.org/v1/netlib v0.0.0-20220323200511-14de99971b2d
 	gonum.org/v1/plot v0.17.0
 	gorgonia.org/gorgonia v0.9.18
 	gorgonia.org/tensor v0.9.24

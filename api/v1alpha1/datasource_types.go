@@ -58,7 +58,8 @@ type CSVSource struct {
 	TimestampColumn string `json:"timestampColumn,omitempty"`
 
 	// LabelColumn holds 0 (normal) or 1 (anomaly) per row. MLPClassifier and the BestF1
-	// threshold need it; other models ignore it for training and use it for evaluation.
+	// threshold need it; autoencoders train and calibrate on the rows labelled 0 only
+	// and report held-out AUROC, AUPRC and F1 from the labels.
 	// +optional
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=256

@@ -14,7 +14,7 @@ type Trainer struct {
 	batch   int
 	g       *G.ExprGraph
 	vm      G.VM
-	solver  G.Solver
+	solver  *adam
 	x, y    *G.Node
 	xT, yT  *tensor.Dense
 	loss    *G.Node
@@ -58,7 +58,7 @@ func NewTrainer(net *Network, batch int, lr float64) (*Trainer, error) {
 		return nil, fmt.Errorf("building gradients: %w", err)
 	}
 	t.vm = G.NewTapeMachine(t.g, G.BindDualValues(t.weights...))
-	t.solver = G.NewAdamSolver(G.WithLearnRate(lr))
+	t.solver = newAdam(lr, t.weights)
 	return t, nil
 }
 
@@ -118,7 +118,7 @@ func (t *Trainer) Step(x, y []float32) (float32, error) {
 	if err := t.vm.RunAll(); err != nil {
 		return 0, err
 	}
-	if err := t.solver.Step(G.NodesToValueGrads(t.weights)); err != nil {
+	if err := t.solver.step(t.weights); err != nil {
 		return 0, err
 	}
 	return t.lossVal.Data().(float32), nil

@@ -5,6 +5,8 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
+
+	G "gorgonia.org/gorgonia"
 )
 
 // lowRank makes rows that lie near a 2-dimensional subspace of d dimensions, which a
@@ -163,5 +165,48 @@ func TestFromParamsRefusesWrongShapes(t *testing.T) {
 	nan[0].Data[0] = float32(math.NaN())
 	if _, err := FromParams(spec, nan); err == nil {
 		t.Fatal("NaN weight accepted")
+	}
+}
+
+// TestFusedAdamMatchesGorgonia checks the fused optimiser against Gorgonia's own
+// AdamSolver: the same network, batches and learning rate give the same weights.
+func TestFusedAdamMatchesGorgonia(t *testing.T) {
+	const d, batch = 6, 16
+	x := lowRank(batch*10, d, 9)
+	spec := Spec{Type: Autoencoder, Inputs: d, Hidden: []int{5}, Latent: 2, Activation: Tanh}
+	ours, _ := New(spec, 3)
+	ref := ours.Clone()
+
+	tr, err := NewTrainer(ours, batch, 0.01)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	refTr, err := NewTrainer(ref, batch, 0.01)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer refTr.Close()
+	solver := G.NewAdamSolver(G.WithLearnRate(0.01))
+	for s := 0; s < 10; s++ {
+		xb := x[s*batch*d : (s+1)*batch*d]
+		if _, err := tr.Step(xb, nil); err != nil {
+			t.Fatal(err)
+		}
+		copy(refTr.xT.Data().([]float32), xb)
+		if err := refTr.vm.RunAll(); err != nil {
+			t.Fatal(err)
+		}
+		if err := solver.Step(G.NodesToValueGrads(refTr.weights)); err != nil {
+			t.Fatal(err)
+		}
+		refTr.vm.Reset()
+	}
+	for i, p := range ours.Params {
+		for k, v := range p.Data {
+			if diff := math.Abs(float64(v - ref.Params[i].Data[k])); diff > 1e-5 {
+				t.Fatalf("%s[%d]: fused Adam %v, Gorgonia's %v", p.Name, k, v, ref.Params[i].Data[k])
+			}
+		}
 	}
 }

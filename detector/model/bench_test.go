@@ -1,0 +1,50 @@
+package model
+
+import (
+	"math/rand/v2"
+	"testing"
+)
+
+// mnistShape is the speed benchmark's network: 784-256-64-256-784 at batch 128.
+func mnistShape(b *testing.B) (*Network, []float32) {
+	net, err := New(Spec{Type: Autoencoder, Inputs: 784, Hidden: []int{256}, Latent: 64, Activation: ReLU}, 1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	x := make([]float32, 128*784)
+	for i := range x {
+		x[i] = rng.Float32()
+	}
+	return net, x
+}
+
+// BenchmarkTrainStep is one Adam step of the speed benchmark's network.
+func BenchmarkTrainStep(b *testing.B) {
+	net, x := mnistShape(b)
+	tr, err := NewTrainer(net, 128, 0.001)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer tr.Close()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := tr.Step(x, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*128)/b.Elapsed().Seconds(), "samples/s")
+}
+
+// BenchmarkScores256 scores a batch of 256 rows with the same network.
+func BenchmarkScores256(b *testing.B) {
+	net, x := mnistShape(b)
+	x = append(x, x...)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		net.Scores(x, 256)
+	}
+	b.ReportMetric(float64(b.N*256)/b.Elapsed().Seconds(), "samples/s")
+}

