@@ -39,7 +39,11 @@ const headerLen = len(Magic) + 4 + 4
 
 // Metadata describes a model; it is the JSON section of the file.
 type Metadata struct {
-	Model     model.Spec                  `json:"model"`
+	// Name is the Detector the model was trained for.
+	Name  string     `json:"name,omitempty"`
+	Model model.Spec `json:"model"`
+	// Image is set when the features are the pixels of images of this size.
+	Image     *ImageShape                 `json:"image,omitempty"`
 	Features  []string                    `json:"features"`
 	Scaler    *preprocess.Scaler          `json:"scaler"`
 	Threshold Threshold                   `json:"threshold"`
@@ -48,6 +52,12 @@ type Metadata struct {
 	Tensors   []TensorInfo                `json:"tensors"`
 	Kadet     string                      `json:"kadetVersion"`
 	CreatedAt time.Time                   `json:"createdAt"`
+}
+
+// ImageShape is the height and width of image inputs.
+type ImageShape struct {
+	Rows int `json:"rows"`
+	Cols int `json:"cols"`
 }
 
 // Threshold is the calibrated raw-score threshold and how it was chosen.
@@ -177,6 +187,9 @@ func (m *Metadata) check() error {
 	}
 	if m.Scaler == nil {
 		return errors.New("no scaler")
+	}
+	if m.Image != nil && (m.Image.Rows <= 0 || m.Image.Cols <= 0 || m.Image.Rows*m.Image.Cols != m.Model.Inputs) {
+		return fmt.Errorf("image shape %dx%d does not match %d inputs", m.Image.Rows, m.Image.Cols, m.Model.Inputs)
 	}
 	if err := m.Scaler.Validate(m.Model.Inputs); err != nil {
 		return err

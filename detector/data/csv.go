@@ -18,6 +18,8 @@ type Table struct {
 	// Source names where the rows came from, for messages.
 	Source  string
 	Columns []string
+	// ImageRows and ImageCols are set when the columns are the pixels of images.
+	ImageRows, ImageCols int
 	// X holds Rows() * len(Columns) values, row by row.
 	X []float32
 	// Labels holds 0 (normal) or 1 (anomaly) per row when a label column was read.

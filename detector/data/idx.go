@@ -118,7 +118,7 @@ func ImageTable(im *Images, labels []uint8, classes []int32, source string) (*Ta
 		keep[uint8(c)] = true
 	}
 	d := im.Rows * im.Cols
-	t := &Table{Source: source, Columns: make([]string, d)}
+	t := &Table{Source: source, Columns: make([]string, d), ImageRows: im.Rows, ImageCols: im.Cols}
 	for j := range t.Columns {
 		t.Columns[j] = fmt.Sprintf("px_%d_%d", j/im.Cols, j%im.Cols)
 	}

@@ -229,48 +229,47 @@ func sigmoid(x float32) float32 { return float32(1 / (1 + math.Exp(-float64(x)))
 // Scores is each row's raw anomaly score: an autoencoder's mean squared reconstruction
 // error, or a classifier's anomaly probability.
 func (n *Network) Scores(x []float32, rows int) []float32 {
+	scores, _ := n.score(x, rows, false)
+	return scores
+}
+
+// Explain is Scores plus, for an autoencoder, each feature's share of its row's squared
+// reconstruction error (rows x features, nil for a classifier), from one forward pass.
+func (n *Network) Explain(x []float32, rows int) (scores, shares []float32) {
+	return n.score(x, rows, true)
+}
+
+func (n *Network) score(x []float32, rows int, explain bool) (scores, shares []float32) {
 	out := n.Forward(x, rows)
-	scores := make([]float32, rows)
+	scores = make([]float32, rows)
 	if n.Spec.Type == MLPClassifier {
 		for i := range scores {
 			scores[i] = sigmoid(out[i])
 		}
-		return scores
+		return scores, nil
 	}
 	d := n.Spec.Inputs
 	for i := range scores {
-		var s float32
-		for j := 0; j < d; j++ {
-			e := out[i*d+j] - x[i*d+j]
-			s += e * e
-		}
-		scores[i] = s / float32(d)
-	}
-	return scores
-}
-
-// Contributions is each feature's share of a row's squared reconstruction error, for
-// explaining an autoencoder's scores; nil for a classifier.
-func (n *Network) Contributions(x []float32, rows int) []float32 {
-	if n.Spec.Type == MLPClassifier {
-		return nil
-	}
-	out := n.Forward(x, rows)
-	d := n.Spec.Inputs
-	for i := 0; i < rows; i++ {
 		var total float32
-		for j := 0; j < d; j++ {
-			e := out[i*d+j] - x[i*d+j]
-			out[i*d+j] = e * e
+		row, in := out[i*d:(i+1)*d], x[i*d:(i+1)*d]
+		for j := range row {
+			e := row[j] - in[j]
 			total += e * e
+			if explain {
+				row[j] = e * e // out is ours: reuse it for the shares
+			}
 		}
-		if total > 0 {
-			for j := 0; j < d; j++ {
-				out[i*d+j] /= total
+		scores[i] = total / float32(d)
+		if explain && total > 0 {
+			for j := range row {
+				row[j] /= total
 			}
 		}
 	}
-	return out
+	if explain {
+		shares = out
+	}
+	return scores, shares
 }
 
 // Loss is the training loss over rows: the mean squared error of an autoencoder, or

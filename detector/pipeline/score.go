@@ -17,18 +17,34 @@ type Scored struct {
 // Score scales rows (width = the model's features, in its order) and scores them. It is
 // the one scoring path: the CLI and the server both call it.
 func Score(m *artifact.Model, x []float32) ([]Scored, error) {
+	out, _, err := score(m, x, false)
+	return out, err
+}
+
+// ScoreExplained is Score plus each feature's share of each row's reconstruction error
+// (rows x features; nil for a classifier).
+func ScoreExplained(m *artifact.Model, x []float32) ([]Scored, []float32, error) {
+	return score(m, x, true)
+}
+
+func score(m *artifact.Model, x []float32, explain bool) ([]Scored, []float32, error) {
 	d := len(m.Meta.Features)
 	if d == 0 || len(x)%d != 0 {
-		return nil, fmt.Errorf("%d values do not form rows of %d features", len(x), d)
+		return nil, nil, fmt.Errorf("%d values do not form rows of %d features", len(x), d)
 	}
 	rows := len(x) / d
 	scaled := m.Meta.Scaler.Transform(nil, x)
-	raw := m.Network.Scores(scaled, rows)
+	var raw, shares []float32
+	if explain {
+		raw, shares = m.Network.Explain(scaled, rows)
+	} else {
+		raw = m.Network.Scores(scaled, rows)
+	}
 	t := m.Meta.Threshold.Value
 	out := make([]Scored, rows)
 	for i, r := range raw {
 		s := float64(r) / t
 		out[i] = Scored{Score: s, Raw: float64(r), Anomaly: s > 1}
 	}
-	return out, nil
+	return out, shares, nil
 }

@@ -142,13 +142,16 @@ func Train(ctx context.Context, req *kadetv1.TrainingRequest, outDir string, pro
 
 	now := time.Now().UTC()
 	meta := artifact.Metadata{
-		Model: spec, Features: tbl.Columns, Scaler: scaler,
+		Name: req.Detector.Name, Model: spec, Features: tbl.Columns, Scaler: scaler,
 		Threshold: artifact.Threshold{Method: th.Method, Parameter: thresholdParameter(th), Value: threshold},
 		Training: artifact.TrainingInfo{
 			Seed: cfg.Seed, Epochs: res.Epochs, BatchSize: cfg.BatchSize, LearningRate: cfg.LearningRate,
 			ValidationSplit: cfg.ValidationSplit, Rows: rows, Metrics: metrics,
 		},
 		Data: preprocess.Summarize(fitX, tbl.Columns), Kadet: Version, CreatedAt: now,
+	}
+	if tbl.ImageRows > 0 {
+		meta.Image = &artifact.ImageShape{Rows: tbl.ImageRows, Cols: tbl.ImageCols}
 	}
 	file, digest, err := artifact.Encode(meta, net)
 	if err != nil {

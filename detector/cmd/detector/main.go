@@ -20,7 +20,7 @@ commands:
   train     train a model: --spec FILE (a TrainingRequest) or --data CSV --model TYPE, and --out DIR
   score     score a CSV: --model PATH --input CSV [--output CSV]
   evaluate  print detection metrics as JSON: --model PATH --input CSV --label-column NAME
-  serve     serve a model over HTTP (not in this build yet)
+  serve     serve a model over HTTP: --model-dir DIR [--model-version V] [--addr HOST:PORT]
 
 Run 'detector <command> -h' for the flags of a command.
 `
@@ -53,7 +53,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "evaluate":
 		err = cmdEvaluate(args[1:], stdout)
 	case "serve":
-		err = usageError{"detector serve is not in this build yet"}
+		err = cmdServe(ctx, args[1:], stderr)
 	default:
 		fmt.Fprintf(stderr, "detector: unknown command %q\n\n%s", args[0], usage)
 		return exitInvalidInput

@@ -1,0 +1,43 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"time"
+
+	"github.com/kadet-dev/kadet/detector/serve"
+)
+
+// drainTimeout stays under Kubernetes' default 30 s grace period.
+const drainTimeout = 25 * time.Second
+
+func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var opts serve.Options
+	fs.StringVar(&opts.ModelDir, "model-dir", "", "model directory (required)")
+	fs.StringVar(&opts.Version, "model-version", "", "serve this version only; empty serves the newest and follows new ones")
+	fs.StringVar(&opts.Name, "model-name", "", "model name for the Open Inference Protocol (default: the Detector's name in the model file)")
+	addr := fs.String("addr", "", "listen address (default $POD_IP:8080 when POD_IP is set, else :8080)")
+	fs.Int64Var(&opts.MaxBodyBytes, "max-body-bytes", serve.DefaultMaxBodyBytes, "largest request body")
+	fs.IntVar(&opts.MaxInstances, "max-instances", serve.DefaultMaxInstances, "most records per request")
+	fs.DurationVar(&opts.ReloadInterval, "reload-interval", serve.DefaultReloadInterval, "how often to look for a new model")
+	if err := fs.Parse(args); err != nil {
+		return usageError{err.Error()}
+	}
+	if opts.ModelDir == "" {
+		return usageError{"--model-dir is required"}
+	}
+	if *addr == "" {
+		*addr = ":8080"
+		if ip := os.Getenv("POD_IP"); ip != "" {
+			*addr = net.JoinHostPort(ip, "8080")
+		}
+	}
+	opts.Logger = slog.New(slog.NewJSONHandler(stderr, nil))
+	return serve.New(opts).Run(ctx, *addr, drainTimeout)
+}

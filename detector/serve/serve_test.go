@@ -1,0 +1,412 @@
+package serve
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/kadet-dev/kadet/detector/artifact"
+	"github.com/kadet-dev/kadet/detector/model"
+	"github.com/kadet-dev/kadet/detector/preprocess"
+)
+
+var features = []string{"amount", "hour", "distance"}
+
+// writeModel saves a small autoencoder as a new version in dir and returns the version.
+func writeModel(t testing.TB, dir string, seed int64, at time.Time) string {
+	t.Helper()
+	spec := model.Spec{Type: model.Autoencoder, Inputs: 3, Hidden: []int{4}, Latent: 2, Activation: model.Tanh}
+	net, err := model.New(spec, seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := []float32{10, 3, 1, 20, 14, 2, 15, 9, 3}
+	sc, _ := preprocess.Fit(preprocess.Standardize, x, 3)
+	meta := artifact.Metadata{
+		Name: "fraud", Model: spec, Features: features, Scaler: sc,
+		Threshold: artifact.Threshold{Method: "Percentile", Parameter: 99, Value: 0.5},
+		Kadet:     "test", CreatedAt: at,
+	}
+	b, digest, err := artifact.Encode(meta, net)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := artifact.NewVersion(at, digest)
+	if _, err := artifact.Save(dir, v, map[string][]byte{artifact.FileName: b}); err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func newServer(t testing.TB, dir string, opts Options) (*Server, *httptest.Server, *prometheus.Registry) {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	opts.ModelDir, opts.Registry = dir, reg
+	opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	s := New(opts)
+	if err := s.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(s.Handler())
+	t.Cleanup(ts.Close)
+	return s, ts, reg
+}
+
+func call(t testing.TB, ts *httptest.Server, method, path, body string) (int, map[string]any) {
+	t.Helper()
+	req, _ := http.NewRequest(method, ts.URL+path, strings.NewReader(body))
+	resp, err := ts.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	raw, _ := io.ReadAll(resp.Body)
+	if err := json.Unmarshal(raw, &out); err != nil {
+		t.Fatalf("%s %s: response is not JSON: %q", method, path, raw)
+	}
+	return resp.StatusCode, out
+}
+
+func TestDetect(t *testing.T) {
+	dir := t.TempDir()
+	v := writeModel(t, dir, 1, time.Unix(1e9, 0))
+	_, ts, reg := newServer(t, dir, Options{})
+	code, out := call(t, ts, "POST", "/v1/detect", `{"instances": [[12, 4, 1.5], [9000, 3, 400]]}`)
+	if code != 200 {
+		t.Fatalf("%d %v", code, out)
+	}
+	m := out["model"].(map[string]any)
+	if m["version"] != v || m["name"] != "fraud" || m["threshold"] != 0.5 || !strings.HasPrefix(m["digest"].(string), "sha256:") {
+		t.Fatalf("model %v", m)
+	}
+	results := out["results"].([]any)
+	normal, odd := results[0].(map[string]any), results[1].(map[string]any)
+	if odd["anomaly"] != true || odd["score"].(float64) <= 1 || odd["score"].(float64) != odd["raw"].(float64)/0.5 {
+		t.Fatalf("outlier %v", odd)
+	}
+	if normal["score"].(float64) >= odd["score"].(float64) {
+		t.Fatalf("normal row scores %v, outlier %v", normal["score"], odd["score"])
+	}
+	exp := odd["explanation"].([]any)
+	if len(exp) != 3 {
+		t.Fatalf("explanation %v", exp)
+	}
+	var total float64
+	for _, e := range exp {
+		total += e.(map[string]any)["share"].(float64)
+	}
+	if total < 0.999 || total > 1.001 { // three features: the top three are all of it
+		t.Fatalf("shares sum to %v", total)
+	}
+
+	// Records by name, in any order, give the same scores.
+	code, byName := call(t, ts, "POST", "/v1/detect", `{"records": [{"hour": 4, "distance": 1.5, "amount": 12}]}`)
+	if code != 200 || byName["results"].([]any)[0].(map[string]any)["score"] != normal["score"] {
+		t.Fatalf("%d %v vs %v", code, byName, normal)
+	}
+	if got := testutil.ToFloat64(findCounter(t, reg, "kadet_records_scored_total")); got != 3 {
+		t.Fatalf("records scored %v", got)
+	}
+}
+
+func findCounter(t testing.TB, reg *prometheus.Registry, name string) prometheus.Collector {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: "x"}, func() float64 {
+				return mf.GetMetric()[0].GetCounter().GetValue()
+			})
+		}
+	}
+	t.Fatalf("no metric %s", name)
+	return nil
+}
+
+func TestDetectRefusesBadRequests(t *testing.T) {
+	dir := t.TempDir()
+	writeModel(t, dir, 1, time.Unix(1e9, 0))
+	_, ts, _ := newServer(t, dir, Options{MaxBodyBytes: 4096, MaxInstances: 5})
+	tests := []struct {
+		name, body string
+		code       int
+		field      string
+		want       string
+	}{
+		{"wrong width", `{"instances": [[1,2,3], [1,2]]}`, 400, "instances[1]", "has 2 values; the model takes 3 features"},
+		{"string value", `{"instances": [[1,2,3], [1,"two",3]]}`, 400, "instances[1][1]", "got string, want a number"},
+		{"NaN literal", `{"instances": [[1,NaN,3]]}`, 400, "", "malformed JSON at line 1, column"},
+		{"beyond float32", `{"instances": [[1,1e39,3]]}`, 400, "instances[0][1]", "not a finite float32 number"},
+		{"unknown column", `{"records": [{"amount":1,"hour":2,"distance":3},{"amount":1,"hour":2,"distance":3,"colour":1}]}`, 400,
+			"records[1].colour", "unknown column (model features: amount, hour, distance)"},
+		{"missing column", `{"records": [{"amount":1,"hour":2}]}`, 400, "records[0]", `missing column "distance"`},
+		{"record value not a number", `{"records": [{"amount":"1","hour":2,"distance":3}]}`, 400, "records[0].amount", `"1" is not a number`},
+		{"both forms", `{"instances": [[1,2,3]], "records": [{"amount":1}]}`, 400, "", "not both"},
+		{"neither", `{}`, 400, "", `body needs "instances"`},
+		{"unknown field", `{"inputs": []}`, 400, "", `unknown field "inputs"`},
+		{"empty body", ``, 400, "", "body is empty or cut short"},
+		{"cut short", `{"instances": [[1,2`, 400, "", "body is empty or cut short"},
+		{"syntax error on line 2", "{\"instances\":\n [[1,2,3]]]}", 400, "", "malformed JSON at line 2"},
+		{"empty instances", `{"instances": []}`, 400, "instances", "is empty"},
+		{"too many instances", `{"instances": [[1,2,3],[1,2,3],[1,2,3],[1,2,3],[1,2,3],[1,2,3]]}`, 400, "instances", "at most 5 per request"},
+		{"oversize", `{"instances": [[1,2,3` + strings.Repeat(" ", 5000) + `]]}`, 413, "", "exceeds the limit of 4096"},
+		{"two values", `{"instances": [[1,2,3]]} {}`, 400, "", "more than one JSON value"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out := call(t, ts, "POST", "/v1/detect", tt.body)
+			msg, _ := out["error"].(string)
+			field, _ := out["field"].(string)
+			if code != tt.code || !strings.Contains(msg, tt.want) || field != tt.field {
+				t.Fatalf("%d %q field %q; want %d %q field %q", code, msg, field, tt.code, tt.want, tt.field)
+			}
+		})
+	}
+}
+
+func TestOpenInferenceProtocol(t *testing.T) {
+	dir := t.TempDir()
+	v := writeModel(t, dir, 1, time.Unix(1e9, 0))
+	_, ts, _ := newServer(t, dir, Options{})
+	for _, path := range []string{"/v2/health/live", "/v2/health/ready", "/healthz", "/readyz", "/v2/models/fraud/ready"} {
+		if code, out := call(t, ts, "GET", path, ""); code != 200 {
+			t.Fatalf("%s: %d %v", path, code, out)
+		}
+	}
+	code, meta := call(t, ts, "GET", "/v2/models/fraud", "")
+	if code != 200 || meta["name"] != "fraud" || meta["versions"].([]any)[0] != v ||
+		fmt.Sprint(meta["inputs"].([]any)[0].(map[string]any)["shape"]) != "[-1 3]" {
+		t.Fatalf("%d %v", code, meta)
+	}
+	_, detect := call(t, ts, "POST", "/v1/detect", `{"instances": [[12, 4, 1.5], [9000, 3, 400]]}`)
+	want := []any{detect["results"].([]any)[0].(map[string]any)["score"], detect["results"].([]any)[1].(map[string]any)["score"]}
+	for name, data := range map[string]string{"flat": `[12, 4, 1.5, 9000, 3, 400]`, "nested": `[[12, 4, 1.5], [9000, 3, 400]]`} {
+		code, out := call(t, ts, "POST", "/v2/models/fraud/infer",
+			`{"id": "r1", "inputs": [{"name": "input", "shape": [2, 3], "datatype": "FP32", "data": `+data+`}]}`)
+		if code != 200 || out["id"] != "r1" || out["model_version"] != v {
+			t.Fatalf("%s: %d %v", name, code, out)
+		}
+		outputs := out["outputs"].([]any)
+		score := outputs[0].(map[string]any)
+		anomaly := outputs[2].(map[string]any)
+		if fmt.Sprint(score["data"]) != fmt.Sprint(want) || fmt.Sprint(anomaly["data"]) != "[false true]" {
+			t.Fatalf("%s: outputs %v; want scores %v", name, outputs, want)
+		}
+	}
+	for _, tt := range []struct {
+		path, body string
+		code       int
+		want       string
+	}{
+		{"/v2/models/other/infer", `{}`, 404, `no model "other" here; this server serves "fraud"`},
+		{"/v2/models/fraud/infer", `{"inputs": [{"name": "input", "shape": [2, 4], "datatype": "FP32", "data": [1,2,3,4,5,6,7,8]}]}`, 400, "is [2 4]; the model takes [n, 3]"},
+		{"/v2/models/fraud/infer", `{"inputs": [{"name": "input", "shape": [2, 3], "datatype": "FP32", "data": [1,2,3]}]}`, 400, "holds 3 values; shape [2 3] needs 6"},
+		{"/v2/models/fraud/infer", `{"inputs": [{"name": "input", "shape": [1, 3], "datatype": "BYTES", "data": ["a"]}]}`, 400, `"BYTES" is not supported`},
+		{"/v2/models/fraud/infer", `{"inputs": []}`, 400, "has 0 tensors"},
+	} {
+		code, out := call(t, ts, "POST", tt.path, tt.body)
+		if code != tt.code || !strings.Contains(out["error"].(string), tt.want) {
+			t.Fatalf("%s %s: %d %v; want %d %q", tt.path, tt.body, code, out, tt.code, tt.want)
+		}
+	}
+}
+
+func TestNoModelIs503(t *testing.T) {
+	dir := t.TempDir()
+	s, ts, _ := newServer(t, dir, Options{})
+	for _, tt := range []struct{ method, path string }{
+		{"GET", "/readyz"}, {"GET", "/v2/health/ready"}, {"POST", "/v1/detect"}, {"POST", "/v2/models/x/infer"},
+	} {
+		code, out := call(t, ts, tt.method, tt.path, `{"instances": [[1,2,3]]}`)
+		if code != 503 || !strings.Contains(fmt.Sprint(out), "no model in "+dir) {
+			t.Fatalf("%s %s: %d %v", tt.method, tt.path, code, out)
+		}
+	}
+	if code, _ := call(t, ts, "GET", "/healthz", ""); code != 200 {
+		t.Fatal("liveness must not depend on a model")
+	}
+	// The first model arrives and is picked up.
+	writeModel(t, dir, 1, time.Unix(1e9, 0))
+	if err := s.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if code, _ := call(t, ts, "GET", "/readyz", ""); code != 200 {
+		t.Fatal("not ready after the model arrived")
+	}
+}
+
+func TestReloadSwapsGoodModelsAndRefusesCorruptOnes(t *testing.T) {
+	dir := t.TempDir()
+	v1 := writeModel(t, dir, 1, time.Unix(1e9, 0))
+	s, ts, reg := newServer(t, dir, Options{})
+	v2 := writeModel(t, dir, 2, time.Unix(2e9, 0))
+	if err := s.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	_, out := call(t, ts, "POST", "/v1/detect", `{"instances": [[1,2,3]]}`)
+	if got := out["model"].(map[string]any)["version"]; got != v2 || v1 == v2 {
+		t.Fatalf("serving %v; want %v", got, v2)
+	}
+	// A newer version whose file is corrupt is refused, counted, and v2 keeps serving.
+	v3 := writeModel(t, dir, 3, time.Unix(3e9, 0))
+	path := filepath.Join(dir, v3, artifact.FileName)
+	b, _ := os.ReadFile(path)
+	b[len(b)/2] ^= 1
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Reload(); err == nil || !strings.Contains(err.Error(), "digest does not match") {
+		t.Fatalf("corrupt model: %v", err)
+	}
+	_ = s.Reload() // refused once, not again and again
+	_, out = call(t, ts, "POST", "/v1/detect", `{"instances": [[1,2,3]]}`)
+	if got := out["model"].(map[string]any)["version"]; got != v2 {
+		t.Fatalf("serving %v after a corrupt model; want %v", got, v2)
+	}
+	if got := testutil.ToFloat64(findCounter(t, reg, "kadet_model_load_failures_total")); got != 1 {
+		t.Fatalf("load failures %v", got)
+	}
+	mfs, _ := reg.Gather()
+	for _, mf := range mfs {
+		if mf.GetName() == "kadet_model_info" && (len(mf.GetMetric()) != 1 || !strings.Contains(mf.GetMetric()[0].String(), v2)) {
+			t.Fatalf("model info %v", mf.GetMetric())
+		}
+	}
+}
+
+// TestReloadUnderLoad swaps models while clients score without pause: no request fails.
+func TestReloadUnderLoad(t *testing.T) {
+	dir := t.TempDir()
+	writeModel(t, dir, 1, time.Unix(1e9, 0))
+	s, ts, _ := newServer(t, dir, Options{})
+	var ok, failed atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for c := 0; c < 4; c++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				resp, err := ts.Client().Post(ts.URL+"/v1/detect", "application/json", strings.NewReader(`{"instances": [[1,2,3],[4,5,6]]}`))
+				if err != nil || resp.StatusCode != 200 {
+					failed.Add(1)
+				} else {
+					ok.Add(1)
+				}
+				if resp != nil {
+					_, _ = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+			}
+		}()
+	}
+	versions := map[string]bool{}
+	for i := 2; i <= 21; i++ {
+		writeModel(t, dir, int64(i), time.Unix(1e9+int64(i)*1e3, 0))
+		if err := s.Reload(); err != nil {
+			t.Fatal(err)
+		}
+		versions[s.current.Load().version] = true
+		time.Sleep(5 * time.Millisecond)
+	}
+	close(stop)
+	wg.Wait()
+	if failed.Load() != 0 || ok.Load() < 100 || len(versions) != 20 {
+		t.Fatalf("%d ok, %d failed across %d swaps", ok.Load(), failed.Load(), len(versions))
+	}
+}
+
+func TestServeDrainsOnShutdown(t *testing.T) {
+	dir := t.TempDir()
+	writeModel(t, dir, 1, time.Unix(1e9, 0))
+	s := New(Options{ModelDir: dir, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- s.Serve(ctx, ln, 5*time.Second) }()
+	url := "http://" + ln.Addr().String()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		resp, err := http.Get(url + "/readyz")
+		if err == nil && resp.StatusCode == 200 {
+			resp.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("server never became ready")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("shutdown did not finish")
+	}
+	if !s.draining.Load() {
+		t.Fatal("not marked draining")
+	}
+	if _, err := http.Get(url + "/readyz"); err == nil {
+		t.Fatal("still accepting after shutdown")
+	}
+}
+
+// FuzzDecodeDetect: no body makes the decoder panic, and accepted rows have the
+// model's width and finite values.
+func FuzzDecodeDetect(f *testing.F) {
+	for _, seed := range []string{
+		`{"instances": [[1,2,3]]}`, `{"records": [{"amount":1,"hour":2,"distance":3}]}`,
+		`{"instances": [[1,"x",3]]}`, `{"instances": [[1,2`, "{\"records\": [{\"amount\": 1e400}]}", `[]`, `null`,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		x, n, err := decodeDetect(body, features, 100)
+		if err != nil {
+			if _, ok := err.(*RequestError); !ok {
+				t.Fatalf("error of type %T: %v", err, err)
+			}
+			return
+		}
+		if len(x) != n*len(features) || n == 0 {
+			t.Fatalf("%d values for %d rows", len(x), n)
+		}
+		for _, v := range x {
+			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+				t.Fatalf("non-finite value %v accepted", v)
+			}
+		}
+	})
+}
+

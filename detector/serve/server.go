@@ -1,0 +1,195 @@
+// Package serve is the scoring server: `detector serve`. It scores records over a REST
+// API and the Open Inference Protocol v2, explains each score, exports Prometheus
+// metrics, and swaps in new models from its model directory without dropping a request.
+package serve
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/kadet-dev/kadet/detector/artifact"
+)
+
+// Options configure a Server.
+type Options struct {
+	// ModelDir holds one folder per model version.
+	ModelDir string
+	// Version pins a model version; empty serves the newest and follows new ones.
+	Version string
+	// Name is the model's name in the Open Inference Protocol; empty takes the name in
+	// the model file.
+	Name string
+	// MaxBodyBytes bounds a request body (413 beyond).
+	MaxBodyBytes int64
+	// MaxInstances bounds the records of one request (400 beyond).
+	MaxInstances int
+	// ReloadInterval is how often the model directory is checked.
+	ReloadInterval time.Duration
+	// Logger defaults to slog's default.
+	Logger *slog.Logger
+	// Registry receives the metrics; nil makes a new one.
+	Registry *prometheus.Registry
+}
+
+// Defaults for Options.
+const (
+	DefaultMaxBodyBytes   = 8 << 20
+	DefaultMaxInstances   = 10000
+	DefaultReloadInterval = 5 * time.Second
+)
+
+// loaded is a model in service.
+type loaded struct {
+	model   *artifact.Model
+	version string
+	name    string
+}
+
+// Server scores with the model it has loaded. Requests read the model through one
+// atomic pointer, so a reload never blocks them and in-flight requests finish on the
+// model they started with.
+type Server struct {
+	opts     Options
+	log      *slog.Logger
+	current  atomic.Pointer[loaded]
+	draining atomic.Bool
+	metrics  *metrics
+	// failed remembers versions that did not load, so a bad file is reported once.
+	failedMu sync.Mutex
+	failed   map[string]bool
+}
+
+// New makes a server; call Reload (or Run) to load a model.
+func New(opts Options) *Server {
+	if opts.MaxBodyBytes <= 0 {
+		opts.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if opts.MaxInstances <= 0 {
+		opts.MaxInstances = DefaultMaxInstances
+	}
+	if opts.ReloadInterval <= 0 {
+		opts.ReloadInterval = DefaultReloadInterval
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Registry == nil {
+		opts.Registry = prometheus.NewRegistry()
+	}
+	return &Server{opts: opts, log: opts.Logger, metrics: newMetrics(opts.Registry), failed: map[string]bool{}}
+}
+
+// Model returns the model in service, or nil.
+func (s *Server) Model() *artifact.Model {
+	if l := s.current.Load(); l != nil {
+		return l.model
+	}
+	return nil
+}
+
+// Reload loads the pinned version, or the newest one when it is not the one in
+// service. A file that fails verification is logged and counted, and the model in
+// service keeps serving.
+func (s *Server) Reload() error {
+	version := s.opts.Version
+	if version == "" {
+		vs, err := artifact.Versions(s.opts.ModelDir)
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		if len(vs) == 0 {
+			return nil // nothing trained yet
+		}
+		version = vs[len(vs)-1]
+	}
+	if cur := s.current.Load(); cur != nil && cur.version == version {
+		return nil
+	}
+	s.failedMu.Lock()
+	known := s.failed[version]
+	s.failedMu.Unlock()
+	if known {
+		return nil
+	}
+	path, err := artifact.Path(s.opts.ModelDir, version)
+	if err != nil {
+		return err
+	}
+	m, err := artifact.Load(path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) && s.opts.Version != "" {
+			return nil // the pinned version may not have synced to this volume yet
+		}
+		s.failedMu.Lock()
+		s.failed[version] = true
+		s.failedMu.Unlock()
+		s.metrics.loadFailures.Inc()
+		s.log.Error("refusing model", "version", version, "error", err.Error())
+		return fmt.Errorf("model %s: %w", version, err)
+	}
+	name := s.opts.Name
+	if name == "" {
+		name = m.Meta.Name
+	}
+	if name == "" {
+		name = "kadet"
+	}
+	prev := s.current.Swap(&loaded{model: m, version: version, name: name})
+	s.metrics.setModel(version, m.Digest, prev)
+	s.log.Info("serving model", "version", version, "digest", m.Digest, "threshold", m.Meta.Threshold.Value)
+	return nil
+}
+
+// Run serves on addr until ctx ends, then stops accepting, reports not ready and lets
+// in-flight requests finish (up to drain).
+func (s *Server) Run(ctx context.Context, addr string, drain time.Duration) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	return s.Serve(ctx, ln, drain)
+}
+
+// Serve is Run on a listener.
+func (s *Server) Serve(ctx context.Context, ln net.Listener, drain time.Duration) error {
+	if err := s.Reload(); err != nil {
+		s.log.Error("initial model load", "error", err.Error())
+	}
+	srv := &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	s.log.Info("listening", "addr", ln.Addr().String())
+	tick := time.NewTicker(s.opts.ReloadInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case err := <-errc:
+			return err
+		case <-tick.C:
+			_ = s.Reload() // logged inside; the model in service stays
+		case <-ctx.Done():
+			s.draining.Store(true)
+			s.log.Info("draining", "timeout", drain.String())
+			sctx, cancel := context.WithTimeout(context.Background(), drain)
+			defer cancel()
+			return srv.Shutdown(sctx)
+		}
+	}
+}
