@@ -266,4 +266,3 @@ func explain(meta artifact.Metadata, shares []float32) []Contribution {
 	})
 	return all[:min(topFeatures, len(all))]
 }
-

@@ -409,4 +409,3 @@ func FuzzDecodeDetect(f *testing.F) {
 		}
 	})
 }
-
