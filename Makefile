@@ -72,13 +72,15 @@ bench-deps: ## Install what the benchmarks compare against and link with (Debian
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-torch libopenblas-dev; fi
 
 .PHONY: bench
-bench: bench-deps ## Speed of training and scoring against PyTorch, printed as ratios.
+bench: bench-deps ## Training and scoring speed against PyTorch, and a load test of detector serve.
 	go build -tags $(BLAS) -o $(BIN)/detector-$(BLAS) ./detector/cmd/detector
 	OPENBLAS_NUM_THREADS=$${OPENBLAS_NUM_THREADS:-2} go run -tags $(BLAS) ./hack/bench/speed --detector $(BIN)/detector-$(BLAS)
+	OPENBLAS_NUM_THREADS=$${OPENBLAS_NUM_THREADS:-1} go run -tags $(BLAS) ./hack/bench/serve --detector $(BIN)/detector-$(BLAS)
 
 .PHONY: fuzz
-fuzz: ## Fuzz the model file loader for 60 s.
+fuzz: ## Fuzz the model file loader and the scoring request decoder, 60 s each.
 	go test -run '^$$' -fuzz FuzzDecode -fuzztime 60s -fuzzminimizetime 5s ./detector/artifact/
+	go test -run '^$$' -fuzz FuzzDecodeDetect -fuzztime 60s -fuzzminimizetime 5s ./detector/serve/
 
 .PHONY: help
 help: ## List the targets.

@@ -187,10 +187,17 @@ func (n *Network) Forward(x []float32, rows int) []float32 {
 		for i := 0; i < rows; i++ {
 			copy(o[i*out:(i+1)*out], b)
 		}
-		blas32.Gemm(blas.NoTrans, blas.NoTrans, 1,
-			blas32.General{Rows: rows, Cols: in, Stride: in, Data: h},
-			blas32.General{Rows: in, Cols: out, Stride: out, Data: w},
-			1, blas32.General{Rows: rows, Cols: out, Stride: out, Data: o})
+		wm := blas32.General{Rows: in, Cols: out, Stride: out, Data: w}
+		if rows == 1 {
+			// One record: a matrix-vector product, which BLAS does without GEMM's
+			// packing and (in Gonum) without spawning workers.
+			blas32.Gemv(blas.Trans, 1, wm, blas32.Vector{N: in, Inc: 1, Data: h},
+				1, blas32.Vector{N: out, Inc: 1, Data: o})
+		} else {
+			blas32.Gemm(blas.NoTrans, blas.NoTrans, 1,
+				blas32.General{Rows: rows, Cols: in, Stride: in, Data: h}, wm,
+				1, blas32.General{Rows: rows, Cols: out, Stride: out, Data: o})
+		}
 		if l < layers-1 {
 			activate(n.Spec.Activation, o)
 		}

@@ -241,12 +241,15 @@ func explain(meta artifact.Metadata, shares []float32) []Contribution {
 	var all []Contribution
 	if im := meta.Image; im != nil {
 		rh, cw := (im.Rows+3)/4, (im.Cols+3)/4
-		regions := map[[2]int]float64{}
+		var regions [16]float64
 		for p, v := range shares {
-			regions[[2]int{p / im.Cols / rh, p % im.Cols / cw}] += float64(v)
+			regions[(p/im.Cols/rh)*4+p%im.Cols/cw] += float64(v)
 		}
 		for k, v := range regions {
-			r0, c0 := k[0]*rh, k[1]*cw
+			r0, c0 := k/4*rh, k%4*cw
+			if r0 >= im.Rows || c0 >= im.Cols {
+				continue
+			}
 			all = append(all, Contribution{Share: v, Feature: fmt.Sprintf("rows %d-%d, cols %d-%d",
 				r0, min(r0+rh, im.Rows)-1, c0, min(c0+cw, im.Cols)-1)})
 		}

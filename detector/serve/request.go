@@ -38,6 +38,15 @@ type detectRequest struct {
 
 // decodeDetect parses a /v1/detect body into rows of width len(features).
 func decodeDetect(body []byte, features []string, maxInstances int) ([]float32, int, error) {
+	if x, n, ok := fastInstances(body, len(features), maxInstances); ok {
+		return x, n, nil
+	}
+	return decodeDetectStd(body, features, maxInstances)
+}
+
+// decodeDetectStd is decodeDetect with encoding/json, whose errors say where a body
+// goes wrong.
+func decodeDetectStd(body []byte, features []string, maxInstances int) ([]float32, int, error) {
 	var req detectRequest
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()

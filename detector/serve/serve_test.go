@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -405,6 +406,13 @@ func FuzzDecodeDetect(f *testing.F) {
 		for _, v := range x {
 			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
 				t.Fatalf("non-finite value %v accepted", v)
+			}
+		}
+		// The fast path must agree with encoding/json on what it accepts.
+		if fx, fn, ok := fastInstances(body, len(features), 100); ok {
+			sx, sn, err := decodeDetectStd(body, features, 100)
+			if err != nil || sn != fn || !slices.Equal(sx, fx) {
+				t.Fatalf("fast path read %v (%d rows), encoding/json %v (%d rows, %v)", fx, fn, sx, sn, err)
 			}
 		}
 	})

