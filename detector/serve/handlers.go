@@ -190,7 +190,7 @@ func (s *Server) detect(w http.ResponseWriter, r *http.Request) {
 		writeRequestError(w, err)
 		return
 	}
-	scored, shares, err := s.score(l.model, x, true)
+	scored, shares, err := s.score(l, x)
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
@@ -210,29 +210,24 @@ func ref(l *loaded) ModelRef {
 	return ModelRef{Name: l.name, Version: l.version, Digest: l.model.Digest, Threshold: l.model.Meta.Threshold.Value}
 }
 
-// score runs the one scoring path and counts what it scored.
-func (s *Server) score(m *artifact.Model, x []float32, explain bool) ([]pipeline.Scored, []float32, error) {
-	var scored []pipeline.Scored
-	var shares []float32
-	var err error
-	if explain {
-		scored, shares, err = pipeline.ScoreExplained(m, x)
-	} else {
-		scored, err = pipeline.Score(m, x)
+// score runs the one scoring path, batched with concurrent requests, and counts what
+// it scored. Explanations come from the same pass; a caller that needs none ignores them.
+func (s *Server) score(l *loaded, x []float32) ([]pipeline.Scored, []float32, error) {
+	j := &job{l: l, x: x, n: len(x) / len(l.model.Meta.Features)}
+	s.batch.do(j)
+	if j.err != nil {
+		return nil, nil, j.err
 	}
-	if err != nil {
-		return nil, nil, err
-	}
-	s.metrics.records.Add(float64(len(scored)))
+	s.metrics.records.Add(float64(len(j.scored)))
 	anomalies := 0
-	for _, sc := range scored {
+	for _, sc := range j.scored {
 		s.metrics.scores.Observe(sc.Score)
 		if sc.Anomaly {
 			anomalies++
 		}
 	}
 	s.metrics.anomalies.Add(float64(anomalies))
-	return scored, shares, nil
+	return j.scored, j.shares, nil
 }
 
 // explain names the features, or for images the regions of a 4 x 4 grid, that carry

@@ -102,7 +102,7 @@ func (s *Server) infer(w http.ResponseWriter, r *http.Request) {
 		writeRequestError(w, err)
 		return
 	}
-	scored, _, err := s.score(l.model, x, false)
+	scored, _, err := s.score(l, x)
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kadet-dev/kadet/detector/artifact"
+	"github.com/kadet-dev/kadet/detector/pipeline"
 )
 
 // Options configure a Server.
@@ -64,6 +65,7 @@ type Server struct {
 	current  atomic.Pointer[loaded]
 	draining atomic.Bool
 	metrics  *metrics
+	batch    *batcher
 	// failed remembers versions that did not load, so a bad file is reported once.
 	failedMu sync.Mutex
 	failed   map[string]bool
@@ -86,7 +88,11 @@ func New(opts Options) *Server {
 	if opts.Registry == nil {
 		opts.Registry = prometheus.NewRegistry()
 	}
-	return &Server{opts: opts, log: opts.Logger, metrics: newMetrics(opts.Registry), failed: map[string]bool{}}
+	s := &Server{opts: opts, log: opts.Logger, metrics: newMetrics(opts.Registry), failed: map[string]bool{}}
+	s.batch = newBatcher(func(l *loaded, x []float32) ([]pipeline.Scored, []float32, error) {
+		return pipeline.ScoreExplained(l.model, x)
+	})
+	return s
 }
 
 // Model returns the model in service, or nil.
