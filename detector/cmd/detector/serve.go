@@ -6,6 +6,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"time"
 
@@ -26,6 +28,7 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.Int64Var(&opts.MaxBodyBytes, "max-body-bytes", serve.DefaultMaxBodyBytes, "largest request body")
 	fs.IntVar(&opts.MaxInstances, "max-instances", serve.DefaultMaxInstances, "most records per request")
 	fs.DurationVar(&opts.ReloadInterval, "reload-interval", serve.DefaultReloadInterval, "how often to look for a new model")
+	debugAddr := fs.String("debug-addr", "", "serve Go's pprof profiles on this address (e.g. 127.0.0.1:6060); off when empty")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err.Error()}
 	}
@@ -39,5 +42,15 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
 		}
 	}
 	opts.Logger = slog.New(slog.NewJSONHandler(stderr, nil))
+	if *debugAddr != "" {
+		// Profiles stay off the scoring port: they are for operators, not clients.
+		go func() {
+			mux := http.NewServeMux()
+			mux.HandleFunc("/debug/pprof/", pprof.Index)
+			mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+			mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+			opts.Logger.Error("debug server", "error", http.ListenAndServe(*debugAddr, mux).Error())
+		}()
+	}
 	return serve.New(opts).Run(ctx, *addr, drainTimeout)
 }

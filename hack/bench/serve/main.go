@@ -31,11 +31,14 @@ import (
 	"github.com/kadet-dev/kadet/detector/pipeline"
 )
 
+var debugAddr string
+
 func main() {
 	detector := flag.String("detector", "bin/detector", "detector binary to serve with")
 	phase := flag.Duration("phase", 10*time.Second, "length of each measured phase")
 	soak := flag.Duration("soak", 60*time.Second, "length of the memory soak run")
 	workers := flag.Int("workers", 8, "concurrent connections for the throughput phases")
+	flag.StringVar(&debugAddr, "debug-addr", "", "pass --debug-addr to the server, to profile it under load")
 	flag.Parse()
 	if err := run(*detector, *phase, *soak, *workers); err != nil {
 		fmt.Fprintln(os.Stderr, "serve bench:", err)
@@ -62,7 +65,11 @@ func run(detector string, phase, soak time.Duration, workers int) error {
 	if err != nil {
 		return err
 	}
-	srv := exec.Command(detector, "serve", "--model-dir", models, "--addr", addr)
+	args := []string{"serve", "--model-dir", models, "--addr", addr}
+	if debugAddr != "" {
+		args = append(args, "--debug-addr", debugAddr)
+	}
+	srv := exec.Command(detector, args...)
 	srv.Stderr = io.Discard
 	if err := srv.Start(); err != nil {
 		return err
