@@ -4,6 +4,7 @@ SHELL := /usr/bin/env bash -o pipefail
 
 BIN ?= $(CURDIR)/bin
 CONTROLLER_GEN ?= $(BIN)/controller-gen
+CRD_REF_DOCS ?= $(BIN)/crd-ref-docs
 # Extra flags for go test, e.g. GO_TEST_FLAGS="-run Lifecycle -v".
 GO_TEST_FLAGS ?=
 
@@ -25,10 +26,24 @@ fmt: ## Format the Go code.
 vet: ## Run go vet.
 	go vet ./...
 
+IMG ?= ghcr.io/kadet-dev/kadet:dev
+
+.PHONY: docker-build
+docker-build: ## Build the image holding manager and detector (needs a Docker engine; none runs on the dev machines).
+	docker build --build-arg VERSION=$(shell git describe --tags --always --dirty 2>/dev/null || echo dev) -t $(IMG) .
+
 ##@ Generated code
 
 $(CONTROLLER_GEN): hack/tools/go.mod hack/tools/go.sum
 	cd hack/tools && go build -o $(CONTROLLER_GEN) sigs.k8s.io/controller-tools/cmd/controller-gen
+
+$(CRD_REF_DOCS): hack/tools/go.mod hack/tools/go.sum
+	cd hack/tools && go build -o $(CRD_REF_DOCS) github.com/elastic/crd-ref-docs
+
+.PHONY: docs
+docs: $(CRD_REF_DOCS) ## Generate the API field reference, docs/api-reference.md, from the API types.
+	$(CRD_REF_DOCS) --source-path=./api --config=hack/docs/config.yaml --renderer=markdown \
+		--output-path=docs/api-reference.md --log-level=error
 
 .PHONY: generate
 generate: $(CONTROLLER_GEN) ## Generate the API's DeepCopy methods.
@@ -39,9 +54,13 @@ manifests: $(CONTROLLER_GEN) ## Generate the CRDs (config/crd/bases) and the man
 	$(CONTROLLER_GEN) crd:allowDangerousTypes=true rbac:roleName=kadet-manager-role \
 		paths=./api/... paths=./controllers/... \
 		output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
+	@# The Helm chart ships the same CRDs and manager rules.
+	mkdir -p charts/kadet/files/crds
+	cp config/crd/bases/*.yaml charts/kadet/files/crds/
+	cp config/rbac/role.yaml charts/kadet/files/manager-role.yaml
 
 .PHONY: verify
-verify: generate manifests ## Fail when generated files, go.mod or formatting are stale.
+verify: generate manifests docs ## Fail when generated files, go.mod or formatting are stale.
 	go mod tidy
 	@cd hack/tools && go mod tidy
 	@unformatted="$$(gofmt -l $$(git ls-files '*.go'))"; \
@@ -58,8 +77,9 @@ controlplane: ## Build (once per machine) etcd, kube-apiserver, kubectl, ...; pr
 	@hack/controlplane.sh
 
 .PHONY: test
-test: generate manifests vet ## Run every test against a real kube-apiserver + etcd (builds them on first use).
-	KUBEBUILDER_ASSETS="$${KUBEBUILDER_ASSETS:-$$(hack/controlplane.sh)}" go test $(GO_TEST_FLAGS) ./...
+test: generate manifests vet ## Run every test against a real kube-apiserver + etcd (builds them, and helm, on first use).
+	KUBEBUILDER_ASSETS="$${KUBEBUILDER_ASSETS:-$$(hack/controlplane.sh)}" KADET_HELM="$${KADET_HELM:-$$(hack/helm.sh)}" \
+		go test $(GO_TEST_FLAGS) ./...
 
 ##@ Benchmarks
 

@@ -66,6 +66,9 @@ type subReconciler func(context.Context, *kadetv1.Detector, *pass) error
 func (r *DetectorReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
 	det := &kadetv1.Detector{}
 	if err := r.Get(ctx, req.NamespacedName, det); err != nil {
+		if apierrors.IsNotFound(err) {
+			forgetMetrics(req.Namespace, req.Name)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	// Children carry owner references; garbage collection removes them.
@@ -76,6 +79,7 @@ func (r *DetectorReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 	defer func() {
 		result, retErr = summarize(det, retErr)
 		r.recordTransition(before, det)
+		recordMetrics(det)
 		if err := r.Status().Patch(ctx, det, client.MergeFrom(before)); err != nil && !apierrors.IsNotFound(err) {
 			retErr = kerrors.NewAggregate([]error{retErr, err})
 		}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
@@ -78,6 +79,8 @@ func TestFailedTrainingStallsUntilDataIsFixed(t *testing.T) {
 	failJob(t, job, builders.ExitCodeInvalidInput,
 		`{"error":"/var/run/kadet/data/data.csv line 5, column \"hour\": \"abc\" is not a number"}`)
 	expectStalled(t, det, ReasonTrainingFailed, `line 5, column "hour": "abc" is not a number`)
+	g.Expect(testutil.ToFloat64(detectorStalled.WithLabelValues(ns, "cards", ReasonTrainingFailed))).To(Equal(1.0),
+		"the alert on failed training reads this series")
 	d := getDetector(g, det)
 	g.Expect(condition(d, TrainedCondition)).To(HaveField("Reason", ReasonTrainingFailed))
 	g.Expect(condition(d, ReadyCondition).Message).To(HavePrefix("training Job " + job.Name + " failed (PodFailurePolicy)"))
@@ -96,7 +99,9 @@ func TestFailedTrainingStallsUntilDataIsFixed(t *testing.T) {
 		d := getDetector(g, det)
 		g.Expect(condition(d, StalledCondition)).To(BeNil())
 		g.Expect(d.Status.Phase).To(Equal(kadetv1.PhaseTraining))
+		g.Expect(testutil.ToFloat64(detectorPhase.WithLabelValues(ns, "cards", string(kadetv1.PhaseTraining)))).To(Equal(1.0))
 	}, timeout, interval).Should(Succeed())
+	g.Expect(detectorStalled.DeleteLabelValues(ns, "cards", ReasonTrainingFailed)).To(BeFalse(), "a recovered Detector still reports a stall")
 }
 
 func TestTrainingPodWithoutResultIsReported(t *testing.T) {

@@ -265,7 +265,7 @@ func TestSamplesAreAccepted(t *testing.T) {
 			}
 		}
 	}
-	if kinds < 2 {
+	if kinds < 4 {
 		t.Errorf("only %d Detector samples", kinds)
 	}
 }
