@@ -34,12 +34,22 @@ func loadModel(path string) (*artifact.Model, error) {
 	return m, nil
 }
 
-func delimiter(s string) (rune, error) {
-	r := []rune(s)
+// openModelAndInput loads the model, opens the input CSV and parses the delimiter,
+// the common start of score and evaluate. The caller closes the file.
+func openModelAndInput(modelPath, input, delim string) (*artifact.Model, *os.File, rune, error) {
+	r := []rune(delim)
 	if len(r) != 1 {
-		return 0, usageError{fmt.Sprintf("--delimiter %q: want one character", s)}
+		return nil, nil, 0, usageError{fmt.Sprintf("--delimiter %q: want one character", delim)}
 	}
-	return r[0], nil
+	m, err := loadModel(modelPath)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	f, err := os.Open(input)
+	if err != nil {
+		return nil, nil, 0, &data.Error{Source: input, Msg: "cannot open: " + err.Error()}
+	}
+	return m, f, r[0], nil
 }
 
 func cmdScore(args []string, stdout, stderr io.Writer) error {
@@ -55,17 +65,9 @@ func cmdScore(args []string, stdout, stderr io.Writer) error {
 	if *modelPath == "" || *input == "" {
 		return usageError{"--model and --input are required"}
 	}
-	d, err := delimiter(*delim)
+	m, in, d, err := openModelAndInput(*modelPath, *input, *delim)
 	if err != nil {
 		return err
-	}
-	m, err := loadModel(*modelPath)
-	if err != nil {
-		return err
-	}
-	in, err := os.Open(*input)
-	if err != nil {
-		return &data.Error{Source: *input, Msg: "cannot open: " + err.Error()}
 	}
 	defer in.Close()
 	var w io.Writer = stdout
@@ -117,17 +119,9 @@ func cmdEvaluate(args []string, stdout io.Writer) error {
 	if *modelPath == "" || *input == "" || *label == "" {
 		return usageError{"--model, --input and --label-column are required"}
 	}
-	d, err := delimiter(*delim)
+	m, f, d, err := openModelAndInput(*modelPath, *input, *delim)
 	if err != nil {
 		return err
-	}
-	m, err := loadModel(*modelPath)
-	if err != nil {
-		return err
-	}
-	f, err := os.Open(*input)
-	if err != nil {
-		return &data.Error{Source: *input, Msg: "cannot open: " + err.Error()}
 	}
 	defer f.Close()
 	tbl, err := data.ReadCSV(bufio.NewReaderSize(f, 1<<16), *input, data.CSVOptions{

