@@ -30,15 +30,22 @@ func NewTrainer(net *Network, batch int, lr float64) (*Trainer, error) {
 	}
 	t := &Trainer{net: net, batch: batch, g: G.NewGraph()}
 	d := net.Spec.Inputs
-	t.xT = tensor.New(tensor.WithShape(batch, d), tensor.Of(tensor.Float32))
-	t.x = G.NewMatrix(t.g, tensor.Float32, G.WithShape(batch, d), G.WithName("x"), G.WithValue(t.xT))
-	for _, p := range net.Params {
-		// WithBacking shares p.Data with the graph: the solver's in-place updates are the
-		// Network's weights, no copy back needed.
-		v := tensor.New(tensor.WithShape(p.Shape...), tensor.WithBacking(p.Data))
-		t.weights = append(t.weights, G.NewMatrix(t.g, tensor.Float32, G.WithShape(p.Shape...), G.WithName(p.Name), G.WithValue(v)))
+	xShape := []int{batch, d}
+	if net.Spec.Type == ConvAutoencoder {
+		xShape = []int{batch, 1, net.Spec.ImageRows, net.Spec.ImageCols}
 	}
-	out, err := t.forward()
+	t.xT = tensor.New(tensor.WithShape(xShape...), tensor.Of(tensor.Float32))
+	t.x = G.NodeFromAny(t.g, t.xT, G.WithName("x"))
+	// The weight nodes share p.Data with the graph: the solver's in-place updates are
+	// the Network's weights, no copy back needed.
+	t.weights = weightNodes(t.g, net)
+	var out *G.Node
+	var err error
+	if net.Spec.Type == ConvAutoencoder {
+		out, err = convGraph(net.Spec, t.x, t.weights)
+	} else {
+		out, err = t.forward()
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -150,18 +150,18 @@ func TestForwardTakesAnyBatchSize(t *testing.T) {
 func TestFromParamsRefusesWrongShapes(t *testing.T) {
 	spec := Spec{Type: Autoencoder, Inputs: 5, Hidden: []int{4}, Latent: 2, Activation: ReLU}
 	net, _ := New(spec, 1)
-	if _, err := FromParams(spec, net.Clone().Params); err != nil {
+	if _, err := FromParams(spec, net.Snapshot()); err != nil {
 		t.Fatalf("own params refused: %v", err)
 	}
-	bad := net.Clone().Params
+	bad := net.Snapshot()
 	bad[2].Shape = []int{2, 4}
 	if _, err := FromParams(spec, bad); err == nil {
 		t.Fatal("wrong shape accepted")
 	}
-	if _, err := FromParams(spec, net.Clone().Params[:3]); err == nil {
+	if _, err := FromParams(spec, net.Snapshot()[:3]); err == nil {
 		t.Fatal("missing tensor accepted")
 	}
-	nan := net.Clone().Params
+	nan := net.Snapshot()
 	nan[0].Data[0] = float32(math.NaN())
 	if _, err := FromParams(spec, nan); err == nil {
 		t.Fatal("NaN weight accepted")
@@ -175,7 +175,10 @@ func TestFusedAdamMatchesGorgonia(t *testing.T) {
 	x := lowRank(batch*10, d, 9)
 	spec := Spec{Type: Autoencoder, Inputs: d, Hidden: []int{5}, Latent: 2, Activation: Tanh}
 	ours, _ := New(spec, 3)
-	ref := ours.Clone()
+	ref, err := FromParams(spec, ours.Snapshot())
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	tr, err := NewTrainer(ours, batch, 0.01)
 	if err != nil {
@@ -207,6 +210,82 @@ func TestFusedAdamMatchesGorgonia(t *testing.T) {
 			if diff := math.Abs(float64(v - ref.Params[i].Data[k])); diff > 1e-5 {
 				t.Fatalf("%s[%d]: fused Adam %v, Gorgonia's %v", p.Name, k, v, ref.Params[i].Data[k])
 			}
+		}
+	}
+}
+
+// blobs makes rows x rows images of one bright square each, at a random place.
+func blobs(n, side int, seed uint64) []float32 {
+	rng := rand.New(rand.NewPCG(seed, 5))
+	x := make([]float32, n*side*side)
+	for i := 0; i < n; i++ {
+		r, c := rng.IntN(side-2), rng.IntN(side-2)
+		for dr := 0; dr < 3; dr++ {
+			for dc := 0; dc < 3; dc++ {
+				x[i*side*side+(r+dr)*side+c+dc] = 1
+			}
+		}
+	}
+	return x
+}
+
+func TestConvAutoencoderLearnsAndInferenceMatchesTraining(t *testing.T) {
+	const side, batch = 8, 16
+	x := blobs(256, side, 1)
+	spec := Spec{Type: ConvAutoencoder, Inputs: side * side, Channels: []int{4, 8}, Kernel: 3, Latent: 8,
+		Activation: ReLU, ImageRows: side, ImageCols: side}
+	net, err := New(spec, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := net.Loss(x, nil, 256)
+	train(t, net, x, nil, batch, 400)
+	after := net.Loss(x, nil, 256)
+	if !(after < before/2) {
+		t.Fatalf("loss did not fall by half: %.4f -> %.4f", before, after)
+	}
+	tr, err := NewTrainer(net, batch, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	graphLoss, err := tr.Step(x[:batch*side*side], nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := net.Loss(x[:batch*side*side], nil, batch); math.Abs(got-float64(graphLoss)) > 1e-5 {
+		t.Fatalf("inference loss %.6f vs graph loss %.6f", got, graphLoss)
+	}
+	// Any row count, across the inference graph's padded batches, scores each row alike.
+	all := net.Scores(x[:70*side*side], 70)
+	for _, i := range []int{0, 63, 64, 69} {
+		one := net.Scores(x[i*side*side:(i+1)*side*side], 1)
+		if math.Abs(float64(one[0]-all[i])) > 1e-6 {
+			t.Fatalf("row %d scores %v alone and %v in a batch", i, one[0], all[i])
+		}
+	}
+	// Stored weights rebuild the same network.
+	again, err := FromParams(spec, net.Snapshot())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := again.Scores(x[:side*side], 1); got[0] != all[0] {
+		t.Fatalf("reloaded network scores %v; want %v", got[0], all[0])
+	}
+}
+
+func TestConvSpecRefusals(t *testing.T) {
+	base := Spec{Type: ConvAutoencoder, Inputs: 784, Channels: []int{16, 32}, Kernel: 3, Latent: 32, Activation: ReLU, ImageRows: 28, ImageCols: 28}
+	for name, mutate := range map[string]func(*Spec){
+		"even kernel":        func(s *Spec) { s.Kernel = 4 },
+		"no channels":        func(s *Spec) { s.Channels = nil },
+		"indivisible images": func(s *Spec) { s.Channels = []int{8, 8, 8} },
+		"inputs mismatch":    func(s *Spec) { s.Inputs = 100 },
+	} {
+		s := base
+		mutate(&s)
+		if _, err := New(s, 1); err == nil {
+			t.Errorf("%s: accepted", name)
 		}
 	}
 }

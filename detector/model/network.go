@@ -15,8 +15,9 @@ import (
 
 // Types of network, as in the Detector API.
 const (
-	Autoencoder   = "Autoencoder"
-	MLPClassifier = "MLPClassifier"
+	Autoencoder     = "Autoencoder"
+	MLPClassifier   = "MLPClassifier"
+	ConvAutoencoder = "ConvAutoencoder"
 )
 
 // Activations, as in the Detector API.
@@ -37,6 +38,12 @@ type Spec struct {
 	Hidden     []int  `json:"hidden,omitempty"`
 	Latent     int    `json:"latent,omitempty"`
 	Activation string `json:"activation"`
+	// Convolutional models: channels per conv block, the square kernel size, and the
+	// input images' height and width (Inputs = ImageRows * ImageCols).
+	Channels  []int `json:"channels,omitempty"`
+	Kernel    int   `json:"kernel,omitempty"`
+	ImageRows int   `json:"imageRows,omitempty"`
+	ImageCols int   `json:"imageCols,omitempty"`
 }
 
 // maxParams bounds a network's size (about 1 GiB of float32 weights), so a corrupt
@@ -110,44 +117,72 @@ type Network struct {
 	Spec   Spec
 	Params []Param // W0, b0, W1, b1, ...
 	widths []int
+	// infer is the inference graph of a convolutional network, built on first use.
+	infer *convInference
 }
 
 // New makes a network with Glorot-uniform weights drawn from seed, so the same seed
 // gives the same initial weights.
 func New(spec Spec, seed int64) (*Network, error) {
-	widths, err := spec.Widths()
+	params, widths, err := spec.params()
 	if err != nil {
 		return nil, err
 	}
 	rng := rand.New(rand.NewPCG(uint64(seed), 0x6b61646574)) // "kadet"
-	n := &Network{Spec: spec, widths: widths, Params: shapes(widths)}
+	n := &Network{Spec: spec, widths: widths, Params: params}
 	for i := range n.Params {
 		p := &n.Params[i]
-		p.Data = make([]float32, p.Shape[0]*p.Shape[1])
+		p.Data = make([]float32, size(p.Shape))
 		if i%2 == 1 {
 			continue // biases start at zero
 		}
-		limit := math.Sqrt(6 / float64(p.Shape[0]+p.Shape[1]))
+		// Glorot uniform; for a conv kernel [out, in, k, k] the fans are in*k*k, out*k*k.
+		fanOut, fanIn := p.Shape[1], p.Shape[0]
+		if len(p.Shape) == 4 {
+			fanIn, fanOut = p.Shape[1]*p.Shape[2]*p.Shape[3], p.Shape[0]*p.Shape[2]*p.Shape[3]
+		}
+		limit := math.Sqrt(6 / float64(fanIn+fanOut))
 		for k := range p.Data {
 			p.Data[k] = float32((rng.Float64()*2 - 1) * limit)
 		}
 	}
-	return n, nil
+	return n, n.prepare()
+}
+
+func size(shape []int) int {
+	n := 1
+	for _, s := range shape {
+		n *= s
+	}
+	return n
+}
+
+// params lists the weight tensors a spec needs, without their data, and the layer
+// widths of a dense network.
+func (s Spec) params() ([]Param, []int, error) {
+	if s.Type == ConvAutoencoder {
+		ps, err := s.convParams()
+		return ps, nil, err
+	}
+	widths, err := s.Widths()
+	if err != nil {
+		return nil, nil, err
+	}
+	return shapes(widths), widths, nil
 }
 
 // FromParams rebuilds a network from stored weights, checking every shape.
 func FromParams(spec Spec, params []Param) (*Network, error) {
-	widths, err := spec.Widths()
+	want, widths, err := spec.params()
 	if err != nil {
 		return nil, err
 	}
-	want := shapes(widths)
 	if len(params) != len(want) {
 		return nil, fmt.Errorf("model has %d weight tensors; its spec needs %d", len(params), len(want))
 	}
 	for i, p := range params {
 		w := want[i]
-		if p.Name != w.Name || !slices.Equal(p.Shape, w.Shape) || len(p.Data) != w.Shape[0]*w.Shape[1] {
+		if p.Name != w.Name || !slices.Equal(p.Shape, w.Shape) || len(p.Data) != size(w.Shape) {
 			return nil, fmt.Errorf("weight %d is %s%v with %d values; the spec needs %s%v", i, p.Name, p.Shape, len(p.Data), w.Name, w.Shape)
 		}
 		for _, v := range p.Data {
@@ -156,28 +191,34 @@ func FromParams(spec Spec, params []Param) (*Network, error) {
 			}
 		}
 	}
-	return &Network{Spec: spec, widths: widths, Params: params}, nil
+	n := &Network{Spec: spec, widths: widths, Params: params}
+	return n, n.prepare()
 }
 
-// Clone deep-copies the network, for keeping the best weights during training.
-func (n *Network) Clone() *Network {
-	c := &Network{Spec: n.Spec, widths: n.widths, Params: make([]Param, len(n.Params))}
+// Snapshot deep-copies the weights, for keeping the best epoch during training.
+func (n *Network) Snapshot() []Param {
+	ps := make([]Param, len(n.Params))
 	for i, p := range n.Params {
-		c.Params[i] = Param{Name: p.Name, Shape: slices.Clone(p.Shape), Data: slices.Clone(p.Data)}
+		ps[i] = Param{Name: p.Name, Shape: slices.Clone(p.Shape), Data: slices.Clone(p.Data)}
 	}
-	return c
+	return ps
 }
 
-// CopyFrom copies other's weights into n; both have the same spec.
-func (n *Network) CopyFrom(other *Network) {
+// Restore copies weights taken by Snapshot back into n, in place: the graphs that share
+// n's weights see them.
+func (n *Network) Restore(ps []Param) {
 	for i := range n.Params {
-		copy(n.Params[i].Data, other.Params[i].Data)
+		copy(n.Params[i].Data, ps[i].Data)
 	}
 }
 
-// Forward computes the network's output for rows of x. Inference runs on BLAS directly
-// rather than a Gorgonia graph: a graph's batch size is fixed, and scoring takes any.
+// Forward computes the network's output for rows of x. Dense inference runs on BLAS
+// directly rather than a Gorgonia graph: a graph's batch size is fixed, and scoring
+// takes any. Convolutional inference runs a graph, padding the last batch.
 func (n *Network) Forward(x []float32, rows int) []float32 {
+	if n.Spec.Type == ConvAutoencoder {
+		return n.convForward(x, rows)
+	}
 	h := x
 	layers := len(n.widths) - 1
 	for l := 0; l < layers; l++ {

@@ -54,7 +54,7 @@ func Train(ctx context.Context, req *kadetv1.TrainingRequest, outDir string, pro
 	if err != nil {
 		return nil, err
 	}
-	spec, err := modelSpec(req.Model, len(tbl.Columns))
+	spec, err := modelSpec(req.Model, tbl)
 	if err != nil {
 		return nil, err
 	}
@@ -205,21 +205,29 @@ func loadTable(ctx context.Context, req *kadetv1.TrainingRequest) (*data.Table, 
 	return nil, &SpecError{Msg: "the training request names no data"}
 }
 
-func modelSpec(m kadetv1.ModelSpec, inputs int) (model.Spec, error) {
+func modelSpec(m kadetv1.ModelSpec, tbl *data.Table) (model.Spec, error) {
 	m = kadetv1.ResolvedModel(m)
+	s := model.Spec{Type: string(m.Type), Inputs: len(tbl.Columns), Activation: string(m.Activation)}
 	switch m.Type {
 	case kadetv1.Autoencoder, kadetv1.MLPClassifier:
+		for _, h := range m.HiddenLayers {
+			s.Hidden = append(s.Hidden, int(h))
+		}
+	case kadetv1.ConvAutoencoder:
+		if tbl.ImageRows == 0 {
+			return s, &SpecError{Msg: "model type ConvAutoencoder needs image data"}
+		}
+		s.ImageRows, s.ImageCols, s.Kernel = tbl.ImageRows, tbl.ImageCols, int(*m.KernelSize)
+		for _, c := range m.Channels {
+			s.Channels = append(s.Channels, int(c))
+		}
 	default:
-		return model.Spec{}, &SpecError{Msg: fmt.Sprintf("model type %s is not supported by this detector build yet", m.Type)}
+		return s, &SpecError{Msg: fmt.Sprintf("model type %s is not supported by this detector build yet", m.Type)}
 	}
-	s := model.Spec{Type: string(m.Type), Inputs: inputs, Activation: string(m.Activation)}
-	for _, h := range m.HiddenLayers {
-		s.Hidden = append(s.Hidden, int(h))
-	}
-	if m.LatentSize != nil && m.Type == kadetv1.Autoencoder {
+	if m.LatentSize != nil && m.Type != kadetv1.MLPClassifier {
 		s.Latent = int(*m.LatentSize)
 	}
-	if _, err := s.Widths(); err != nil {
+	if _, err := model.New(s, 0); err != nil {
 		return s, &SpecError{Msg: err.Error()}
 	}
 	return s, nil

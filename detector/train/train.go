@@ -87,7 +87,7 @@ func Fit(ctx context.Context, net *model.Network, x, y []float32, split Split, c
 	}
 	rng := rand.New(rand.NewPCG(uint64(cfg.Seed), 0x65706f6368)) // "epoch"
 	order := append([]int(nil), split.Train...)
-	best := net.Clone()
+	best := net.Snapshot()
 	res := &Result{BestEpoch: 0, ValLoss: math.Inf(1)}
 	start := time.Now()
 	sinceBest := 0
@@ -126,7 +126,7 @@ func Fit(ctx context.Context, net *model.Network, x, y []float32, split Split, c
 		res.Epochs, last = epoch, p
 		if monitored < res.ValLoss-cfg.MinDelta || res.BestEpoch == 0 {
 			res.BestEpoch, res.Loss, res.ValLoss, sinceBest = epoch, p.Loss, monitored, 0
-			best.CopyFrom(net)
+			best = net.Snapshot()
 		} else {
 			sinceBest++
 		}
@@ -139,7 +139,7 @@ func Fit(ctx context.Context, net *model.Network, x, y []float32, split Split, c
 		}
 	}
 	if cfg.Patience > 0 {
-		net.CopyFrom(best)
+		net.Restore(best)
 	} else {
 		// Without early stopping the last epoch's weights are the result.
 		res.BestEpoch, res.Loss, res.ValLoss = last.Epoch, last.Loss, last.ValLoss

@@ -1,0 +1,197 @@
+package model
+
+import (
+	"fmt"
+	"sync"
+
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// A ConvAutoencoder encodes an image with conv blocks (k x k convolution, activation,
+// 2 x 2 max pooling), squeezes it through a dense latent layer, and decodes it with
+// mirrored blocks (2x upsampling, convolution), the last one back to one channel with a
+// linear output so it works with any pixel scaling. Its score is the reconstruction
+// error, like the dense autoencoder's.
+
+// convInferBatch is the batch size of the inference graph; the last batch is padded.
+const convInferBatch = 64
+
+// convParams lists the tensors of a ConvAutoencoder: the encoder's kernels and biases,
+// the two dense layers around the latent vector, and the decoder's kernels and biases.
+func (s Spec) convParams() ([]Param, error) {
+	if len(s.Channels) == 0 || s.Kernel < 1 || s.Kernel%2 == 0 || s.Latent < 1 {
+		return nil, fmt.Errorf("conv autoencoder needs channels, an odd kernel size and a latent size (got %v, %d, %d)", s.Channels, s.Kernel, s.Latent)
+	}
+	scale := 1 << len(s.Channels)
+	if s.ImageRows <= 0 || s.ImageCols <= 0 || s.ImageRows%scale != 0 || s.ImageCols%scale != 0 {
+		return nil, fmt.Errorf("conv autoencoder with %d blocks needs image sides divisible by %d; images are %dx%d",
+			len(s.Channels), scale, s.ImageRows, s.ImageCols)
+	}
+	if s.Inputs != s.ImageRows*s.ImageCols {
+		return nil, fmt.Errorf("conv autoencoder has %d inputs for %dx%d images", s.Inputs, s.ImageRows, s.ImageCols)
+	}
+	switch s.Activation {
+	case ReLU, LeakyReLU, Tanh, Sigmoid:
+	default:
+		return nil, fmt.Errorf("unknown activation %q", s.Activation)
+	}
+	var ps []Param
+	add := func(w, b []int) {
+		l := len(ps) / 2
+		ps = append(ps, Param{Name: fmt.Sprintf("W%d", l), Shape: w}, Param{Name: fmt.Sprintf("b%d", l), Shape: b})
+	}
+	k, in := s.Kernel, 1
+	for _, c := range s.Channels {
+		if c < 1 || c > 1024 {
+			return nil, fmt.Errorf("conv channels %d", c)
+		}
+		add([]int{c, in, k, k}, []int{1, c, 1, 1})
+		in = c
+	}
+	flat := in * (s.ImageRows / scale) * (s.ImageCols / scale)
+	if flat*s.Latent > maxParams {
+		return nil, fmt.Errorf("model is too large: more than %d weights", maxParams)
+	}
+	add([]int{flat, s.Latent}, []int{1, s.Latent})
+	add([]int{s.Latent, flat}, []int{1, flat})
+	for i := len(s.Channels) - 1; i >= 0; i-- {
+		out := 1
+		if i > 0 {
+			out = s.Channels[i-1]
+		}
+		add([]int{out, s.Channels[i], k, k}, []int{1, out, 1, 1})
+	}
+	return ps, nil
+}
+
+// convGraph builds the network on x, shaped (batch, 1, rows, cols), and returns its
+// output in the same shape.
+func convGraph(s Spec, x *G.Node, w []*G.Node) (*G.Node, error) {
+	batch := x.Shape()[0]
+	k, pad := s.Kernel, s.Kernel/2
+	conv := func(h *G.Node, l int) (*G.Node, error) {
+		z, err := G.Conv2d(h, w[2*l], tensor.Shape{k, k}, []int{pad, pad}, []int{1, 1}, []int{1, 1})
+		if err != nil {
+			return nil, err
+		}
+		return G.BroadcastAdd(z, w[2*l+1], nil, []byte{0, 2, 3})
+	}
+	h, l := x, 0
+	var err error
+	for range s.Channels {
+		if h, err = conv(h, l); err != nil {
+			return nil, fmt.Errorf("encoder block %d: %w", l, err)
+		}
+		if h, err = graphActivation(s.Activation, h); err != nil {
+			return nil, err
+		}
+		if h, err = G.MaxPool2D(h, tensor.Shape{2, 2}, []int{0, 0}, []int{2, 2}); err != nil {
+			return nil, fmt.Errorf("encoder pooling %d: %w", l, err)
+		}
+		l++
+	}
+	shape := h.Shape().Clone()
+	flat := shape[1] * shape[2] * shape[3]
+	if h, err = G.Reshape(h, tensor.Shape{batch, flat}); err != nil {
+		return nil, err
+	}
+	for range 2 { // down to the latent vector and back up
+		if h, err = G.Mul(h, w[2*l]); err != nil {
+			return nil, fmt.Errorf("dense layer %d: %w", l, err)
+		}
+		if h, err = G.BroadcastAdd(h, w[2*l+1], nil, []byte{0}); err != nil {
+			return nil, err
+		}
+		if h, err = graphActivation(s.Activation, h); err != nil {
+			return nil, err
+		}
+		l++
+	}
+	if h, err = G.Reshape(h, shape); err != nil {
+		return nil, err
+	}
+	for i := range s.Channels {
+		if h, err = G.Upsample2D(h, 2); err != nil {
+			return nil, fmt.Errorf("decoder upsampling %d: %w", i, err)
+		}
+		if h, err = conv(h, l); err != nil {
+			return nil, fmt.Errorf("decoder block %d: %w", i, err)
+		}
+		if i < len(s.Channels)-1 {
+			if h, err = graphActivation(s.Activation, h); err != nil {
+				return nil, err
+			}
+		}
+		l++
+	}
+	return h, nil
+}
+
+// weightNodes adds n's weights to g, sharing their backing arrays, so every graph of a
+// network reads and writes the same weights.
+func weightNodes(g *G.ExprGraph, n *Network) []*G.Node {
+	var nodes []*G.Node
+	for _, p := range n.Params {
+		v := tensor.New(tensor.WithShape(p.Shape...), tensor.WithBacking(p.Data))
+		nodes = append(nodes, G.NodeFromAny(g, v, G.WithName(p.Name)))
+	}
+	return nodes
+}
+
+// convInference is a fixed-batch inference graph; the mutex serialises its machine.
+type convInference struct {
+	mu  sync.Mutex
+	vm  G.VM
+	xT  *tensor.Dense
+	out G.Value
+}
+
+// prepare builds what inference needs beyond the weights: a convolutional network's
+// graph. New, FromParams and Clone call it, so inference itself cannot fail.
+func (n *Network) prepare() error {
+	if n.Spec.Type != ConvAutoencoder {
+		return nil
+	}
+	ci, err := newConvInference(n)
+	if err != nil {
+		return fmt.Errorf("building the inference graph: %w", err)
+	}
+	n.infer = ci
+	return nil
+}
+
+func (n *Network) convForward(x []float32, rows int) []float32 {
+	ci := n.infer
+	ci.mu.Lock()
+	defer ci.mu.Unlock()
+	d := n.Spec.Inputs
+	out := make([]float32, rows*d)
+	buf := ci.xT.Data().([]float32)
+	for start := 0; start < rows; start += convInferBatch {
+		m := min(convInferBatch, rows-start)
+		copy(buf, x[start*d:(start+m)*d])
+		clear(buf[m*d:]) // pad the last batch
+		if err := ci.vm.RunAll(); err != nil {
+			// Every shape is fixed when the graph is built; a failure here is a bug.
+			panic(fmt.Sprintf("running the inference graph: %v", err))
+		}
+		copy(out[start*d:(start+m)*d], ci.out.Data().([]float32)[:m*d])
+		ci.vm.Reset()
+	}
+	return out
+}
+
+func newConvInference(n *Network) (*convInference, error) {
+	s := n.Spec
+	g := G.NewGraph()
+	ci := &convInference{xT: tensor.New(tensor.WithShape(convInferBatch, 1, s.ImageRows, s.ImageCols), tensor.Of(tensor.Float32))}
+	x := G.NodeFromAny(g, ci.xT, G.WithName("x"))
+	out, err := convGraph(s, x, weightNodes(g, n))
+	if err != nil {
+		return nil, err
+	}
+	G.Read(out, &ci.out)
+	ci.vm = G.NewTapeMachine(g)
+	return ci, nil
+}
