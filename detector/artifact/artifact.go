@@ -42,6 +42,8 @@ type Metadata struct {
 	// Name is the Detector the model was trained for.
 	Name  string     `json:"name,omitempty"`
 	Model model.Spec `json:"model"`
+	// Stride is the step between the windows a sequence model scores.
+	Stride int `json:"stride,omitempty"`
 	// Image is set when the features are the pixels of images of this size.
 	Image     *ImageShape                 `json:"image,omitempty"`
 	Features  []string                    `json:"features"`
@@ -182,8 +184,11 @@ func Decode(b []byte) (*Model, error) {
 }
 
 func (m *Metadata) check() error {
-	if len(m.Features) != m.Model.Inputs {
-		return fmt.Errorf("%d feature names for %d inputs", len(m.Features), m.Model.Inputs)
+	if len(m.Features) != m.Model.Features() {
+		return fmt.Errorf("%d feature names for %d features per row", len(m.Features), m.Model.Features())
+	}
+	if m.Model.Type == model.LSTMAutoencoder && (m.Stride < 1 || m.Stride > m.Model.Window) {
+		return fmt.Errorf("window stride %d for windows of %d rows", m.Stride, m.Model.Window)
 	}
 	if m.Scaler == nil {
 		return errors.New("no scaler")
@@ -191,7 +196,7 @@ func (m *Metadata) check() error {
 	if m.Image != nil && (m.Image.Rows <= 0 || m.Image.Cols <= 0 || m.Image.Rows*m.Image.Cols != m.Model.Inputs) {
 		return fmt.Errorf("image shape %dx%d does not match %d inputs", m.Image.Rows, m.Image.Cols, m.Model.Inputs)
 	}
-	if err := m.Scaler.Validate(m.Model.Inputs); err != nil {
+	if err := m.Scaler.Validate(m.Model.Features()); err != nil {
 		return err
 	}
 	if !(m.Threshold.Value > 0) || math.IsInf(m.Threshold.Value, 0) {

@@ -13,8 +13,10 @@ import (
 // a sixth of a training step and most of its garbage.
 type adam struct {
 	lr, beta1, beta2, eps float64
-	t                     int
-	m, v                  [][]float32
+	// clip > 0 clamps each gradient to [-clip, clip] before the update.
+	clip float32
+	t    int
+	m, v [][]float32
 }
 
 func newAdam(lr float64, weights []*G.Node) *adam {
@@ -47,6 +49,9 @@ func (a *adam) step(weights []*G.Node) error {
 		}
 		m, v := a.m[i], a.v[i]
 		for k, gk := range grad {
+			if a.clip > 0 {
+				gk = max(-a.clip, min(a.clip, gk))
+			}
 			m[k] = b1*m[k] + (1-b1)*gk
 			v[k] = b2*v[k] + (1-b2)*gk*gk
 			w[k] -= stepSize * m[k] / (float32(math.Sqrt(float64(v[k]*invC2))) + eps)

@@ -14,7 +14,7 @@ import (
 // linear output so it works with any pixel scaling. Its score is the reconstruction
 // error, like the dense autoencoder's.
 
-// convInferBatch is the batch size of the inference graph; the last batch is padded.
+// convInferBatch is the batch size of inference graphs; the last batch is padded.
 const convInferBatch = 64
 
 // convParams lists the tensors of a ConvAutoencoder: the encoder's kernels and biases,
@@ -139,21 +139,21 @@ func weightNodes(g *G.ExprGraph, n *Network) []*G.Node {
 	return nodes
 }
 
-// convInference is a fixed-batch inference graph; the mutex serialises its machine.
-type convInference struct {
+// graphInference is a fixed-batch inference graph; the mutex serialises its machine.
+type graphInference struct {
 	mu  sync.Mutex
 	vm  G.VM
 	xT  *tensor.Dense
 	out G.Value
 }
 
-// prepare builds what inference needs beyond the weights: a convolutional network's
-// graph. New, FromParams and Clone call it, so inference itself cannot fail.
+// prepare builds what inference needs beyond the weights: the graph of a convolutional
+// or recurrent network. New and FromParams call it, so inference itself cannot fail.
 func (n *Network) prepare() error {
-	if n.Spec.Type != ConvAutoencoder {
+	if n.Spec.Type != ConvAutoencoder && n.Spec.Type != LSTMAutoencoder {
 		return nil
 	}
-	ci, err := newConvInference(n)
+	ci, err := newGraphInference(n)
 	if err != nil {
 		return fmt.Errorf("building the inference graph: %w", err)
 	}
@@ -161,7 +161,8 @@ func (n *Network) prepare() error {
 	return nil
 }
 
-func (n *Network) convForward(x []float32, rows int) []float32 {
+// graphForward runs the inference graph over rows, padding the last batch.
+func (n *Network) graphForward(x []float32, rows int) []float32 {
 	ci := n.infer
 	ci.mu.Lock()
 	defer ci.mu.Unlock()
@@ -182,16 +183,37 @@ func (n *Network) convForward(x []float32, rows int) []float32 {
 	return out
 }
 
-func newConvInference(n *Network) (*convInference, error) {
-	s := n.Spec
+func newGraphInference(n *Network) (*graphInference, error) {
 	g := G.NewGraph()
-	ci := &convInference{xT: tensor.New(tensor.WithShape(convInferBatch, 1, s.ImageRows, s.ImageCols), tensor.Of(tensor.Float32))}
+	ci := &graphInference{xT: tensor.New(tensor.WithShape(inputShape(n.Spec, convInferBatch)...), tensor.Of(tensor.Float32))}
 	x := G.NodeFromAny(g, ci.xT, G.WithName("x"))
-	out, err := convGraph(s, x, weightNodes(g, n))
+	out, err := buildGraph(n.Spec, x, weightNodes(g, n))
 	if err != nil {
 		return nil, err
 	}
 	G.Read(out, &ci.out)
 	ci.vm = G.NewTapeMachine(g)
 	return ci, nil
+}
+
+// inputShape is the shape of a batch of inputs in a graph.
+func inputShape(s Spec, batch int) []int {
+	if s.Type == ConvAutoencoder {
+		return []int{batch, 1, s.ImageRows, s.ImageCols}
+	}
+	return []int{batch, s.Inputs}
+}
+
+// buildGraph builds the graph-only network types. Gorgonia's G.Must panics on a shape
+// error; the shapes are checked before, and a panic still becomes an error here.
+func buildGraph(s Spec, x *G.Node, w []*G.Node) (out *G.Node, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			out, err = nil, fmt.Errorf("building the %s graph: %v", s.Type, p)
+		}
+	}()
+	if s.Type == LSTMAutoencoder {
+		return lstmGraph(s, x, w)
+	}
+	return convGraph(s, x, w)
 }

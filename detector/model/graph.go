@@ -29,20 +29,15 @@ func NewTrainer(net *Network, batch int, lr float64) (*Trainer, error) {
 		return nil, fmt.Errorf("batch size %d", batch)
 	}
 	t := &Trainer{net: net, batch: batch, g: G.NewGraph()}
-	d := net.Spec.Inputs
-	xShape := []int{batch, d}
-	if net.Spec.Type == ConvAutoencoder {
-		xShape = []int{batch, 1, net.Spec.ImageRows, net.Spec.ImageCols}
-	}
-	t.xT = tensor.New(tensor.WithShape(xShape...), tensor.Of(tensor.Float32))
+	t.xT = tensor.New(tensor.WithShape(inputShape(net.Spec, batch)...), tensor.Of(tensor.Float32))
 	t.x = G.NodeFromAny(t.g, t.xT, G.WithName("x"))
 	// The weight nodes share p.Data with the graph: the solver's in-place updates are
 	// the Network's weights, no copy back needed.
 	t.weights = weightNodes(t.g, net)
 	var out *G.Node
 	var err error
-	if net.Spec.Type == ConvAutoencoder {
-		out, err = convGraph(net.Spec, t.x, t.weights)
+	if net.infer != nil {
+		out, err = buildGraph(net.Spec, t.x, t.weights)
 	} else {
 		out, err = t.forward()
 	}
@@ -66,6 +61,9 @@ func NewTrainer(net *Network, batch int, lr float64) (*Trainer, error) {
 	}
 	t.vm = G.NewTapeMachine(t.g, G.BindDualValues(t.weights...))
 	t.solver = newAdam(lr, t.weights)
+	if net.Spec.Type == LSTMAutoencoder {
+		t.solver.clip = lstmGradClip // recurrent gradients can explode
+	}
 	return t, nil
 }
 

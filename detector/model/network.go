@@ -18,6 +18,7 @@ const (
 	Autoencoder     = "Autoencoder"
 	MLPClassifier   = "MLPClassifier"
 	ConvAutoencoder = "ConvAutoencoder"
+	LSTMAutoencoder = "LSTMAutoencoder"
 )
 
 // Activations, as in the Detector API.
@@ -44,6 +45,17 @@ type Spec struct {
 	Kernel    int   `json:"kernel,omitempty"`
 	ImageRows int   `json:"imageRows,omitempty"`
 	ImageCols int   `json:"imageCols,omitempty"`
+	// Sequence models: rows per window; Inputs = Window * features per row.
+	Window int `json:"window,omitempty"`
+}
+
+// Features is the number of features of one row: Inputs, or Inputs / Window for a
+// sequence model, whose input is a window of rows.
+func (s Spec) Features() int {
+	if s.Type == LSTMAutoencoder && s.Window > 0 {
+		return s.Inputs / s.Window
+	}
+	return s.Inputs
 }
 
 // maxParams bounds a network's size (about 1 GiB of float32 weights), so a corrupt
@@ -118,7 +130,7 @@ type Network struct {
 	Params []Param // W0, b0, W1, b1, ...
 	widths []int
 	// infer is the inference graph of a convolutional network, built on first use.
-	infer *convInference
+	infer *graphInference
 }
 
 // New makes a network with Glorot-uniform weights drawn from seed, so the same seed
@@ -160,8 +172,12 @@ func size(shape []int) int {
 // params lists the weight tensors a spec needs, without their data, and the layer
 // widths of a dense network.
 func (s Spec) params() ([]Param, []int, error) {
-	if s.Type == ConvAutoencoder {
+	switch s.Type {
+	case ConvAutoencoder:
 		ps, err := s.convParams()
+		return ps, nil, err
+	case LSTMAutoencoder:
+		ps, err := s.lstmParams()
 		return ps, nil, err
 	}
 	widths, err := s.Widths()
@@ -216,8 +232,8 @@ func (n *Network) Restore(ps []Param) {
 // directly rather than a Gorgonia graph: a graph's batch size is fixed, and scoring
 // takes any. Convolutional inference runs a graph, padding the last batch.
 func (n *Network) Forward(x []float32, rows int) []float32 {
-	if n.Spec.Type == ConvAutoencoder {
-		return n.convForward(x, rows)
+	if n.infer != nil {
+		return n.graphForward(x, rows)
 	}
 	h := x
 	layers := len(n.widths) - 1

@@ -188,9 +188,11 @@ func TestUnusableRequestsAreInputErrors(t *testing.T) {
 			r.Model.Type = kadetv1.MLPClassifier
 			r.Data.CSV = &kadetv1.ResolvedCSV{File: kadetv1.FileLocation{Path: unlabelled}, Delimiter: ","}
 		}, "MLPClassifier needs a label column"},
-		"unsupported model": {func(r *kadetv1.TrainingRequest) { r.Model = kadetv1.ModelSpec{Type: kadetv1.LSTMAutoencoder} }, "not supported"},
-		"conv on a csv":     {func(r *kadetv1.TrainingRequest) { r.Model = kadetv1.ModelSpec{Type: kadetv1.ConvAutoencoder} }, "ConvAutoencoder needs image data"},
-		"unknown scaling":   {func(r *kadetv1.TrainingRequest) { r.Preprocessing.Scaling = "Log" }, "unknown scaling"},
+		"too few rows for a window": {func(r *kadetv1.TrainingRequest) {
+			r.Model = kadetv1.ModelSpec{Type: kadetv1.LSTMAutoencoder, Window: ptr.To[int32](200)}
+		}, "training and the validation split need a window of 200 rows each"},
+		"conv on a csv":   {func(r *kadetv1.TrainingRequest) { r.Model = kadetv1.ModelSpec{Type: kadetv1.ConvAutoencoder} }, "ConvAutoencoder needs image data"},
+		"unknown scaling": {func(r *kadetv1.TrainingRequest) { r.Preprocessing.Scaling = "Log" }, "unknown scaling"},
 	}
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/kadet-dev/kadet/detector/artifact"
+	"github.com/kadet-dev/kadet/detector/model"
 )
 
 // Scored is one record's result. Score is the normalised contract every model type
@@ -35,9 +36,16 @@ func score(m *artifact.Model, x []float32, explain bool) ([]Scored, []float32, e
 	rows := len(x) / d
 	scaled := m.Meta.Scaler.Transform(nil, x)
 	var raw, shares []float32
-	if explain {
+	switch {
+	case m.Network.Spec.Type == model.LSTMAutoencoder:
+		// The rows are one run in time order; each is scored within its windows.
+		var err error
+		if raw, shares, err = sequenceScores(m.Network, scaled, rows, m.Meta.Stride, explain); err != nil {
+			return nil, nil, err
+		}
+	case explain:
 		raw, shares = m.Network.Explain(scaled, rows)
-	} else {
+	default:
 		raw = m.Network.Scores(scaled, rows)
 	}
 	t := m.Meta.Threshold.Value

@@ -11,6 +11,7 @@ import (
 
 	"github.com/kadet-dev/kadet/detector/artifact"
 	"github.com/kadet-dev/kadet/detector/data"
+	"github.com/kadet-dev/kadet/detector/model"
 )
 
 // scoreBatch rows are scored at a time, so a file of any size streams through.
@@ -87,7 +88,8 @@ func ScoreCSV(m *artifact.Model, r io.Reader, w io.Writer, source string, delim 
 			x = append(x, v)
 		}
 		batch = append(batch, rec)
-		if len(batch) == scoreBatch {
+		// A sequence model scores the whole run at once: windows span batches.
+		if len(batch) == scoreBatch && m.Network.Spec.Type != model.LSTMAutoencoder {
 			if err := flush(); err != nil {
 				return rows, anomalies, err
 			}

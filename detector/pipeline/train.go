@@ -66,35 +66,6 @@ func Train(ctx context.Context, req *kadetv1.TrainingRequest, outDir string, pro
 		return nil, &SpecError{Msg: "threshold method BestF1 needs a label column"}
 	}
 
-	d := len(tbl.Columns)
-	rows := tbl.Rows()
-	split := train.SplitRows(rows, req.Training.ValidationSplit, req.Training.Seed)
-	// An autoencoder learns what normal looks like: rows labelled anomalous are kept out
-	// of its training and of threshold calibration, and only used for evaluation.
-	fitRows, calRows := split.Train, split.Validation
-	if spec.Type == model.Autoencoder && tbl.Labels != nil {
-		fitRows, calRows = normalRows(split.Train, tbl.Labels), normalRows(split.Validation, tbl.Labels)
-		if th.Method == calibrate.BestF1 {
-			calRows = split.Validation
-		}
-	}
-	if len(fitRows) == 0 {
-		return nil, &data.Error{Source: tbl.Source, Msg: fmt.Sprintf("no rows left to train on out of %d", rows)}
-	}
-	if len(calRows) == 0 {
-		calRows = fitRows // without a validation split, calibrate on the training rows
-	}
-
-	fitX, _ := train.Gather(tbl.X, nil, d, fitRows)
-	scaler, err := preprocess.Fit(string(req.Preprocessing.Scaling), fitX, d)
-	if err != nil {
-		return nil, &SpecError{Msg: err.Error()}
-	}
-	x := scaler.Transform(nil, tbl.X)
-	net, err := model.New(spec, req.Training.Seed)
-	if err != nil {
-		return nil, &SpecError{Msg: err.Error()}
-	}
 	cfg := train.Config{
 		Epochs: int(req.Training.Epochs), BatchSize: int(req.Training.BatchSize),
 		LearningRate: req.Training.LearningRate, ValidationSplit: req.Training.ValidationSplit, Seed: req.Training.Seed,
@@ -102,37 +73,29 @@ func Train(ctx context.Context, req *kadetv1.TrainingRequest, outDir string, pro
 	if es := req.Training.EarlyStopping; es != nil {
 		cfg.Patience, cfg.MinDelta = int(es.Patience), es.MinDelta
 	}
-	var labels []float32
-	if spec.Type == model.MLPClassifier {
-		labels = tbl.Labels
+	fitter := fitRows
+	if spec.Type == model.LSTMAutoencoder {
+		fitter = fitSequence
 	}
-	// Early stopping watches the loss of the held-out rows the model is meant to fit.
-	valRows := split.Validation
-	if spec.Type == model.Autoencoder && tbl.Labels != nil {
-		valRows = normalRows(split.Validation, tbl.Labels)
-	}
-	res, err := train.Fit(ctx, net, x, labels, train.Split{Train: fitRows, Validation: valRows}, cfg, progress)
+	f, err := fitter(ctx, req, spec, tbl, th, cfg, progress)
 	if err != nil {
 		return nil, err
 	}
-
-	calX, calY := train.Gather(x, tbl.Labels, d, calRows)
-	calScores := net.Scores(calX, len(calRows))
-	threshold, err := calibrate.Threshold(th, calScores, calY)
+	threshold, err := calibrate.Threshold(th, f.calScores, f.calLabels)
 	if err != nil {
 		return nil, &SpecError{Msg: err.Error()}
 	}
+	res := f.res
 	metrics := map[string]float64{
 		"loss": res.Loss, "epochs": float64(res.Epochs), "bestEpoch": float64(res.BestEpoch),
-		"samplesPerSecond": math.Round(res.SamplesPerSecond), "trainRows": float64(len(fitRows)),
-		"validationRows": float64(len(split.Validation)), "trainSeconds": math.Round(res.Duration.Seconds()*100) / 100,
+		"samplesPerSecond": math.Round(res.SamplesPerSecond), "trainRows": float64(f.trainRows),
+		"validationRows": float64(f.validationRows), "trainSeconds": math.Round(res.Duration.Seconds()*100) / 100,
 	}
 	if !math.IsNaN(res.ValLoss) {
 		metrics["valLoss"] = res.ValLoss
 	}
-	if tbl.Labels != nil && len(split.Validation) > 0 {
-		vx, vy := train.Gather(x, tbl.Labels, d, split.Validation)
-		m := evaluate.Evaluate(net.Scores(vx, len(split.Validation)), vy, threshold)
+	if f.evalLabels != nil {
+		m := evaluate.Evaluate(f.evalScores, f.evalLabels, threshold)
 		for k, v := range map[string]float64{"auroc": m.AUROC, "auprc": m.AUPRC, "f1": m.F1, "precision": m.Precision, "recall": m.Recall} {
 			if !math.IsNaN(v) {
 				metrics[k] = v
@@ -142,22 +105,25 @@ func Train(ctx context.Context, req *kadetv1.TrainingRequest, outDir string, pro
 
 	now := time.Now().UTC()
 	meta := artifact.Metadata{
-		Name: req.Detector.Name, Model: spec, Features: tbl.Columns, Scaler: scaler,
+		Name: req.Detector.Name, Model: spec, Features: tbl.Columns, Scaler: f.scaler,
 		Threshold: artifact.Threshold{Method: th.Method, Parameter: thresholdParameter(th), Value: threshold},
 		Training: artifact.TrainingInfo{
 			Seed: cfg.Seed, Epochs: res.Epochs, BatchSize: cfg.BatchSize, LearningRate: cfg.LearningRate,
-			ValidationSplit: cfg.ValidationSplit, Rows: rows, Metrics: metrics,
+			ValidationSplit: cfg.ValidationSplit, Rows: tbl.Rows(), Metrics: metrics,
 		},
-		Data: preprocess.Summarize(fitX, tbl.Columns), Kadet: Version, CreatedAt: now,
+		Data: preprocess.Summarize(f.fitX, tbl.Columns), Kadet: Version, CreatedAt: now,
+	}
+	if spec.Type == model.LSTMAutoencoder {
+		meta.Stride = int(*kadetv1.ResolvedModel(req.Model).Stride)
 	}
 	if tbl.ImageRows > 0 {
 		meta.Image = &artifact.ImageShape{Rows: tbl.ImageRows, Cols: tbl.ImageCols}
 	}
-	file, digest, err := artifact.Encode(meta, net)
+	file, digest, err := artifact.Encode(meta, f.net)
 	if err != nil {
 		return nil, err
 	}
-	png, err := report.Histogram(fmt.Sprintf("%s %s: held-out scores", req.Detector.Name, spec.Type), calScores, threshold)
+	png, err := report.Histogram(fmt.Sprintf("%s %s: held-out scores", req.Detector.Name, spec.Type), f.calScores, threshold)
 	if err != nil {
 		return nil, err
 	}
@@ -174,6 +140,145 @@ func Train(ctx context.Context, req *kadetv1.TrainingRequest, outDir string, pro
 		Version: version, Digest: digest, Threshold: threshold, Metrics: metrics,
 		TrainedAt: ptrTime(trainedAt),
 	}}, nil
+}
+
+// fitted is a trained network with what calibration and evaluation need.
+type fitted struct {
+	net                       *model.Network
+	scaler                    *preprocess.Scaler
+	res                       *train.Result
+	fitX                      []float32 // unscaled training rows, for the data summary
+	calScores, calLabels      []float32 // held-out scores the threshold is calibrated on
+	evalScores, evalLabels    []float32 // held-out scores with labels, when there are labels
+	trainRows, validationRows int
+}
+
+type fitFunc func(context.Context, *kadetv1.TrainingRequest, model.Spec, *data.Table, calibrate.Spec, train.Config, func(train.Progress)) (*fitted, error)
+
+// fitRows trains a model that scores rows one by one, on a random split of the rows.
+func fitRows(ctx context.Context, req *kadetv1.TrainingRequest, spec model.Spec, tbl *data.Table, th calibrate.Spec, cfg train.Config, progress func(train.Progress)) (*fitted, error) {
+	d := len(tbl.Columns)
+	rows := tbl.Rows()
+	split := train.SplitRows(rows, req.Training.ValidationSplit, req.Training.Seed)
+	// An autoencoder learns what normal looks like: rows labelled anomalous are kept out
+	// of its training and of threshold calibration, and only used for evaluation.
+	fitIdx, calIdx := split.Train, split.Validation
+	if spec.Type != model.MLPClassifier && tbl.Labels != nil {
+		fitIdx, calIdx = normalRows(split.Train, tbl.Labels), normalRows(split.Validation, tbl.Labels)
+		if th.Method == calibrate.BestF1 {
+			calIdx = split.Validation
+		}
+	}
+	if len(fitIdx) == 0 {
+		return nil, &data.Error{Source: tbl.Source, Msg: fmt.Sprintf("no rows left to train on out of %d", rows)}
+	}
+	if len(calIdx) == 0 {
+		calIdx = fitIdx // without a validation split, calibrate on the training rows
+	}
+	f := &fitted{trainRows: len(fitIdx), validationRows: len(split.Validation)}
+	f.fitX, _ = train.Gather(tbl.X, nil, d, fitIdx)
+	var err error
+	if f.scaler, err = preprocess.Fit(string(req.Preprocessing.Scaling), f.fitX, d); err != nil {
+		return nil, &SpecError{Msg: err.Error()}
+	}
+	x := f.scaler.Transform(nil, tbl.X)
+	if f.net, err = model.New(spec, req.Training.Seed); err != nil {
+		return nil, &SpecError{Msg: err.Error()}
+	}
+	var labels []float32
+	if spec.Type == model.MLPClassifier {
+		labels = tbl.Labels
+	}
+	// Early stopping watches the loss of the held-out rows the model is meant to fit.
+	valIdx := split.Validation
+	if spec.Type != model.MLPClassifier && tbl.Labels != nil {
+		valIdx = normalRows(split.Validation, tbl.Labels)
+	}
+	if f.res, err = train.Fit(ctx, f.net, x, labels, train.Split{Train: fitIdx, Validation: valIdx}, cfg, progress); err != nil {
+		return nil, err
+	}
+	calX, calY := train.Gather(x, tbl.Labels, d, calIdx)
+	f.calScores, f.calLabels = f.net.Scores(calX, len(calIdx)), calY
+	if tbl.Labels != nil && len(split.Validation) > 0 {
+		vx, vy := train.Gather(x, tbl.Labels, d, split.Validation)
+		f.evalScores, f.evalLabels = f.net.Scores(vx, len(split.Validation)), vy
+	}
+	return f, nil
+}
+
+// fitSequence trains a sequence model on windows of the rows in time order: the first
+// rows train it, the last validationSplit of them are held out for early stopping,
+// calibration and evaluation, because shuffled rows would leak the future into training.
+func fitSequence(ctx context.Context, req *kadetv1.TrainingRequest, spec model.Spec, tbl *data.Table, th calibrate.Spec, cfg train.Config, progress func(train.Progress)) (*fitted, error) {
+	sortByTime(tbl)
+	d, rows, w := len(tbl.Columns), tbl.Rows(), spec.Window
+	stride := int(*kadetv1.ResolvedModel(req.Model).Stride)
+	nVal := int(math.Round(float64(rows) * req.Training.ValidationSplit))
+	if nVal > 0 && nVal < w {
+		nVal = w
+	}
+	nFit := rows - nVal
+	if nFit < w {
+		return nil, &data.Error{Source: tbl.Source, Msg: fmt.Sprintf(
+			"%d rows are too few: training and the validation split need a window of %d rows each", rows, w)}
+	}
+	f := &fitted{trainRows: nFit, validationRows: nVal, fitX: tbl.X[:nFit*d]}
+	var err error
+	if f.scaler, err = preprocess.Fit(string(req.Preprocessing.Scaling), f.fitX, d); err != nil {
+		return nil, &SpecError{Msg: err.Error()}
+	}
+	x := f.scaler.Transform(nil, tbl.X)
+	if f.net, err = model.New(spec, req.Training.Seed); err != nil {
+		return nil, &SpecError{Msg: err.Error()}
+	}
+	// Windows become the training "rows": training windows first, then held-out ones.
+	fitStarts := windowStarts(nFit, w, stride)
+	all := windows(x[:nFit*d], d, w, fitStarts)
+	split := train.Split{Train: seq(0, len(fitStarts))}
+	valX := x[nFit*d:]
+	if nVal > 0 {
+		valStarts := windowStarts(nVal, w, stride)
+		all = append(all, windows(valX, d, w, valStarts)...)
+		split.Validation = seq(len(fitStarts), len(fitStarts)+len(valStarts))
+	}
+	if f.res, err = train.Fit(ctx, f.net, all, nil, split, cfg, progress); err != nil {
+		return nil, err
+	}
+	calX, calRows, calLabels := x[:nFit*d], nFit, tbl.Labels
+	if nVal > 0 {
+		calX, calRows = valX, nVal
+		if tbl.Labels != nil {
+			calLabels = tbl.Labels[nFit:]
+		}
+	} else if tbl.Labels != nil {
+		calLabels = tbl.Labels[:nFit]
+	}
+	if f.calScores, _, err = sequenceScores(f.net, calX, calRows, stride, false); err != nil {
+		return nil, err
+	}
+	f.calLabels = calLabels
+	if calLabels != nil {
+		f.evalScores, f.evalLabels = f.calScores, calLabels
+		if th.Method != calibrate.BestF1 {
+			// Calibrate on what is meant to be normal.
+			var s []float32
+			for i, l := range calLabels {
+				if l < 0.5 {
+					s = append(s, f.calScores[i])
+				}
+			}
+			f.calScores, f.calLabels = s, nil
+		}
+	}
+	return f, nil
+}
+
+func seq(from, to int) []int {
+	out := make([]int, 0, to-from)
+	for i := from; i < to; i++ {
+		out = append(out, i)
+	}
+	return out
 }
 
 func normalRows(rows []int, labels []float32) []int {
@@ -211,6 +316,15 @@ func modelSpec(m kadetv1.ModelSpec, tbl *data.Table) (model.Spec, error) {
 	switch m.Type {
 	case kadetv1.Autoencoder, kadetv1.MLPClassifier:
 		for _, h := range m.HiddenLayers {
+			s.Hidden = append(s.Hidden, int(h))
+		}
+	case kadetv1.LSTMAutoencoder:
+		if tbl.ImageRows > 0 {
+			return s, &SpecError{Msg: "model type LSTMAutoencoder needs rows of a series, not images"}
+		}
+		s.Window = int(*m.Window)
+		s.Inputs *= s.Window
+		for _, h := range m.HiddenLayers[:1] {
 			s.Hidden = append(s.Hidden, int(h))
 		}
 	case kadetv1.ConvAutoencoder:

@@ -3,6 +3,7 @@ package serve
 import (
 	"sync"
 
+	"github.com/kadet-dev/kadet/detector/model"
 	"github.com/kadet-dev/kadet/detector/pipeline"
 )
 
@@ -69,8 +70,10 @@ func (b *batcher) take() []*job {
 	batch := []*job{first}
 	rows := first.n
 	rest := b.queue[:0]
+	// A sequence model's rows are one run in time: requests are never mixed.
+	sequence := first.l.model.Network != nil && first.l.model.Network.Spec.Type == model.LSTMAutoencoder
 	for _, j := range b.queue[1:] {
-		if j.l == first.l && rows+j.n <= maxBatchRows {
+		if !sequence && j.l == first.l && rows+j.n <= maxBatchRows {
 			batch = append(batch, j)
 			rows += j.n
 		} else {

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/kadet-dev/kadet/detector/artifact"
+	"github.com/kadet-dev/kadet/detector/data"
 	"github.com/kadet-dev/kadet/detector/pipeline"
 )
 
@@ -141,6 +142,16 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool)
 	return body, true
 }
 
+// writeScoreError answers 400 for rows the model cannot score as sent (too few rows
+// for a sequence model's window), else 500.
+func writeScoreError(w http.ResponseWriter, err error) {
+	if data.IsInputError(err) {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	writeError(w, http.StatusInternalServerError, err.Error())
+}
+
 func writeRequestError(w http.ResponseWriter, err error) {
 	var re *RequestError
 	if errors.As(err, &re) {
@@ -192,7 +203,7 @@ func (s *Server) detect(w http.ResponseWriter, r *http.Request) {
 	}
 	scored, shares, err := s.score(l, x)
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
+		writeScoreError(w, err)
 		return
 	}
 	resp := DetectResponse{Model: ref(l), Results: make([]Result, n)}

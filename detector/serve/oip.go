@@ -104,7 +104,7 @@ func (s *Server) infer(w http.ResponseWriter, r *http.Request) {
 	}
 	scored, _, err := s.score(l, x)
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
+		writeScoreError(w, err)
 		return
 	}
 	score, raw, anomaly := make([]float64, n), make([]float64, n), make([]bool, n)

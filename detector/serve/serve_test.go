@@ -417,3 +417,34 @@ func FuzzDecodeDetect(f *testing.F) {
 		}
 	})
 }
+
+// A sequence model scores a run of rows, each row by the windows around it, and says
+// how many rows a shorter run lacks.
+func TestSequenceModelScoresRuns(t *testing.T) {
+	dir := t.TempDir()
+	spec := model.Spec{Type: model.LSTMAutoencoder, Inputs: 4 * 3, Window: 4, Hidden: []int{5}, Latent: 2, Activation: model.Tanh}
+	net, err := model.New(spec, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := []float32{1, 2, 3, 4, 5, 6}
+	sc, _ := preprocess.Fit(preprocess.Standardize, x, 3)
+	meta := artifact.Metadata{Name: "pump", Model: spec, Features: features, Scaler: sc, Stride: 1,
+		Threshold: artifact.Threshold{Method: "Fixed", Value: 1}}
+	b, digest, err := artifact.Encode(meta, net)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := artifact.Save(dir, artifact.NewVersion(time.Unix(1e9, 0), digest), map[string][]byte{artifact.FileName: b}); err != nil {
+		t.Fatal(err)
+	}
+	_, ts, _ := newServer(t, dir, Options{})
+	code, out := call(t, ts, "POST", "/v1/detect", `{"instances": [[1,2,3],[2,3,4],[3,4,5],[4,5,6],[5,6,7],[6,7,8]]}`)
+	if code != 200 || len(out["results"].([]any)) != 6 {
+		t.Fatalf("%d %v", code, out)
+	}
+	code, out = call(t, ts, "POST", "/v1/detect", `{"instances": [[1,2,3],[2,3,4]]}`)
+	if code != 400 || !strings.Contains(out["error"].(string), "2 rows are fewer than the model's window of 4 rows") {
+		t.Fatalf("%d %v", code, out)
+	}
+}

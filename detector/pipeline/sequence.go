@@ -1,0 +1,126 @@
+package pipeline
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"strconv"
+
+	"github.com/kadet-dev/kadet/detector/data"
+	"github.com/kadet-dev/kadet/detector/model"
+)
+
+// Sequence models see windows of consecutive rows. Each row's score is the mean, over
+// the windows that contain it, of that row's reconstruction error in the window, so an
+// anomaly maps back to its own rows and timestamps rather than smearing over a window.
+
+// windowStarts lists the first row of each window of length w over rows, every stride
+// rows, with a last window ending at the last row so no row goes unscored.
+func windowStarts(rows, w, stride int) []int {
+	if rows < w {
+		return nil
+	}
+	var starts []int
+	for s := 0; s+w <= rows; s += stride {
+		starts = append(starts, s)
+	}
+	if last := rows - w; starts[len(starts)-1] != last {
+		starts = append(starts, last)
+	}
+	return starts
+}
+
+// windows copies the windows starting at starts out of rows of width f.
+func windows(x []float32, f, w int, starts []int) []float32 {
+	out := make([]float32, 0, len(starts)*w*f)
+	for _, s := range starts {
+		out = append(out, x[s*f:(s+w)*f]...)
+	}
+	return out
+}
+
+// sequenceScores scores each of rows (already scaled) by its mean reconstruction error
+// over the windows that contain it, and, when explain is set, each feature's share of it.
+func sequenceScores(net *model.Network, x []float32, rows, stride int, explain bool) ([]float32, []float32, error) {
+	w, f := net.Spec.Window, net.Spec.Features()
+	if rows < w {
+		return nil, nil, &data.Error{Source: "input", Msg: fmt.Sprintf("%d rows are fewer than the model's window of %d rows: send a run of at least %d rows in time order", rows, w, w)}
+	}
+	starts := windowStarts(rows, w, stride)
+	win := windows(x, f, w, starts)
+	out := net.Forward(win, len(starts))
+	sq := make([]float32, rows*f) // summed squared errors per row and feature
+	count := make([]float32, rows)
+	for k, s := range starts {
+		for p := 0; p < w; p++ {
+			r := s + p
+			count[r]++
+			for j := 0; j < f; j++ {
+				e := out[(k*w+p)*f+j] - win[(k*w+p)*f+j]
+				sq[r*f+j] += e * e
+			}
+		}
+	}
+	scores := make([]float32, rows)
+	for r := range scores {
+		var total float32
+		for j := 0; j < f; j++ {
+			total += sq[r*f+j]
+		}
+		scores[r] = total / (count[r] * float32(f))
+		if explain && total > 0 {
+			for j := 0; j < f; j++ {
+				sq[r*f+j] /= total
+			}
+		}
+	}
+	if !explain {
+		sq = nil
+	}
+	return scores, sq, nil
+}
+
+// sortByTime orders a table's rows by its timestamp column: numerically when every
+// timestamp is a number, else as text (ISO 8601 sorts correctly as text).
+func sortByTime(t *data.Table) {
+	if t.Timestamps == nil {
+		return
+	}
+	n, d := t.Rows(), len(t.Columns)
+	idx := make([]int, n)
+	for i := range idx {
+		idx[i] = i
+	}
+	nums := make([]float64, n)
+	numeric := true
+	for i, ts := range t.Timestamps {
+		v, err := strconv.ParseFloat(ts, 64)
+		if err != nil {
+			numeric = false
+			break
+		}
+		nums[i] = v
+	}
+	sort.SliceStable(idx, func(a, b int) bool {
+		if numeric {
+			return nums[idx[a]] < nums[idx[b]]
+		}
+		return t.Timestamps[idx[a]] < t.Timestamps[idx[b]]
+	})
+	if slices.IsSorted(idx) {
+		return
+	}
+	x := make([]float32, 0, len(t.X))
+	ts := make([]string, 0, n)
+	lines := make([]int, 0, n)
+	var labels []float32
+	for _, i := range idx {
+		x = append(x, t.X[i*d:(i+1)*d]...)
+		ts = append(ts, t.Timestamps[i])
+		lines = append(lines, t.Lines[i])
+		if t.Labels != nil {
+			labels = append(labels, t.Labels[i])
+		}
+	}
+	t.X, t.Timestamps, t.Lines, t.Labels = x, ts, lines, labels
+}

@@ -1,0 +1,134 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"k8s.io/utils/ptr"
+
+	kadetv1 "github.com/kadet-dev/kadet/api/v1alpha1"
+	"github.com/kadet-dev/kadet/detector/artifact"
+	"github.com/kadet-dev/kadet/detector/data"
+	"github.com/kadet-dev/kadet/detector/evaluate"
+)
+
+// writeSeries writes a 3-sensor series: two phase-shifted periodic signals and their
+// sum, plus noise. From row anomalyFrom on, it injects a level shift (rows 40-59 after
+// it) and isolated spikes, and labels those rows. Rows come shuffled in the file, so the
+// timestamp column must restore their order.
+func writeSeries(t *testing.T, path string, rows, anomalyFrom int, seed uint64) []int {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(seed, 3))
+	type row struct {
+		ts    int
+		v     [3]float64
+		label int
+	}
+	var anomalies []int
+	all := make([]row, rows)
+	for i := range all {
+		a, b := math.Sin(float64(i)*0.2), math.Cos(float64(i)*0.13)
+		r := row{ts: 1700000000 + i, v: [3]float64{a, b, a + b}}
+		for j := range r.v {
+			r.v[j] += rng.NormFloat64() * 0.05
+		}
+		if k := i - anomalyFrom; k >= 0 {
+			switch {
+			case k >= 40 && k < 60: // level shift of one sensor
+				r.v[1] += 1.5
+				r.label = 1
+			case k%97 == 13: // spike
+				r.v[2] += 4
+				r.label = 1
+			}
+		}
+		if r.label == 1 {
+			anomalies = append(anomalies, r.ts)
+		}
+		all[i] = r
+	}
+	rng.Shuffle(len(all), func(i, j int) { all[i], all[j] = all[j], all[i] })
+	var b strings.Builder
+	b.WriteString("ts;s1;s2;s3;anomaly\n")
+	for _, r := range all {
+		fmt.Fprintf(&b, "%d;%.4f;%.4f;%.4f;%d\n", r.ts, r.v[0], r.v[1], r.v[2], r.label)
+	}
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return anomalies
+}
+
+func TestLSTMAutoencoderFindsShiftsAndSpikes(t *testing.T) {
+	dir := t.TempDir()
+	trainCSV, testCSV := filepath.Join(dir, "train.csv"), filepath.Join(dir, "test.csv")
+	writeSeries(t, trainCSV, 1200, math.MaxInt, 1)
+	injected := writeSeries(t, testCSV, 600, 100, 2)
+	req := &kadetv1.TrainingRequest{
+		APIVersion: kadetv1.GroupVersion.String(), Kind: kadetv1.TrainingRequestKind,
+		Detector: kadetv1.ObjectKey{Name: "pump"},
+		Model: kadetv1.ModelSpec{Type: kadetv1.LSTMAutoencoder, HiddenLayers: []int32{16}, LatentSize: ptr.To[int32](6),
+			Window: ptr.To[int32](16), Stride: ptr.To[int32](2), Activation: "Tanh"},
+		Preprocessing: kadetv1.PreprocessingSpec{Scaling: "Standardize"},
+		Training:      kadetv1.TrainingParameters{Epochs: 25, BatchSize: 32, LearningRate: 0.005, ValidationSplit: 0.2, Seed: 1},
+		Threshold:     kadetv1.ThresholdSpec{Method: kadetv1.ThresholdPercentile, Percentile: ptr.To(99.0)},
+		Data: kadetv1.ResolvedData{CSV: &kadetv1.ResolvedCSV{
+			File: kadetv1.FileLocation{Path: trainCSV}, Columns: []string{"s1", "s2", "s3"},
+			TimestampColumn: "ts", Delimiter: ";",
+		}},
+	}
+	out, err := Train(context.Background(), req, filepath.Join(dir, "models"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := artifact.Load(out.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tbl, err := data.LoadCSV(context.Background(), kadetv1.FileLocation{Path: testCSV},
+		data.CSVOptions{Columns: m.Meta.Features, TimestampColumn: "ts", LabelColumn: "anomaly", Delimiter: ';'}, data.DefaultLimits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sortByTime(tbl)
+	res, err := Score(m, tbl.X)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res) != tbl.Rows() {
+		t.Fatalf("%d scores for %d rows: the last rows must be scored too", len(res), tbl.Rows())
+	}
+	raw := make([]float32, len(res))
+	for i, r := range res {
+		raw[i] = float32(r.Raw)
+	}
+	auroc := evaluate.AUROC(raw, tbl.Labels)
+	// The rows scored highest are the injected ones, found by their timestamps.
+	order := make([]int, len(raw))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int { return int(math.Copysign(1, float64(raw[b]-raw[a]))) })
+	hits := 0
+	for _, i := range order[:len(injected)] {
+		var ts int
+		fmt.Sscan(tbl.Timestamps[i], &ts)
+		if slices.Contains(injected, ts) {
+			hits++
+		}
+	}
+	t.Logf("row AUROC %.4f; %d of the %d top-scored timestamps are injected anomalies", auroc, hits, len(injected))
+	if auroc <= 0.95 {
+		t.Fatalf("AUROC %.4f; want > 0.95", auroc)
+	}
+	if hits < len(injected)*3/4 {
+		t.Fatalf("only %d of the %d top-scored rows are the injected anomalies", hits, len(injected))
+	}
+}
