@@ -85,6 +85,8 @@ test: generate manifests vet ## Run every test against a real kube-apiserver + e
 
 # BLAS for benchmark builds: openblas (cgo, libopenblas-dev) or gonum (pure Go).
 BLAS ?= openblas
+# The SKAB data set (not shipped with kadet; see hack/bench/skab).
+SKAB_DATA ?= ../shared/data/skab
 
 .PHONY: bench-deps
 bench-deps: ## Install what the benchmarks compare against and link with (Debian packages).
@@ -92,10 +94,12 @@ bench-deps: ## Install what the benchmarks compare against and link with (Debian
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-torch libopenblas-dev; fi
 
 .PHONY: bench
-bench: bench-deps ## Training and scoring speed against PyTorch, and a load test of detector serve.
+bench: bench-deps ## Speed against PyTorch, a load test of detector serve, SKAB and one-class MNIST accuracy.
 	go build -tags $(BLAS) -o $(BIN)/detector-$(BLAS) ./detector/cmd/detector
 	OPENBLAS_NUM_THREADS=$${OPENBLAS_NUM_THREADS:-2} go run -tags $(BLAS) ./hack/bench/speed --detector $(BIN)/detector-$(BLAS)
 	OPENBLAS_NUM_THREADS=$${OPENBLAS_NUM_THREADS:-1} go run -tags $(BLAS) ./hack/bench/serve --detector $(BIN)/detector-$(BLAS)
+	OPENBLAS_NUM_THREADS=$${OPENBLAS_NUM_THREADS:-2} go run -tags $(BLAS) ./hack/bench/skab --data $(SKAB_DATA)
+	OPENBLAS_NUM_THREADS=$${OPENBLAS_NUM_THREADS:-2} go run -tags $(BLAS) ./hack/bench/mnist-oneclass
 
 .PHONY: fuzz
 fuzz: ## Fuzz the model file loader and the scoring request decoder, 60 s each.
