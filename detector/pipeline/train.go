@@ -153,6 +153,19 @@ type fitted struct {
 	trainRows, validationRows int
 }
 
+// start fits the scaler on the training rows in f.fitX, scales every row of tbl with
+// it, and makes the untrained network.
+func (f *fitted) start(req *kadetv1.TrainingRequest, spec model.Spec, tbl *data.Table) ([]float32, error) {
+	var err error
+	if f.scaler, err = preprocess.Fit(string(req.Preprocessing.Scaling), f.fitX, len(tbl.Columns)); err != nil {
+		return nil, &SpecError{Msg: err.Error()}
+	}
+	if f.net, err = model.New(spec, req.Training.Seed); err != nil {
+		return nil, &SpecError{Msg: err.Error()}
+	}
+	return f.scaler.Transform(nil, tbl.X), nil
+}
+
 type fitFunc func(context.Context, *kadetv1.TrainingRequest, model.Spec, *data.Table, calibrate.Spec, train.Config, func(train.Progress)) (*fitted, error)
 
 // fitRows trains a model that scores rows one by one, on a random split of the rows.
@@ -177,13 +190,9 @@ func fitRows(ctx context.Context, req *kadetv1.TrainingRequest, spec model.Spec,
 	}
 	f := &fitted{trainRows: len(fitIdx), validationRows: len(split.Validation)}
 	f.fitX, _ = train.Gather(tbl.X, nil, d, fitIdx)
-	var err error
-	if f.scaler, err = preprocess.Fit(string(req.Preprocessing.Scaling), f.fitX, d); err != nil {
-		return nil, &SpecError{Msg: err.Error()}
-	}
-	x := f.scaler.Transform(nil, tbl.X)
-	if f.net, err = model.New(spec, req.Training.Seed); err != nil {
-		return nil, &SpecError{Msg: err.Error()}
+	x, err := f.start(req, spec, tbl)
+	if err != nil {
+		return nil, err
 	}
 	var labels []float32
 	if spec.Type == model.MLPClassifier {
@@ -223,13 +232,9 @@ func fitSequence(ctx context.Context, req *kadetv1.TrainingRequest, spec model.S
 			"%d rows are too few: training and the validation split need a window of %d rows each", rows, w)}
 	}
 	f := &fitted{trainRows: nFit, validationRows: nVal, fitX: tbl.X[:nFit*d]}
-	var err error
-	if f.scaler, err = preprocess.Fit(string(req.Preprocessing.Scaling), f.fitX, d); err != nil {
-		return nil, &SpecError{Msg: err.Error()}
-	}
-	x := f.scaler.Transform(nil, tbl.X)
-	if f.net, err = model.New(spec, req.Training.Seed); err != nil {
-		return nil, &SpecError{Msg: err.Error()}
+	x, err := f.start(req, spec, tbl)
+	if err != nil {
+		return nil, err
 	}
 	// Windows become the training "rows": training windows first, then held-out ones.
 	fitStarts := windowStarts(nFit, w, stride)
