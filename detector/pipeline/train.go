@@ -166,8 +166,6 @@ func (f *fitted) start(req *kadetv1.TrainingRequest, spec model.Spec, tbl *data.
 	return f.scaler.Transform(nil, tbl.X), nil
 }
 
-type fitFunc func(context.Context, *kadetv1.TrainingRequest, model.Spec, *data.Table, calibrate.Spec, train.Config, func(train.Progress)) (*fitted, error)
-
 // fitRows trains a model that scores rows one by one, on a random split of the rows.
 func fitRows(ctx context.Context, req *kadetv1.TrainingRequest, spec model.Spec, tbl *data.Table, th calibrate.Spec, cfg train.Config, progress func(train.Progress)) (*fitted, error) {
 	d := len(tbl.Columns)
