@@ -112,6 +112,12 @@ func TestTrainingPodWithoutResultIsReported(t *testing.T) {
 	// A crash with no message: the kubelet falls back to the log tail, here empty.
 	failJob(t, job, 137, "")
 	expectStalled(t, det, ReasonTrainingFailed, "exit code 137")
+
+	// A transient failure is retried on request: the retrain annotation starts a new Job.
+	patchDetector(t, det, func(d *kadetv1.Detector) {
+		d.Annotations = map[string]string{builders.AnnotationRetrain: "2026-11-28T19:45:00Z"}
+	})
+	waitForOneJob(t, det, job.Name)
 }
 
 func TestIncompatibleModelAndData(t *testing.T) {
