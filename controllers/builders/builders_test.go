@@ -215,6 +215,9 @@ func TestTrainingJob(t *testing.T) {
 			if !*c.SecurityContext.ReadOnlyRootFilesystem || *job.Spec.Template.Spec.SecurityContext.RunAsNonRoot != true {
 				t.Error("training pod is not locked down")
 			}
+			if !hasBLASThreads(c, TrainerContainer) {
+				t.Error("the BLAS thread pool does not follow the CPU limit")
+			}
 		},
 	}, {
 		name: "limits from the spec",
@@ -310,6 +313,9 @@ func checkDeployment(t *testing.T, dep *appsv1.Deployment, model *kadetv1.ModelS
 	if c.Ports[0].ContainerPort != port || c.Args[len(c.Args)-1] != "$(POD_IP):"+itoa(port) {
 		t.Errorf("port %d args %v", c.Ports[0].ContainerPort, c.Args)
 	}
+	if !hasBLASThreads(c, ScoringContainer) {
+		t.Error("the BLAS thread pool does not follow the CPU limit")
+	}
 	if c.ReadinessProbe.HTTPGet.Path != "/readyz" || c.VolumeMounts[0].MountPath != ModelDir || !c.VolumeMounts[0].ReadOnly {
 		t.Errorf("readiness %s, model mount %+v", c.ReadinessProbe.HTTPGet.Path, c.VolumeMounts[0])
 	}
@@ -391,4 +397,14 @@ func TestSpecConfigMapRoundTrips(t *testing.T) {
 	if got.Data.CSV.Delimiter != ";" || got.Model.LatentSize == nil {
 		t.Errorf("request lost fields or defaults: %+v", got)
 	}
+}
+
+func hasBLASThreads(c corev1.Container, name string) bool {
+	for _, e := range c.Env {
+		if e.Name == "OPENBLAS_NUM_THREADS" && e.ValueFrom != nil && e.ValueFrom.ResourceFieldRef != nil &&
+			e.ValueFrom.ResourceFieldRef.Resource == "limits.cpu" && e.ValueFrom.ResourceFieldRef.ContainerName == name {
+			return true
+		}
+	}
+	return false
 }

@@ -10,6 +10,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
@@ -166,6 +167,15 @@ func fieldEnv(name, path string) corev1.EnvVar {
 	return corev1.EnvVar{Name: name, ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: path}}}
 }
 
+// blasThreads sizes the detector's BLAS thread pool to the container's CPU limit
+// (rounded up; the node's CPUs without a limit), as Go sizes GOMAXPROCS: more threads
+// than CPUs only contend.
+func blasThreads(container string) corev1.EnvVar {
+	return corev1.EnvVar{Name: "OPENBLAS_NUM_THREADS", ValueFrom: &corev1.EnvVarSource{
+		ResourceFieldRef: &corev1.ResourceFieldSelector{ContainerName: container, Resource: "limits.cpu", Divisor: resource.MustParse("1")},
+	}}
+}
+
 // TrainingJob runs `detector train` once for plan. Bad input exits with
 // ExitCodeInvalidInput and fails the Job at once; other failures are retried up to the
 // Detector's backoffLimit.
@@ -218,6 +228,7 @@ func TrainingJob(det *kadetv1.Detector, plan *TrainingPlan, cfg Config) *batchv1
 							fieldEnv("POD_NAME", "metadata.name"),
 							{Name: "KADET_PROGRESS_CONFIGMAP", Value: ProgressConfigMapName(det)},
 							{Name: "KADET_SPEC_HASH", Value: plan.Hash},
+							blasThreads(TrainerContainer),
 						},
 						Resources:                t.Resources,
 						VolumeMounts:             mounts,
@@ -275,7 +286,7 @@ func ScoringDeployment(det *kadetv1.Detector, model *kadetv1.ModelStatus, cfg Co
 							"--model-dir", ModelDir,
 							"--model-version", model.Version,
 							"--addr", "$(POD_IP):" + strconv.Itoa(int(port))},
-						Env:   []corev1.EnvVar{fieldEnv("POD_IP", "status.podIP")},
+						Env:   []corev1.EnvVar{fieldEnv("POD_IP", "status.podIP"), blasThreads(ScoringContainer)},
 						Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: port, Protocol: corev1.ProtocolTCP}},
 						VolumeMounts: []corev1.VolumeMount{
 							{Name: "models", MountPath: ModelDir, ReadOnly: true},
