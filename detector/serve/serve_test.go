@@ -345,7 +345,8 @@ func TestReloadUnderLoad(t *testing.T) {
 func TestServeDrainsOnShutdown(t *testing.T) {
 	dir := t.TempDir()
 	writeModel(t, dir, 1, time.Unix(1e9, 0))
-	s := New(Options{ModelDir: dir, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	const delay = 500 * time.Millisecond
+	s := New(Options{ModelDir: dir, ShutdownDelay: delay, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -366,7 +367,26 @@ func TestServeDrainsOnShutdown(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	stopped := time.Now()
 	cancel()
+	// During the shutdown delay the server still scores, but tells probes it is going.
+	time.Sleep(50 * time.Millisecond)
+	resp, err := http.Get(url + "/readyz")
+	if err != nil {
+		t.Fatalf("readyz during the shutdown delay: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("readyz during the shutdown delay: %d, want 503", resp.StatusCode)
+	}
+	resp, err = http.Post(url+"/v1/detect", "application/json", strings.NewReader(`{"instances": [[1,2,3]]}`))
+	if err != nil {
+		t.Fatalf("detect during the shutdown delay: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("detect during the shutdown delay: %d", resp.StatusCode)
+	}
 	select {
 	case err := <-done:
 		if err != nil {
@@ -374,6 +394,9 @@ func TestServeDrainsOnShutdown(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("shutdown did not finish")
+	}
+	if waited := time.Since(stopped); waited < delay {
+		t.Fatalf("stopped accepting after %s, before the %s delay", waited, delay)
 	}
 	if !s.draining.Load() {
 		t.Fatal("not marked draining")

@@ -40,6 +40,11 @@ type Options struct {
 	Logger *slog.Logger
 	// Registry receives the metrics; nil makes a new one.
 	Registry *prometheus.Registry
+	// ShutdownDelay is how long the server keeps accepting requests after it is told
+	// to stop, while /readyz already fails: load balancers and kube-proxy take a moment
+	// to stop sending to a terminating pod, and a closed port in that moment is a
+	// failed request during every rollout.
+	ShutdownDelay time.Duration
 }
 
 // Defaults for Options.
@@ -156,8 +161,8 @@ func (s *Server) Reload() error {
 	return nil
 }
 
-// Run serves on addr until ctx ends, then stops accepting, reports not ready and lets
-// in-flight requests finish (up to drain).
+// Run serves on addr until ctx ends, then reports not ready, keeps serving for the
+// shutdown delay, stops accepting and lets in-flight requests finish (up to drain).
 func (s *Server) Run(ctx context.Context, addr string, drain time.Duration) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -192,7 +197,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, drain time.Duration
 			_ = s.Reload() // logged inside; the model in service stays
 		case <-ctx.Done():
 			s.draining.Store(true)
-			s.log.Info("draining", "timeout", drain.String())
+			s.log.Info("draining", "delay", s.opts.ShutdownDelay.String(), "timeout", drain.String())
+			select {
+			case err := <-errc:
+				return err
+			case <-time.After(s.opts.ShutdownDelay):
+			}
 			sctx, cancel := context.WithTimeout(context.Background(), drain)
 			defer cancel()
 			return srv.Shutdown(sctx)
