@@ -25,6 +25,7 @@ fmt: ## Format the Go code.
 .PHONY: vet
 vet: ## Run go vet.
 	go vet ./...
+	cd hack/localcluster && go vet ./...
 
 IMG ?= ghcr.io/kadet-dev/kadet:dev
 
@@ -63,12 +64,23 @@ manifests: $(CONTROLLER_GEN) ## Generate the CRDs (config/crd/bases) and the man
 verify: generate manifests docs ## Fail when generated files, go.mod or formatting are stale.
 	go mod tidy
 	@cd hack/tools && go mod tidy
+	@cd hack/localcluster && go mod tidy
 	@unformatted="$$(gofmt -l $$(git ls-files '*.go'))"; \
 		if [ -n "$$unformatted" ]; then echo "gofmt: these files need formatting:"; echo "$$unformatted"; exit 1; fi
 	@if [ -n "$$(git status --porcelain)" ]; then \
 		echo "generated files are stale: run 'make generate manifests' and 'go mod tidy', then commit:"; \
 		git status --porcelain; git --no-pager diff --stat; exit 1; \
 	fi
+
+##@ Demo
+
+.PHONY: demo
+demo: ## Start a local cluster, the manager and two sample detectors, score anomalies (see README).
+	hack/demo.sh
+
+.PHONY: demo-down
+demo-down: ## Stop what make demo started.
+	hack/demo.sh down
 
 ##@ Test
 
@@ -77,8 +89,10 @@ controlplane: ## Build (once per machine) etcd, kube-apiserver, kubectl, ...; pr
 	@hack/controlplane.sh
 
 .PHONY: test
-test: generate manifests vet ## Run every test against a real kube-apiserver + etcd (builds them, and helm, on first use).
+test: generate manifests vet ## Run every test against a real kube-apiserver + etcd (builds them, and helm, on first use), then the end-to-end tests.
 	KUBEBUILDER_ASSETS="$${KUBEBUILDER_ASSETS:-$$(hack/controlplane.sh)}" KADET_HELM="$${KADET_HELM:-$$(hack/helm.sh)}" \
+		go test $(GO_TEST_FLAGS) ./...
+	cd hack/localcluster && KUBEBUILDER_ASSETS="$${KUBEBUILDER_ASSETS:-$$($(CURDIR)/hack/controlplane.sh)}" \
 		go test $(GO_TEST_FLAGS) ./...
 
 ##@ Benchmarks
