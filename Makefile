@@ -95,6 +95,10 @@ test: generate manifests vet ## Run every test against a real kube-apiserver + e
 	cd hack/localcluster && KUBEBUILDER_ASSETS="$${KUBEBUILDER_ASSETS:-$$($(CURDIR)/hack/controlplane.sh)}" \
 		go test $(GO_TEST_FLAGS) ./...
 
+.PHONY: test-e2e
+test-e2e: ## Only the end-to-end tests: local cluster, the manager, real training and scoring pods (make test runs them too).
+	KUBEBUILDER_ASSETS="$${KUBEBUILDER_ASSETS:-$$(hack/controlplane.sh)}" go test $(GO_TEST_FLAGS) -v ./test/e2e/
+
 ##@ Benchmarks
 
 # BLAS for benchmark builds: openblas (cgo, libopenblas-dev) or gonum (pure Go).

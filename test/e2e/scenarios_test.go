@@ -1,0 +1,330 @@
+package e2e
+
+import (
+	"context"
+	"math/rand/v2"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	kadetv1 "github.com/kadet-dev/kadet/api/v1alpha1"
+	"github.com/kadet-dev/kadet/controllers/builders"
+)
+
+// 1. The card-transactions sample, applied as a user would, trains, serves, and flags
+// the injected outliers but not ordinary transactions.
+func TestSampleDetectsOutliers(t *testing.T) {
+	start := time.Now()
+	ns := namespace(t, "sample")
+	mustKubectl(t, nil, "apply", "-n", ns, "-f", filepath.Join(env.root, "config", "samples", "card-transactions.yaml"))
+	mustKubectl(t, nil, "wait", "-n", ns, "--for=condition=Ready", "--timeout=5m", "detector/card-fraud")
+	t.Logf("Ready after %s", time.Since(start).Round(time.Millisecond))
+
+	det := getDetector(t, ns, "card-fraud")
+	urls, err := scoringURLs(context.Background(), ns, "card-fraud", det.Spec.Scoring.Port)
+	if err != nil || len(urls) == 0 {
+		t.Fatalf("no ready scoring pod: %v", err)
+	}
+	resp, err := detect(urls[0], append(append([]map[string]float64{}, normalRecords...), outlierRecords...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.Model.Version != det.Status.Model.Version {
+		t.Fatalf("served model %s, status says %s", resp.Model.Version, det.Status.Model.Version)
+	}
+	for i, r := range resp.Results {
+		want := i >= len(normalRecords)
+		if r.Anomaly != want {
+			t.Errorf("record %d: anomaly=%v (score %.3f), want %v", i, r.Anomaly, r.Score, want)
+		}
+	}
+	t.Logf("scenario took %s", time.Since(start).Round(time.Millisecond))
+}
+
+// 2. Editing the Detector trains a new model in a new Job and rolls the scoring pods
+// to it while a client keeps sending requests: none fails.
+func TestEditRollsOutWithoutFailedRequests(t *testing.T) {
+	start := time.Now()
+	ns := namespace(t, "rollout")
+	mustKubectl(t, cardManifest("cards", cardCSV(400, 2), 30, ""), "apply", "-n", ns, "-f", "-")
+	mustKubectl(t, nil, "wait", "-n", ns, "--for=condition=Ready", "--timeout=5m", "detector/cards")
+	before := getDetector(t, ns, "cards")
+	oldVersion, oldJob := before.Status.Model.Version, before.Status.Training.Job
+
+	// The load: a request every few milliseconds to a ready pod, as kube-proxy would route.
+	ctx, stop := context.WithCancel(context.Background())
+	var (
+		mu       sync.Mutex
+		urls     []string
+		ok, fail atomic.Int64
+		versions sync.Map
+		errs     []string
+		wg       sync.WaitGroup
+	)
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		for ctx.Err() == nil {
+			if u, err := scoringURLs(ctx, ns, "cards", before.Spec.Scoring.Port); err == nil {
+				mu.Lock()
+				urls = u
+				mu.Unlock()
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		for ctx.Err() == nil {
+			mu.Lock()
+			u := urls
+			mu.Unlock()
+			if len(u) == 0 {
+				time.Sleep(10 * time.Millisecond)
+				continue
+			}
+			resp, err := detect(u[rand.IntN(len(u))], normalRecords[:1])
+			if err != nil {
+				fail.Add(1)
+				mu.Lock()
+				errs = append(errs, err.Error())
+				mu.Unlock()
+			} else {
+				ok.Add(1)
+				versions.Store(resp.Model.Version, true)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+
+	mustKubectl(t, nil, "patch", "-n", ns, "detector/cards", "--type=merge", "-p", `{"spec":{"training":{"epochs":40}}}`)
+	var det *kadetv1.Detector
+	waitFor(t, "a new model served by every scoring pod", 5*time.Minute, func() (bool, error) {
+		det = getDetector(t, ns, "cards")
+		if det.Status.Model == nil || det.Status.Model.Version == oldVersion || det.Status.ObservedGeneration != det.Generation {
+			return false, nil
+		}
+		dep := &appsv1.Deployment{}
+		if err := env.client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "cards-scoring"}, dep); err != nil {
+			return false, err
+		}
+		pods := &corev1.PodList{}
+		if err := env.client.List(ctx, pods, client.InNamespace(ns), client.MatchingLabels{builders.LabelComponent: builders.ComponentScoring}); err != nil {
+			return false, err
+		}
+		return dep.Status.UpdatedReplicas == 1 && dep.Status.AvailableReplicas == 1 && len(pods.Items) == 1, nil
+	})
+	// Keep the load on a moment longer on the new pod alone.
+	time.Sleep(time.Second)
+	stop()
+	wg.Wait()
+
+	if det.Status.Training.Job == oldJob {
+		t.Fatalf("the edit did not start a new training Job (still %s)", oldJob)
+	}
+	if _, seen := versions.Load(det.Status.Model.Version); !seen {
+		t.Fatalf("the new model %s was never served", det.Status.Model.Version)
+	}
+	if fail.Load() != 0 {
+		t.Fatalf("%d of %d requests failed during the rollout; first: %s", fail.Load(), fail.Load()+ok.Load(), errs[0])
+	}
+	if ok.Load() < 50 {
+		t.Fatalf("only %d requests were sent during the rollout", ok.Load())
+	}
+	t.Logf("%d requests, 0 failed, across %s -> %s; scenario took %s", ok.Load(), oldVersion, det.Status.Model.Version, time.Since(start).Round(time.Millisecond))
+}
+
+// 3. A non-numeric cell stalls the Detector with a message naming its line and
+// column, the Job is not retried, and fixing the data recovers without deleting anything.
+func TestBadDataStallsThenRecovers(t *testing.T) {
+	start := time.Now()
+	ns := namespace(t, "baddata")
+	good := cardCSV(200, 3)
+	lines := strings.Split(good, "\n")
+	// Line 5 of the file (the header is line 1), first column: amount.
+	fields := strings.Split(lines[4], ",")
+	fields[0] = "12.5O"
+	lines[4] = strings.Join(fields, ",")
+	bad := strings.Join(lines, "\n")
+	mustKubectl(t, cardManifest("cards", bad, 10, ""), "apply", "-n", ns, "-f", "-")
+
+	var det *kadetv1.Detector
+	waitFor(t, "Stalled", 3*time.Minute, func() (bool, error) {
+		det = getDetector(t, ns, "cards")
+		c := readyCondition(det)
+		stalled := false
+		for _, s := range det.Status.Conditions {
+			if s.Type == "Stalled" && s.Status == "True" {
+				stalled = true
+			}
+		}
+		return stalled && c != nil && c.Status == "False", nil
+	})
+	msg := readyCondition(det).Message
+	if !strings.Contains(msg, "line 5") || !strings.Contains(msg, "amount") || !strings.Contains(msg, "12.5O") {
+		t.Fatalf("Ready message %q does not name line 5, column amount and the value", msg)
+	}
+	t.Logf("stalled after %s: %s: %s", time.Since(start).Round(time.Millisecond), readyCondition(det).Reason, msg)
+
+	// No crash loop: the Job failed at once and stays at one pod.
+	time.Sleep(5 * time.Second)
+	jobs := &batchv1.JobList{}
+	if err := env.client.List(context.Background(), jobs, client.InNamespace(ns)); err != nil {
+		t.Fatal(err)
+	}
+	if len(jobs.Items) != 1 || jobs.Items[0].Status.Failed != 1 {
+		t.Fatalf("want one Job with one failed pod, got %d Jobs (%+v)", len(jobs.Items), jobs.Items)
+	}
+	pods := &corev1.PodList{}
+	if err := env.client.List(context.Background(), pods, client.InNamespace(ns), client.MatchingLabels{builders.LabelComponent: builders.ComponentTraining}); err != nil {
+		t.Fatal(err)
+	}
+	if len(pods.Items) != 1 {
+		t.Fatalf("the failing training ran %d pods, want 1", len(pods.Items))
+	}
+	uid := det.UID
+
+	mustKubectl(t, cardManifest("cards", good, 10, ""), "apply", "-n", ns, "-f", "-")
+	mustKubectl(t, nil, "wait", "-n", ns, "--for=condition=Ready", "--timeout=5m", "detector/cards")
+	det = getDetector(t, ns, "cards")
+	if det.UID != uid || det.Status.Model == nil {
+		t.Fatalf("recovered Detector: uid %s (was %s), model %+v", det.UID, uid, det.Status.Model)
+	}
+	t.Logf("recovered with model %s; scenario took %s", det.Status.Model.Version, time.Since(start).Round(time.Millisecond))
+}
+
+// 4 and 6. While a Job trains, `kubectl get detectors -o wide` shows its epoch and
+// loss; the manager is killed and started again: it adopts the running Job (no
+// second Job) and records the result once.
+func TestManagerRestartAdoptsTraining(t *testing.T) {
+	start := time.Now()
+	ns := namespace(t, "restart")
+	// About 30 s of training on 2 cores: time to see progress and restart the manager.
+	const epochs = 600
+	mustKubectl(t, cardManifest("slow", cardCSV(2000, 4), epochs, ""), "apply", "-n", ns, "-f", "-")
+
+	// Scenario 6: live epoch and loss in the printer columns.
+	var live string
+	waitFor(t, "a live epoch in kubectl get detectors -o wide", 3*time.Minute, func() (bool, error) {
+		out, err := kubectl(nil, "get", "-n", ns, "detectors", "-o", "wide", "--no-headers")
+		if err != nil {
+			return false, err
+		}
+		// NAME MODEL PHASE VERSION THRESHOLD READY AGE EPOCH LOSS ENDPOINT, where
+		// VERSION and THRESHOLD are blank before the first model: look for an epoch
+		// followed by a loss.
+		f := strings.Fields(out)
+		for i, v := range f {
+			epoch, err := strconv.Atoi(v)
+			if err == nil && i+1 < len(f) && epoch >= 2 && epoch < epochs {
+				if _, err := strconv.ParseFloat(f[i+1], 64); err == nil {
+					live = out
+					return true, nil
+				}
+			}
+		}
+		return false, nil
+	})
+	t.Logf("while training: %s", strings.TrimSpace(live))
+
+	jobs := func() []batchv1.Job {
+		list := &batchv1.JobList{}
+		if err := env.client.List(context.Background(), list, client.InNamespace(ns)); err != nil {
+			t.Fatal(err)
+		}
+		return list.Items
+	}
+	if j := jobs(); len(j) != 1 || j[0].Status.Active != 1 {
+		t.Fatalf("want one active Job before the restart, got %+v", j)
+	}
+	stopManager()
+	t.Logf("manager killed at epoch %d", getDetector(t, ns, "slow").Status.Training.Epoch)
+	time.Sleep(2 * time.Second)
+	if j := jobs(); len(j) != 1 || j[0].Status.Active != 1 {
+		t.Fatalf("training did not survive the manager: %+v (make it longer)", j)
+	}
+	if err := startManager(); err != nil {
+		t.Fatal(err)
+	}
+	mustKubectl(t, nil, "wait", "-n", ns, "--for=condition=Ready", "--timeout=5m", "detector/slow")
+	det := getDetector(t, ns, "slow")
+	if j := jobs(); len(j) != 1 || j[0].Name != det.Status.Training.Job {
+		t.Fatalf("want the one adopted Job, got %d Jobs", len(j))
+	}
+	if det.Status.Training.Epoch != epochs {
+		t.Fatalf("training status says epoch %d of %d", det.Status.Training.Epoch, epochs)
+	}
+	waitFor(t, "events flushed", 10*time.Second, func() (bool, error) {
+		return len(events(t, ns, "slow", "TrainingSucceeded")) > 0, nil
+	})
+	for _, reason := range []string{"TrainingStarted", "TrainingSucceeded"} {
+		evs := events(t, ns, "slow", reason)
+		if len(evs) != 1 || evs[0].Series != nil {
+			t.Fatalf("%d %s events (want exactly one, no series): %+v", len(evs), reason, evs)
+		}
+	}
+	t.Logf("model %s recorded once; scenario took %s", det.Status.Model.Version, time.Since(start).Round(time.Millisecond))
+}
+
+// 5. Deleting a Detector garbage-collects its Jobs, Deployment, Service and
+// ConfigMaps; its PVC stays under retentionPolicy Retain (the default) and goes under Delete.
+func TestDeleteCollectsChildren(t *testing.T) {
+	start := time.Now()
+	ns := namespace(t, "delete")
+	data := cardCSV(100, 5)
+	mustKubectl(t, cardManifest("keep", data, 5, ""), "apply", "-n", ns, "-f", "-")
+	mustKubectl(t, cardManifest("drop", data, 5, "  storage: {retentionPolicy: Delete}\n"), "apply", "-n", ns, "-f", "-")
+	mustKubectl(t, nil, "wait", "-n", ns, "--for=condition=Ready", "--timeout=5m", "detector/keep", "detector/drop")
+	ctx := context.Background()
+
+	owned := func(name string) map[string]int {
+		sel := client.MatchingLabels{builders.LabelDetector: name}
+		counts := map[string]int{}
+		for kind, list := range map[string]client.ObjectList{
+			"Job": &batchv1.JobList{}, "Deployment": &appsv1.DeploymentList{}, "Service": &corev1.ServiceList{},
+			"ConfigMap": &corev1.ConfigMapList{}, "Pod": &corev1.PodList{},
+		} {
+			if err := env.client.List(ctx, list, client.InNamespace(ns), sel); err != nil {
+				t.Fatal(err)
+			}
+			counts[kind] = meta.LenList(list)
+		}
+		return counts
+	}
+	for _, name := range []string{"keep", "drop"} {
+		if c := owned(name); c["Job"] == 0 || c["Deployment"] == 0 || c["Service"] == 0 || c["ConfigMap"] == 0 {
+			t.Fatalf("%s before deletion: %v", name, c)
+		}
+	}
+	mustKubectl(t, nil, "delete", "-n", ns, "detector/keep", "detector/drop", "--wait=true", "--timeout=2m")
+	for _, name := range []string{"keep", "drop"} {
+		waitFor(t, name+"'s children collected", 2*time.Minute, func() (bool, error) {
+			for _, n := range owned(name) {
+				if n != 0 {
+					return false, nil
+				}
+			}
+			return true, nil
+		})
+	}
+	pvc := &corev1.PersistentVolumeClaim{}
+	if err := env.client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "keep-models"}, pvc); err != nil || pvc.DeletionTimestamp != nil {
+		t.Fatalf("the Retain Detector's PVC: %v (deleting: %v)", err, pvc.DeletionTimestamp)
+	}
+	waitFor(t, "the Delete Detector's PVC gone", time.Minute, func() (bool, error) {
+		err := env.client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "drop-models"}, &corev1.PersistentVolumeClaim{})
+		return apierrors.IsNotFound(err), err
+	})
+	t.Logf("scenario took %s", time.Since(start).Round(time.Millisecond))
+}
