@@ -108,13 +108,17 @@ func TestLocalCluster(t *testing.T) {
 				},
 				Containers: []corev1.Container{{
 					Name: "main", Image: "busybox:1.36", Command: []string{"sh", "-c"},
-					Args: []string{`echo "me=$(POD_NAME) ip=$POD_IP cpus=$CPUS"; cat /etc/cfg/greeting.txt; echo; ` +
+					Args: []string{`echo "me=$(POD_NAME) ip=$POD_IP cpus=$CPUS ref=$(REF) opt=${OPT-unset}"; cat /etc/cfg/greeting.txt; echo; ` +
 						`test -s /var/run/secrets/kubernetes.io/serviceaccount/token && echo token-mounted; ` +
 						`ls -A /tmp | wc -l; echo "it went wrong" > /dev/termination-log; exit 3`},
 					Env: []corev1.EnvVar{
 						{Name: "POD_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}},
 						{Name: "POD_IP", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "status.podIP"}}},
 						{Name: "CPUS", ValueFrom: &corev1.EnvVarSource{ResourceFieldRef: &corev1.ResourceFieldSelector{Resource: "limits.cpu"}}},
+						{Name: "REF", ValueFrom: &corev1.EnvVarSource{ConfigMapKeyRef: &corev1.ConfigMapKeySelector{
+							LocalObjectReference: corev1.LocalObjectReference{Name: "cfg"}, Key: "greeting.txt"}}},
+						{Name: "OPT", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
+							LocalObjectReference: corev1.LocalObjectReference{Name: "no-such-secret"}, Key: "k", Optional: ptr.To(true)}}},
 					},
 					VolumeMounts: []corev1.VolumeMount{{Name: "cfg", MountPath: "/etc/cfg"}, {Name: "tmp", MountPath: "/tmp"}},
 				}},
@@ -140,7 +144,8 @@ func TestLocalCluster(t *testing.T) {
 		if err != nil {
 			t.Fatalf("logs through the apiserver and the node's kubelet API: %v", err)
 		}
-		want := fmt.Sprintf("me=%s ip=%s cpus=%d\nhello from a configmap\ntoken-mounted\n0\n", pod.Name, pod.Status.PodIP, runtimeCPUs(t, c))
+		want := fmt.Sprintf("me=%s ip=%s cpus=%d ref=hello from a configmap opt=unset\nhello from a configmap\ntoken-mounted\n0\n",
+			pod.Name, pod.Status.PodIP, runtimeCPUs(t, c))
 		if string(raw) != want {
 			t.Fatalf("logs:\n%s\nwant:\n%s", raw, want)
 		}

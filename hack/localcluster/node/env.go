@@ -11,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 )
 
 // containerEnv resolves c's environment as the kubelet would: envFrom, then env in
@@ -93,36 +94,45 @@ func (p *Provider) envValueFrom(ctx context.Context, pod *corev1.Pod, c *corev1.
 		return v, false, err
 	case from.ConfigMapKeyRef != nil:
 		ref := from.ConfigMapKeyRef
-		optional := ref.Optional != nil && *ref.Optional
-		cm, err := p.client.CoreV1().ConfigMaps(pod.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
-		if err != nil {
-			if optional {
-				return "", true, nil
+		return keyRef("configMap", ref.Name, ref.Key, ptr.Deref(ref.Optional, false), func() (map[string][]byte, error) {
+			cm, err := p.client.CoreV1().ConfigMaps(pod.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
+			if err != nil {
+				return nil, err
 			}
-			return "", false, fmt.Errorf("configMap %q: %w", ref.Name, err)
-		}
-		v, ok := cm.Data[ref.Key]
-		if !ok && !optional {
-			return "", false, fmt.Errorf("configMap %q has no key %q", ref.Name, ref.Key)
-		}
-		return v, !ok, nil
+			data := map[string][]byte{}
+			for k, v := range cm.Data {
+				data[k] = []byte(v)
+			}
+			return data, nil
+		})
 	case from.SecretKeyRef != nil:
 		ref := from.SecretKeyRef
-		optional := ref.Optional != nil && *ref.Optional
-		s, err := p.client.CoreV1().Secrets(pod.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
-		if err != nil {
-			if optional {
-				return "", true, nil
+		return keyRef("secret", ref.Name, ref.Key, ptr.Deref(ref.Optional, false), func() (map[string][]byte, error) {
+			s, err := p.client.CoreV1().Secrets(pod.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
+			if err != nil {
+				return nil, err
 			}
-			return "", false, fmt.Errorf("secret %q: %w", ref.Name, err)
-		}
-		v, ok := s.Data[ref.Key]
-		if !ok && !optional {
-			return "", false, fmt.Errorf("secret %q has no key %q", ref.Name, ref.Key)
-		}
-		return string(v), !ok, nil
+			return s.Data, nil
+		})
 	}
 	return "", true, nil
+}
+
+// keyRef is the value of one key of a ConfigMap or Secret; skip is true when an
+// optional reference finds nothing.
+func keyRef(kind, name, key string, optional bool, get func() (map[string][]byte, error)) (string, bool, error) {
+	data, err := get()
+	if err != nil {
+		if optional {
+			return "", true, nil
+		}
+		return "", false, fmt.Errorf("%s %q: %w", kind, name, err)
+	}
+	v, ok := data[key]
+	if !ok && !optional {
+		return "", false, fmt.Errorf("%s %q has no key %q", kind, name, key)
+	}
+	return string(v), !ok, nil
 }
 
 // fieldValue is the downward API's value of path for pod.
