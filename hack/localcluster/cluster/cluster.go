@@ -91,6 +91,9 @@ func Start(ctx context.Context, o Options) (c *Cluster, err error) {
 	if o.NodeName == "" {
 		o.NodeName = "local-node"
 	}
+	if os.Geteuid() != 0 {
+		return nil, errors.New("the local node runs as root: it gives each container a mount namespace of its own (CAP_SYS_ADMIN)")
+	}
 	for _, b := range []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"} {
 		if _, err := os.Stat(filepath.Join(o.Assets, b)); err != nil {
 			return nil, fmt.Errorf("control plane binary %s missing from %s (run hack/controlplane.sh)", b, o.Assets)
