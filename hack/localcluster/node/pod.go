@@ -415,16 +415,17 @@ func (r *podRun) snapshot() *corev1.Pod {
 		}
 	}
 	n := len(r.containers)
+	// A terminal phase is final in the API, so a pod whose containers will restart
+	// stays Running while one of them has just exited.
+	willRestart := !r.stopping && (r.pod.Spec.RestartPolicy == corev1.RestartPolicyAlways ||
+		r.pod.Spec.RestartPolicy == corev1.RestartPolicyOnFailure && failed > 0)
 	switch {
-	case running > 0:
+	case running > 0 || (willRestart && succeeded+failed > 0):
 		st.Phase = corev1.PodRunning
 	case n > 0 && succeeded+failed == n && failed == 0:
 		st.Phase = corev1.PodSucceeded
 	case n > 0 && succeeded+failed == n:
 		st.Phase = corev1.PodFailed
-	}
-	if st.Phase == corev1.PodRunning && r.pod.Spec.RestartPolicy == corev1.RestartPolicyAlways && failed+succeeded > 0 {
-		st.Phase = corev1.PodRunning
 	}
 	cond := func(t corev1.PodConditionType, ok bool) corev1.PodCondition {
 		s := corev1.ConditionFalse
