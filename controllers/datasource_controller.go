@@ -86,8 +86,12 @@ func (r *DataSourceReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	}
 	before := ds.DeepCopy()
 	defer func() {
-		if err := r.Status().Patch(ctx, ds, client.MergeFrom(before)); err != nil && !apierrors.IsNotFound(err) {
+		requeue, err := patchStatus(ctx, r.Client, ds, before)
+		if err != nil {
 			retErr = kerrors.NewAggregate([]error{retErr, err})
+		} else if requeue {
+			// The pass worked from a stale copy: run it again on a fresh one, stall or not.
+			result, retErr = ctrl.Result{Requeue: true}, nil
 		}
 	}()
 	ds.Status.SourceType = ds.Spec.Type()

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"sync"
 
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
@@ -40,6 +41,11 @@ type DetectorReconciler struct {
 	APIReader client.Reader
 	Recorder  recorder.EventRecorder
 	Config    builders.Config
+
+	// pending holds each pass's events until its status is written: a pass whose
+	// status patch conflicts runs again, and must not have announced twice what it did.
+	pendingMu sync.Mutex
+	pending   map[*kadetv1.Detector][]func()
 }
 
 // pass carries what one reconcile learns from one step to the next.
@@ -80,8 +86,13 @@ func (r *DetectorReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 		result, retErr = summarize(det, retErr)
 		r.recordTransition(before, det)
 		recordMetrics(det)
-		if err := r.Status().Patch(ctx, det, client.MergeFrom(before)); err != nil && !apierrors.IsNotFound(err) {
+		requeue, err := patchStatus(ctx, r.Client, det, before)
+		r.flushEvents(det, err == nil && !requeue)
+		if err != nil {
 			retErr = kerrors.NewAggregate([]error{retErr, err})
+		} else if requeue {
+			// The pass worked from a stale copy: run it again on a fresh one, stall or not.
+			result, retErr = ctrl.Result{Requeue: true}, nil
 		}
 	}()
 	if det.Spec.Suspend {

@@ -23,12 +23,12 @@ func expectStalled(t *testing.T, det *kadetv1.Detector, reason, want string) {
 	NewWithT(t).Eventually(func(g Gomega) {
 		d := getDetector(g, det)
 		st := condition(d, StalledCondition)
-		g.Expect(st).NotTo(BeNil())
+		g.Expect(st).NotTo(BeNil(), "%+v", d.Status)
 		g.Expect(st.Status).To(Equal(metav1.ConditionTrue))
 		g.Expect(st.Reason).To(Equal(reason))
-		g.Expect(st.Message).To(ContainSubstring(want))
+		g.Expect(st.Message).To(ContainSubstring(want), "%+v", d.Status)
 		g.Expect(condition(d, ReadyCondition)).To(HaveField("Status", metav1.ConditionFalse))
-		g.Expect(d.Status.Phase).To(Equal(kadetv1.PhaseFailed))
+		g.Expect(d.Status.Phase).To(Equal(kadetv1.PhaseFailed), "%+v", d.Status)
 		g.Expect(kstatusOf(g, d)).To(Equal(status.FailedStatus))
 	}, timeout, interval).Should(Succeed())
 }

@@ -63,10 +63,31 @@ func rolledOut(dep *appsv1.Deployment, want int32) bool {
 		s.AvailableReplicas == want && s.Replicas == want
 }
 
-// event records an event on det, and never blocks reconciliation.
+// event records an event on det once this pass's status is written (see pending);
+// it never blocks reconciliation.
 func (r *DetectorReconciler) event(det *kadetv1.Detector, typ, reason, action, format string, args ...any) {
-	if r.Recorder != nil {
-		r.Recorder.Eventf(det, nil, typ, reason, action, format, args...)
+	if r.Recorder == nil {
+		return
+	}
+	r.pendingMu.Lock()
+	defer r.pendingMu.Unlock()
+	if r.pending == nil {
+		r.pending = map[*kadetv1.Detector][]func(){}
+	}
+	r.pending[det] = append(r.pending[det], func() { r.Recorder.Eventf(det, nil, typ, reason, action, format, args...) })
+}
+
+// flushEvents emits det's pending events when its pass took effect, and drops them
+// when the pass will run again.
+func (r *DetectorReconciler) flushEvents(det *kadetv1.Detector, emit bool) {
+	r.pendingMu.Lock()
+	events := r.pending[det]
+	delete(r.pending, det)
+	r.pendingMu.Unlock()
+	if emit {
+		for _, e := range events {
+			e()
+		}
 	}
 }
 

@@ -1,13 +1,16 @@
 package controllers
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	kadetv1 "github.com/kadet-dev/kadet/api/v1alpha1"
@@ -153,4 +156,20 @@ func phase(det *kadetv1.Detector, err error) kadetv1.Phase {
 		return kadetv1.PhasePending
 	}
 	return kadetv1.PhaseServing
+}
+
+// patchStatus writes obj's status as one merge patch against before, guarded by
+// before's resourceVersion: a pass that started from a stale cached copy must not
+// leave the fields it did not change at values a newer pass wrote (a Stalled
+// condition beside a Pending phase). A conflict only means a newer copy exists, so
+// the caller requeues instead of reporting an error.
+func patchStatus(ctx context.Context, c client.Client, obj, before client.Object) (requeue bool, err error) {
+	err = c.Status().Patch(ctx, obj, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}))
+	switch {
+	case apierrors.IsConflict(err):
+		return true, nil
+	case apierrors.IsNotFound(err):
+		return false, nil
+	}
+	return false, err
 }
