@@ -63,8 +63,16 @@ func rolledOut(dep *appsv1.Deployment, want int32) bool {
 		s.AvailableReplicas == want && s.Replicas == want
 }
 
-// event records an event on det once this pass's status is written (see pending);
-// it never blocks reconciliation.
+// eventNow records an event about something done to the cluster (a Job created or
+// deleted): it happened whatever becomes of this pass's status.
+func (r *DetectorReconciler) eventNow(det *kadetv1.Detector, typ, reason, action, format string, args ...any) {
+	if r.Recorder != nil {
+		r.Recorder.Eventf(det, nil, typ, reason, action, format, args...)
+	}
+}
+
+// event records an event about what this pass writes into det's status once that
+// status is written (see pending); it never blocks reconciliation.
 func (r *DetectorReconciler) event(det *kadetv1.Detector, typ, reason, action, format string, args ...any) {
 	if r.Recorder == nil {
 		return

@@ -43,7 +43,7 @@ func (r *DetectorReconciler) reconcileTraining(ctx context.Context, det *kadetv1
 		if err := r.Create(ctx, job); err != nil && !apierrors.IsAlreadyExists(err) {
 			return err
 		}
-		r.event(det, corev1.EventTypeNormal, "TrainingStarted", "Create", "started training Job %s", name)
+		r.eventNow(det, corev1.EventTypeNormal, "TrainingStarted", "Create", "started training Job %s", name)
 	} else if err != nil {
 		return err
 	}
@@ -113,7 +113,7 @@ func (r *DetectorReconciler) deleteStaleTraining(ctx context.Context, det *kadet
 			return err
 		}
 		if jobCondition(j) == "" {
-			r.event(det, corev1.EventTypeNormal, "TrainingSuperseded", "Delete", "deleted training Job %s: the spec changed", j.Name)
+			r.eventNow(det, corev1.EventTypeNormal, "TrainingSuperseded", "Delete", "deleted training Job %s: the spec changed", j.Name)
 		}
 	}
 	cms := &corev1.ConfigMapList{}
