@@ -84,14 +84,15 @@ func TestDetectorLifecycle(t *testing.T) {
 		Metrics: map[string]float64{"valLoss": 0.1}})
 	depKey := types.NamespacedName{Namespace: ns, Name: "fraud-scoring"}
 	dep := &appsv1.Deployment{}
+	svc := &corev1.Service{}
+	// The Deployment and the Service are written one after the other: wait for both.
 	NewWithT(t).Eventually(func(g Gomega) {
 		g.Expect(k8sClient.Get(ctx, depKey, dep)).To(Succeed())
+		g.Expect(k8sClient.Get(ctx, depKey, svc)).To(Succeed())
 	}, timeout, interval).Should(Succeed())
 	g.Expect(dep.Spec.Template.Annotations).To(HaveKeyWithValue(builders.AnnotationModelVersion, "v1-"+hash))
 	g.Expect(dep.Spec.Template.Annotations).To(HaveKeyWithValue(builders.AnnotationModelDigest, "sha256:aaa"))
 	g.Expect(dep.Spec.Template.Spec.Containers[0].Args).To(ContainElements("--model-version", "v1-"+hash))
-	svc := &corev1.Service{}
-	g.Expect(k8sClient.Get(ctx, depKey, svc)).To(Succeed())
 	g.Expect(svc.Spec.Ports[0].Port).To(Equal(int32(8080)))
 
 	NewWithT(t).Eventually(func(g Gomega) {
