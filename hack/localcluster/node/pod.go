@@ -32,6 +32,7 @@ type podRun struct {
 	volumesOK  bool
 	containers []*containerRun
 	stopping   bool
+	finished   bool          // every container has ended for good
 	stop       chan struct{} // closed when the pod is being deleted
 	done       chan struct{} // closed when every container has ended for good
 }
@@ -107,7 +108,9 @@ func (r *podRun) run() {
 	}
 	wg.Wait()
 	r.p.changed(r.snapshot())
+	// Under the lock with terminate: whichever comes second removes the pod.
 	r.mu.Lock()
+	r.finished = true
 	stopping := r.stopping
 	r.mu.Unlock()
 	if stopping {
@@ -351,15 +354,15 @@ func (r *podRun) terminate(grace time.Duration) {
 	r.stopping = true
 	close(r.stop)
 	containers := append([]*containerRun(nil), r.containers...)
+	finished := r.finished
 	r.mu.Unlock()
+	if finished {
+		// A completed Job's pod: nothing runs, remove it now.
+		go r.finishStopped()
+		return
+	}
 	for _, c := range containers {
 		r.signal(c, grace)
-	}
-	select {
-	case <-r.done:
-		// Already finished (a completed Job's pod): nothing runs, remove it now.
-		go r.finishStopped()
-	default:
 	}
 }
 
