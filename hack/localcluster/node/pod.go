@@ -14,7 +14,9 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 )
 
 // maxTerminationMessage is the kubelet's cap on a termination message.
@@ -126,9 +128,10 @@ func (r *podRun) finishStopped() {
 	defer cancel()
 	uid := r.pod.UID
 	err := r.p.client.CoreV1().Pods(r.pod.Namespace).Delete(ctx, r.pod.Name, metav1.DeleteOptions{
-		GracePeriodSeconds: new(int64), Preconditions: &metav1.Preconditions{UID: &uid},
+		GracePeriodSeconds: ptr.To[int64](0), Preconditions: &metav1.Preconditions{UID: &uid},
 	})
-	if err != nil && !isGone(err) {
+	// Not found or another UID: the pod is already gone from the API.
+	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
 		r.p.cfg.Logf("deleting pod %s/%s: %v", r.pod.Namespace, r.pod.Name, err)
 	}
 	r.p.forget(r)
@@ -278,7 +281,7 @@ func (r *podRun) startAndWait(ctx context.Context, c *containerRun, mounts map[s
 	c.proc, c.runEnd, c.grace = cmd.Process, runEnd, grace
 	c.status.State = corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: metav1.Now()}}
 	c.status.ContainerID = fmt.Sprintf("local://%d", cmd.Process.Pid)
-	c.status.Started = ptrTrue()
+	c.status.Started = ptr.To(true)
 	c.status.Ready = c.spec.ReadinessProbe == nil
 	stopping := r.stopping
 	r.mu.Unlock()
@@ -329,8 +332,6 @@ func (r *podRun) startAndWait(ctx context.Context, c *containerRun, mounts map[s
 	r.mu.Unlock()
 	return code, nil
 }
-
-func ptrTrue() *bool { t := true; return &t }
 
 func readTermination(path string) string {
 	b, err := os.ReadFile(path)
@@ -451,14 +452,4 @@ func (r *podRun) snapshot() *corev1.Pod {
 
 func (r *podRun) logPath(container string, restart int32) string {
 	return filepath.Join(r.dir, "logs", container, fmt.Sprintf("%d.log", restart))
-}
-
-func isGone(err error) bool {
-	type statusErr interface{ Status() metav1.Status }
-	var se statusErr
-	if errors.As(err, &se) {
-		reason := se.Status().Reason
-		return reason == metav1.StatusReasonNotFound || reason == metav1.StatusReasonConflict
-	}
-	return false
 }
