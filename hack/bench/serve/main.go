@@ -28,7 +28,7 @@ import (
 	"github.com/kadet-dev/kadet/detector/data"
 	"github.com/kadet-dev/kadet/detector/model"
 	"github.com/kadet-dev/kadet/detector/pipeline"
-	"github.com/kadet-dev/kadet/hack/bench/internal/mnist"
+	"github.com/kadet-dev/kadet/hack/mnist"
 )
 
 var debugAddr string

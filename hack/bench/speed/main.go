@@ -19,7 +19,7 @@ import (
 	"github.com/kadet-dev/kadet/detector/artifact"
 	"github.com/kadet-dev/kadet/detector/model"
 	"github.com/kadet-dev/kadet/detector/pipeline"
-	"github.com/kadet-dev/kadet/hack/bench/internal/mnist"
+	"github.com/kadet-dev/kadet/hack/mnist"
 )
 
 func main() {

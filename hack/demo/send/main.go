@@ -13,10 +13,9 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"path/filepath"
 	"time"
 
-	"github.com/kadet-dev/kadet/detector/data"
+	"github.com/kadet-dev/kadet/hack/mnist"
 )
 
 type result struct {
@@ -44,7 +43,7 @@ func main() {
 	}
 	fs := flag.NewFlagSet(os.Args[1], flag.ExitOnError)
 	url := fs.String("url", "", "scoring service base URL")
-	mnist := fs.String("mnist", "", "folder holding t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz")
+	mnistDir := fs.String("mnist", "", "folder holding t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz")
 	normal := fs.Int("normal", 3, "the digit the detector was trained on")
 	_ = fs.Parse(os.Args[2:])
 	var err error
@@ -52,7 +51,7 @@ func main() {
 	case "cards":
 		err = cards(*url)
 	case "digits":
-		err = digits(*url, *mnist, *normal)
+		err = digits(*url, *mnistDir, *normal)
 	default:
 		err = fmt.Errorf("unknown kind %q: want cards or digits", os.Args[1])
 	}
@@ -121,26 +120,11 @@ func cards(url string) error {
 
 // digits sends the first five test images of the normal digit and five of others.
 func digits(url, dir string, normal int) error {
-	open := func(name string) (*os.File, error) { return os.Open(filepath.Join(dir, name)) }
-	f, err := open("t10k-images-idx3-ubyte.gz")
+	table, err := mnist.TestSet(dir)
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-	im, err := data.ReadIDXImages(f, f.Name())
-	if err != nil {
-		return err
-	}
-	lf, err := open("t10k-labels-idx1-ubyte.gz")
-	if err != nil {
-		return err
-	}
-	defer lf.Close()
-	labels, err := data.ReadIDXLabels(lf, lf.Name())
-	if err != nil {
-		return err
-	}
-	table, err := data.ImageTable(im, nil, nil, f.Name())
+	labels, err := mnist.TestSetLabels(dir)
 	if err != nil {
 		return err
 	}

