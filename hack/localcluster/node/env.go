@@ -10,7 +10,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 )
 
@@ -35,32 +34,24 @@ func (p *Provider) containerEnv(ctx context.Context, pod *corev1.Pod, c *corev1.
 	set("KUBERNETES_SERVICE_PORT_HTTPS", p.cfg.APIServerPort)
 
 	for _, from := range c.EnvFrom {
-		var data map[string]string
+		kind, name, optional := kindConfigMap, "", false
 		switch {
 		case from.ConfigMapRef != nil:
-			cm, err := p.client.CoreV1().ConfigMaps(pod.Namespace).Get(ctx, from.ConfigMapRef.Name, metav1.GetOptions{})
-			if err != nil {
-				if from.ConfigMapRef.Optional != nil && *from.ConfigMapRef.Optional {
-					continue
-				}
-				return nil, fmt.Errorf("envFrom configMap %q: %w", from.ConfigMapRef.Name, err)
-			}
-			data = cm.Data
+			name, optional = from.ConfigMapRef.Name, ptr.Deref(from.ConfigMapRef.Optional, false)
 		case from.SecretRef != nil:
-			s, err := p.client.CoreV1().Secrets(pod.Namespace).Get(ctx, from.SecretRef.Name, metav1.GetOptions{})
-			if err != nil {
-				if from.SecretRef.Optional != nil && *from.SecretRef.Optional {
-					continue
-				}
-				return nil, fmt.Errorf("envFrom secret %q: %w", from.SecretRef.Name, err)
+			kind, name, optional = kindSecret, from.SecretRef.Name, ptr.Deref(from.SecretRef.Optional, false)
+		default:
+			continue
+		}
+		data, err := p.objectData(ctx, pod.Namespace, kind, name, false)
+		if err != nil {
+			if optional {
+				continue
 			}
-			data = map[string]string{}
-			for k, v := range s.Data {
-				data[k] = string(v)
-			}
+			return nil, fmt.Errorf("envFrom %w", err)
 		}
 		for k, v := range data {
-			set(from.Prefix+k, v)
+			set(from.Prefix+k, string(v))
 		}
 	}
 
@@ -94,39 +85,23 @@ func (p *Provider) envValueFrom(ctx context.Context, pod *corev1.Pod, c *corev1.
 		return v, false, err
 	case from.ConfigMapKeyRef != nil:
 		ref := from.ConfigMapKeyRef
-		return keyRef("configMap", ref.Name, ref.Key, ptr.Deref(ref.Optional, false), func() (map[string][]byte, error) {
-			cm, err := p.client.CoreV1().ConfigMaps(pod.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
-			if err != nil {
-				return nil, err
-			}
-			data := map[string][]byte{}
-			for k, v := range cm.Data {
-				data[k] = []byte(v)
-			}
-			return data, nil
-		})
+		return p.keyRef(ctx, pod.Namespace, kindConfigMap, ref.Name, ref.Key, ptr.Deref(ref.Optional, false))
 	case from.SecretKeyRef != nil:
 		ref := from.SecretKeyRef
-		return keyRef("secret", ref.Name, ref.Key, ptr.Deref(ref.Optional, false), func() (map[string][]byte, error) {
-			s, err := p.client.CoreV1().Secrets(pod.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
-			if err != nil {
-				return nil, err
-			}
-			return s.Data, nil
-		})
+		return p.keyRef(ctx, pod.Namespace, kindSecret, ref.Name, ref.Key, ptr.Deref(ref.Optional, false))
 	}
 	return "", true, nil
 }
 
 // keyRef is the value of one key of a ConfigMap or Secret; skip is true when an
 // optional reference finds nothing.
-func keyRef(kind, name, key string, optional bool, get func() (map[string][]byte, error)) (string, bool, error) {
-	data, err := get()
+func (p *Provider) keyRef(ctx context.Context, ns, kind, name, key string, optional bool) (string, bool, error) {
+	data, err := p.objectData(ctx, ns, kind, name, false)
 	if err != nil {
 		if optional {
 			return "", true, nil
 		}
-		return "", false, fmt.Errorf("%s %q: %w", kind, name, err)
+		return "", false, err
 	}
 	v, ok := data[key]
 	if !ok && !optional {

@@ -27,11 +27,11 @@ func (p *Provider) prepareVolumes(ctx context.Context, pod *corev1.Pod, dir, pod
 				return nil, err
 			}
 		case v.ConfigMap != nil:
-			if err := p.writeConfigMap(ctx, pod.Namespace, host, v.ConfigMap.Name, v.ConfigMap.Items, v.ConfigMap.Optional); err != nil {
+			if err := p.writeObject(ctx, pod.Namespace, host, kindConfigMap, v.ConfigMap.Name, v.ConfigMap.Items, v.ConfigMap.Optional); err != nil {
 				return nil, fmt.Errorf("volume %q: %w", v.Name, err)
 			}
 		case v.Secret != nil:
-			if err := p.writeSecret(ctx, pod.Namespace, host, v.Secret.SecretName, v.Secret.Items, v.Secret.Optional); err != nil {
+			if err := p.writeObject(ctx, pod.Namespace, host, kindSecret, v.Secret.SecretName, v.Secret.Items, v.Secret.Optional); err != nil {
 				return nil, fmt.Errorf("volume %q: %w", v.Name, err)
 			}
 		case v.DownwardAPI != nil:
@@ -88,33 +88,49 @@ func (p *Provider) claimPath(ctx context.Context, ns, name string) (string, erro
 	return "", fmt.Errorf("persistentVolume %q is neither hostPath nor local", pv.Name)
 }
 
-func (p *Provider) writeConfigMap(ctx context.Context, ns, dir, name string, items []corev1.KeyToPath, optional *bool) error {
+// The kinds of object whose keys pods read.
+const (
+	kindConfigMap = "configMap"
+	kindSecret    = "secret"
+)
+
+// objectData reads the keys of the ConfigMap or Secret name. A ConfigMap's binaryData
+// reaches volumes only: the kubelet does not put it into the environment.
+func (p *Provider) objectData(ctx context.Context, ns, kind, name string, withBinary bool) (map[string][]byte, error) {
+	if kind == kindSecret {
+		s, err := p.client.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return nil, fmt.Errorf("secret %q: %w", name, err)
+		}
+		return s.Data, nil
+	}
 	cm, err := p.client.CoreV1().ConfigMaps(ns).Get(ctx, name, metav1.GetOptions{})
 	if err != nil {
-		if ptr.Deref(optional, false) {
-			return os.MkdirAll(dir, 0o755)
-		}
-		return fmt.Errorf("configMap %q: %w", name, err)
+		return nil, fmt.Errorf("configMap %q: %w", name, err)
 	}
 	data := map[string][]byte{}
 	for k, v := range cm.Data {
 		data[k] = []byte(v)
 	}
-	for k, v := range cm.BinaryData {
-		data[k] = v
+	if withBinary {
+		for k, v := range cm.BinaryData {
+			data[k] = v
+		}
 	}
-	return writeKeys(dir, data, items, "configMap "+name)
+	return data, nil
 }
 
-func (p *Provider) writeSecret(ctx context.Context, ns, dir, name string, items []corev1.KeyToPath, optional *bool) error {
-	s, err := p.client.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{})
+// writeObject writes the keys (or the selected items) of a ConfigMap or Secret as
+// files under dir; an optional one that is missing leaves dir empty.
+func (p *Provider) writeObject(ctx context.Context, ns, dir, kind, name string, items []corev1.KeyToPath, optional *bool) error {
+	data, err := p.objectData(ctx, ns, kind, name, true)
 	if err != nil {
 		if ptr.Deref(optional, false) {
 			return os.MkdirAll(dir, 0o755)
 		}
-		return fmt.Errorf("secret %q: %w", name, err)
+		return err
 	}
-	return writeKeys(dir, s.Data, items, "secret "+name)
+	return writeKeys(dir, data, items, kind+" "+name)
 }
 
 // writeKeys writes each key (or the selected items) as a file under dir.
@@ -195,11 +211,11 @@ func (p *Provider) writeProjected(ctx context.Context, pod *corev1.Pod, dir stri
 				return err
 			}
 		case src.ConfigMap != nil:
-			if err := p.writeConfigMap(ctx, pod.Namespace, dir, src.ConfigMap.Name, src.ConfigMap.Items, src.ConfigMap.Optional); err != nil {
+			if err := p.writeObject(ctx, pod.Namespace, dir, kindConfigMap, src.ConfigMap.Name, src.ConfigMap.Items, src.ConfigMap.Optional); err != nil {
 				return err
 			}
 		case src.Secret != nil:
-			if err := p.writeSecret(ctx, pod.Namespace, dir, src.Secret.Name, src.Secret.Items, src.Secret.Optional); err != nil {
+			if err := p.writeObject(ctx, pod.Namespace, dir, kindSecret, src.Secret.Name, src.Secret.Items, src.Secret.Optional); err != nil {
 				return err
 			}
 		case src.DownwardAPI != nil:
