@@ -56,9 +56,10 @@ const (
 
 // loaded is a model in service.
 type loaded struct {
-	model   *artifact.Model
-	version string
-	name    string
+	model     *artifact.Model
+	version   string
+	name      string
+	explainer *explainer
 }
 
 // Server scores with the model it has loaded. Requests read the model through one
@@ -155,7 +156,7 @@ func (s *Server) Reload() error {
 	if name == "" {
 		name = "kadet"
 	}
-	prev := s.current.Swap(&loaded{model: m, version: version, name: name})
+	prev := s.current.Swap(&loaded{model: m, version: version, name: name, explainer: newExplainer(m.Meta)})
 	s.metrics.setModel(version, m.Digest, prev)
 	s.log.Info("serving model", "version", version, "digest", m.Digest, "threshold", m.Meta.Threshold.Value)
 	return nil
