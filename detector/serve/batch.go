@@ -92,7 +92,11 @@ func (b *batcher) take() []*job {
 func (b *batcher) run(batch []*job) {
 	x := batch[0].x
 	if len(batch) > 1 {
-		x = make([]float32, 0, maxBatchRows*len(batch[0].l.model.Meta.Features))
+		size := 0
+		for _, j := range batch {
+			size += len(j.x)
+		}
+		x = make([]float32, 0, size)
 		for _, j := range batch {
 			x = append(x, j.x...)
 		}
