@@ -4,3 +4,6 @@ package model
 
 // BLAS names the BLAS this build uses: Gonum's pure Go, which needs no C library.
 const BLAS = "gonum"
+
+// BLASKernels names the BLAS kernels in use.
+func BLASKernels() string { return "gonum" }

@@ -7,6 +7,7 @@ package model
 // spends most of a training step in its sgemm. The default build stays pure Go.
 
 // #cgo LDFLAGS: -lopenblas
+// char* openblas_get_corename(void);
 import "C"
 
 import (
@@ -22,3 +23,7 @@ func init() {
 	G.Use(netlib.Implementation{})
 	blas32.Use(netlib.Implementation{})
 }
+
+// BLASKernels names the kernels OpenBLAS chose for this CPU (OPENBLAS_CORETYPE
+// overrides its choice), for logs and benchmark reports.
+func BLASKernels() string { return C.GoString(C.openblas_get_corename()) }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/kadet-dev/kadet/detector/model"
 	"github.com/kadet-dev/kadet/detector/serve"
 )
 
@@ -44,6 +45,7 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
 		}
 	}
 	opts.Logger = slog.New(slog.NewJSONHandler(stderr, nil))
+	opts.Logger.Info("detector serve", "blas", model.BLAS, "kernels", model.BLASKernels())
 	if *debugAddr != "" {
 		// Profiles stay off the scoring port: they are for operators, not clients.
 		go func() {
