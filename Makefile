@@ -108,8 +108,8 @@ SKAB_DATA ?= ../shared/data/skab
 
 .PHONY: bench-deps
 bench-deps: ## Install what the benchmarks compare against and link with (Debian packages).
-	@if ! /usr/bin/python3 -c 'import torch' 2>/dev/null || ! ls /usr/include/cblas.h /usr/include/*/cblas.h >/dev/null 2>&1; then \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-torch libopenblas-dev; fi
+	@if ! /usr/bin/python3 -c 'import torch' 2>/dev/null || ! ls /usr/include/cblas.h /usr/include/*/cblas.h >/dev/null 2>&1 || ! command -v wrk >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-torch libopenblas-dev wrk; fi
 
 .PHONY: bench
 bench: bench-deps ## Speed against PyTorch, a load test of detector serve, SKAB and one-class MNIST accuracy.

@@ -38,15 +38,16 @@ func main() {
 	phase := flag.Duration("phase", 10*time.Second, "length of each measured phase")
 	soak := flag.Duration("soak", 60*time.Second, "length of the memory soak run")
 	workers := flag.Int("workers", 8, "concurrent connections for the throughput phases")
+	gen := flag.String("load", "wrk", "load generator of the throughput phases: wrk (Debian's, on PATH) or go (net/http, which costs the shared cores about twice what wrk does)")
 	flag.StringVar(&debugAddr, "debug-addr", "", "pass --debug-addr to the server, to profile it under load")
 	flag.Parse()
-	if err := run(*detector, *phase, *soak, *workers); err != nil {
+	if err := run(*detector, *phase, *soak, *workers, *gen); err != nil {
 		fmt.Fprintln(os.Stderr, "serve bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(detector string, phase, soak time.Duration, workers int) error {
+func run(detector string, phase, soak time.Duration, workers int, gen string) error {
 	work, err := os.MkdirTemp("", "kadet-serve-bench-")
 	if err != nil {
 		return err
@@ -122,14 +123,34 @@ func run(detector string, phase, soak time.Duration, workers int) error {
 		}
 	}
 
-	fmt.Printf("kadet BLAS (in process): %s; %d cores shared by client and server\n", model.BLAS, nprocs())
+	// The throughput phases run closed loops: each connection sends its next request
+	// when the last is answered.
+	closedLoop := func(bodies [][]byte, conns int, d time.Duration) (float64, int, error) {
+		rps, errs := goClosedLoop(post, bodies, conns, d)
+		return rps, errs, nil
+	}
+	if gen == "wrk" {
+		closedLoop = func(bodies [][]byte, conns int, d time.Duration) (float64, int, error) {
+			return wrkClosedLoop(work, url+"/v1/detect", bodies, conns, d)
+		}
+	} else if gen != "go" {
+		return fmt.Errorf("--load %q: want wrk or go", gen)
+	}
+
+	fmt.Printf("kadet BLAS (in process): %s, %s kernels; %d cores shared by client and server; throughput load from %s\n", model.BLAS, model.BLASKernels(), nprocs(), gen)
 	lat, errs1k := fixedRate(post, one, 1000, phase)
 	p50, p99 := percentile(lat, 0.5), percentile(lat, 0.99)
 	fmt.Printf("%-34s %10s %10s %10s %8s\n", "phase", "req/s", "records/s", "p50/p99ms", "errors")
 	fmt.Printf("%-34s %10.0f %10.0f %4.2f/%-5.2f %8d\n", "batch 1 at a fixed 1000 req/s", float64(len(lat))/phase.Seconds(), float64(len(lat))/phase.Seconds(), ms(p50), ms(p99), errs1k)
-	rps1, errs1 := closedLoop(post, one, workers, phase)
+	rps1, errs1, err := closedLoop(one, workers, phase)
+	if err != nil {
+		return err
+	}
 	fmt.Printf("%-34s %10.0f %10.0f %10s %8d\n", fmt.Sprintf("batch 1, %d connections", workers), rps1, rps1, "", errs1)
-	rps256, errs256 := closedLoop(post, [][]byte{batch}, workers/2, phase)
+	rps256, errs256, err := closedLoop([][]byte{batch}, workers/2, phase)
+	if err != nil {
+		return err
+	}
 	fmt.Printf("%-34s %10.0f %10.0f %10s %8d\n", fmt.Sprintf("batch 256, %d connections", workers/2), rps256, rps256*256, "", errs256)
 
 	in1, in256 := inProcess(m, images, 1, phase/2), inProcess(m, images, 256, phase/2)
@@ -140,7 +161,10 @@ func run(detector string, phase, soak time.Duration, workers int) error {
 	if err != nil {
 		return err
 	}
-	_, soakErrs := closedLoop(post, one, workers, soak)
+	_, soakErrs, err := closedLoop(one, workers, soak)
+	if err != nil {
+		return err
+	}
 	after, _ := rss(srv.Process.Pid)
 	fmt.Printf("server RSS over a %s batch-1 soak: %.1f MiB -> %.1f MiB (%d errors)\n", soak, float64(before)/1024, float64(after)/1024, soakErrs)
 	fmt.Printf("serve p99 ms at 1k rps: %.2f; max rps batch1: %.0f\n", ms(p99), rps1)
@@ -200,9 +224,9 @@ func fixedRate(post func([]byte) error, bodies [][]byte, rate int, d time.Durati
 	return lat, int(errs.Load())
 }
 
-// closedLoop runs workers that each send the next request as soon as the last is
+// goClosedLoop runs workers that each send the next request as soon as the last is
 // answered, and returns requests/s and errors.
-func closedLoop(post func([]byte) error, bodies [][]byte, workers int, d time.Duration) (float64, int) {
+func goClosedLoop(post func([]byte) error, bodies [][]byte, workers int, d time.Duration) (float64, int) {
 	var done, errs atomic.Int64
 	var wg sync.WaitGroup
 	stop := time.Now().Add(d)
@@ -222,6 +246,65 @@ func closedLoop(post func([]byte) error, bodies [][]byte, workers int, d time.Du
 	start := time.Now()
 	wg.Wait()
 	return float64(done.Load()) / time.Since(start).Seconds(), int(errs.Load())
+}
+
+// wrkScript sends the bodies in turn, each request formatted once, and prints wrk's
+// counts as JSON at the end.
+const wrkScript = `
+local bodies, reqs, n = {}, {}, 0
+for _, path in ipairs({%s}) do
+  local f = assert(io.open(path, "rb"))
+  bodies[#bodies + 1] = f:read("*a")
+  f:close()
+end
+init = function(args)
+  for i, b in ipairs(bodies) do
+    reqs[i] = wrk.format("POST", nil, {["Content-Type"] = "application/json"}, b)
+  end
+end
+request = function()
+  n = n %% #reqs + 1
+  return reqs[n]
+end
+done = function(s, latency, requests)
+  io.write(string.format('{"requests":%%d,"us":%%d,"status":%%d,"connect":%%d,"read":%%d,"write":%%d,"timeout":%%d}\n',
+    s.requests, s.duration, s.errors.status, s.errors.connect, s.errors.read, s.errors.write, s.errors.timeout))
+end
+`
+
+// wrkClosedLoop runs Debian's wrk (one thread, conns connections) for d and returns
+// answered requests/s and errors: non-2xx answers and socket errors.
+func wrkClosedLoop(work, url string, bodies [][]byte, conns int, d time.Duration) (float64, int, error) {
+	dir, err := os.MkdirTemp(work, "wrk-")
+	if err != nil {
+		return 0, 0, err
+	}
+	var paths []string
+	for i, b := range bodies {
+		p := filepath.Join(dir, fmt.Sprintf("body-%d.json", i))
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			return 0, 0, err
+		}
+		paths = append(paths, strconv.Quote(p))
+	}
+	script := filepath.Join(dir, "load.lua")
+	if err := os.WriteFile(script, []byte(fmt.Sprintf(wrkScript, strings.Join(paths, ", "))), 0o644); err != nil {
+		return 0, 0, err
+	}
+	cmd := exec.Command("wrk", "-t1", fmt.Sprintf("-c%d", conns), fmt.Sprintf("-d%ds", int(d.Seconds())), "--timeout", "5s", "-s", script, url)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return 0, 0, fmt.Errorf("wrk: %w: %s (install Debian's wrk, or run with --load go)", err, stderr.String())
+	}
+	var res struct{ Requests, Us, Status, Connect, Read, Write, Timeout int64 }
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &res); err != nil || res.Us == 0 {
+		return 0, 0, fmt.Errorf("reading wrk's result: %v\n%s", err, out)
+	}
+	errs := res.Status + res.Connect + res.Read + res.Write + res.Timeout
+	return float64(res.Requests-res.Status) / (float64(res.Us) / 1e6), int(errs), nil
 }
 
 // inProcess scores the same batches through the same scoring path without HTTP.
