@@ -132,6 +132,36 @@ func TestSameSeedSameWeights(t *testing.T) {
 	}
 }
 
+// Inference (BLAS with its own bias and activation pass) computes what the Gorgonia
+// training graph computes, for every activation, at batch sizes 1 and 32.
+func TestInferenceMatchesGraphForEveryActivation(t *testing.T) {
+	const d, batch = 8, 32
+	x := lowRank(batch, d, 5)
+	for i := range x {
+		x[i] = x[i]*3 - 1 // negative inputs too, so every activation sees both signs
+	}
+	for _, act := range []string{ReLU, LeakyReLU, Tanh, Sigmoid} {
+		net, err := New(Spec{Type: Autoencoder, Inputs: d, Hidden: []int{16, 6}, Latent: 3, Activation: act}, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, rows := range []int{1, batch} {
+			tr, err := NewTrainer(net, rows, 0) // learning rate 0: the step changes nothing
+			if err != nil {
+				t.Fatal(err)
+			}
+			graphLoss, err := tr.Step(x[:rows*d], nil)
+			tr.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := net.Loss(x[:rows*d], nil, rows); math.Abs(got-float64(graphLoss)) > 1e-5*math.Max(1, got) {
+				t.Errorf("%s, %d rows: inference loss %.7f, graph loss %.7f", act, rows, got, graphLoss)
+			}
+		}
+	}
+}
+
 func TestForwardTakesAnyBatchSize(t *testing.T) {
 	x := lowRank(37, 5, 4)
 	net, err := New(Spec{Type: Autoencoder, Inputs: 5, Hidden: []int{4}, Latent: 2, Activation: LeakyReLU}, 1)
