@@ -83,17 +83,36 @@ func (s *Scaler) Validate(d int) error {
 	return nil
 }
 
-// Transform scales x into dst (which may be x itself) and returns dst.
+// Transform scales x, whole rows of the scaler's width, into dst (which may be x
+// itself) and returns dst.
 func (s *Scaler) Transform(dst, x []float32) []float32 {
 	if dst == nil {
 		dst = make([]float32, len(x))
 	}
+	if s.identity() {
+		copy(dst, x) // (v - 0) / 1 is v: no arithmetic needed
+		return dst
+	}
 	d := len(s.Offset)
-	for i, v := range x {
-		j := i % d
-		dst[i] = (v - s.Offset[j]) / s.Scale[j]
+	off, scale := s.Offset[:d:d], s.Scale[:d:d]
+	for r := 0; r+d <= len(x); r += d {
+		in, out := x[r:r+d:r+d], dst[r:r+d:r+d]
+		for j := range in {
+			out[j] = (in[j] - off[j]) / scale[j]
+		}
 	}
 	return dst
+}
+
+// identity reports a scaler that changes nothing (Scaling None, as for images
+// already in [0, 1]).
+func (s *Scaler) identity() bool {
+	for j := range s.Offset {
+		if s.Offset[j] != 0 || s.Scale[j] != 1 {
+			return false
+		}
+	}
+	return true
 }
 
 // FeatureSummary describes one feature's training distribution, kept in the model
