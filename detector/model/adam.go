@@ -3,6 +3,9 @@ package model
 import (
 	"fmt"
 	"math"
+	"runtime"
+	"sync"
+	"sync/atomic"
 
 	G "gorgonia.org/gorgonia"
 )
@@ -28,15 +31,23 @@ func newAdam(lr float64, weights []*G.Node) *adam {
 	return a
 }
 
+// adamChunk is how many values one worker updates at a time: large enough that
+// handing out chunks costs nothing next to updating them.
+const adamChunk = 1 << 14
+
 // step applies one update from the gradients the last backward pass left on weights.
+// Every value's update is independent of the others, so the tensors are cut into
+// chunks that all cores update at once; the result does not depend on the cutting.
 func (a *adam) step(weights []*G.Node) error {
 	a.t++
 	c1 := 1 - math.Pow(a.beta1, float64(a.t))
 	c2 := 1 - math.Pow(a.beta2, float64(a.t))
-	b1, b2 := float32(a.beta1), float32(a.beta2)
-	stepSize := float32(a.lr / c1)
-	invC2 := float32(1 / c2)
-	eps := float32(a.eps)
+	u := update{
+		b1: float32(a.beta1), b2: float32(a.beta2), stepSize: float32(a.lr / c1),
+		invC2: float32(1 / c2), eps: float32(a.eps), clip: a.clip,
+	}
+	type chunk struct{ g, w, m, v []float32 }
+	var chunks []chunk
 	for i, n := range weights {
 		g, err := n.Grad()
 		if err != nil {
@@ -44,21 +55,55 @@ func (a *adam) step(weights []*G.Node) error {
 		}
 		grad, ok := g.Data().([]float32)
 		w, ok2 := n.Value().Data().([]float32)
-		if !ok || !ok2 || len(grad) != len(w) {
+		if !ok || !ok2 || len(grad) != len(w) || len(w) != len(a.m[i]) {
 			return fmt.Errorf("weight %s: unexpected gradient", n.Name())
 		}
-		m, v := a.m[i], a.v[i]
-		for k, gk := range grad {
-			if a.clip > 0 {
-				gk = max(-a.clip, min(a.clip, gk))
-			}
-			m[k] = b1*m[k] + (1-b1)*gk
-			v[k] = b2*v[k] + (1-b2)*gk*gk
-			w[k] -= stepSize * m[k] / (float32(math.Sqrt(float64(v[k]*invC2))) + eps)
-			// The tape machine adds each backward pass into the gradient; start the
-			// next one from zero.
-			grad[k] = 0
+		for lo := 0; lo < len(w); lo += adamChunk {
+			hi := min(lo+adamChunk, len(w))
+			chunks = append(chunks, chunk{grad[lo:hi], w[lo:hi], a.m[i][lo:hi], a.v[i][lo:hi]})
 		}
 	}
+	workers := min(runtime.GOMAXPROCS(0), len(chunks))
+	if workers <= 1 {
+		for _, c := range chunks {
+			u.apply(c.g, c.w, c.m, c.v)
+		}
+		return nil
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := int(next.Add(1)) - 1; k < len(chunks); k = int(next.Add(1)) - 1 {
+				c := chunks[k]
+				u.apply(c.g, c.w, c.m, c.v)
+			}
+		}()
+	}
+	wg.Wait()
 	return nil
+}
+
+// update holds one step's constants.
+type update struct {
+	b1, b2, stepSize, invC2, eps, clip float32
+}
+
+// apply updates weights w and moments m, v from gradients g (all the same length),
+// and zeroes g: the tape machine adds each backward pass into the gradient, so the
+// next one starts from zero.
+func (u update) apply(g, w, m, v []float32) {
+	w, m, v = w[:len(g)], m[:len(g)], v[:len(g)] // one bounds check, not three per value
+	for k, gk := range g {
+		if u.clip > 0 {
+			gk = max(-u.clip, min(u.clip, gk))
+		}
+		mk := u.b1*m[k] + (1-u.b1)*gk
+		vk := u.b2*v[k] + (1-u.b2)*gk*gk
+		m[k], v[k] = mk, vk
+		w[k] -= u.stepSize * mk / (float32(math.Sqrt(float64(vk*u.invC2))) + u.eps)
+		g[k] = 0
+	}
 }

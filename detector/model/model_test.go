@@ -3,6 +3,7 @@ package model
 import (
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"testing"
 
@@ -199,11 +200,12 @@ func TestFromParamsRefusesWrongShapes(t *testing.T) {
 }
 
 // TestFusedAdamMatchesGorgonia checks the fused optimiser against Gorgonia's own
-// AdamSolver: the same network, batches and learning rate give the same weights.
+// AdamSolver: the same network, batches and learning rate give the same weights. W0
+// (20,000 values) is updated in two chunks.
 func TestFusedAdamMatchesGorgonia(t *testing.T) {
-	const d, batch = 6, 16
+	const d, batch = 200, 16
 	x := lowRank(batch*10, d, 9)
-	spec := Spec{Type: Autoencoder, Inputs: d, Hidden: []int{5}, Latent: 2, Activation: Tanh}
+	spec := Spec{Type: Autoencoder, Inputs: d, Hidden: []int{100}, Latent: 2, Activation: Tanh}
 	ours, _ := New(spec, 3)
 	ref, err := FromParams(spec, ours.Snapshot())
 	if err != nil {
@@ -366,5 +368,25 @@ func TestLSTMAutoencoderLearnsAndInferenceMatchesTraining(t *testing.T) {
 	s := net.Scores(append(append([]float32(nil), x[:window*2]...), spiked...), 2)
 	if !(s[1] > 5*s[0]) {
 		t.Fatalf("spiked window scores %v, clean %v", s[1], s[0])
+	}
+}
+
+// The optimiser updates large tensors in chunks on every core; the weights come out
+// bit for bit as from one core.
+func TestParallelAdamMatchesSerial(t *testing.T) {
+	const d, batch = 300, 8
+	spec := Spec{Type: Autoencoder, Inputs: d, Hidden: []int{120}, Latent: 4, Activation: ReLU} // W0 has 36,000 values: 3 chunks
+	x := lowRank(batch*3, d, 2)
+	run := func(procs int) []Param {
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
+		net, _ := New(spec, 5)
+		train(t, net, x, nil, batch, 6)
+		return net.Snapshot()
+	}
+	serial, parallel := run(1), run(4)
+	for i := range serial {
+		if !slices.Equal(serial[i].Data, parallel[i].Data) {
+			t.Fatalf("%s differs between one core and four", serial[i].Name)
+		}
 	}
 }
