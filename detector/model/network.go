@@ -236,24 +236,30 @@ func (n *Network) Restore(ps []Param) {
 // takes any. Convolutional inference runs a graph, padding the last batch. The result
 // is the caller's; hidden layers live in pooled buffers.
 func (n *Network) Forward(x []float32, rows int) []float32 {
+	return n.forward(x, rows, nil)
+}
+
+// forward is Forward writing the output layer into sp's buffers too when sp is not
+// nil: the caller then uses the output before returning sp to the pool.
+func (n *Network) forward(x []float32, rows int, sp *[][]float32) []float32 {
 	if n.infer != nil {
 		return n.graphForward(x, rows)
 	}
 	layers := len(n.widths) - 1
-	sp, _ := n.scratch.Get().(*[][]float32)
-	if sp == nil {
-		sp = &[][]float32{}
+	hid := sp
+	if hid == nil {
+		hid = n.buffers()
+		defer n.scratch.Put(hid)
 	}
-	defer n.scratch.Put(sp)
 	h := x
 	for l := 0; l < layers; l++ {
 		in, out := n.widths[l], n.widths[l+1]
 		w, b := n.Params[2*l].Data, n.Params[2*l+1].Data
 		var o []float32
-		if l == layers-1 {
+		if l == layers-1 && sp == nil {
 			o = make([]float32, rows*out)
 		} else {
-			o = hidden(sp, l, rows*out)
+			o = hidden(hid, l, rows*out)
 		}
 		wm := blas32.General{Rows: in, Cols: out, Stride: out, Data: w}
 		if rows == 1 {
@@ -274,6 +280,14 @@ func (n *Network) Forward(x []float32, rows int) []float32 {
 		h = o
 	}
 	return h
+}
+
+// buffers takes a set of layer buffers from the pool.
+func (n *Network) buffers() *[][]float32 {
+	if sp, ok := n.scratch.Get().(*[][]float32); ok {
+		return sp
+	}
+	return &[][]float32{}
 }
 
 // hidden returns buffer l of the pool entry, at least size long.
@@ -339,7 +353,14 @@ func (n *Network) Explain(x []float32, rows int) (scores, shares []float32) {
 }
 
 func (n *Network) score(x []float32, rows int, explain bool) (scores, shares []float32) {
-	out := n.Forward(x, rows)
+	var out []float32
+	if explain {
+		out = n.Forward(x, rows) // becomes the shares: the caller's
+	} else {
+		sp := n.buffers()
+		defer n.scratch.Put(sp)
+		out = n.forward(x, rows, sp)
+	}
 	scores = make([]float32, rows)
 	if n.Spec.Type == MLPClassifier {
 		for i := range scores {
