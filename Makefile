@@ -96,7 +96,7 @@ test: generate manifests vet ## Run every test against a real kube-apiserver + e
 		go test $(GO_TEST_FLAGS) ./...
 	@# The detector engine again as the benchmarks build it: OpenBLAS orders its sums
 	@# differently from Gonum, which a test once assumed away.
-	@if ls /usr/include/cblas.h /usr/include/*/cblas.h >/dev/null 2>&1; then \
+	@if [ -n "$$(ls /usr/include/cblas.h /usr/include/*/cblas.h 2>/dev/null)" ]; then \
 		echo "go test -tags openblas ./detector/..."; go test -tags openblas $(GO_TEST_FLAGS) ./detector/...; \
 	else echo "skipping the OpenBLAS build's tests: libopenblas-dev is not installed"; fi
 
@@ -113,7 +113,7 @@ SKAB_DATA ?= ../shared/data/skab
 
 .PHONY: bench-deps
 bench-deps: ## Install what the benchmarks compare against and link with (Debian packages).
-	@if ! /usr/bin/python3 -c 'import torch' 2>/dev/null || ! ls /usr/include/cblas.h /usr/include/*/cblas.h >/dev/null 2>&1 || ! command -v wrk >/dev/null; then \
+	@if ! /usr/bin/python3 -c 'import torch' 2>/dev/null || [ -z "$$(ls /usr/include/cblas.h /usr/include/*/cblas.h 2>/dev/null)" ] || ! command -v wrk >/dev/null; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-torch libopenblas-dev wrk; fi
 
 .PHONY: bench
