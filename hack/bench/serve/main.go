@@ -24,6 +24,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/common/expfmt"
+	pmodel "github.com/prometheus/common/model"
+
 	"github.com/kadet-dev/kadet/detector/artifact"
 	"github.com/kadet-dev/kadet/detector/data"
 	"github.com/kadet-dev/kadet/detector/model"
@@ -138,10 +141,19 @@ func run(detector string, phase, soak time.Duration, workers int, gen string) er
 	}
 
 	fmt.Printf("kadet BLAS (in process): %s, %s kernels; %d cores shared by client and server; throughput load from %s\n", model.BLAS, model.BLASKernels(), nprocs(), gen)
+	before, err := serverBuckets(url)
+	if err != nil {
+		return err
+	}
 	lat, errs1k := fixedRate(post, one, 1000, phase)
 	p50, p99 := percentile(lat, 0.5), percentile(lat, 0.99)
+	after, err := serverBuckets(url)
+	if err != nil {
+		return err
+	}
 	fmt.Printf("%-34s %10s %10s %10s %8s\n", "phase", "req/s", "records/s", "p50/p99ms", "errors")
 	fmt.Printf("%-34s %10.0f %10.0f %4.2f/%-5.2f %8d\n", "batch 1 at a fixed 1000 req/s", float64(len(lat))/phase.Seconds(), float64(len(lat))/phase.Seconds(), ms(p50), ms(p99), errs1k)
+	fmt.Printf("%-34s %s\n", "  the same, timed by the server", bucketShares(before, after))
 	rps1, errs1, err := closedLoop(one, workers, phase)
 	if err != nil {
 		return err
@@ -157,7 +169,7 @@ func run(detector string, phase, soak time.Duration, workers int, gen string) er
 	fmt.Printf("in-process scoring records/s: batch 1 %.0f, batch 256 %.0f\n", in1, in256)
 	fmt.Printf("served / in-process: batch 1 %.2f, batch 256 %.2f\n", rps1/in1, rps256*256/in256)
 
-	before, err := rss(srv.Process.Pid)
+	rssBefore, err := rss(srv.Process.Pid)
 	if err != nil {
 		return err
 	}
@@ -165,8 +177,8 @@ func run(detector string, phase, soak time.Duration, workers int, gen string) er
 	if err != nil {
 		return err
 	}
-	after, _ := rss(srv.Process.Pid)
-	fmt.Printf("server RSS over a %s batch-1 soak: %.1f MiB -> %.1f MiB (%d errors)\n", soak, float64(before)/1024, float64(after)/1024, soakErrs)
+	rssAfter, _ := rss(srv.Process.Pid)
+	fmt.Printf("server RSS over a %s batch-1 soak: %.1f MiB -> %.1f MiB (%d errors)\n", soak, float64(rssBefore)/1024, float64(rssAfter)/1024, soakErrs)
 	fmt.Printf("serve p99 ms at 1k rps: %.2f; max rps batch1: %.0f\n", ms(p99), rps1)
 	return nil
 }
@@ -246,6 +258,61 @@ func goClosedLoop(post func([]byte) error, bodies [][]byte, workers int, d time.
 	start := time.Now()
 	wg.Wait()
 	return float64(done.Load()) / time.Since(start).Seconds(), int(errs.Load())
+}
+
+// serverBuckets reads the server's cumulative request-duration histogram for
+// POST /v1/detect from /metrics: upper bound in seconds -> requests.
+func serverBuckets(url string) (map[float64]uint64, error) {
+	resp, err := http.Get(url + "/metrics")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	p := expfmt.NewTextParser(pmodel.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		return nil, fmt.Errorf("reading the server's metrics: %w", err)
+	}
+	out := map[float64]uint64{}
+	fam := fams["kadet_http_request_duration_seconds"]
+	if fam == nil {
+		return nil, fmt.Errorf("the server exports no kadet_http_request_duration_seconds")
+	}
+	for _, m := range fam.GetMetric() {
+		route := ""
+		for _, l := range m.GetLabel() {
+			if l.GetName() == "route" {
+				route = l.GetValue()
+			}
+		}
+		if route != "POST /v1/detect" {
+			continue
+		}
+		for _, b := range m.GetHistogram().GetBucket() {
+			out[b.GetUpperBound()] += b.GetCumulativeCount()
+		}
+	}
+	return out, nil
+}
+
+// bucketShares says what share of the requests between two readings the server
+// answered within each of its first few bucket bounds: the time inside the server,
+// without the client's and the kernel's part.
+func bucketShares(before, after map[float64]uint64) string {
+	var bounds []float64
+	for b := range after {
+		bounds = append(bounds, b)
+	}
+	slices.Sort(bounds)
+	total := float64(after[bounds[len(bounds)-1]] - before[bounds[len(bounds)-1]])
+	var parts []string
+	for _, b := range bounds {
+		if b > 0.005 {
+			break
+		}
+		parts = append(parts, fmt.Sprintf("%.2f%% within %g ms", 100*float64(after[b]-before[b])/max(1, total), b*1000))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // wrkScript sends the bodies in turn, each request formatted once, and prints wrk's
