@@ -16,6 +16,10 @@ import (
 	"github.com/kadet-dev/kadet/detector/pipeline"
 )
 
+// preallocLimit bounds what a request body's announced size alone makes the server
+// allocate.
+const preallocLimit = 64 << 10
+
 // topFeatures is how many features (or image regions) an explanation names.
 const topFeatures = 3
 
@@ -141,13 +145,15 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool)
 	return body, true
 }
 
-// readAll is io.ReadAll starting from the size the client announced (io.ReadAll grows
-// from 512 bytes, copying an MNIST request four times).
+// readAll is io.ReadAll starting from the size the client announced, up to
+// preallocLimit (io.ReadAll grows from 512 bytes, copying an MNIST request four
+// times). Beyond the limit the buffer grows with the bytes that actually arrive, so a
+// client announcing 8 MiB and sending nothing holds 64 KiB, not 8 MiB.
 func readAll(r io.Reader, size int64) ([]byte, error) {
 	if size <= 0 {
 		return io.ReadAll(r)
 	}
-	b := make([]byte, 0, size+1) // +1: reading EOF needs no second buffer
+	b := make([]byte, 0, min(size+1, preallocLimit)) // +1: reading EOF needs no second buffer
 	for {
 		n, err := r.Read(b[len(b):cap(b)])
 		b = b[:len(b)+n]
@@ -158,7 +164,7 @@ func readAll(r io.Reader, size int64) ([]byte, error) {
 			return b, err
 		}
 		if len(b) == cap(b) {
-			b = append(b, 0)[:len(b)] // the client sent more than announced: grow
+			b = append(b, 0)[:len(b)] // grow (doubling) as data arrives
 		}
 	}
 }
