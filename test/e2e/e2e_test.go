@@ -27,6 +27,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -221,18 +222,19 @@ func namespace(t *testing.T, name string) string {
 	return name
 }
 
+// waitFor polls ok until it reports done, failing the test after timeout with the
+// last error ok returned (errors are retried, as the condition may not hold yet).
 func waitFor(t *testing.T, what string, timeout time.Duration, ok func() (bool, error)) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		done, err := ok()
-		if done {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s (last: %v)", what, timeout, err)
-		}
-		time.Sleep(200 * time.Millisecond)
+	var last error
+	err := wait.PollUntilContextTimeout(context.Background(), 200*time.Millisecond, timeout, true,
+		func(context.Context) (bool, error) {
+			done, err := ok()
+			last = err
+			return done, nil
+		})
+	if err != nil {
+		t.Fatalf("%s: not within %s (last: %v)", what, timeout, last)
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/utils/ptr"
 
 	"github.com/kadet-dev/kadet/hack/localcluster/node"
@@ -53,18 +54,19 @@ func startCluster(t *testing.T) *Cluster {
 	return c
 }
 
+// waitFor polls ok until it reports done, failing the test after timeout with the
+// last error ok returned (errors are retried, as the condition may not hold yet).
 func waitFor(t *testing.T, what string, timeout time.Duration, ok func() (bool, error)) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		done, err := ok()
-		if done {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s (last error: %v)", what, timeout, err)
-		}
-		time.Sleep(100 * time.Millisecond)
+	var last error
+	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, timeout, true,
+		func(context.Context) (bool, error) {
+			done, err := ok()
+			last = err
+			return done, nil
+		})
+	if err != nil {
+		t.Fatalf("%s: not within %s (last error: %v)", what, timeout, last)
 	}
 }
 
