@@ -5,6 +5,9 @@ SHELL := /usr/bin/env bash -o pipefail
 BIN ?= $(CURDIR)/bin
 CONTROLLER_GEN ?= $(BIN)/controller-gen
 CRD_REF_DOCS ?= $(BIN)/crd-ref-docs
+# OpenBLAS's C header (Debian's libopenblas-dev) where it is installed, else empty.
+CBLAS_HEADER = $(wildcard /usr/include/cblas.h /usr/include/*/cblas.h)
+
 # Extra flags for go test, e.g. GO_TEST_FLAGS="-run Lifecycle -v".
 GO_TEST_FLAGS ?=
 
@@ -96,7 +99,7 @@ test: generate manifests vet ## Run every test against a real kube-apiserver + e
 		go test $(GO_TEST_FLAGS) ./...
 	@# The detector engine again as the benchmarks build it: OpenBLAS orders its sums
 	@# differently from Gonum, which a test once assumed away.
-	@if [ -n "$$(ls /usr/include/cblas.h /usr/include/*/cblas.h 2>/dev/null)" ]; then \
+	@if [ -n "$(CBLAS_HEADER)" ]; then \
 		echo "go test -tags openblas ./detector/..."; go test -tags openblas $(GO_TEST_FLAGS) ./detector/...; \
 	else echo "skipping the OpenBLAS build's tests: libopenblas-dev is not installed"; fi
 
@@ -113,7 +116,7 @@ SKAB_DATA ?= ../shared/data/skab
 
 .PHONY: bench-deps
 bench-deps: ## Install what the benchmarks compare against and link with (Debian packages).
-	@if ! /usr/bin/python3 -c 'import torch' 2>/dev/null || [ -z "$$(ls /usr/include/cblas.h /usr/include/*/cblas.h 2>/dev/null)" ] || ! command -v wrk >/dev/null; then \
+	@if ! /usr/bin/python3 -c 'import torch' 2>/dev/null || [ -z "$(CBLAS_HEADER)" ] || ! command -v wrk >/dev/null; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-torch libopenblas-dev wrk; fi
 
 .PHONY: bench
