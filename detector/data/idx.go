@@ -123,13 +123,22 @@ func ImageTable(im *Images, labels []uint8, classes []int32, source string) (*Ta
 		t.Columns[j] = fmt.Sprintf("px_%d_%d", j/im.Cols, j%im.Cols)
 	}
 	for i := 0; i < im.Count; i++ {
-		if len(keep) > 0 && !keep[labels[i]] {
-			continue
+		if len(keep) == 0 || keep[labels[i]] {
+			t.Lines = append(t.Lines, i) // the image's index in the file
 		}
-		for _, p := range im.Pixels[i*d : (i+1)*d] {
-			t.X = append(t.X, float32(p)/255)
+	}
+	// Sized once: growing 47M pixels by append copied the whole table ~30 times (6 s
+	// for MNIST's training set).
+	var scaled [256]float32 // a pixel's value in [0, 1]; a lookup instead of a division each
+	for p := range scaled {
+		scaled[p] = float32(p) / 255
+	}
+	t.X = make([]float32, len(t.Lines)*d)
+	for k, i := range t.Lines {
+		row := t.X[k*d : (k+1)*d]
+		for j, p := range im.Pixels[i*d : (i+1)*d] {
+			row[j] = scaled[p]
 		}
-		t.Lines = append(t.Lines, i) // the image's index in the file
 	}
 	if len(t.Lines) == 0 {
 		return nil, &Error{Source: source, Msg: fmt.Sprintf("no image of classes %v", classes)}

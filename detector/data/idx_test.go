@@ -48,6 +48,17 @@ func TestIDXRawAndGzip(t *testing.T) {
 	if err != nil || tbl.Rows() != 2 || tbl.Lines[1] != 2 || tbl.Row(1)[0] != 8.0/255 {
 		t.Fatalf("class filter: %+v %v", tbl, err)
 	}
+	// Every kept pixel is its byte / 255, in the kept images' order.
+	for k, i := range tbl.Lines {
+		for j, v := range tbl.Row(k) {
+			if want := float32(im.Pixels[i*4+j]) / 255; v != want {
+				t.Fatalf("image %d pixel %d is %v, want %v", i, j, v, want)
+			}
+		}
+	}
+	if all, err := ImageTable(im, nil, nil, "i"); err != nil || all.Rows() != 3 || len(all.X) != 12 || all.X[11] != 11.0/255 {
+		t.Fatalf("no filter: %+v %v", all, err)
+	}
 }
 
 func TestIDXRefusals(t *testing.T) {
