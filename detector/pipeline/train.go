@@ -111,7 +111,7 @@ func Train(ctx context.Context, req *kadetv1.TrainingRequest, outDir string, pro
 			Seed: cfg.Seed, Epochs: res.Epochs, BatchSize: cfg.BatchSize, LearningRate: cfg.LearningRate,
 			ValidationSplit: cfg.ValidationSplit, Rows: tbl.Rows(), Metrics: metrics,
 		},
-		Data: preprocess.Summarize(f.fitX, tbl.Columns), Kadet: Version, CreatedAt: now,
+		Data: preprocess.SummarizeRows(f.fitX, tbl.Columns, f.fitRows), Kadet: Version, CreatedAt: now,
 	}
 	if spec.Type == model.LSTMAutoencoder {
 		meta.Stride = int(*kadetv1.ResolvedModel(req.Model).Stride)
@@ -147,21 +147,26 @@ type fitted struct {
 	net                       *model.Network
 	scaler                    *preprocess.Scaler
 	res                       *train.Result
-	fitX                      []float32 // unscaled training rows, for the data summary
+	fitX                      []float32 // unscaled rows, the scaler and the data summary are fitted on
+	fitRows                   []int     // which rows of fitX train (all when nil)
 	calScores, calLabels      []float32 // held-out scores the threshold is calibrated on
 	evalScores, evalLabels    []float32 // held-out scores with labels, when there are labels
 	trainRows, validationRows int
 }
 
-// start fits the scaler on the training rows in f.fitX, scales every row of tbl with
-// it, and makes the untrained network.
+// start fits the scaler on the training rows of f.fitX, scales every row of tbl with
+// it, and makes the untrained network. Without scaling the rows are used as they are:
+// a copy would double the memory of a large table.
 func (f *fitted) start(req *kadetv1.TrainingRequest, spec model.Spec, tbl *data.Table) ([]float32, error) {
 	var err error
-	if f.scaler, err = preprocess.Fit(string(req.Preprocessing.Scaling), f.fitX, len(tbl.Columns)); err != nil {
+	if f.scaler, err = preprocess.FitRows(string(req.Preprocessing.Scaling), f.fitX, len(tbl.Columns), f.fitRows); err != nil {
 		return nil, &SpecError{Msg: err.Error()}
 	}
 	if f.net, err = model.New(spec, req.Training.Seed); err != nil {
 		return nil, &SpecError{Msg: err.Error()}
+	}
+	if f.scaler.Identity() {
+		return tbl.X, nil
 	}
 	return f.scaler.Transform(nil, tbl.X), nil
 }
@@ -186,8 +191,7 @@ func fitRows(ctx context.Context, req *kadetv1.TrainingRequest, spec model.Spec,
 	if len(calIdx) == 0 {
 		calIdx = fitIdx // without a validation split, calibrate on the training rows
 	}
-	f := &fitted{trainRows: len(fitIdx), validationRows: len(split.Validation)}
-	f.fitX, _ = train.Gather(tbl.X, nil, d, fitIdx)
+	f := &fitted{trainRows: len(fitIdx), validationRows: len(split.Validation), fitX: tbl.X, fitRows: fitIdx}
 	x, err := f.start(req, spec, tbl)
 	if err != nil {
 		return nil, err
@@ -204,13 +208,41 @@ func fitRows(ctx context.Context, req *kadetv1.TrainingRequest, spec model.Spec,
 	if f.res, err = train.Fit(ctx, f.net, x, labels, train.Split{Train: fitIdx, Validation: valIdx}, cfg, progress); err != nil {
 		return nil, err
 	}
-	calX, calY := train.Gather(x, tbl.Labels, d, calIdx)
-	f.calScores, f.calLabels = f.net.Scores(calX, len(calIdx)), calY
+	f.calScores, f.calLabels = scoreRows(f.net, x, d, calIdx), gatherLabels(tbl.Labels, calIdx)
 	if tbl.Labels != nil && len(split.Validation) > 0 {
-		vx, vy := train.Gather(x, tbl.Labels, d, split.Validation)
-		f.evalScores, f.evalLabels = f.net.Scores(vx, len(split.Validation)), vy
+		f.evalScores, f.evalLabels = scoreRows(f.net, x, d, split.Validation), gatherLabels(tbl.Labels, split.Validation)
 	}
 	return f, nil
+}
+
+// scoreChunk is how many rows scoreRows gathers at a time.
+const scoreChunk = 4096
+
+// scoreRows scores the rows of x listed in idx, gathering a chunk at a time: without
+// a validation split those are all the training rows, which a single copy would double.
+func scoreRows(net *model.Network, x []float32, d int, idx []int) []float32 {
+	out := make([]float32, 0, len(idx))
+	buf := make([]float32, min(len(idx), scoreChunk)*d)
+	for start := 0; start < len(idx); start += scoreChunk {
+		part := idx[start:min(start+scoreChunk, len(idx))]
+		for k, r := range part {
+			copy(buf[k*d:(k+1)*d], x[r*d:(r+1)*d])
+		}
+		out = append(out, net.Scores(buf[:len(part)*d], len(part))...)
+	}
+	return out
+}
+
+// gatherLabels returns the labels of rows idx, or nil without labels.
+func gatherLabels(labels []float32, idx []int) []float32 {
+	if labels == nil {
+		return nil
+	}
+	out := make([]float32, len(idx))
+	for k, r := range idx {
+		out[k] = labels[r]
+	}
+	return out
 }
 
 // fitSequence trains a sequence model on windows of the rows in time order: the first

@@ -24,41 +24,58 @@ type Scaler struct {
 
 // Fit fits a scaler of kind on x (rows of width d). A constant feature gets scale 1, so
 // it maps to 0 instead of dividing by zero.
-func Fit(kind string, x []float32, d int) (*Scaler, error) {
+func Fit(kind string, x []float32, d int) (*Scaler, error) { return FitRows(kind, x, d, nil) }
+
+// FitRows fits a scaler on the rows of x listed in rows (all rows when rows is nil), so
+// a training split needs no copy of its rows.
+func FitRows(kind string, x []float32, d int, rows []int) (*Scaler, error) {
 	if d <= 0 || len(x)%d != 0 {
 		return nil, fmt.Errorf("preprocess: %d values do not form rows of width %d", len(x), d)
+	}
+	if len(x) == 0 || (rows != nil && len(rows) == 0) {
+		return nil, fmt.Errorf("preprocess: no rows to fit a scaler on")
 	}
 	s := &Scaler{Kind: kind, Offset: make([]float32, d), Scale: make([]float32, d)}
 	for j := range s.Scale {
 		s.Scale[j] = 1
 	}
-	n := len(x) / d
 	switch kind {
 	case None:
 	case Standardize:
-		for j := 0; j < d; j++ {
-			var sum, sq float64
-			for i := 0; i < n; i++ {
-				v := float64(x[i*d+j])
-				sum += v
-				sq += v * v
+		// Row by row, accumulating every feature at once: one pass over memory however
+		// wide the rows are.
+		sum, sq := make([]float64, d), make([]float64, d)
+		n := eachRow(x, d, rows, func(r []float32) {
+			for j, v := range r {
+				sum[j] += float64(v)
+				sq[j] += float64(v) * float64(v)
 			}
-			mean := sum / float64(n)
-			std := math.Sqrt(math.Max(sq/float64(n)-mean*mean, 0))
+		})
+		for j := range d {
+			mean := sum[j] / float64(n)
+			std := math.Sqrt(math.Max(sq[j]/float64(n)-mean*mean, 0))
 			s.Offset[j] = float32(mean)
 			if std > 1e-12 {
 				s.Scale[j] = float32(std)
 			}
 		}
 	case MinMax:
-		for j := 0; j < d; j++ {
-			lo, hi := x[j], x[j]
-			for i := 1; i < n; i++ {
-				lo, hi = min(lo, x[i*d+j]), max(hi, x[i*d+j])
+		lo, hi := make([]float32, d), make([]float32, d)
+		first := true
+		eachRow(x, d, rows, func(r []float32) {
+			if first {
+				copy(lo, r)
+				copy(hi, r)
+				first = false
 			}
-			s.Offset[j] = lo
-			if hi > lo {
-				s.Scale[j] = hi - lo
+			for j, v := range r {
+				lo[j], hi[j] = min(lo[j], v), max(hi[j], v)
+			}
+		})
+		for j := range d {
+			s.Offset[j] = lo[j]
+			if hi[j] > lo[j] {
+				s.Scale[j] = hi[j] - lo[j]
 			}
 		}
 	default:
@@ -89,7 +106,7 @@ func (s *Scaler) Transform(dst, x []float32) []float32 {
 	if dst == nil {
 		dst = make([]float32, len(x))
 	}
-	if s.identity() {
+	if s.Identity() {
 		copy(dst, x) // (v - 0) / 1 is v: no arithmetic needed
 		return dst
 	}
@@ -104,9 +121,9 @@ func (s *Scaler) Transform(dst, x []float32) []float32 {
 	return dst
 }
 
-// identity reports a scaler that changes nothing (Scaling None, as for images
+// Identity reports a scaler that changes nothing (Scaling None, as for images
 // already in [0, 1]).
-func (s *Scaler) identity() bool {
+func (s *Scaler) Identity() bool {
 	for j := range s.Offset {
 		if s.Offset[j] != 0 || s.Scale[j] != 1 {
 			return false
@@ -127,31 +144,80 @@ type FeatureSummary struct {
 }
 
 // Summarize describes each feature of x (rows of width len(names)).
-func Summarize(x []float32, names []string) []FeatureSummary {
+func Summarize(x []float32, names []string) []FeatureSummary { return SummarizeRows(x, names, nil) }
+
+// SummarizeRows describes each feature over the rows of x listed in rows (all rows
+// when rows is nil).
+func SummarizeRows(x []float32, names []string, rows []int) []FeatureSummary {
 	d := len(names)
 	n := len(x) / d
+	if rows != nil {
+		n = len(rows)
+	}
 	out := make([]FeatureSummary, d)
-	col := make([]float64, n)
-	for j := range names {
-		var sum, sq float64
-		for i := 0; i < n; i++ {
-			v := float64(x[i*d+j])
-			col[i] = v
-			sum += v
-			sq += v * v
+	if n == 0 {
+		for j, name := range names {
+			out[j].Name = name
 		}
-		slices.Sort(col)
-		mean := sum / float64(n)
-		out[j] = FeatureSummary{
-			Name: names[j], Mean: mean, Std: math.Sqrt(math.Max(sq/float64(n)-mean*mean, 0)),
-			Min: col[0], Max: col[n-1],
-			Quantiles: map[string]float64{
-				"p01": Quantile(col, 0.01), "p25": Quantile(col, 0.25), "p50": Quantile(col, 0.5),
-				"p75": Quantile(col, 0.75), "p99": Quantile(col, 0.99),
-			},
+		return out
+	}
+	// Columns are copied out a block at a time, in one pass over the rows per block: one
+	// pass per feature would read every row once for each of 784 pixels. A block holds at
+	// most summaryBlockBytes.
+	block := max(1, min(d, summaryBlockBytes/(8*n)))
+	cols := make([][]float64, block)
+	for b := range cols {
+		cols[b] = make([]float64, n)
+	}
+	for j0 := 0; j0 < d; j0 += block {
+		w := min(block, d-j0)
+		for i := range n {
+			r := i
+			if rows != nil {
+				r = rows[i]
+			}
+			for b, v := range x[r*d+j0 : r*d+j0+w] {
+				cols[b][i] = float64(v)
+			}
+		}
+		for b, col := range cols[:w] {
+			var sum, sq float64
+			for _, v := range col {
+				sum += v
+				sq += v * v
+			}
+			slices.Sort(col)
+			mean := sum / float64(n)
+			out[j0+b] = FeatureSummary{
+				Name: names[j0+b], Mean: mean, Std: math.Sqrt(math.Max(sq/float64(n)-mean*mean, 0)),
+				Min: col[0], Max: col[n-1],
+				Quantiles: map[string]float64{
+					"p01": Quantile(col, 0.01), "p25": Quantile(col, 0.25), "p50": Quantile(col, 0.5),
+					"p75": Quantile(col, 0.75), "p99": Quantile(col, 0.99),
+				},
+			}
 		}
 	}
 	return out
+}
+
+// summaryBlockBytes bounds the columns SummarizeRows copies out at once (a variable so
+// a test can make blocks smaller than a row).
+var summaryBlockBytes = 16 << 20
+
+// eachRow calls fn with each row of x listed in rows (every row when rows is nil) and
+// returns how many it visited.
+func eachRow(x []float32, d int, rows []int, fn func([]float32)) int {
+	if rows == nil {
+		for r := 0; r+d <= len(x); r += d {
+			fn(x[r : r+d : r+d])
+		}
+		return len(x) / d
+	}
+	for _, i := range rows {
+		fn(x[i*d : (i+1)*d : (i+1)*d])
+	}
+	return len(rows)
 }
 
 // Quantile is the q-quantile of sorted values, interpolated linearly between ranks.

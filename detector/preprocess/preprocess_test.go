@@ -2,6 +2,8 @@ package preprocess
 
 import (
 	"math"
+	"reflect"
+	"slices"
 	"testing"
 )
 
@@ -62,5 +64,72 @@ func TestSummarize(t *testing.T) {
 	s := Summarize(x, []string{"v"})[0]
 	if s.Min != 0 || s.Max != 100 || s.Mean != 50 || s.Quantiles["p50"] != 50 || s.Quantiles["p99"] != 99 || s.Quantiles["p25"] != 25 {
 		t.Fatalf("%+v", s)
+	}
+}
+
+// The row-selecting variants see exactly what a copy of those rows would show.
+func TestFitAndSummarizeSelectedRows(t *testing.T) {
+	const d = 3
+	x := make([]float32, 50*d)
+	for i := range x {
+		x[i] = float32((i*37)%101) / 7
+	}
+	rows := []int{44, 3, 17, 9, 30, 31, 0, 12}
+	var picked []float32
+	for _, r := range rows {
+		picked = append(picked, x[r*d:(r+1)*d]...)
+	}
+	for _, kind := range []string{Standardize, MinMax} {
+		want, err := Fit(kind, picked, d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := FitRows(kind, x, d, rows)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("%s: fitted on selected rows %+v, on their copy %+v", kind, got, want)
+		}
+		all, _ := Fit(kind, x, d)
+		if reflect.DeepEqual(all, want) {
+			t.Fatalf("%s: the selection made no difference; the test data cannot tell", kind)
+		}
+	}
+	names := []string{"a", "b", "c"}
+	if got, want := SummarizeRows(x, names, rows), Summarize(picked, names); !reflect.DeepEqual(got, want) {
+		t.Fatalf("summary of selected rows %+v, of their copy %+v", got, want)
+	}
+	if _, err := FitRows(Standardize, x, d, []int{}); err == nil {
+		t.Fatal("fitting on no rows was accepted")
+	}
+	if _, err := Fit(MinMax, nil, d); err == nil {
+		t.Fatal("fitting on no data was accepted")
+	}
+}
+
+// Features summarised a block at a time get the same figures as one column at a time,
+// across block boundaries (blocks of 2 features over 5).
+func TestSummarizeInBlocks(t *testing.T) {
+	const n, d = 40, 5
+	x := make([]float32, n*d)
+	for i := range x {
+		x[i] = float32((i*53)%97) - float32(i%d)*10
+	}
+	defer func(b int) { summaryBlockBytes = b }(summaryBlockBytes)
+	summaryBlockBytes = 2 * 8 * n
+	got := Summarize(x, []string{"a", "b", "c", "d", "e"})
+	for j := range d {
+		col := make([]float64, n)
+		var sum float64
+		for i := range n {
+			col[i] = float64(x[i*d+j])
+			sum += col[i]
+		}
+		slices.Sort(col)
+		g := got[j]
+		if g.Min != col[0] || g.Max != col[n-1] || math.Abs(g.Mean-sum/n) > 1e-9 || g.Quantiles["p50"] != Quantile(col, 0.5) {
+			t.Fatalf("feature %d: %+v; column min %v max %v mean %v median %v", j, g, col[0], col[n-1], sum/n, Quantile(col, 0.5))
+		}
 	}
 }
