@@ -140,6 +140,10 @@ func TestBadInputExitsWithItsPlace(t *testing.T) {
 			`column "id", which the model was trained on, is not in the header`},
 		{"corrupt model", []string{"score", "--model", bad, "--input", good}, exitInvalidInput, "not a kadet model file"},
 		{"unknown command", []string{"fit"}, exitInvalidInput, `unknown command "fit"`},
+		{"window for a row model", []string{"train", "--data", good, "--window", "8", "--out", dir}, exitInvalidInput,
+			"--window and --stride are for model LSTMAutoencoder, not Autoencoder"},
+		{"negative stride", []string{"train", "--data", good, "--model", "LSTMAutoencoder", "--stride", "-1", "--out", dir}, exitInvalidInput,
+			"give positive numbers of rows"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -152,6 +156,30 @@ func TestBadInputExitsWithItsPlace(t *testing.T) {
 	msg, _ := os.ReadFile(termLog)
 	if res, err := kadetv1.ParseTrainingResult(string(msg)); err != nil || !strings.Contains(res.Error, "line 3") {
 		t.Fatalf("termination message %q: %v", msg, err)
+	}
+}
+
+// A sequence model trains from plain flags too, with the window and stride given.
+func TestTrainLSTMFromFlags(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.csv")
+	writeCSV(t, good, 300, 4)
+	models := filepath.Join(dir, "models")
+	code, stdout, stderr := detector(t, context.Background(), "train", "--data", good, "--model", "LSTMAutoencoder",
+		"--timestamp-column", "id", "--columns", "x,y,z", "--window", "6", "--stride", "2", "--epochs", "1", "--out", models)
+	if code != 0 {
+		t.Fatalf("train exited %d: %s", code, stderr)
+	}
+	var res kadetv1.TrainingResult
+	if err := json.Unmarshal([]byte(stdout), &res); err != nil {
+		t.Fatal(err)
+	}
+	m, err := artifact.Load(filepath.Join(models, res.Version, artifact.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Meta.Model.Type != "LSTMAutoencoder" || m.Meta.Model.Window != 6 || m.Meta.Stride != 2 {
+		t.Fatalf("model %+v stride %d, want an LSTMAutoencoder with window 6 and stride 2", m.Meta.Model, m.Meta.Stride)
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"golang.org/x/term"
+	"k8s.io/utils/ptr"
 
 	kadetv1 "github.com/kadet-dev/kadet/api/v1alpha1"
 	"github.com/kadet-dev/kadet/detector/pipeline"
@@ -90,7 +91,7 @@ func writeTermination(path string, res kadetv1.TrainingResult, stderr io.Writer)
 // localTrainFlags train without a controller: on a CSV with flags for the model.
 type localTrainFlags struct {
 	data, model, columns, label, timestamp, delimiter, hidden, activation, scaling, method string
-	epochs, batch, latent, patience                                                        int
+	epochs, batch, latent, patience, window, stride                                        int
 	lr, valSplit, param                                                                    float64
 	seed                                                                                   int64
 }
@@ -98,13 +99,15 @@ type localTrainFlags struct {
 func localFlags(fs *flag.FlagSet) *localTrainFlags {
 	l := &localTrainFlags{}
 	fs.StringVar(&l.data, "data", "", "CSV file or http(s) URL to train on (instead of --spec)")
-	fs.StringVar(&l.model, "model", "Autoencoder", "model type: Autoencoder or MLPClassifier")
+	fs.StringVar(&l.model, "model", "Autoencoder", "model type: Autoencoder, MLPClassifier or LSTMAutoencoder (ConvAutoencoder trains on images: use --spec)")
 	fs.StringVar(&l.columns, "columns", "", "comma-separated feature columns (default: all but label and timestamp)")
 	fs.StringVar(&l.label, "label-column", "", "column with 0 (normal) / 1 (anomaly) labels")
 	fs.StringVar(&l.timestamp, "timestamp-column", "", "column with row timestamps")
 	fs.StringVar(&l.delimiter, "delimiter", ",", "field delimiter")
 	fs.StringVar(&l.hidden, "hidden", "", "comma-separated hidden layer widths (default per model type)")
 	fs.IntVar(&l.latent, "latent", 0, "autoencoder latent size (default per model type)")
+	fs.IntVar(&l.window, "window", 0, "LSTMAutoencoder: rows per window, in timestamp order (default per model type)")
+	fs.IntVar(&l.stride, "stride", 0, "LSTMAutoencoder: rows between window starts (default 1)")
 	fs.StringVar(&l.activation, "activation", "ReLU", "ReLU, LeakyReLU, Tanh or Sigmoid")
 	fs.StringVar(&l.scaling, "scaling", "Standardize", "Standardize, MinMax or None")
 	fs.IntVar(&l.epochs, "epochs", 20, "training epochs")
@@ -162,6 +165,20 @@ func trainingRequest(specFile string, l *localTrainFlags) (*kadetv1.TrainingRequ
 	if l.latent > 0 {
 		v := int32(l.latent)
 		req.Model.LatentSize = &v
+	}
+	if l.window != 0 || l.stride != 0 {
+		if req.Model.Type != kadetv1.LSTMAutoencoder {
+			return nil, usageError{fmt.Sprintf("--window and --stride are for model LSTMAutoencoder, not %s", l.model)}
+		}
+		if l.window < 0 || l.stride < 0 {
+			return nil, usageError{fmt.Sprintf("--window %d --stride %d: give positive numbers of rows", l.window, l.stride)}
+		}
+		if l.window > 0 {
+			req.Model.Window = ptr.To(int32(l.window))
+		}
+		if l.stride > 0 {
+			req.Model.Stride = ptr.To(int32(l.stride))
+		}
 	}
 	if l.patience > 0 {
 		req.Training.EarlyStopping = &kadetv1.EarlyStoppingSpec{Patience: int32(l.patience)}
