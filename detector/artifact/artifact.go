@@ -187,7 +187,7 @@ func (m *Metadata) check() error {
 	if len(m.Features) != m.Model.Features() {
 		return fmt.Errorf("%d feature names for %d features per row", len(m.Features), m.Model.Features())
 	}
-	if m.Model.Type == model.LSTMAutoencoder && (m.Stride < 1 || m.Stride > m.Model.Window) {
+	if m.Model.Sequence() && (m.Stride < 1 || m.Stride > m.Model.Window) {
 		return fmt.Errorf("window stride %d for windows of %d rows", m.Stride, m.Model.Window)
 	}
 	if m.Scaler == nil {

@@ -115,7 +115,7 @@ func (t *Trainer) BatchSize() int { return t.batch }
 // Step runs one Adam step on a batch: x holds BatchSize() rows, y their labels (only
 // for a classifier). It returns the batch's loss before the step.
 func (t *Trainer) Step(x, y []float32) (float32, error) {
-	copy(t.xT.Data().([]float32), x)
+	t.net.Spec.toGraph(t.xT.Data().([]float32), x)
 	if t.yT != nil {
 		copy(t.yT.Data().([]float32), y)
 	}

@@ -309,10 +309,11 @@ func TestConvAutoencoderLearnsAndInferenceMatchesTraining(t *testing.T) {
 func TestConvSpecRefusals(t *testing.T) {
 	base := Spec{Type: ConvAutoencoder, Inputs: 784, Channels: []int{16, 32}, Kernel: 3, Latent: 32, Activation: ReLU, ImageRows: 28, ImageCols: 28}
 	for name, mutate := range map[string]func(*Spec){
-		"even kernel":        func(s *Spec) { s.Kernel = 4 },
-		"no channels":        func(s *Spec) { s.Channels = nil },
-		"indivisible images": func(s *Spec) { s.Channels = []int{8, 8, 8} },
-		"inputs mismatch":    func(s *Spec) { s.Inputs = 100 },
+		"even kernel":                 func(s *Spec) { s.Kernel = 4 },
+		"no channels":                 func(s *Spec) { s.Channels = nil },
+		"indivisible images":          func(s *Spec) { s.Channels = []int{8, 8, 8} },
+		"inputs mismatch":             func(s *Spec) { s.Inputs = 100 },
+		"kernel wider than the image": func(s *Spec) { s.Kernel = 29 },
 	} {
 		s := base
 		mutate(&s)
@@ -389,4 +390,99 @@ func TestParallelAdamMatchesSerial(t *testing.T) {
 			t.Fatalf("%s differs between one core and four", serial[i].Name)
 		}
 	}
+}
+
+// Over windows, the ConvAutoencoder's graph sees each feature's values in time order
+// (the conv runs along time), and its output maps back to the window's own layout.
+func TestConvOverWindowsLayout(t *testing.T) {
+	const w, f = 4, 3
+	s := Spec{Type: ConvAutoencoder, Inputs: w * f, Window: w}
+	x := make([]float32, 2*w*f) // two windows, time-major: value 100*window + 10*feature + t
+	for r := range 2 {
+		for tt := range w {
+			for j := range f {
+				x[r*w*f+tt*f+j] = float32(100*r + 10*j + tt)
+			}
+		}
+	}
+	g := make([]float32, len(x))
+	s.toGraph(g, x)
+	for r := range 2 {
+		for j := range f {
+			for tt := range w {
+				if got, want := g[r*w*f+j*w+tt], float32(100*r+10*j+tt); got != want {
+					t.Fatalf("graph input window %d feature %d step %d is %v, want %v", r, j, tt, got, want)
+				}
+			}
+		}
+	}
+	back := make([]float32, len(x))
+	s.fromGraph(back, g)
+	if !slices.Equal(back, x) {
+		t.Fatalf("round trip %v, want %v", back, x)
+	}
+}
+
+func TestConvAutoencoderOverWindowsLearns(t *testing.T) {
+	const window, batch = 16, 16
+	x := sineWindows(256, window, 2)
+	spec := Spec{Type: ConvAutoencoder, Inputs: window * 2, Window: window, Channels: []int{4, 8}, Kernel: 3, Latent: 6, Activation: Tanh}
+	net, err := New(spec, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := net.Params[0].Shape; !slices.Equal(got, []int{4, 2, 3, 1}) {
+		t.Fatalf("first kernel %v: want 4 channels over 2 features, 3 steps long", got)
+	}
+	before := net.Loss(x, nil, 256)
+	train(t, net, x, nil, batch, 400)
+	after := net.Loss(x, nil, 256)
+	if !(after < before/4) {
+		t.Fatalf("loss did not fall to a quarter: %.4f -> %.4f", before, after)
+	}
+	tr, err := NewTrainer(net, batch, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	graphLoss, err := tr.Step(x[:batch*window*2], nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := net.Loss(x[:batch*window*2], nil, batch); math.Abs(got-float64(graphLoss)) > 1e-5 {
+		t.Fatalf("inference loss %.6f vs graph loss %.6f", got, graphLoss)
+	}
+	// A spike at step 5 of feature 0 is that value's error: the reconstruction comes
+	// back in the window's own layout.
+	spiked := append([]float32(nil), x[:window*2]...)
+	spiked[5*2] += 3
+	s, shares := net.Explain(append(append([]float32(nil), x[:window*2]...), spiked...), 2)
+	if !(s[1] > 5*s[0]) {
+		t.Fatalf("spiked window scores %v, clean %v", s[1], s[0])
+	}
+	if top := argmax(shares[window*2:]); top != 5*2 {
+		t.Fatalf("largest error share at %d; the spike is at %d", top, 5*2)
+	}
+	for name, mutate := range map[string]func(*Spec){
+		"window not divisible by 4": func(s *Spec) { s.Window, s.Inputs = 10, 20 },
+		"inputs not whole rows":     func(s *Spec) { s.Inputs = 33 },
+		"image size as well":        func(s *Spec) { s.ImageRows, s.ImageCols = 4, 8 },
+		"kernel longer than window": func(s *Spec) { s.Kernel = 17 },
+	} {
+		s := spec
+		mutate(&s)
+		if _, err := New(s, 1); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+func argmax(v []float32) int {
+	best := 0
+	for i, x := range v {
+		if x > v[best] {
+			best = i
+		}
+	}
+	return best
 }

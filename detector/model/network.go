@@ -40,8 +40,9 @@ type Spec struct {
 	Hidden     []int  `json:"hidden,omitempty"`
 	Latent     int    `json:"latent,omitempty"`
 	Activation string `json:"activation"`
-	// Convolutional models: channels per conv block, the square kernel size, and the
-	// input images' height and width (Inputs = ImageRows * ImageCols).
+	// Convolutional models: channels per conv block, the kernel size (k x k over an
+	// image, k rows over a window), and the input images' height and width (Inputs =
+	// ImageRows * ImageCols; none over windows).
 	Channels  []int `json:"channels,omitempty"`
 	Kernel    int   `json:"kernel,omitempty"`
 	ImageRows int   `json:"imageRows,omitempty"`
@@ -53,10 +54,16 @@ type Spec struct {
 // Features is the number of features of one row: Inputs, or Inputs / Window for a
 // sequence model, whose input is a window of rows.
 func (s Spec) Features() int {
-	if s.Type == LSTMAutoencoder && s.Window > 0 {
+	if s.Sequence() {
 		return s.Inputs / s.Window
 	}
 	return s.Inputs
+}
+
+// Sequence reports a model that reads windows of consecutive rows: an LSTMAutoencoder,
+// or a ConvAutoencoder given a window.
+func (s Spec) Sequence() bool {
+	return (s.Type == LSTMAutoencoder || s.Type == ConvAutoencoder) && s.Window > 0
 }
 
 // maxParams bounds a network's size (about 1 GiB of float32 weights), so a corrupt

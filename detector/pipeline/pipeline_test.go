@@ -191,7 +191,9 @@ func TestUnusableRequestsAreInputErrors(t *testing.T) {
 		"too few rows for a window": {func(r *kadetv1.TrainingRequest) {
 			r.Model = kadetv1.ModelSpec{Type: kadetv1.LSTMAutoencoder, Window: ptr.To[int32](200)}
 		}, "training and the validation split need a window of 200 rows each"},
-		"conv on a csv":   {func(r *kadetv1.TrainingRequest) { r.Model = kadetv1.ModelSpec{Type: kadetv1.ConvAutoencoder} }, "ConvAutoencoder needs image data"},
+		"conv window not halved twice": {func(r *kadetv1.TrainingRequest) {
+			r.Model = kadetv1.ModelSpec{Type: kadetv1.ConvAutoencoder, Window: ptr.To[int32](18)}
+		}, "needs a window divisible by 4; the window is 18 rows"},
 		"unknown scaling": {func(r *kadetv1.TrainingRequest) { r.Preprocessing.Scaling = "Log" }, "unknown scaling"},
 	}
 	for name, tt := range tests {

@@ -5,7 +5,6 @@ import (
 	"sync"
 
 	"github.com/kadet-dev/kadet/detector/artifact"
-	"github.com/kadet-dev/kadet/detector/model"
 )
 
 // Scored is one record's result. Score is the normalised contract every model type
@@ -48,7 +47,7 @@ func score(m *artifact.Model, x []float32, explain bool) ([]Scored, []float32, e
 	scaled := m.Meta.Scaler.Transform((*buf)[:len(x)], x)
 	var raw, shares []float32
 	switch {
-	case m.Network.Spec.Type == model.LSTMAutoencoder:
+	case m.Network.Spec.Sequence():
 		// The rows are one run in time order; each is scored within its windows.
 		var err error
 		if raw, shares, err = sequenceScores(m.Network, scaled, rows, m.Meta.Stride, explain); err != nil {

@@ -11,7 +11,6 @@ import (
 
 	"github.com/kadet-dev/kadet/detector/artifact"
 	"github.com/kadet-dev/kadet/detector/data"
-	"github.com/kadet-dev/kadet/detector/model"
 )
 
 // scoreBatch rows are scored at a time, so a file of any size streams through.
@@ -89,7 +88,7 @@ func ScoreCSV(m *artifact.Model, r io.Reader, w io.Writer, source string, delim 
 		}
 		batch = append(batch, rec)
 		// A sequence model scores the whole run at once: windows span batches.
-		if len(batch) == scoreBatch && m.Network.Spec.Type != model.LSTMAutoencoder {
+		if len(batch) == scoreBatch && !m.Network.Spec.Sequence() {
 			if err := flush(); err != nil {
 				return rows, anomalies, err
 			}

@@ -66,16 +66,29 @@ func writeSeries(t *testing.T, path string, rows, anomalyFrom int, seed uint64) 
 	return anomalies
 }
 
-func TestLSTMAutoencoderFindsShiftsAndSpikes(t *testing.T) {
+func TestSequenceModelsFindShiftsAndSpikes(t *testing.T) {
 	dir := t.TempDir()
 	trainCSV, testCSV := filepath.Join(dir, "train.csv"), filepath.Join(dir, "test.csv")
 	writeSeries(t, trainCSV, 1200, math.MaxInt, 1)
 	injected := writeSeries(t, testCSV, 600, 100, 2)
+	for _, model := range []kadetv1.ModelSpec{
+		{Type: kadetv1.LSTMAutoencoder, HiddenLayers: []int32{16}, LatentSize: ptr.To[int32](6),
+			Window: ptr.To[int32](16), Stride: ptr.To[int32](2), Activation: "Tanh"},
+		{Type: kadetv1.ConvAutoencoder, Channels: []int32{8, 16}, KernelSize: ptr.To[int32](5), LatentSize: ptr.To[int32](6),
+			Window: ptr.To[int32](16), Stride: ptr.To[int32](2), Activation: "Tanh"},
+	} {
+		t.Run(string(model.Type), func(t *testing.T) { findShiftsAndSpikes(t, model, trainCSV, testCSV, injected) })
+	}
+}
+
+// findShiftsAndSpikes trains model on trainCSV's series and checks that it scores the
+// injected rows of testCSV highest, by their timestamps.
+func findShiftsAndSpikes(t *testing.T, model kadetv1.ModelSpec, trainCSV, testCSV string, injected []int) {
+	dir := t.TempDir()
 	req := &kadetv1.TrainingRequest{
 		APIVersion: kadetv1.GroupVersion.String(), Kind: kadetv1.TrainingRequestKind,
-		Detector: kadetv1.ObjectKey{Name: "pump"},
-		Model: kadetv1.ModelSpec{Type: kadetv1.LSTMAutoencoder, HiddenLayers: []int32{16}, LatentSize: ptr.To[int32](6),
-			Window: ptr.To[int32](16), Stride: ptr.To[int32](2), Activation: "Tanh"},
+		Detector:      kadetv1.ObjectKey{Name: "pump"},
+		Model:         model,
 		Preprocessing: kadetv1.PreprocessingSpec{Scaling: "Standardize"},
 		Training:      kadetv1.TrainingParameters{Epochs: 25, BatchSize: 32, LearningRate: 0.005, ValidationSplit: 0.2, Seed: 1},
 		Threshold:     kadetv1.ThresholdSpec{Method: kadetv1.ThresholdPercentile, Percentile: ptr.To(99.0)},

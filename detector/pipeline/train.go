@@ -74,7 +74,7 @@ func Train(ctx context.Context, req *kadetv1.TrainingRequest, outDir string, pro
 		cfg.Patience, cfg.MinDelta = int(es.Patience), es.MinDelta
 	}
 	fitter := fitRows
-	if spec.Type == model.LSTMAutoencoder {
+	if spec.Sequence() {
 		fitter = fitSequence
 	}
 	f, err := fitter(ctx, req, spec, tbl, th, cfg, progress)
@@ -113,8 +113,8 @@ func Train(ctx context.Context, req *kadetv1.TrainingRequest, outDir string, pro
 		},
 		Data: preprocess.SummarizeRows(f.fitX, tbl.Columns, f.fitRows), Kadet: Version, CreatedAt: now,
 	}
-	if spec.Type == model.LSTMAutoencoder {
-		meta.Stride = int(*kadetv1.ResolvedModel(req.Model).Stride)
+	if spec.Sequence() {
+		meta.Stride = stride(req.Model)
 	}
 	if tbl.ImageRows > 0 {
 		meta.Image = &artifact.ImageShape{Rows: tbl.ImageRows, Cols: tbl.ImageCols}
@@ -251,7 +251,7 @@ func gatherLabels(labels []float32, idx []int) []float32 {
 func fitSequence(ctx context.Context, req *kadetv1.TrainingRequest, spec model.Spec, tbl *data.Table, th calibrate.Spec, cfg train.Config, progress func(train.Progress)) (*fitted, error) {
 	sortByTime(tbl)
 	d, rows, w := len(tbl.Columns), tbl.Rows(), spec.Window
-	stride := int(*kadetv1.ResolvedModel(req.Model).Stride)
+	stride := stride(req.Model)
 	nVal := int(math.Round(float64(rows) * req.Training.ValidationSplit))
 	if nVal > 0 && nVal < w {
 		nVal = w
@@ -306,6 +306,14 @@ func fitSequence(ctx context.Context, req *kadetv1.TrainingRequest, spec model.S
 		}
 	}
 	return f, nil
+}
+
+// stride is the step between windows of a sequence model: 1 unless the spec says.
+func stride(m kadetv1.ModelSpec) int {
+	if m.Stride != nil {
+		return int(*m.Stride)
+	}
+	return 1
 }
 
 func seq(from, to int) []int {
@@ -363,10 +371,21 @@ func modelSpec(m kadetv1.ModelSpec, tbl *data.Table) (model.Spec, error) {
 			s.Hidden = append(s.Hidden, int(h))
 		}
 	case kadetv1.ConvAutoencoder:
-		if tbl.ImageRows == 0 {
-			return s, &SpecError{Msg: "model type ConvAutoencoder needs image data"}
+		// Over images the blocks run across rows and columns; over rows of a series,
+		// along time through windows.
+		switch {
+		case tbl.ImageRows > 0 && (m.Window != nil || m.Stride != nil):
+			return s, &SpecError{Msg: "window and stride are for a ConvAutoencoder over rows of a series; this data is images"}
+		case tbl.ImageRows > 0:
+			s.ImageRows, s.ImageCols = tbl.ImageRows, tbl.ImageCols
+		default:
+			s.Window = kadetv1.DefaultWindow
+			if m.Window != nil {
+				s.Window = int(*m.Window)
+			}
+			s.Inputs *= s.Window
 		}
-		s.ImageRows, s.ImageCols, s.Kernel = tbl.ImageRows, tbl.ImageCols, int(*m.KernelSize)
+		s.Kernel = int(*m.KernelSize)
 		for _, c := range m.Channels {
 			s.Channels = append(s.Channels, int(c))
 		}

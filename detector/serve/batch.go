@@ -3,7 +3,6 @@ package serve
 import (
 	"sync"
 
-	"github.com/kadet-dev/kadet/detector/model"
 	"github.com/kadet-dev/kadet/detector/pipeline"
 )
 
@@ -71,7 +70,7 @@ func (b *batcher) take() []*job {
 	rows := first.n
 	rest := b.queue[:0]
 	// A sequence model's rows are one run in time: requests are never mixed.
-	sequence := first.l.model.Network != nil && first.l.model.Network.Spec.Type == model.LSTMAutoencoder
+	sequence := first.l.model.Network != nil && first.l.model.Network.Spec.Sequence()
 	for _, j := range b.queue[1:] {
 		if !sequence && j.l == first.l && rows+j.n <= maxBatchRows {
 			batch = append(batch, j)

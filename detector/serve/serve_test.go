@@ -441,11 +441,19 @@ func FuzzDecodeDetect(f *testing.F) {
 	})
 }
 
-// A sequence model scores a run of rows, each row by the windows around it, and says
-// how many rows a shorter run lacks.
+// A sequence model (an LSTM, or a ConvAutoencoder over windows) scores a run of rows,
+// each row by the windows around it, and says how many rows a shorter run lacks.
 func TestSequenceModelScoresRuns(t *testing.T) {
+	for _, spec := range []model.Spec{
+		{Type: model.LSTMAutoencoder, Inputs: 4 * 3, Window: 4, Hidden: []int{5}, Latent: 2, Activation: model.Tanh},
+		{Type: model.ConvAutoencoder, Inputs: 4 * 3, Window: 4, Channels: []int{2}, Kernel: 3, Latent: 2, Activation: model.Tanh},
+	} {
+		t.Run(spec.Type, func(t *testing.T) { sequenceScoresRuns(t, spec) })
+	}
+}
+
+func sequenceScoresRuns(t *testing.T, spec model.Spec) {
 	dir := t.TempDir()
-	spec := model.Spec{Type: model.LSTMAutoencoder, Inputs: 4 * 3, Window: 4, Hidden: []int{5}, Latent: 2, Activation: model.Tanh}
 	net, err := model.New(spec, 1)
 	if err != nil {
 		t.Fatal(err)
