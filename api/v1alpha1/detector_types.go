@@ -15,7 +15,8 @@ const (
 	Autoencoder ModelType = "Autoencoder"
 	// MLPClassifier is a supervised classifier scored by anomaly probability; needs a label column.
 	MLPClassifier ModelType = "MLPClassifier"
-	// ConvAutoencoder is a convolutional autoencoder for images.
+	// ConvAutoencoder is a convolutional autoencoder for images, or over sliding windows
+	// of a multivariate series (convolving along time) when the data is rows.
 	ConvAutoencoder ModelType = "ConvAutoencoder"
 	// LSTMAutoencoder reconstructs sliding windows of a multivariate series.
 	LSTMAutoencoder ModelType = "LSTMAutoencoder"
@@ -96,8 +97,9 @@ type LocalObjectReference struct {
 
 // ModelSpec describes the network. Fields that apply to one model type only are refused
 // on the others.
-// +kubebuilder:validation:XValidation:rule="!has(self.window) || self.type == 'LSTMAutoencoder'",message="window applies only to type LSTMAutoencoder"
-// +kubebuilder:validation:XValidation:rule="!has(self.stride) || self.type == 'LSTMAutoencoder'",message="stride applies only to type LSTMAutoencoder"
+// +kubebuilder:validation:XValidation:rule="!has(self.window) || self.type in ['LSTMAutoencoder', 'ConvAutoencoder']",message="window applies only to types LSTMAutoencoder and ConvAutoencoder"
+// +kubebuilder:validation:XValidation:rule="!has(self.stride) || self.type in ['LSTMAutoencoder', 'ConvAutoencoder']",message="stride applies only to types LSTMAutoencoder and ConvAutoencoder"
+// +kubebuilder:validation:XValidation:rule="self.type != 'ConvAutoencoder' || !has(self.window) || self.window % [1, 2, 4, 8, 16, 32, 64, 128, 256][has(self.channels) ? size(self.channels) : 2] == 0",message="a ConvAutoencoder's window must be divisible by 2 to the number of channels (4 for the default two): each conv block halves it"
 // +kubebuilder:validation:XValidation:rule="!has(self.stride) || !has(self.window) || self.stride <= self.window",message="stride must not exceed window, or rows between windows would never be scored"
 // +kubebuilder:validation:XValidation:rule="!has(self.channels) || self.type == 'ConvAutoencoder'",message="channels applies only to type ConvAutoencoder"
 // +kubebuilder:validation:XValidation:rule="!has(self.kernelSize) || self.type == 'ConvAutoencoder'",message="kernelSize applies only to type ConvAutoencoder"
@@ -124,7 +126,8 @@ type ModelSpec struct {
 	// +kubebuilder:default=ReLU
 	Activation Activation `json:"activation,omitempty"`
 
-	// Window is the number of consecutive rows an LSTMAutoencoder reconstructs.
+	// Window is the number of consecutive rows an LSTMAutoencoder, or a ConvAutoencoder
+	// over rows of a series, reconstructs (default 32).
 	// +optional
 	// +kubebuilder:validation:Minimum=2
 	// +kubebuilder:validation:Maximum=4096
@@ -143,7 +146,8 @@ type ModelSpec struct {
 	// +kubebuilder:validation:items:Maximum=1024
 	Channels []int32 `json:"channels,omitempty"`
 
-	// KernelSize is the ConvAutoencoder's square kernel size.
+	// KernelSize is the ConvAutoencoder's kernel size: k x k over images, k rows over
+	// windows of a series.
 	// +optional
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=15

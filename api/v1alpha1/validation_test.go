@@ -114,7 +114,9 @@ var invalidManifests = []struct {
 	{"detector without data source", detHeader, "spec:\n  model: {type: Autoencoder}", "spec.dataSourceRef", "Required value"},
 	{"unknown model type", detHeader, detSpec("  model: {type: Transformer}"), "spec.model.type", "Unsupported value"},
 	{"unknown activation", detHeader, detSpec("  model: {type: Autoencoder, activation: Swish}"), "spec.model.activation", "Unsupported value"},
-	{"window on a dense autoencoder", detHeader, detSpec("  model: {type: Autoencoder, window: 16}"), "spec.model", "window applies only to type LSTMAutoencoder"},
+	{"window on a dense autoencoder", detHeader, detSpec("  model: {type: Autoencoder, window: 16}"), "spec.model", "window applies only to types LSTMAutoencoder and ConvAutoencoder"},
+	{"conv window not halved twice", detHeader, detSpec("  model: {type: ConvAutoencoder, window: 18}"), "spec.model", "window must be divisible by 2 to the number of channels"},
+	{"conv window not halved three times", detHeader, detSpec("  model: {type: ConvAutoencoder, channels: [8, 8, 8], window: 20}"), "spec.model", "window must be divisible by 2 to the number of channels"},
 	{"stride longer than window", detHeader, detSpec("  model: {type: LSTMAutoencoder, window: 8, stride: 9}"), "spec.model", "stride must not exceed window"},
 	{"channels on an LSTM", detHeader, detSpec("  model: {type: LSTMAutoencoder, channels: [8]}"), "spec.model", "channels applies only to type ConvAutoencoder"},
 	{"even kernel size", detHeader, detSpec("  model: {type: ConvAutoencoder, kernelSize: 4}"), "spec.model.kernelSize", "kernelSize must be odd"},
@@ -191,6 +193,22 @@ func TestMinimalManifestsAreDefaulted(t *testing.T) {
 	for path, v := range map[string]string{"spec.prometheus.range": "24h", "spec.prometheus.step": "1m"} {
 		if got, _, _ := unstructured.NestedString(ds.Object, strings.Split(path, ".")...); got != v {
 			t.Errorf("%s = %q; want %q", path, got, v)
+		}
+	}
+}
+
+// Windows that each conv block can halve pass the rule the refusals above hit.
+func TestConvWindowsAreAccepted(t *testing.T) {
+	for i, model := range []string{
+		"{type: ConvAutoencoder, window: 32, stride: 4}",
+		"{type: ConvAutoencoder, channels: [8, 8, 8], window: 24}",
+		"{type: ConvAutoencoder, channels: [8], window: 6}",
+		"{type: LSTMAutoencoder, window: 7}",
+	} {
+		det := object(t, fmt.Sprintf("apiVersion: anomaly.kadet.dev/v1alpha1\nkind: Detector\nmetadata: {name: conv-window-%d}\n", i)+
+			detSpec("  model: "+model))
+		if err := k8sClient.Create(context.Background(), det); err != nil {
+			t.Errorf("%s: %v", model, err)
 		}
 	}
 }

@@ -138,9 +138,11 @@ func TestResolveTrainingRefusesIncompatibleData(t *testing.T) {
 			"MLPClassifier needs a csv DataSource with labelColumn"},
 		{"mlp with labels", det(func(d *kadetv1.Detector) { d.Spec.Model.Type = kadetv1.MLPClassifier }),
 			csvDS(func(c *kadetv1.CSVSource) { c.LabelColumn = "fraud" }), ""},
-		{"conv on csv", det(func(d *kadetv1.Detector) { d.Spec.Model.Type = kadetv1.ConvAutoencoder }), csvDS(nil),
-			"ConvAutoencoder needs an images DataSource"},
+		{"conv over windows of csv rows", det(func(d *kadetv1.Detector) { d.Spec.Model.Type = kadetv1.ConvAutoencoder }), csvDS(nil), ""},
 		{"conv on images", det(func(d *kadetv1.Detector) { d.Spec.Model.Type = kadetv1.ConvAutoencoder }), images, ""},
+		{"conv window on images", det(func(d *kadetv1.Detector) {
+			d.Spec.Model.Type, d.Spec.Model.Window = kadetv1.ConvAutoencoder, ptr.To[int32](16)
+		}), images, "window and stride are for a ConvAutoencoder over a series"},
 		{"lstm on images", det(func(d *kadetv1.Detector) { d.Spec.Model.Type = kadetv1.LSTMAutoencoder }), images,
 			"LSTMAutoencoder needs a csv or prometheus DataSource"},
 		{"best f1 without labels", det(func(d *kadetv1.Detector) { d.Spec.Threshold.Method = kadetv1.ThresholdBestF1 }),

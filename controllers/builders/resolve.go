@@ -73,8 +73,8 @@ func checkCompatible(det *kadetv1.Detector, ds *kadetv1.DataSource) error {
 	switch {
 	case model == kadetv1.MLPClassifier && (ds.Spec.CSV == nil || ds.Spec.CSV.LabelColumn == ""):
 		return incompatible("model type MLPClassifier needs a csv DataSource with labelColumn; DataSource %q has none", ds.Name)
-	case model == kadetv1.ConvAutoencoder && src != "images":
-		return incompatible("model type ConvAutoencoder needs an images DataSource; DataSource %q is %s", ds.Name, src)
+	case model == kadetv1.ConvAutoencoder && src == "images" && (det.Spec.Model.Window != nil || det.Spec.Model.Stride != nil):
+		return incompatible("window and stride are for a ConvAutoencoder over a series (csv or prometheus); DataSource %q is images", ds.Name)
 	case model == kadetv1.LSTMAutoencoder && src == "images":
 		return incompatible("model type LSTMAutoencoder needs a csv or prometheus DataSource; DataSource %q is images", ds.Name)
 	case det.Spec.Threshold.Method == kadetv1.ThresholdBestF1 && !hasLabels:

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -141,7 +142,11 @@ func TestBadInputExitsWithItsPlace(t *testing.T) {
 		{"corrupt model", []string{"score", "--model", bad, "--input", good}, exitInvalidInput, "not a kadet model file"},
 		{"unknown command", []string{"fit"}, exitInvalidInput, `unknown command "fit"`},
 		{"window for a row model", []string{"train", "--data", good, "--window", "8", "--out", dir}, exitInvalidInput,
-			"--window and --stride are for model LSTMAutoencoder, not Autoencoder"},
+			"--window and --stride are for models LSTMAutoencoder and ConvAutoencoder, not Autoencoder"},
+		{"channels for an LSTM", []string{"train", "--data", good, "--model", "LSTMAutoencoder", "--channels", "8", "--out", dir}, exitInvalidInput,
+			"--channels and --kernel-size are for model ConvAutoencoder, not LSTMAutoencoder"},
+		{"even conv kernel", []string{"train", "--data", good, "--model", "ConvAutoencoder", "--kernel-size", "4", "--out", dir}, exitInvalidInput,
+			"--kernel-size 4: give an odd number of rows"},
 		{"negative stride", []string{"train", "--data", good, "--model", "LSTMAutoencoder", "--stride", "-1", "--out", dir}, exitInvalidInput,
 			"give positive numbers of rows"},
 	}
@@ -159,27 +164,42 @@ func TestBadInputExitsWithItsPlace(t *testing.T) {
 	}
 }
 
-// A sequence model trains from plain flags too, with the window and stride given.
-func TestTrainLSTMFromFlags(t *testing.T) {
+// Sequence models train from plain flags too, with their window, stride and (conv)
+// blocks given.
+func TestTrainSequenceModelsFromFlags(t *testing.T) {
 	dir := t.TempDir()
 	good := filepath.Join(dir, "good.csv")
 	writeCSV(t, good, 300, 4)
-	models := filepath.Join(dir, "models")
-	code, stdout, stderr := detector(t, context.Background(), "train", "--data", good, "--model", "LSTMAutoencoder",
-		"--timestamp-column", "id", "--columns", "x,y,z", "--window", "6", "--stride", "2", "--epochs", "1", "--out", models)
-	if code != 0 {
-		t.Fatalf("train exited %d: %s", code, stderr)
-	}
-	var res kadetv1.TrainingResult
-	if err := json.Unmarshal([]byte(stdout), &res); err != nil {
-		t.Fatal(err)
-	}
-	m, err := artifact.Load(filepath.Join(models, res.Version, artifact.FileName))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if m.Meta.Model.Type != "LSTMAutoencoder" || m.Meta.Model.Window != 6 || m.Meta.Stride != 2 {
-		t.Fatalf("model %+v stride %d, want an LSTMAutoencoder with window 6 and stride 2", m.Meta.Model, m.Meta.Stride)
+	for _, tt := range []struct {
+		model    string
+		extra    []string
+		channels []int
+		kernel   int
+	}{
+		{"LSTMAutoencoder", nil, nil, 0},
+		{"ConvAutoencoder", []string{"--channels", "4,8", "--kernel-size", "5"}, []int{4, 8}, 5},
+	} {
+		t.Run(tt.model, func(t *testing.T) {
+			models := filepath.Join(dir, tt.model)
+			args := append([]string{"train", "--data", good, "--model", tt.model, "--timestamp-column", "id", "--columns", "x,y,z",
+				"--window", "8", "--stride", "2", "--epochs", "1", "--out", models}, tt.extra...)
+			code, stdout, stderr := detector(t, context.Background(), args...)
+			if code != 0 {
+				t.Fatalf("train exited %d: %s", code, stderr)
+			}
+			var res kadetv1.TrainingResult
+			if err := json.Unmarshal([]byte(stdout), &res); err != nil {
+				t.Fatal(err)
+			}
+			m, err := artifact.Load(filepath.Join(models, res.Version, artifact.FileName))
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := m.Meta.Model
+			if string(s.Type) != tt.model || s.Window != 8 || m.Meta.Stride != 2 || !slices.Equal(s.Channels, tt.channels) || s.Kernel != tt.kernel {
+				t.Fatalf("model %+v stride %d; want a %s with window 8, stride 2, channels %v, kernel %d", s, m.Meta.Stride, tt.model, tt.channels, tt.kernel)
+			}
+		})
 	}
 }
 

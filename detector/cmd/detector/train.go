@@ -90,24 +90,26 @@ func writeTermination(path string, res kadetv1.TrainingResult, stderr io.Writer)
 
 // localTrainFlags train without a controller: on a CSV with flags for the model.
 type localTrainFlags struct {
-	data, model, columns, label, timestamp, delimiter, hidden, activation, scaling, method string
-	epochs, batch, latent, patience, window, stride                                        int
-	lr, valSplit, param                                                                    float64
-	seed                                                                                   int64
+	data, model, columns, label, timestamp, delimiter, hidden, channels, activation, scaling, method string
+	epochs, batch, latent, patience, window, stride, kernel                                          int
+	lr, valSplit, param                                                                              float64
+	seed                                                                                             int64
 }
 
 func localFlags(fs *flag.FlagSet) *localTrainFlags {
 	l := &localTrainFlags{}
 	fs.StringVar(&l.data, "data", "", "CSV file or http(s) URL to train on (instead of --spec)")
-	fs.StringVar(&l.model, "model", "Autoencoder", "model type: Autoencoder, MLPClassifier or LSTMAutoencoder (ConvAutoencoder trains on images: use --spec)")
+	fs.StringVar(&l.model, "model", "Autoencoder", "model type: Autoencoder, MLPClassifier, or over windows of rows LSTMAutoencoder or ConvAutoencoder")
 	fs.StringVar(&l.columns, "columns", "", "comma-separated feature columns (default: all but label and timestamp)")
 	fs.StringVar(&l.label, "label-column", "", "column with 0 (normal) / 1 (anomaly) labels")
 	fs.StringVar(&l.timestamp, "timestamp-column", "", "column with row timestamps")
 	fs.StringVar(&l.delimiter, "delimiter", ",", "field delimiter")
 	fs.StringVar(&l.hidden, "hidden", "", "comma-separated hidden layer widths (default per model type)")
 	fs.IntVar(&l.latent, "latent", 0, "autoencoder latent size (default per model type)")
-	fs.IntVar(&l.window, "window", 0, "LSTMAutoencoder: rows per window, in timestamp order (default per model type)")
-	fs.IntVar(&l.stride, "stride", 0, "LSTMAutoencoder: rows between window starts (default 1)")
+	fs.IntVar(&l.window, "window", 0, "LSTMAutoencoder, ConvAutoencoder: rows per window, in timestamp order (default 32)")
+	fs.IntVar(&l.stride, "stride", 0, "LSTMAutoencoder, ConvAutoencoder: rows between window starts (default 1)")
+	fs.StringVar(&l.channels, "channels", "", "ConvAutoencoder: comma-separated channels per conv block (default 16,32)")
+	fs.IntVar(&l.kernel, "kernel-size", 0, "ConvAutoencoder: odd kernel size in rows (default 3)")
 	fs.StringVar(&l.activation, "activation", "ReLU", "ReLU, LeakyReLU, Tanh or Sigmoid")
 	fs.StringVar(&l.scaling, "scaling", "Standardize", "Standardize, MinMax or None")
 	fs.IntVar(&l.epochs, "epochs", 20, "training epochs")
@@ -152,23 +154,31 @@ func trainingRequest(specFile string, l *localTrainFlags) (*kadetv1.TrainingRequ
 	if l.columns != "" {
 		req.Data.CSV.Columns = strings.Split(l.columns, ",")
 	}
-	for _, h := range strings.Split(l.hidden, ",") {
-		if h == "" {
-			continue
+	var err error
+	if req.Model.HiddenLayers, err = widths("--hidden", l.hidden); err != nil {
+		return nil, err
+	}
+	if l.channels != "" || l.kernel != 0 {
+		if req.Model.Type != kadetv1.ConvAutoencoder {
+			return nil, usageError{fmt.Sprintf("--channels and --kernel-size are for model ConvAutoencoder, not %s", l.model)}
 		}
-		v, err := strconv.Atoi(strings.TrimSpace(h))
-		if err != nil || v <= 0 {
-			return nil, usageError{fmt.Sprintf("--hidden: %q is not a positive width", h)}
+		if req.Model.Channels, err = widths("--channels", l.channels); err != nil {
+			return nil, err
 		}
-		req.Model.HiddenLayers = append(req.Model.HiddenLayers, int32(v))
+		if l.kernel < 0 || (l.kernel > 0 && l.kernel%2 == 0) {
+			return nil, usageError{fmt.Sprintf("--kernel-size %d: give an odd number of rows", l.kernel)}
+		}
+		if l.kernel > 0 {
+			req.Model.KernelSize = ptr.To(int32(l.kernel))
+		}
 	}
 	if l.latent > 0 {
 		v := int32(l.latent)
 		req.Model.LatentSize = &v
 	}
 	if l.window != 0 || l.stride != 0 {
-		if req.Model.Type != kadetv1.LSTMAutoencoder {
-			return nil, usageError{fmt.Sprintf("--window and --stride are for model LSTMAutoencoder, not %s", l.model)}
+		if req.Model.Type != kadetv1.LSTMAutoencoder && req.Model.Type != kadetv1.ConvAutoencoder {
+			return nil, usageError{fmt.Sprintf("--window and --stride are for models LSTMAutoencoder and ConvAutoencoder, not %s", l.model)}
 		}
 		if l.window < 0 || l.stride < 0 {
 			return nil, usageError{fmt.Sprintf("--window %d --stride %d: give positive numbers of rows", l.window, l.stride)}
@@ -197,6 +207,22 @@ func trainingRequest(specFile string, l *localTrainFlags) (*kadetv1.TrainingRequ
 		}
 	}
 	return req, checkRequest(req)
+}
+
+// widths parses a comma-separated list of positive sizes.
+func widths(flagName, list string) ([]int32, error) {
+	var out []int32
+	for _, h := range strings.Split(list, ",") {
+		if h == "" {
+			continue
+		}
+		v, err := strconv.Atoi(strings.TrimSpace(h))
+		if err != nil || v <= 0 {
+			return nil, usageError{fmt.Sprintf("%s: %q is not a positive width", flagName, h)}
+		}
+		out = append(out, int32(v))
+	}
+	return out, nil
 }
 
 func readSpec(path string) (*kadetv1.TrainingRequest, error) {
