@@ -259,14 +259,7 @@ func (s Spec) toGraph(dst, x []float32) {
 		copy(dst, x)
 		return
 	}
-	w, f := s.Window, s.Features()
-	for r := 0; r+w*f <= len(x); r += w * f {
-		for t := range w {
-			for j := range f {
-				dst[r+j*w+t] = x[r+t*f+j]
-			}
-		}
-	}
+	transposeBlocks(dst, x, s.Window, s.Features())
 }
 
 // fromGraph is toGraph's inverse.
@@ -275,11 +268,15 @@ func (s Spec) fromGraph(dst, g []float32) {
 		copy(dst, g)
 		return
 	}
-	w, f := s.Window, s.Features()
-	for r := 0; r+w*f <= len(g); r += w * f {
-		for t := range w {
-			for j := range f {
-				dst[r+t*f+j] = g[r+j*w+t]
+	transposeBlocks(dst, g, s.Features(), s.Window)
+}
+
+// transposeBlocks writes each consecutive rows x cols block of src transposed into dst.
+func transposeBlocks(dst, src []float32, rows, cols int) {
+	for b := 0; b+rows*cols <= len(src); b += rows * cols {
+		for r := range rows {
+			for c := range cols {
+				dst[b+c*rows+r] = src[b+r*cols+c]
 			}
 		}
 	}

@@ -270,24 +270,7 @@ func TestConvAutoencoderLearnsAndInferenceMatchesTraining(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	before := net.Loss(x, nil, 256)
-	train(t, net, x, nil, batch, 400)
-	after := net.Loss(x, nil, 256)
-	if !(after < before/2) {
-		t.Fatalf("loss did not fall by half: %.4f -> %.4f", before, after)
-	}
-	tr, err := NewTrainer(net, batch, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tr.Close()
-	graphLoss, err := tr.Step(x[:batch*side*side], nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := net.Loss(x[:batch*side*side], nil, batch); math.Abs(got-float64(graphLoss)) > 1e-5 {
-		t.Fatalf("inference loss %.6f vs graph loss %.6f", got, graphLoss)
-	}
+	learnsAndMatchesGraph(t, net, x, batch, 400, 2)
 	// Any row count, across the inference graph's padded batches, scores each row alike.
 	all := net.Scores(x[:70*side*side], 70)
 	for _, i := range []int{0, 63, 64, 69} {
@@ -335,41 +318,6 @@ func sineWindows(n, window int, seed uint64) []float32 {
 		}
 	}
 	return x
-}
-
-func TestLSTMAutoencoderLearnsAndInferenceMatchesTraining(t *testing.T) {
-	const window, batch = 12, 16
-	x := sineWindows(256, window, 1)
-	spec := Spec{Type: LSTMAutoencoder, Inputs: window * 2, Window: window, Hidden: []int{16}, Latent: 4, Activation: Tanh}
-	net, err := New(spec, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	before := net.Loss(x, nil, 256)
-	train(t, net, x, nil, batch, 300)
-	after := net.Loss(x, nil, 256)
-	if !(after < before/4) {
-		t.Fatalf("loss did not fall to a quarter: %.4f -> %.4f", before, after)
-	}
-	tr, err := NewTrainer(net, batch, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tr.Close()
-	graphLoss, err := tr.Step(x[:batch*window*2], nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := net.Loss(x[:batch*window*2], nil, batch); math.Abs(got-float64(graphLoss)) > 1e-5 {
-		t.Fatalf("inference loss %.6f vs graph loss %.6f", got, graphLoss)
-	}
-	// A window with a spike reconstructs worse than a clean one.
-	spiked := append([]float32(nil), x[:window*2]...)
-	spiked[10] += 3
-	s := net.Scores(append(append([]float32(nil), x[:window*2]...), spiked...), 2)
-	if !(s[1] > 5*s[0]) {
-		t.Fatalf("spiked window scores %v, clean %v", s[1], s[0])
-	}
 }
 
 // The optimiser updates large tensors in chunks on every core; the weights come out
@@ -423,45 +371,48 @@ func TestConvOverWindowsLayout(t *testing.T) {
 	}
 }
 
-func TestConvAutoencoderOverWindowsLearns(t *testing.T) {
-	const window, batch = 16, 16
-	x := sineWindows(256, window, 2)
-	spec := Spec{Type: ConvAutoencoder, Inputs: window * 2, Window: window, Channels: []int{4, 8}, Kernel: 3, Latent: 6, Activation: Tanh}
+// Both sequence models learn windows of a series, run the same network in training and
+// inference, and put a spike's error on the spiked value: the reconstruction comes back
+// in the window's own layout.
+func TestSequenceAutoencodersLearn(t *testing.T) {
+	for _, tt := range []struct {
+		spec  Spec
+		steps int
+	}{
+		{Spec{Type: LSTMAutoencoder, Inputs: 12 * 2, Window: 12, Hidden: []int{16}, Latent: 4, Activation: Tanh}, 300},
+		{Spec{Type: ConvAutoencoder, Inputs: 16 * 2, Window: 16, Channels: []int{4, 8}, Kernel: 3, Latent: 6, Activation: Tanh}, 400},
+	} {
+		t.Run(tt.spec.Type, func(t *testing.T) {
+			const batch = 16
+			d := tt.spec.Inputs
+			x := sineWindows(256, tt.spec.Window, 1)
+			net, err := New(tt.spec, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			learnsAndMatchesGraph(t, net, x, batch, tt.steps, 4)
+			const at = 5 * 2 // step 5, feature 0
+			spiked := slices.Clone(x[:d])
+			spiked[at] += 3
+			s, shares := net.Explain(append(slices.Clone(x[:d]), spiked...), 2)
+			if !(s[1] > 5*s[0]) {
+				t.Fatalf("spiked window scores %v, clean %v", s[1], s[0])
+			}
+			if top := argmax(shares[d:]); top != at {
+				t.Fatalf("largest error share at %d; the spike is at %d", top, at)
+			}
+		})
+	}
+}
+
+func TestConvOverWindowsSpec(t *testing.T) {
+	spec := Spec{Type: ConvAutoencoder, Inputs: 16 * 2, Window: 16, Channels: []int{4, 8}, Kernel: 3, Latent: 6, Activation: Tanh}
 	net, err := New(spec, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got := net.Params[0].Shape; !slices.Equal(got, []int{4, 2, 3, 1}) {
 		t.Fatalf("first kernel %v: want 4 channels over 2 features, 3 steps long", got)
-	}
-	before := net.Loss(x, nil, 256)
-	train(t, net, x, nil, batch, 400)
-	after := net.Loss(x, nil, 256)
-	if !(after < before/4) {
-		t.Fatalf("loss did not fall to a quarter: %.4f -> %.4f", before, after)
-	}
-	tr, err := NewTrainer(net, batch, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tr.Close()
-	graphLoss, err := tr.Step(x[:batch*window*2], nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := net.Loss(x[:batch*window*2], nil, batch); math.Abs(got-float64(graphLoss)) > 1e-5 {
-		t.Fatalf("inference loss %.6f vs graph loss %.6f", got, graphLoss)
-	}
-	// A spike at step 5 of feature 0 is that value's error: the reconstruction comes
-	// back in the window's own layout.
-	spiked := append([]float32(nil), x[:window*2]...)
-	spiked[5*2] += 3
-	s, shares := net.Explain(append(append([]float32(nil), x[:window*2]...), spiked...), 2)
-	if !(s[1] > 5*s[0]) {
-		t.Fatalf("spiked window scores %v, clean %v", s[1], s[0])
-	}
-	if top := argmax(shares[window*2:]); top != 5*2 {
-		t.Fatalf("largest error share at %d; the spike is at %d", top, 5*2)
 	}
 	for name, mutate := range map[string]func(*Spec){
 		"window not divisible by 4": func(s *Spec) { s.Window, s.Inputs = 10, 20 },
@@ -474,6 +425,32 @@ func TestConvAutoencoderOverWindowsLearns(t *testing.T) {
 		if _, err := New(s, 1); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
+	}
+}
+
+// learnsAndMatchesGraph trains net on the rows of x for steps batches and wants the loss
+// divided by at least factor, then one more step's graph loss equal to the inference
+// loss of the same batch: training and inference run the same network.
+func learnsAndMatchesGraph(t *testing.T, net *Network, x []float32, batch, steps int, factor float64) {
+	t.Helper()
+	d := net.Spec.Inputs
+	rows := len(x) / d
+	before := net.Loss(x, nil, rows)
+	train(t, net, x, nil, batch, steps)
+	if after := net.Loss(x, nil, rows); !(after < before/factor) {
+		t.Fatalf("loss did not fall to 1/%v: %.4f -> %.4f", factor, before, after)
+	}
+	tr, err := NewTrainer(net, batch, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	graphLoss, err := tr.Step(x[:batch*d], nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := net.Loss(x[:batch*d], nil, batch); math.Abs(got-float64(graphLoss)) > 1e-5 {
+		t.Fatalf("inference loss %.6f vs graph loss %.6f", got, graphLoss)
 	}
 }
 
