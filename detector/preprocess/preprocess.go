@@ -5,7 +5,9 @@ package preprocess
 import (
 	"fmt"
 	"math"
+	"runtime"
 	"slices"
+	"sync"
 )
 
 // Scaling kinds, as in the Detector API.
@@ -163,42 +165,61 @@ func SummarizeRows(x []float32, names []string, rows []int) []FeatureSummary {
 	}
 	// Columns are copied out a block at a time, in one pass over the rows per block: one
 	// pass per feature would read every row once for each of 784 pixels. A block holds at
-	// most summaryBlockBytes.
+	// most summaryBlockBytes; blocks are shared out among the cores.
 	block := max(1, min(d, summaryBlockBytes/(8*n)))
-	cols := make([][]float64, block)
-	for b := range cols {
-		cols[b] = make([]float64, n)
-	}
+	starts := make(chan int, (d+block-1)/block)
 	for j0 := 0; j0 < d; j0 += block {
-		w := min(block, d-j0)
-		for i := range n {
-			r := i
-			if rows != nil {
-				r = rows[i]
+		starts <- j0
+	}
+	close(starts)
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), len(starts)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cols := make([][]float64, block)
+			for b := range cols {
+				cols[b] = make([]float64, n)
 			}
-			for b, v := range x[r*d+j0 : r*d+j0+w] {
-				cols[b][i] = float64(v)
+			for j0 := range starts {
+				summarizeBlock(out[j0:j0+min(block, d-j0)], names[j0:], cols, x, d, j0, rows)
 			}
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+// summarizeBlock fills out, the summaries of features j0, j0+1, ..., copying their
+// columns into cols first.
+func summarizeBlock(out []FeatureSummary, names []string, cols [][]float64, x []float32, d, j0 int, rows []int) {
+	w, n := len(out), len(cols[0])
+	for i := range n {
+		r := i
+		if rows != nil {
+			r = rows[i]
 		}
-		for b, col := range cols[:w] {
-			var sum, sq float64
-			for _, v := range col {
-				sum += v
-				sq += v * v
-			}
-			slices.Sort(col)
-			mean := sum / float64(n)
-			out[j0+b] = FeatureSummary{
-				Name: names[j0+b], Mean: mean, Std: math.Sqrt(math.Max(sq/float64(n)-mean*mean, 0)),
-				Min: col[0], Max: col[n-1],
-				Quantiles: map[string]float64{
-					"p01": Quantile(col, 0.01), "p25": Quantile(col, 0.25), "p50": Quantile(col, 0.5),
-					"p75": Quantile(col, 0.75), "p99": Quantile(col, 0.99),
-				},
-			}
+		for b, v := range x[r*d+j0 : r*d+j0+w] {
+			cols[b][i] = float64(v)
 		}
 	}
-	return out
+	for b, col := range cols[:w] {
+		var sum, sq float64
+		for _, v := range col {
+			sum += v
+			sq += v * v
+		}
+		slices.Sort(col)
+		mean := sum / float64(n)
+		out[b] = FeatureSummary{
+			Name: names[b], Mean: mean, Std: math.Sqrt(math.Max(sq/float64(n)-mean*mean, 0)),
+			Min: col[0], Max: col[n-1],
+			Quantiles: map[string]float64{
+				"p01": Quantile(col, 0.01), "p25": Quantile(col, 0.25), "p50": Quantile(col, 0.5),
+				"p75": Quantile(col, 0.75), "p99": Quantile(col, 0.99),
+			},
+		}
+	}
 }
 
 // summaryBlockBytes bounds the columns SummarizeRows copies out at once (a variable so
