@@ -241,7 +241,7 @@ func newGraphInference(n *Network) (*graphInference, error) {
 // inputShape is the shape of a batch of inputs in a graph.
 func inputShape(s Spec, batch int) []int {
 	switch {
-	case s.Type == ConvAutoencoder && s.Window > 0:
+	case s.featureMajor():
 		return []int{batch, s.Features(), s.Window, 1}
 	case s.Type == ConvAutoencoder:
 		return []int{batch, 1, s.ImageRows, s.ImageCols}

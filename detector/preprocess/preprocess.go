@@ -62,14 +62,12 @@ func FitRows(kind string, x []float32, d int, rows []int) (*Scaler, error) {
 			}
 		}
 	case MinMax:
+		// Rows were checked finite when read, so the infinities are replaced by the first.
 		lo, hi := make([]float32, d), make([]float32, d)
-		first := true
+		for j := range d {
+			lo[j], hi[j] = float32(math.Inf(1)), float32(math.Inf(-1))
+		}
 		eachRow(x, d, rows, func(r []float32) {
-			if first {
-				copy(lo, r)
-				copy(hi, r)
-				first = false
-			}
 			for j, v := range r {
 				lo[j], hi[j] = min(lo[j], v), max(hi[j], v)
 			}
