@@ -18,6 +18,7 @@ import (
 
 	kadetv1 "github.com/kadet-dev/kadet/api/v1alpha1"
 	"github.com/kadet-dev/kadet/controllers/builders"
+	"github.com/kadet-dev/kadet/detector/contract"
 )
 
 // TestDetectorLifecycle walks one Detector through its life: training, serving, a spec
@@ -48,12 +49,12 @@ func TestDetectorLifecycle(t *testing.T) {
 	specCM := &corev1.ConfigMap{}
 	g.Expect(k8sClient.Get(ctx, types.NamespacedName{Namespace: ns, Name: "fraud-spec-" + hash}, specCM)).To(Succeed())
 	g.Expect(*specCM.Immutable).To(BeTrue())
-	var req kadetv1.TrainingRequest
-	g.Expect(json.Unmarshal([]byte(specCM.Data[kadetv1.SpecFileName]), &req)).To(Succeed())
+	var req contract.TrainingRequest
+	g.Expect(json.Unmarshal([]byte(specCM.Data[contract.SpecFileName]), &req)).To(Succeed())
 	g.Expect(req.Data.CSV.File.Path).To(Equal("/var/run/kadet/data/data.csv"))
 	g.Expect(req.Data.CSV.Columns).To(Equal([]string{"amount", "hour"}))
 	g.Expect(req.Training.Epochs).To(Equal(int32(20)), "CRD default")
-	g.Expect(*req.Threshold.Percentile).To(Equal(kadetv1.DefaultPercentile))
+	g.Expect(*req.Threshold.Percentile).To(Equal(contract.DefaultPercentile))
 	g.Expect(req.Hash()).To(Equal(hash))
 
 	NewWithT(t).Eventually(func(g Gomega) {
@@ -68,8 +69,8 @@ func TestDetectorLifecycle(t *testing.T) {
 	progress := &corev1.ConfigMap{}
 	g.Expect(k8sClient.Get(ctx, types.NamespacedName{Namespace: ns, Name: "fraud-progress"}, progress)).To(Succeed())
 	progress.Data = map[string]string{
-		kadetv1.ProgressKeySpecHash: hash, kadetv1.ProgressKeyEpoch: "3", kadetv1.ProgressKeyEpochs: "20",
-		kadetv1.ProgressKeyLoss: "0.25", kadetv1.ProgressKeyValLoss: "0.3",
+		contract.ProgressKeySpecHash: hash, contract.ProgressKeyEpoch: "3", contract.ProgressKeyEpochs: "20",
+		contract.ProgressKeyLoss: "0.25", contract.ProgressKeyValLoss: "0.3",
 	}
 	g.Expect(k8sClient.Update(ctx, progress)).To(Succeed())
 	NewWithT(t).Eventually(func(g Gomega) {
@@ -80,7 +81,7 @@ func TestDetectorLifecycle(t *testing.T) {
 	}, timeout, interval).Should(Succeed())
 
 	// A finished Job's termination message becomes the model; scoring follows.
-	completeJob(t, job, kadetv1.TrainingResult{Version: "v1-" + hash, Digest: "sha256:aaa", Threshold: 0.42,
+	completeJob(t, job, contract.TrainingResult{Version: "v1-" + hash, Digest: "sha256:aaa", Threshold: 0.42,
 		Metrics: map[string]float64{"valLoss": 0.1}})
 	depKey := types.NamespacedName{Namespace: ns, Name: "fraud-scoring"}
 	dep := &appsv1.Deployment{}
@@ -134,7 +135,7 @@ func TestDetectorLifecycle(t *testing.T) {
 	}, timeout, interval).Should(Succeed())
 
 	// The new model rolls the Deployment.
-	completeJob(t, job2, kadetv1.TrainingResult{Version: "v2-" + hash2, Digest: "sha256:bbb", Threshold: 0.5})
+	completeJob(t, job2, contract.TrainingResult{Version: "v2-" + hash2, Digest: "sha256:bbb", Threshold: 0.5})
 	NewWithT(t).Eventually(func(g Gomega) {
 		g.Expect(k8sClient.Get(ctx, depKey, dep)).To(Succeed())
 		g.Expect(dep.Spec.Template.Annotations).To(HaveKeyWithValue(builders.AnnotationModelVersion, "v2-"+hash2))

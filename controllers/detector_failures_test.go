@@ -15,6 +15,7 @@ import (
 
 	kadetv1 "github.com/kadet-dev/kadet/api/v1alpha1"
 	"github.com/kadet-dev/kadet/controllers/builders"
+	"github.com/kadet-dev/kadet/detector/contract"
 )
 
 // expectStalled waits until det is Stalled for reason with a message containing want.
@@ -76,7 +77,7 @@ func TestFailedTrainingStallsUntilDataIsFixed(t *testing.T) {
 	create(t, cm, csvDataSource(ns, "cards-data", "cards-csv"), det)
 	job := waitForOneJob(t, det)
 
-	failJob(t, job, builders.ExitCodeInvalidInput,
+	failJob(t, job, contract.ExitInvalidInput,
 		`{"error":"/var/run/kadet/data/data.csv line 5, column \"hour\": \"abc\" is not a number"}`)
 	expectStalled(t, det, ReasonTrainingFailed, `line 5, column "hour": "abc" is not a number`)
 	g.Expect(testutil.ToFloat64(detectorStalled.WithLabelValues(ns, "cards", ReasonTrainingFailed))).To(Equal(1.0),
@@ -169,8 +170,8 @@ func TestKubectlWaitAndPrinterColumns(t *testing.T) {
 	progress := &corev1.ConfigMap{}
 	g.Expect(k8sClient.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "metrics-progress"}, progress)).To(Succeed())
 	progress.Data = map[string]string{
-		kadetv1.ProgressKeySpecHash: job.Labels[builders.LabelSpecHash], kadetv1.ProgressKeyEpoch: "4",
-		kadetv1.ProgressKeyEpochs: "20", kadetv1.ProgressKeyLoss: "0.125",
+		contract.ProgressKeySpecHash: job.Labels[builders.LabelSpecHash], contract.ProgressKeyEpoch: "4",
+		contract.ProgressKeyEpochs: "20", contract.ProgressKeyLoss: "0.125",
 	}
 	g.Expect(k8sClient.Update(context.Background(), progress)).To(Succeed())
 	g.Eventually(func(g Gomega) {
@@ -185,7 +186,7 @@ func TestKubectlWaitAndPrinterColumns(t *testing.T) {
 		g.Expect(rows[0]["AGE"]).NotTo(BeEmpty())
 	}, timeout, interval).Should(Succeed())
 
-	completeJob(t, job, kadetv1.TrainingResult{Version: "v7", Digest: "sha256:abc", Threshold: 0.75})
+	completeJob(t, job, contract.TrainingResult{Version: "v7", Digest: "sha256:abc", Threshold: 0.75})
 	rollOutDeployment(t, client.ObjectKey{Namespace: ns, Name: "metrics-scoring"})
 	start := time.Now()
 	out, err = kubectl(t, "wait", "-n", ns, "--for=condition=Ready", "detector/metrics", "--timeout=20s")

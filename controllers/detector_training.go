@@ -18,6 +18,7 @@ import (
 
 	kadetv1 "github.com/kadet-dev/kadet/api/v1alpha1"
 	"github.com/kadet-dev/kadet/controllers/builders"
+	"github.com/kadet-dev/kadet/detector/contract"
 )
 
 // maxMessage bounds what of a pod's termination message lands in a condition.
@@ -66,8 +67,10 @@ func (r *DetectorReconciler) reconcileTraining(ctx context.Context, det *kadetv1
 			return stall(ReasonTrainingFailed, "training Job %s succeeded but its pod left no training result in its termination message", name)
 		}
 		det.Status.Model = &kadetv1.ModelStatus{
-			Version: res.Version, Digest: res.Digest, Threshold: res.Threshold, SpecHash: hash,
-			TrainedAt: res.TrainedAt, Metrics: res.Metrics,
+			Version: res.Version, Digest: res.Digest, Threshold: res.Threshold, SpecHash: hash, Metrics: res.Metrics,
+		}
+		if res.TrainedAt != nil {
+			det.Status.Model.TrainedAt = new(metav1.NewTime(*res.TrainedAt))
 		}
 		ts.CompletedAt = job.Status.CompletionTime
 		r.event(det, corev1.EventTypeNormal, "TrainingSucceeded", "Train", "model %s trained by Job %s", res.Version, name)
@@ -158,7 +161,7 @@ func terminated(pod *corev1.Pod) *corev1.ContainerStateTerminated {
 }
 
 // podResult parses the training result of the newest pod of job in phase.
-func (r *DetectorReconciler) podResult(ctx context.Context, job *batchv1.Job, phase corev1.PodPhase) (*kadetv1.TrainingResult, error) {
+func (r *DetectorReconciler) podResult(ctx context.Context, job *batchv1.Job, phase corev1.PodPhase) (*contract.TrainingResult, error) {
 	pods, err := r.jobPods(ctx, job)
 	if err != nil {
 		return nil, err
@@ -168,7 +171,7 @@ func (r *DetectorReconciler) podResult(ctx context.Context, job *batchv1.Job, ph
 		if pods[i].Status.Phase != phase || t == nil || t.Message == "" {
 			continue
 		}
-		res, err := kadetv1.ParseTrainingResult(t.Message)
+		res, err := contract.ParseTrainingResult(t.Message)
 		if err != nil {
 			log.FromContext(ctx).Info("unreadable training result", "pod", pods[i].Name, "error", err.Error())
 			return nil, nil
@@ -198,7 +201,7 @@ func (r *DetectorReconciler) failureMessage(ctx context.Context, job *batchv1.Jo
 			continue
 		}
 		detail := strings.TrimSpace(t.Message)
-		if res, err := kadetv1.ParseTrainingResult(detail); err == nil && res.Error != "" {
+		if res, err := contract.ParseTrainingResult(detail); err == nil && res.Error != "" {
 			detail = res.Error
 		}
 		if detail == "" {
@@ -217,14 +220,14 @@ func (r *DetectorReconciler) failureMessage(ctx context.Context, job *batchv1.Jo
 func (r *DetectorReconciler) mirrorProgress(ctx context.Context, det *kadetv1.Detector, hash string) {
 	cm := &corev1.ConfigMap{}
 	key := types.NamespacedName{Namespace: det.Namespace, Name: builders.ProgressConfigMapName(det)}
-	if err := r.Get(ctx, key, cm); err != nil || cm.Data[kadetv1.ProgressKeySpecHash] != hash {
+	if err := r.Get(ctx, key, cm); err != nil || cm.Data[contract.ProgressKeySpecHash] != hash {
 		return
 	}
 	ts := det.Status.Training
-	if v, err := strconv.ParseInt(cm.Data[kadetv1.ProgressKeyEpoch], 10, 32); err == nil {
+	if v, err := strconv.ParseInt(cm.Data[contract.ProgressKeyEpoch], 10, 32); err == nil {
 		ts.Epoch = int32(v)
 	}
-	if v, err := strconv.ParseInt(cm.Data[kadetv1.ProgressKeyEpochs], 10, 32); err == nil {
+	if v, err := strconv.ParseInt(cm.Data[contract.ProgressKeyEpochs], 10, 32); err == nil {
 		ts.Epochs = int32(v)
 	}
 	parse := func(k string) *float64 {
@@ -233,5 +236,5 @@ func (r *DetectorReconciler) mirrorProgress(ctx context.Context, det *kadetv1.De
 		}
 		return nil
 	}
-	ts.Loss, ts.ValLoss = parse(kadetv1.ProgressKeyLoss), parse(kadetv1.ProgressKeyValLoss)
+	ts.Loss, ts.ValLoss = parse(contract.ProgressKeyLoss), parse(contract.ProgressKeyValLoss)
 }

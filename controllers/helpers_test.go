@@ -21,6 +21,7 @@ import (
 
 	kadetv1 "github.com/kadet-dev/kadet/api/v1alpha1"
 	"github.com/kadet-dev/kadet/controllers/builders"
+	"github.com/kadet-dev/kadet/detector/contract"
 )
 
 // Helpers that play the kubelet, the Job controller and the Deployment controller,
@@ -89,7 +90,7 @@ func finishTrainingPod(t *testing.T, job *batchv1.Job, phase corev1.PodPhase, ex
 }
 
 // completeJob marks job succeeded the way the Job controller does.
-func completeJob(t *testing.T, job *batchv1.Job, res kadetv1.TrainingResult) {
+func completeJob(t *testing.T, job *batchv1.Job, res contract.TrainingResult) {
 	t.Helper()
 	msg, err := json.Marshal(res)
 	if err != nil {
@@ -183,7 +184,7 @@ func serveDetector(t *testing.T, ns, name string) *kadetv1.Detector {
 	det := detector(ns, name, name+"-data")
 	create(t, csvConfigMap(ns, name+"-csv", sampleCSV), csvDataSource(ns, name+"-data", name+"-csv"), det)
 	job := waitForOneJob(t, det)
-	completeJob(t, job, kadetv1.TrainingResult{Version: "v1", Digest: "sha256:abc", Threshold: 1.5})
+	completeJob(t, job, contract.TrainingResult{Version: "v1", Digest: "sha256:abc", Threshold: 1.5})
 	key := client.ObjectKey{Namespace: ns, Name: builders.ScoringName(det)}
 	NewWithT(t).Eventually(func(g Gomega) {
 		g.Expect(k8sClient.Get(context.Background(), key, &appsv1.Deployment{})).To(Succeed())

@@ -293,6 +293,10 @@ type ScoringSpec struct {
 	Resources corev1.ResourceRequirements `json:"resources,omitempty"`
 }
 
+// DefaultModelStorage is the CRD's default model volume size, for objects that did not
+// pass through the API server.
+var DefaultModelStorage = resource.MustParse("1Gi")
+
 // StorageSpec is the PersistentVolumeClaim that holds the Detector's models.
 // +kubebuilder:validation:XValidation:rule="self.accessMode == oldSelf.accessMode",message="accessMode is immutable"
 // +kubebuilder:validation:XValidation:rule="has(self.storageClassName) == has(oldSelf.storageClassName) && (!has(self.storageClassName) || self.storageClassName == oldSelf.storageClassName)",message="storageClassName is immutable"

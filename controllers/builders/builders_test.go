@@ -14,6 +14,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	kadetv1 "github.com/kadet-dev/kadet/api/v1alpha1"
+	"github.com/kadet-dev/kadet/detector/contract"
 )
 
 var cfg = Config{Image: "example.com/kadet:1", ImagePullPolicy: corev1.PullIfNotPresent}
@@ -207,7 +208,7 @@ func TestTrainingJob(t *testing.T) {
 				t.Errorf("backoffLimit %d, activeDeadlineSeconds %v", *job.Spec.BackoffLimit, job.Spec.ActiveDeadlineSeconds)
 			}
 			rules := job.Spec.PodFailurePolicy.Rules
-			if rules[0].Action != batchv1.PodFailurePolicyActionFailJob || rules[0].OnExitCodes.Values[0] != ExitCodeInvalidInput {
+			if rules[0].Action != batchv1.PodFailurePolicyActionFailJob || rules[0].OnExitCodes.Values[0] != contract.ExitInvalidInput {
 				t.Errorf("invalid input does not fail the Job at once: %+v", rules[0])
 			}
 			c := job.Spec.Template.Spec.Containers[0]
@@ -388,8 +389,8 @@ func TestSpecConfigMapRoundTrips(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var got kadetv1.TrainingRequest
-	if err := json.Unmarshal([]byte(cm.Data[kadetv1.SpecFileName]), &got); err != nil {
+	var got contract.TrainingRequest
+	if err := json.Unmarshal([]byte(cm.Data[contract.SpecFileName]), &got); err != nil {
 		t.Fatal(err)
 	}
 	h, _ := got.Hash()

@@ -30,9 +30,6 @@ const (
 	// policy and log readers can address them.
 	TrainerContainer = "trainer"
 	ScoringContainer = "scoring"
-	// ExitCodeInvalidInput is the detector binary's exit code for bad spec or data:
-	// retrying cannot help, so the Job fails at once.
-	ExitCodeInvalidInput = 2
 )
 
 // Paths inside training and scoring pods.

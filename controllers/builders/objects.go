@@ -16,6 +16,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	kadetv1 "github.com/kadet-dev/kadet/api/v1alpha1"
+	"github.com/kadet-dev/kadet/detector/contract"
 )
 
 // Config is the operator-wide part of every pod the builders make.
@@ -64,7 +65,7 @@ func SpecConfigMap(det *kadetv1.Detector, plan *TrainingPlan) (*corev1.ConfigMap
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
 		ObjectMeta: objectMeta(det, SpecConfigMapName(det, plan.Hash), ComponentTraining),
 		Immutable:  ptr.To(true),
-		Data:       map[string]string{kadetv1.SpecFileName: string(b)},
+		Data:       map[string]string{contract.SpecFileName: string(b)},
 	}
 	cm.Labels[LabelSpecHash] = plan.Hash
 	return cm, nil
@@ -177,7 +178,7 @@ func blasThreads(container string) corev1.EnvVar {
 }
 
 // TrainingJob runs `detector train` once for plan. Bad input exits with
-// ExitCodeInvalidInput and fails the Job at once; other failures are retried up to the
+// contract.ExitInvalidInput and fails the Job at once; other failures are retried up to the
 // Detector's backoffLimit.
 func TrainingJob(det *kadetv1.Detector, plan *TrainingPlan, cfg Config) *batchv1.Job {
 	t := det.Spec.Training
@@ -204,7 +205,7 @@ func TrainingJob(det *kadetv1.Detector, plan *TrainingPlan, cfg Config) *batchv1
 			PodFailurePolicy: &batchv1.PodFailurePolicy{Rules: []batchv1.PodFailurePolicyRule{
 				{Action: batchv1.PodFailurePolicyActionFailJob, OnExitCodes: &batchv1.PodFailurePolicyOnExitCodesRequirement{
 					ContainerName: ptr.To(TrainerContainer), Operator: batchv1.PodFailurePolicyOnExitCodesOpIn,
-					Values: []int32{ExitCodeInvalidInput},
+					Values: []int32{contract.ExitInvalidInput},
 				}},
 				{Action: batchv1.PodFailurePolicyActionIgnore, OnPodConditions: []batchv1.PodFailurePolicyOnPodConditionsPattern{
 					{Type: corev1.DisruptionTarget, Status: corev1.ConditionTrue},
@@ -221,13 +222,13 @@ func TrainingJob(det *kadetv1.Detector, plan *TrainingPlan, cfg Config) *batchv1
 						Name: TrainerContainer, Image: cfg.Image, ImagePullPolicy: cfg.ImagePullPolicy,
 						Command: cfg.command(),
 						Args: []string{"train",
-							"--spec", path.Join(SpecDir, kadetv1.SpecFileName),
+							"--spec", path.Join(SpecDir, contract.SpecFileName),
 							"--out", ModelDir},
 						Env: []corev1.EnvVar{
-							fieldEnv("POD_NAMESPACE", "metadata.namespace"),
-							fieldEnv("POD_NAME", "metadata.name"),
-							{Name: "KADET_PROGRESS_CONFIGMAP", Value: ProgressConfigMapName(det)},
-							{Name: "KADET_SPEC_HASH", Value: plan.Hash},
+							fieldEnv(contract.EnvPodNamespace, "metadata.namespace"),
+							fieldEnv(contract.EnvPodName, "metadata.name"),
+							{Name: contract.EnvProgressConfigMap, Value: ProgressConfigMapName(det)},
+							{Name: contract.EnvSpecHash, Value: plan.Hash},
 							blasThreads(TrainerContainer),
 						},
 						Resources:                t.Resources,
@@ -286,7 +287,7 @@ func ScoringDeployment(det *kadetv1.Detector, model *kadetv1.ModelStatus, cfg Co
 							"--model-dir", ModelDir,
 							"--model-version", model.Version,
 							"--addr", "$(POD_IP):" + strconv.Itoa(int(port))},
-						Env:   []corev1.EnvVar{fieldEnv("POD_IP", "status.podIP"), blasThreads(ScoringContainer)},
+						Env:   []corev1.EnvVar{fieldEnv(contract.EnvPodIP, "status.podIP"), blasThreads(ScoringContainer)},
 						Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: port, Protocol: corev1.ProtocolTCP}},
 						VolumeMounts: []corev1.VolumeMount{
 							{Name: "models", MountPath: ModelDir, ReadOnly: true},

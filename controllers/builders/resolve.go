@@ -1,6 +1,7 @@
 package builders
 
 import (
+	"cmp"
 	"fmt"
 	"path"
 	"slices"
@@ -9,12 +10,13 @@ import (
 	"k8s.io/utils/ptr"
 
 	kadetv1 "github.com/kadet-dev/kadet/api/v1alpha1"
+	"github.com/kadet-dev/kadet/detector/contract"
 )
 
 // TrainingPlan is a Detector's TrainingRequest plus the volumes that make the
 // request's local paths exist inside the training pod.
 type TrainingPlan struct {
-	Request kadetv1.TrainingRequest
+	Request contract.TrainingRequest
 	Hash    string
 	Volumes []corev1.Volume
 	Mounts  []corev1.VolumeMount
@@ -36,22 +38,22 @@ func ResolveTraining(det *kadetv1.Detector, ds *kadetv1.DataSource, dataDigest s
 		return nil, err
 	}
 	t := det.Spec.Training
-	p := &TrainingPlan{Request: kadetv1.TrainingRequest{
-		APIVersion:    kadetv1.GroupVersion.String(),
-		Kind:          kadetv1.TrainingRequestKind,
-		Detector:      kadetv1.ObjectKey{Namespace: det.Namespace, Name: det.Name},
-		Model:         kadetv1.ResolvedModel(det.Spec.Model),
-		Preprocessing: det.Spec.Preprocessing,
-		Training: kadetv1.TrainingParameters{
+	p := &TrainingPlan{Request: contract.TrainingRequest{
+		APIVersion:    contract.APIVersion,
+		Kind:          contract.Kind,
+		Detector:      contract.ObjectKey{Namespace: det.Namespace, Name: det.Name},
+		Model:         contract.ResolvedModel(contractModel(det.Spec.Model)),
+		Preprocessing: contract.Preprocessing{Scaling: cmp.Or(string(det.Spec.Preprocessing.Scaling), contract.DefaultScaling)},
+		Training: contract.TrainingParameters{
 			Epochs: t.Epochs, BatchSize: t.BatchSize, LearningRate: t.LearningRate,
-			ValidationSplit: ptr.Deref(t.ValidationSplit, kadetv1.DefaultValidationSplit),
-			Seed:            ptr.Deref(t.Seed, kadetv1.DefaultSeed), EarlyStopping: t.EarlyStopping,
+			ValidationSplit: ptr.Deref(t.ValidationSplit, contract.DefaultValidationSplit),
+			Seed:            ptr.Deref(t.Seed, contract.DefaultSeed),
 		},
-		Threshold:    kadetv1.ResolvedThreshold(det.Spec.Threshold),
+		Threshold:    contract.ResolvedThreshold(contractThreshold(det.Spec.Threshold)),
 		RetrainToken: det.Annotations[AnnotationRetrain],
 	}}
-	if p.Request.Preprocessing.Scaling == "" {
-		p.Request.Preprocessing.Scaling = "Standardize"
+	if es := t.EarlyStopping; es != nil {
+		p.Request.Training.EarlyStopping = &contract.EarlyStopping{Patience: es.Patience, MinDelta: es.MinDelta}
 	}
 	p.Request.Data.Digest = dataDigest
 	p.resolveData(&ds.Spec)
@@ -61,6 +63,23 @@ func ResolveTraining(det *kadetv1.Detector, ds *kadetv1.DataSource, dataDigest s
 	}
 	p.Hash = hash
 	return p, nil
+}
+
+// contractModel is the API's model spec in the contract's terms.
+func contractModel(m kadetv1.ModelSpec) contract.Model {
+	return contract.Model{
+		Type: contract.ModelType(m.Type), HiddenLayers: slices.Clone(m.HiddenLayers), LatentSize: m.LatentSize,
+		Activation: string(m.Activation), Window: m.Window, Stride: m.Stride, Channels: slices.Clone(m.Channels),
+		KernelSize: m.KernelSize,
+	}
+}
+
+// contractThreshold is the API's threshold spec in the contract's terms.
+func contractThreshold(t kadetv1.ThresholdSpec) contract.Threshold {
+	return contract.Threshold{
+		Method: contract.ThresholdMethod(t.Method), Percentile: t.Percentile, StdDevs: t.StdDevs,
+		Value: t.Value, Contamination: t.Contamination,
+	}
 }
 
 // checkCompatible refuses model / data combinations that cannot train, with a message
@@ -92,13 +111,13 @@ func (p *TrainingPlan) resolveData(spec *kadetv1.DataSourceSpec) {
 		if delim == "" {
 			delim = ","
 		}
-		d.CSV = &kadetv1.ResolvedCSV{
+		d.CSV = &contract.ResolvedCSV{
 			Columns: slices.Clone(c.Columns), TimestampColumn: c.TimestampColumn,
 			LabelColumn: c.LabelColumn, Delimiter: delim,
 		}
 		switch {
 		case c.ConfigMapKeyRef != nil:
-			d.CSV.File = kadetv1.FileLocation{Path: path.Join(DataDir, c.ConfigMapKeyRef.Key)}
+			d.CSV.File = contract.FileLocation{Path: path.Join(DataDir, c.ConfigMapKeyRef.Key)}
 			p.Volumes = append(p.Volumes, corev1.Volume{Name: "data", VolumeSource: corev1.VolumeSource{
 				ConfigMap: &corev1.ConfigMapVolumeSource{
 					LocalObjectReference: corev1.LocalObjectReference{Name: c.ConfigMapKeyRef.Name},
@@ -109,19 +128,22 @@ func (p *TrainingPlan) resolveData(spec *kadetv1.DataSourceSpec) {
 		case c.PersistentVolumeClaim != nil:
 			d.CSV.File = p.pvcFile(c.PersistentVolumeClaim)
 		default:
-			d.CSV.File = kadetv1.FileLocation{URL: c.URL}
+			d.CSV.File = contract.FileLocation{URL: c.URL}
 		}
 	case spec.Images != nil:
 		im := spec.Images
-		d.Images = &kadetv1.ResolvedImages{File: p.remoteFile(im.File), Classes: slices.Clone(im.Classes)}
+		d.Images = &contract.ResolvedImages{File: p.remoteFile(im.File), Classes: slices.Clone(im.Classes)}
 		if im.LabelFile != nil {
 			lf := p.remoteFile(*im.LabelFile)
 			d.Images.LabelFile = &lf
 		}
 	case spec.Prometheus != nil:
 		pr := spec.Prometheus
-		d.Prometheus = &kadetv1.ResolvedPrometheus{
-			URL: pr.URL, Queries: slices.Clone(pr.Queries), Range: pr.Range.Duration.String(), Step: pr.Step.Duration.String(),
+		d.Prometheus = &contract.ResolvedPrometheus{
+			URL: pr.URL, Range: pr.Range.Duration.String(), Step: pr.Step.Duration.String(),
+		}
+		for _, q := range pr.Queries {
+			d.Prometheus.Queries = append(d.Prometheus.Queries, contract.PrometheusQuery{Name: q.Name, Query: q.Query})
 		}
 		if ref := pr.BearerTokenSecretRef; ref != nil {
 			dir := path.Join(SecretsDir, "prometheus")
@@ -136,16 +158,16 @@ func (p *TrainingPlan) resolveData(spec *kadetv1.DataSourceSpec) {
 	}
 }
 
-func (p *TrainingPlan) remoteFile(f kadetv1.RemoteFile) kadetv1.FileLocation {
+func (p *TrainingPlan) remoteFile(f kadetv1.RemoteFile) contract.FileLocation {
 	if f.PersistentVolumeClaim != nil {
 		return p.pvcFile(f.PersistentVolumeClaim)
 	}
-	return kadetv1.FileLocation{URL: f.URL}
+	return contract.FileLocation{URL: f.URL}
 }
 
 // pvcFile mounts a data PVC read-only (once, however many files it holds) and
 // returns the file's path inside the pod.
-func (p *TrainingPlan) pvcFile(f *kadetv1.PVCFile) kadetv1.FileLocation {
+func (p *TrainingPlan) pvcFile(f *kadetv1.PVCFile) contract.FileLocation {
 	dir := path.Join(PVCDataRoot, f.ClaimName)
 	if !slices.ContainsFunc(p.Mounts, func(m corev1.VolumeMount) bool { return m.MountPath == dir }) {
 		name := fmt.Sprintf("data-pvc-%d", len(p.Volumes))
@@ -154,5 +176,5 @@ func (p *TrainingPlan) pvcFile(f *kadetv1.PVCFile) kadetv1.FileLocation {
 		}})
 		p.Mounts = append(p.Mounts, corev1.VolumeMount{Name: name, MountPath: dir, ReadOnly: true})
 	}
-	return kadetv1.FileLocation{Path: path.Join(dir, f.Path)}
+	return contract.FileLocation{Path: path.Join(dir, f.Path)}
 }

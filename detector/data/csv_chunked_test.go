@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	kadetv1 "github.com/kadet-dev/kadet/api/v1alpha1"
+	"github.com/kadet-dev/kadet/detector/contract"
 )
 
 // A body sent without Content-Length is cut off by the reader itself.
@@ -20,7 +20,7 @@ func TestChunkedBodyOverLimitIsRefused(t *testing.T) {
 		}
 	}))
 	defer srv.Close()
-	_, err := LoadCSV(context.Background(), kadetv1.FileLocation{URL: srv.URL}, CSVOptions{}, Limits{MaxBytes: 64, Timeout: DefaultLimits.Timeout})
+	_, err := LoadCSV(context.Background(), contract.FileLocation{URL: srv.URL}, CSVOptions{}, Limits{MaxBytes: 64, Timeout: DefaultLimits.Timeout})
 	if err == nil || !strings.Contains(err.Error(), "exceeds the size limit of 64 bytes") {
 		t.Fatalf("err = %v", err)
 	}

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	kadetv1 "github.com/kadet-dev/kadet/api/v1alpha1"
+	"github.com/kadet-dev/kadet/detector/contract"
 )
 
 func TestReadCSV(t *testing.T) {
@@ -86,13 +86,13 @@ func TestLoadCSVFromPathAndURL(t *testing.T) {
 	}
 	lim := Limits{MaxBytes: 64, Timeout: DefaultLimits.Timeout}
 	ctx := context.Background()
-	for _, loc := range []kadetv1.FileLocation{{Path: path}, {URL: srv.URL + "/ok.csv"}} {
+	for _, loc := range []contract.FileLocation{{Path: path}, {URL: srv.URL + "/ok.csv"}} {
 		tbl, err := LoadCSV(ctx, loc, CSVOptions{}, lim)
 		if err != nil || tbl.Rows() != 2 {
 			t.Fatalf("%s: %v %v", loc, tbl, err)
 		}
 	}
-	for loc, want := range map[kadetv1.FileLocation]string{
+	for loc, want := range map[contract.FileLocation]string{
 		{URL: srv.URL + "/big.csv"}:        "exceeds the size limit",
 		{URL: srv.URL + "/missing.csv"}:    "server answered 404",
 		{Path: path + ".missing"}:          "file does not exist",

@@ -9,7 +9,7 @@ import (
 	"os"
 	"time"
 
-	kadetv1 "github.com/kadet-dev/kadet/api/v1alpha1"
+	"github.com/kadet-dev/kadet/detector/contract"
 )
 
 // Limits bound what a URL may cost.
@@ -24,7 +24,7 @@ type Limits struct {
 var DefaultLimits = Limits{MaxBytes: 2 << 30, Timeout: 10 * time.Minute}
 
 // Open opens a local file or downloads a URL. The caller closes the reader.
-func Open(ctx context.Context, loc kadetv1.FileLocation, lim Limits) (io.ReadCloser, error) {
+func Open(ctx context.Context, loc contract.FileLocation, lim Limits) (io.ReadCloser, error) {
 	if loc.Path != "" {
 		f, err := os.Open(loc.Path)
 		if errors.Is(err, os.ErrNotExist) {
@@ -90,7 +90,7 @@ func (l *limitedBody) Close() error {
 }
 
 // LoadCSV opens loc and reads it as CSV.
-func LoadCSV(ctx context.Context, loc kadetv1.FileLocation, opt CSVOptions, lim Limits) (*Table, error) {
+func LoadCSV(ctx context.Context, loc contract.FileLocation, opt CSVOptions, lim Limits) (*Table, error) {
 	rc, err := Open(ctx, loc, lim)
 	if err != nil {
 		return nil, err

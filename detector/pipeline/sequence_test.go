@@ -11,10 +11,8 @@ import (
 	"strings"
 	"testing"
 
-	"k8s.io/utils/ptr"
-
-	kadetv1 "github.com/kadet-dev/kadet/api/v1alpha1"
 	"github.com/kadet-dev/kadet/detector/artifact"
+	"github.com/kadet-dev/kadet/detector/contract"
 	"github.com/kadet-dev/kadet/detector/data"
 	"github.com/kadet-dev/kadet/detector/evaluate"
 )
@@ -71,11 +69,11 @@ func TestSequenceModelsFindShiftsAndSpikes(t *testing.T) {
 	trainCSV, testCSV := filepath.Join(dir, "train.csv"), filepath.Join(dir, "test.csv")
 	writeSeries(t, trainCSV, 1200, math.MaxInt, 1)
 	injected := writeSeries(t, testCSV, 600, 100, 2)
-	for _, model := range []kadetv1.ModelSpec{
-		{Type: kadetv1.LSTMAutoencoder, HiddenLayers: []int32{16}, LatentSize: ptr.To[int32](6),
-			Window: ptr.To[int32](16), Stride: ptr.To[int32](2), Activation: "Tanh"},
-		{Type: kadetv1.ConvAutoencoder, Channels: []int32{8, 16}, KernelSize: ptr.To[int32](5), LatentSize: ptr.To[int32](6),
-			Window: ptr.To[int32](16), Stride: ptr.To[int32](2), Activation: "Tanh"},
+	for _, model := range []contract.Model{
+		{Type: contract.LSTMAutoencoder, HiddenLayers: []int32{16}, LatentSize: new(int32(6)),
+			Window: new(int32(16)), Stride: new(int32(2)), Activation: "Tanh"},
+		{Type: contract.ConvAutoencoder, Channels: []int32{8, 16}, KernelSize: new(int32(5)), LatentSize: new(int32(6)),
+			Window: new(int32(16)), Stride: new(int32(2)), Activation: "Tanh"},
 	} {
 		t.Run(string(model.Type), func(t *testing.T) { findShiftsAndSpikes(t, model, trainCSV, testCSV, injected) })
 	}
@@ -83,17 +81,17 @@ func TestSequenceModelsFindShiftsAndSpikes(t *testing.T) {
 
 // findShiftsAndSpikes trains model on trainCSV's series and checks that it scores the
 // injected rows of testCSV highest, by their timestamps.
-func findShiftsAndSpikes(t *testing.T, model kadetv1.ModelSpec, trainCSV, testCSV string, injected []int) {
+func findShiftsAndSpikes(t *testing.T, model contract.Model, trainCSV, testCSV string, injected []int) {
 	dir := t.TempDir()
-	req := &kadetv1.TrainingRequest{
-		APIVersion: kadetv1.GroupVersion.String(), Kind: kadetv1.TrainingRequestKind,
-		Detector:      kadetv1.ObjectKey{Name: "pump"},
+	req := &contract.TrainingRequest{
+		APIVersion: contract.APIVersion, Kind: contract.Kind,
+		Detector:      contract.ObjectKey{Name: "pump"},
 		Model:         model,
-		Preprocessing: kadetv1.PreprocessingSpec{Scaling: "Standardize"},
-		Training:      kadetv1.TrainingParameters{Epochs: 25, BatchSize: 32, LearningRate: 0.005, ValidationSplit: 0.2, Seed: 1},
-		Threshold:     kadetv1.ThresholdSpec{Method: kadetv1.ThresholdPercentile, Percentile: ptr.To(99.0)},
-		Data: kadetv1.ResolvedData{CSV: &kadetv1.ResolvedCSV{
-			File: kadetv1.FileLocation{Path: trainCSV}, Columns: []string{"s1", "s2", "s3"},
+		Preprocessing: contract.Preprocessing{Scaling: "Standardize"},
+		Training:      contract.TrainingParameters{Epochs: 25, BatchSize: 32, LearningRate: 0.005, ValidationSplit: 0.2, Seed: 1},
+		Threshold:     contract.Threshold{Method: contract.ThresholdPercentile, Percentile: new(99.0)},
+		Data: contract.ResolvedData{CSV: &contract.ResolvedCSV{
+			File: contract.FileLocation{Path: trainCSV}, Columns: []string{"s1", "s2", "s3"},
 			TimestampColumn: "ts", Delimiter: ";",
 		}},
 	}
@@ -105,7 +103,7 @@ func findShiftsAndSpikes(t *testing.T, model kadetv1.ModelSpec, trainCSV, testCS
 	if err != nil {
 		t.Fatal(err)
 	}
-	tbl, err := data.LoadCSV(context.Background(), kadetv1.FileLocation{Path: testCSV},
+	tbl, err := data.LoadCSV(context.Background(), contract.FileLocation{Path: testCSV},
 		data.CSVOptions{Columns: m.Meta.Features, TimestampColumn: "ts", LabelColumn: "anomaly", Delimiter: ';'}, data.DefaultLimits)
 	if err != nil {
 		t.Fatal(err)

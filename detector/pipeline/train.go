@@ -10,11 +10,9 @@ import (
 	"math"
 	"time"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
-	kadetv1 "github.com/kadet-dev/kadet/api/v1alpha1"
 	"github.com/kadet-dev/kadet/detector/artifact"
 	"github.com/kadet-dev/kadet/detector/calibrate"
+	"github.com/kadet-dev/kadet/detector/contract"
 	"github.com/kadet-dev/kadet/detector/data"
 	"github.com/kadet-dev/kadet/detector/evaluate"
 	"github.com/kadet-dev/kadet/detector/model"
@@ -43,13 +41,13 @@ func IsInputError(err error) bool {
 
 // Outcome is a trained and saved model.
 type Outcome struct {
-	Result kadetv1.TrainingResult
+	Result contract.TrainingResult
 	Dir    string
 }
 
 // Train loads the data req names, trains, calibrates, and saves a new model version
 // under outDir. Nothing is written unless every step succeeded.
-func Train(ctx context.Context, req *kadetv1.TrainingRequest, outDir string, progress func(train.Progress)) (*Outcome, error) {
+func Train(ctx context.Context, req *contract.TrainingRequest, outDir string, progress func(train.Progress)) (*Outcome, error) {
 	tbl, err := loadTable(ctx, req)
 	if err != nil {
 		return nil, err
@@ -136,9 +134,9 @@ func Train(ctx context.Context, req *kadetv1.TrainingRequest, outDir string, pro
 		return nil, fmt.Errorf("saving model: %w", err)
 	}
 	trainedAt := now.Truncate(time.Second)
-	return &Outcome{Dir: dir, Result: kadetv1.TrainingResult{
+	return &Outcome{Dir: dir, Result: contract.TrainingResult{
 		Version: version, Digest: digest, Threshold: threshold, Metrics: metrics,
-		TrainedAt: ptrTime(trainedAt),
+		TrainedAt: &trainedAt,
 	}}, nil
 }
 
@@ -157,7 +155,7 @@ type fitted struct {
 // start fits the scaler on the training rows of f.fitX, scales every row of tbl with
 // it, and makes the untrained network. Without scaling the rows are used as they are:
 // a copy would double the memory of a large table.
-func (f *fitted) start(req *kadetv1.TrainingRequest, spec model.Spec, tbl *data.Table) ([]float32, error) {
+func (f *fitted) start(req *contract.TrainingRequest, spec model.Spec, tbl *data.Table) ([]float32, error) {
 	var err error
 	if f.scaler, err = preprocess.FitRows(string(req.Preprocessing.Scaling), f.fitX, len(tbl.Columns), f.fitRows); err != nil {
 		return nil, &SpecError{Msg: err.Error()}
@@ -172,7 +170,7 @@ func (f *fitted) start(req *kadetv1.TrainingRequest, spec model.Spec, tbl *data.
 }
 
 // fitRows trains a model that scores rows one by one, on a random split of the rows.
-func fitRows(ctx context.Context, req *kadetv1.TrainingRequest, spec model.Spec, tbl *data.Table, th calibrate.Spec, cfg train.Config, progress func(train.Progress)) (*fitted, error) {
+func fitRows(ctx context.Context, req *contract.TrainingRequest, spec model.Spec, tbl *data.Table, th calibrate.Spec, cfg train.Config, progress func(train.Progress)) (*fitted, error) {
 	d := len(tbl.Columns)
 	rows := tbl.Rows()
 	split := train.SplitRows(rows, req.Training.ValidationSplit, req.Training.Seed)
@@ -248,7 +246,7 @@ func gatherLabels(labels []float32, idx []int) []float32 {
 // fitSequence trains a sequence model on windows of the rows in time order: the first
 // rows train it, the last validationSplit of them are held out for early stopping,
 // calibration and evaluation, because shuffled rows would leak the future into training.
-func fitSequence(ctx context.Context, req *kadetv1.TrainingRequest, spec model.Spec, tbl *data.Table, th calibrate.Spec, cfg train.Config, progress func(train.Progress)) (*fitted, error) {
+func fitSequence(ctx context.Context, req *contract.TrainingRequest, spec model.Spec, tbl *data.Table, th calibrate.Spec, cfg train.Config, progress func(train.Progress)) (*fitted, error) {
 	sortByTime(tbl)
 	d, rows, w := len(tbl.Columns), tbl.Rows(), spec.Window
 	stride := stride(req.Model)
@@ -309,7 +307,7 @@ func fitSequence(ctx context.Context, req *kadetv1.TrainingRequest, spec model.S
 }
 
 // stride is the step between windows of a sequence model: 1 unless the spec says.
-func stride(m kadetv1.ModelSpec) int {
+func stride(m contract.Model) int {
 	if m.Stride != nil {
 		return int(*m.Stride)
 	}
@@ -334,7 +332,7 @@ func normalRows(rows []int, labels []float32) []int {
 	return out
 }
 
-func loadTable(ctx context.Context, req *kadetv1.TrainingRequest) (*data.Table, error) {
+func loadTable(ctx context.Context, req *contract.TrainingRequest) (*data.Table, error) {
 	switch {
 	case req.Data.CSV != nil:
 		c := req.Data.CSV
@@ -353,15 +351,15 @@ func loadTable(ctx context.Context, req *kadetv1.TrainingRequest) (*data.Table, 
 	return nil, &SpecError{Msg: "the training request names no data"}
 }
 
-func modelSpec(m kadetv1.ModelSpec, tbl *data.Table) (model.Spec, error) {
-	m = kadetv1.ResolvedModel(m)
+func modelSpec(m contract.Model, tbl *data.Table) (model.Spec, error) {
+	m = contract.ResolvedModel(m)
 	s := model.Spec{Type: string(m.Type), Inputs: len(tbl.Columns), Activation: string(m.Activation)}
 	switch m.Type {
-	case kadetv1.Autoencoder, kadetv1.MLPClassifier:
+	case contract.Autoencoder, contract.MLPClassifier:
 		for _, h := range m.HiddenLayers {
 			s.Hidden = append(s.Hidden, int(h))
 		}
-	case kadetv1.LSTMAutoencoder:
+	case contract.LSTMAutoencoder:
 		if tbl.ImageRows > 0 {
 			return s, &SpecError{Msg: "model type LSTMAutoencoder needs rows of a series, not images"}
 		}
@@ -370,7 +368,7 @@ func modelSpec(m kadetv1.ModelSpec, tbl *data.Table) (model.Spec, error) {
 		for _, h := range m.HiddenLayers[:1] {
 			s.Hidden = append(s.Hidden, int(h))
 		}
-	case kadetv1.ConvAutoencoder:
+	case contract.ConvAutoencoder:
 		// Over images the blocks run across rows and columns; over rows of a series,
 		// along time through windows.
 		switch {
@@ -379,7 +377,7 @@ func modelSpec(m kadetv1.ModelSpec, tbl *data.Table) (model.Spec, error) {
 		case tbl.ImageRows > 0:
 			s.ImageRows, s.ImageCols = tbl.ImageRows, tbl.ImageCols
 		default:
-			s.Window = kadetv1.DefaultWindow
+			s.Window = contract.DefaultWindow
 			if m.Window != nil {
 				s.Window = int(*m.Window)
 			}
@@ -392,7 +390,7 @@ func modelSpec(m kadetv1.ModelSpec, tbl *data.Table) (model.Spec, error) {
 	default:
 		return s, &SpecError{Msg: fmt.Sprintf("model type %s is not supported by this detector build yet", m.Type)}
 	}
-	if m.LatentSize != nil && m.Type != kadetv1.MLPClassifier {
+	if m.LatentSize != nil && m.Type != contract.MLPClassifier {
 		s.Latent = int(*m.LatentSize)
 	}
 	if _, err := model.New(s, 0); err != nil {
@@ -401,8 +399,8 @@ func modelSpec(m kadetv1.ModelSpec, tbl *data.Table) (model.Spec, error) {
 	return s, nil
 }
 
-func thresholdSpec(t kadetv1.ThresholdSpec) calibrate.Spec {
-	t = kadetv1.ResolvedThreshold(t)
+func thresholdSpec(t contract.Threshold) calibrate.Spec {
+	t = contract.ResolvedThreshold(t)
 	s := calibrate.Spec{Method: string(t.Method)}
 	deref := func(p *float64) float64 {
 		if p == nil {
@@ -426,12 +424,10 @@ func thresholdParameter(s calibrate.Spec) float64 {
 	return 0
 }
 
-func ptrTime(t time.Time) *metav1.Time { v := metav1.NewTime(t); return &v }
-
 // loadImages reads IDX images (and labels) into a table of pixels in [0, 1], keeping
 // only the requested classes.
-func loadImages(ctx context.Context, src *kadetv1.ResolvedImages) (*data.Table, error) {
-	read := func(loc kadetv1.FileLocation, fn func(io.Reader) error) error {
+func loadImages(ctx context.Context, src *contract.ResolvedImages) (*data.Table, error) {
+	read := func(loc contract.FileLocation, fn func(io.Reader) error) error {
 		rc, err := data.Open(ctx, loc, data.DefaultLimits)
 		if err != nil {
 			return err

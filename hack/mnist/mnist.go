@@ -10,7 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	kadetv1 "github.com/kadet-dev/kadet/api/v1alpha1"
+	"github.com/kadet-dev/kadet/detector/contract"
 	"github.com/kadet-dev/kadet/detector/data"
 )
 
@@ -37,21 +37,21 @@ const (
 
 // AutoencoderRequest trains the benchmarks' autoencoder for epochs at batch 128 on the
 // images in dir, keeping only classes when any are given.
-func AutoencoderRequest(dir string, epochs int32, validation float64, classes ...int32) *kadetv1.TrainingRequest {
+func AutoencoderRequest(dir string, epochs int32, validation float64, classes ...int32) *contract.TrainingRequest {
 	latent, pct := int32(64), 99.0
-	req := &kadetv1.TrainingRequest{
-		APIVersion: kadetv1.GroupVersion.String(), Kind: kadetv1.TrainingRequestKind,
-		Detector:      kadetv1.ObjectKey{Namespace: "bench", Name: "mnist"},
-		Model:         kadetv1.ModelSpec{Type: kadetv1.Autoencoder, HiddenLayers: []int32{256}, LatentSize: &latent, Activation: "ReLU"},
-		Preprocessing: kadetv1.PreprocessingSpec{Scaling: "None"},
-		Training:      kadetv1.TrainingParameters{Epochs: epochs, BatchSize: 128, LearningRate: 0.001, ValidationSplit: validation, Seed: 1},
-		Threshold:     kadetv1.ThresholdSpec{Method: kadetv1.ThresholdPercentile, Percentile: &pct},
-		Data: kadetv1.ResolvedData{Images: &kadetv1.ResolvedImages{
-			File: kadetv1.FileLocation{Path: filepath.Join(dir, TrainImages)},
+	req := &contract.TrainingRequest{
+		APIVersion: contract.APIVersion, Kind: contract.Kind,
+		Detector:      contract.ObjectKey{Namespace: "bench", Name: "mnist"},
+		Model:         contract.Model{Type: contract.Autoencoder, HiddenLayers: []int32{256}, LatentSize: &latent, Activation: "ReLU"},
+		Preprocessing: contract.Preprocessing{Scaling: "None"},
+		Training:      contract.TrainingParameters{Epochs: epochs, BatchSize: 128, LearningRate: 0.001, ValidationSplit: validation, Seed: 1},
+		Threshold:     contract.Threshold{Method: contract.ThresholdPercentile, Percentile: &pct},
+		Data: contract.ResolvedData{Images: &contract.ResolvedImages{
+			File: contract.FileLocation{Path: filepath.Join(dir, TrainImages)},
 		}},
 	}
 	if len(classes) > 0 {
-		req.Data.Images.LabelFile = &kadetv1.FileLocation{Path: filepath.Join(dir, TrainLabels)}
+		req.Data.Images.LabelFile = &contract.FileLocation{Path: filepath.Join(dir, TrainLabels)}
 		req.Data.Images.Classes = classes
 	}
 	return req

@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/kadet-dev/kadet/detector/contract"
 	"github.com/kadet-dev/kadet/detector/pipeline"
 )
 
@@ -25,14 +26,6 @@ commands:
 Run 'detector <command> -h' for the flags of a command.
 `
 
-// Exit codes. Training Jobs fail at once on exitInvalidInput (retrying cannot help).
-const (
-	exitOK           = 0
-	exitFailure      = 1
-	exitInvalidInput = 2
-	exitCanceled     = 143 // 128 + SIGTERM
-)
-
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
@@ -42,7 +35,7 @@ func main() {
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		fmt.Fprint(stdout, usage)
-		return exitOK
+		return contract.ExitOK
 	}
 	var err error
 	switch args[0] {
@@ -56,7 +49,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = cmdServe(ctx, args[1:], stderr)
 	default:
 		fmt.Fprintf(stderr, "detector: unknown command %q\n\n%s", args[0], usage)
-		return exitInvalidInput
+		return contract.ExitInvalidInput
 	}
 	return exitCode(stderr, args[0], err)
 }
@@ -74,16 +67,16 @@ func (e canceledError) Unwrap() error { return e.err }
 
 func exitCode(stderr io.Writer, cmd string, err error) int {
 	if err == nil {
-		return exitOK
+		return contract.ExitOK
 	}
 	fmt.Fprintf(stderr, "detector %s: %v\n", cmd, err)
 	var ue usageError
 	var ce canceledError
 	switch {
 	case errors.As(err, &ce):
-		return exitCanceled
+		return contract.ExitCanceled
 	case errors.As(err, &ue), pipeline.IsInputError(err):
-		return exitInvalidInput
+		return contract.ExitInvalidInput
 	}
-	return exitFailure
+	return contract.ExitFailure
 }

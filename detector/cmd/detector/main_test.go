@@ -13,8 +13,8 @@ import (
 	"strings"
 	"testing"
 
-	kadetv1 "github.com/kadet-dev/kadet/api/v1alpha1"
 	"github.com/kadet-dev/kadet/detector/artifact"
+	"github.com/kadet-dev/kadet/detector/contract"
 )
 
 func detector(t *testing.T, ctx context.Context, args ...string) (code int, stdout, stderr string) {
@@ -63,12 +63,12 @@ func TestTrainScoreEvaluate(t *testing.T) {
 	if !strings.Contains(stderr, "epoch 15/15 loss") {
 		t.Fatalf("no progress lines:\n%s", stderr)
 	}
-	var res kadetv1.TrainingResult
+	var res contract.TrainingResult
 	if err := json.Unmarshal([]byte(stdout), &res); err != nil || res.Version == "" || res.Threshold <= 0 {
 		t.Fatalf("result line %q: %v", stdout, err)
 	}
 	msg, _ := os.ReadFile(termLog)
-	if parsed, err := kadetv1.ParseTrainingResult(string(msg)); err != nil || parsed.Digest != res.Digest {
+	if parsed, err := contract.ParseTrainingResult(string(msg)); err != nil || parsed.Digest != res.Digest {
 		t.Fatalf("termination message %q: %v", msg, err)
 	}
 	if _, err := os.Stat(filepath.Join(models, res.Version, "report.png")); err != nil {
@@ -133,21 +133,21 @@ func TestBadInputExitsWithItsPlace(t *testing.T) {
 		want string
 	}{
 		{"non-numeric cell", []string{"train", "--data", bad, "--out", filepath.Join(dir, "m"), "--termination-log", termLog},
-			exitInvalidInput, `bad.csv line 3, column "b": "x" is not a number`},
-		{"not a training request", []string{"train", "--spec", spec, "--out", dir}, exitInvalidInput, `has apiVersion "v1" kind "Pod"`},
-		{"no output", []string{"train", "--data", good}, exitInvalidInput, "--out is required"},
-		{"unknown flag", []string{"score", "--modle", "x"}, exitInvalidInput, "flag provided but not defined: -modle"},
-		{"model lacks input column", []string{"score", "--model", models, "--input", bad}, exitInvalidInput,
+			contract.ExitInvalidInput, `bad.csv line 3, column "b": "x" is not a number`},
+		{"not a training request", []string{"train", "--spec", spec, "--out", dir}, contract.ExitInvalidInput, `has apiVersion "v1" kind "Pod"`},
+		{"no output", []string{"train", "--data", good}, contract.ExitInvalidInput, "--out is required"},
+		{"unknown flag", []string{"score", "--modle", "x"}, contract.ExitInvalidInput, "flag provided but not defined: -modle"},
+		{"model lacks input column", []string{"score", "--model", models, "--input", bad}, contract.ExitInvalidInput,
 			`column "id", which the model was trained on, is not in the header`},
-		{"corrupt model", []string{"score", "--model", bad, "--input", good}, exitInvalidInput, "not a kadet model file"},
-		{"unknown command", []string{"fit"}, exitInvalidInput, `unknown command "fit"`},
-		{"window for a row model", []string{"train", "--data", good, "--window", "8", "--out", dir}, exitInvalidInput,
+		{"corrupt model", []string{"score", "--model", bad, "--input", good}, contract.ExitInvalidInput, "not a kadet model file"},
+		{"unknown command", []string{"fit"}, contract.ExitInvalidInput, `unknown command "fit"`},
+		{"window for a row model", []string{"train", "--data", good, "--window", "8", "--out", dir}, contract.ExitInvalidInput,
 			"--window and --stride are for models LSTMAutoencoder and ConvAutoencoder, not Autoencoder"},
-		{"channels for an LSTM", []string{"train", "--data", good, "--model", "LSTMAutoencoder", "--channels", "8", "--out", dir}, exitInvalidInput,
+		{"channels for an LSTM", []string{"train", "--data", good, "--model", "LSTMAutoencoder", "--channels", "8", "--out", dir}, contract.ExitInvalidInput,
 			"--channels and --kernel-size are for model ConvAutoencoder, not LSTMAutoencoder"},
-		{"even conv kernel", []string{"train", "--data", good, "--model", "ConvAutoencoder", "--kernel-size", "4", "--out", dir}, exitInvalidInput,
+		{"even conv kernel", []string{"train", "--data", good, "--model", "ConvAutoencoder", "--kernel-size", "4", "--out", dir}, contract.ExitInvalidInput,
 			"--kernel-size 4: give an odd number of rows"},
-		{"negative stride", []string{"train", "--data", good, "--model", "LSTMAutoencoder", "--stride", "-1", "--out", dir}, exitInvalidInput,
+		{"negative stride", []string{"train", "--data", good, "--model", "LSTMAutoencoder", "--stride", "-1", "--out", dir}, contract.ExitInvalidInput,
 			"give positive numbers of rows"},
 	}
 	for _, tt := range tests {
@@ -159,7 +159,7 @@ func TestBadInputExitsWithItsPlace(t *testing.T) {
 		})
 	}
 	msg, _ := os.ReadFile(termLog)
-	if res, err := kadetv1.ParseTrainingResult(string(msg)); err != nil || !strings.Contains(res.Error, "line 3") {
+	if res, err := contract.ParseTrainingResult(string(msg)); err != nil || !strings.Contains(res.Error, "line 3") {
 		t.Fatalf("termination message %q: %v", msg, err)
 	}
 }
@@ -187,7 +187,7 @@ func TestTrainSequenceModelsFromFlags(t *testing.T) {
 			if code != 0 {
 				t.Fatalf("train exited %d: %s", code, stderr)
 			}
-			var res kadetv1.TrainingResult
+			var res contract.TrainingResult
 			if err := json.Unmarshal([]byte(stdout), &res); err != nil {
 				t.Fatal(err)
 			}
@@ -211,7 +211,7 @@ func TestSIGTERMStopsTrainingCleanly(t *testing.T) {
 	cancel() // the signal arrived before the first batch
 	models := filepath.Join(dir, "models")
 	code, _, stderr := detector(t, ctx, "train", "--data", good, "--epochs", "100", "--out", models)
-	if code != exitCanceled || !strings.Contains(stderr, "training canceled at epoch 1") || !strings.Contains(stderr, "no model was written") {
+	if code != contract.ExitCanceled || !strings.Contains(stderr, "training canceled at epoch 1") || !strings.Contains(stderr, "no model was written") {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
 	if vs, _ := artifact.Versions(models); len(vs) != 0 {

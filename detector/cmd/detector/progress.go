@@ -15,7 +15,7 @@ import (
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
 
-	kadetv1 "github.com/kadet-dev/kadet/api/v1alpha1"
+	"github.com/kadet-dev/kadet/detector/contract"
 	"github.com/kadet-dev/kadet/detector/train"
 )
 
@@ -24,10 +24,10 @@ import (
 const progressInterval = 2 * time.Second
 
 // progressSink returns a function that reports each epoch into the progress ConfigMap
-// named by KADET_PROGRESS_CONFIGMAP, or nil outside a training pod. Reporting is best
+// named by contract.EnvProgressConfigMap, or nil outside a training pod. Reporting is best
 // effort: a failure is logged once and never stops training.
 func progressSink(stderr io.Writer) func(train.Progress) {
-	name, ns := os.Getenv("KADET_PROGRESS_CONFIGMAP"), os.Getenv("POD_NAMESPACE")
+	name, ns := os.Getenv(contract.EnvProgressConfigMap), os.Getenv(contract.EnvPodNamespace)
 	if name == "" || ns == "" {
 		return nil
 	}
@@ -41,7 +41,7 @@ func progressSink(stderr io.Writer) func(train.Progress) {
 		fmt.Fprintf(stderr, "progress reporting off: %v\n", err)
 		return nil
 	}
-	hash := os.Getenv("KADET_SPEC_HASH")
+	hash := os.Getenv(contract.EnvSpecHash)
 	var last time.Time
 	warned := false
 	return func(p train.Progress) {
@@ -50,13 +50,13 @@ func progressSink(stderr io.Writer) func(train.Progress) {
 		}
 		last = time.Now()
 		dataMap := map[string]string{
-			kadetv1.ProgressKeySpecHash: hash,
-			kadetv1.ProgressKeyEpoch:    strconv.Itoa(p.Epoch),
-			kadetv1.ProgressKeyEpochs:   strconv.Itoa(p.Epochs),
-			kadetv1.ProgressKeyLoss:     strconv.FormatFloat(p.Loss, 'g', 6, 64),
+			contract.ProgressKeySpecHash: hash,
+			contract.ProgressKeyEpoch:    strconv.Itoa(p.Epoch),
+			contract.ProgressKeyEpochs:   strconv.Itoa(p.Epochs),
+			contract.ProgressKeyLoss:     strconv.FormatFloat(p.Loss, 'g', 6, 64),
 		}
 		if !math.IsNaN(p.ValLoss) {
-			dataMap[kadetv1.ProgressKeyValLoss] = strconv.FormatFloat(p.ValLoss, 'g', 6, 64)
+			dataMap[contract.ProgressKeyValLoss] = strconv.FormatFloat(p.ValLoss, 'g', 6, 64)
 		}
 		patch, _ := json.Marshal(map[string]any{"data": dataMap})
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -11,6 +11,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/kadet-dev/kadet/detector/contract"
 	"github.com/kadet-dev/kadet/detector/model"
 	"github.com/kadet-dev/kadet/detector/serve"
 )
@@ -40,7 +41,7 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	if *addr == "" {
 		*addr = ":8080"
-		if ip := os.Getenv("POD_IP"); ip != "" {
+		if ip := os.Getenv(contract.EnvPodIP); ip != "" {
 			*addr = net.JoinHostPort(ip, "8080")
 		}
 	}

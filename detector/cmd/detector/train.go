@@ -14,9 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/term"
-	"k8s.io/utils/ptr"
 
-	kadetv1 "github.com/kadet-dev/kadet/api/v1alpha1"
+	"github.com/kadet-dev/kadet/detector/contract"
 	"github.com/kadet-dev/kadet/detector/pipeline"
 	"github.com/kadet-dev/kadet/detector/train"
 )
@@ -40,7 +39,7 @@ func cmdTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return usageError{"--out is required"}
 	}
 	req, err := trainingRequest(*specFile, local)
-	result, err := func() (*kadetv1.TrainingResult, error) {
+	result, err := func() (*contract.TrainingResult, error) {
 		if err != nil {
 			return nil, err
 		}
@@ -57,7 +56,7 @@ func cmdTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return &outcome.Result, nil
 	}()
 	if err != nil {
-		writeTermination(*termLog, kadetv1.TrainingResult{Error: err.Error()}, stderr)
+		writeTermination(*termLog, contract.TrainingResult{Error: err.Error()}, stderr)
 		return err
 	}
 	line, _ := json.Marshal(result)
@@ -68,7 +67,7 @@ func cmdTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 // writeTermination writes res where Kubernetes takes the termination message from,
 // within its size limit. Outside a pod the file does not exist and nothing is written.
-func writeTermination(path string, res kadetv1.TrainingResult, stderr io.Writer) {
+func writeTermination(path string, res contract.TrainingResult, stderr io.Writer) {
 	if path == "" {
 		return
 	}
@@ -76,7 +75,7 @@ func writeTermination(path string, res kadetv1.TrainingResult, stderr io.Writer)
 		return
 	}
 	b, _ := json.Marshal(res)
-	if len(b) > kadetv1.TerminationMessageLimit {
+	if len(b) > contract.TerminationMessageLimit {
 		res.Metrics = nil
 		if len(res.Error) > 3000 {
 			res.Error = res.Error[:3000] + "..."
@@ -124,7 +123,7 @@ func localFlags(fs *flag.FlagSet) *localTrainFlags {
 }
 
 // trainingRequest reads --spec, or builds a request from the local flags.
-func trainingRequest(specFile string, l *localTrainFlags) (*kadetv1.TrainingRequest, error) {
+func trainingRequest(specFile string, l *localTrainFlags) (*contract.TrainingRequest, error) {
 	switch {
 	case specFile != "" && l.data != "":
 		return nil, usageError{"give --spec or --data, not both"}
@@ -133,16 +132,16 @@ func trainingRequest(specFile string, l *localTrainFlags) (*kadetv1.TrainingRequ
 	case l.data == "":
 		return nil, usageError{"give --spec FILE or --data CSV"}
 	}
-	req := &kadetv1.TrainingRequest{
-		APIVersion: kadetv1.GroupVersion.String(), Kind: kadetv1.TrainingRequestKind,
-		Detector:      kadetv1.ObjectKey{Name: "local"},
-		Model:         kadetv1.ModelSpec{Type: kadetv1.ModelType(l.model), Activation: kadetv1.Activation(l.activation)},
-		Preprocessing: kadetv1.PreprocessingSpec{Scaling: kadetv1.Scaling(l.scaling)},
-		Training: kadetv1.TrainingParameters{
+	req := &contract.TrainingRequest{
+		APIVersion: contract.APIVersion, Kind: contract.Kind,
+		Detector:      contract.ObjectKey{Name: "local"},
+		Model:         contract.Model{Type: contract.ModelType(l.model), Activation: l.activation},
+		Preprocessing: contract.Preprocessing{Scaling: l.scaling},
+		Training: contract.TrainingParameters{
 			Epochs: int32(l.epochs), BatchSize: int32(l.batch), LearningRate: l.lr, ValidationSplit: l.valSplit, Seed: l.seed,
 		},
-		Threshold: kadetv1.ThresholdSpec{Method: kadetv1.ThresholdMethod(l.method)},
-		Data: kadetv1.ResolvedData{CSV: &kadetv1.ResolvedCSV{
+		Threshold: contract.Threshold{Method: contract.ThresholdMethod(l.method)},
+		Data: contract.ResolvedData{CSV: &contract.ResolvedCSV{
 			LabelColumn: l.label, TimestampColumn: l.timestamp, Delimiter: l.delimiter,
 		}},
 	}
@@ -159,7 +158,7 @@ func trainingRequest(specFile string, l *localTrainFlags) (*kadetv1.TrainingRequ
 		return nil, err
 	}
 	if l.channels != "" || l.kernel != 0 {
-		if req.Model.Type != kadetv1.ConvAutoencoder {
+		if req.Model.Type != contract.ConvAutoencoder {
 			return nil, usageError{fmt.Sprintf("--channels and --kernel-size are for model ConvAutoencoder, not %s", l.model)}
 		}
 		if req.Model.Channels, err = widths("--channels", l.channels); err != nil {
@@ -169,7 +168,7 @@ func trainingRequest(specFile string, l *localTrainFlags) (*kadetv1.TrainingRequ
 			return nil, usageError{fmt.Sprintf("--kernel-size %d: give an odd number of rows", l.kernel)}
 		}
 		if l.kernel > 0 {
-			req.Model.KernelSize = ptr.To(int32(l.kernel))
+			req.Model.KernelSize = new(int32(l.kernel))
 		}
 	}
 	if l.latent > 0 {
@@ -177,32 +176,32 @@ func trainingRequest(specFile string, l *localTrainFlags) (*kadetv1.TrainingRequ
 		req.Model.LatentSize = &v
 	}
 	if l.window != 0 || l.stride != 0 {
-		if req.Model.Type != kadetv1.LSTMAutoencoder && req.Model.Type != kadetv1.ConvAutoencoder {
+		if req.Model.Type != contract.LSTMAutoencoder && req.Model.Type != contract.ConvAutoencoder {
 			return nil, usageError{fmt.Sprintf("--window and --stride are for models LSTMAutoencoder and ConvAutoencoder, not %s", l.model)}
 		}
 		if l.window < 0 || l.stride < 0 {
 			return nil, usageError{fmt.Sprintf("--window %d --stride %d: give positive numbers of rows", l.window, l.stride)}
 		}
 		if l.window > 0 {
-			req.Model.Window = ptr.To(int32(l.window))
+			req.Model.Window = new(int32(l.window))
 		}
 		if l.stride > 0 {
-			req.Model.Stride = ptr.To(int32(l.stride))
+			req.Model.Stride = new(int32(l.stride))
 		}
 	}
 	if l.patience > 0 {
-		req.Training.EarlyStopping = &kadetv1.EarlyStoppingSpec{Patience: int32(l.patience)}
+		req.Training.EarlyStopping = &contract.EarlyStopping{Patience: int32(l.patience)}
 	}
 	if l.param != 0 {
 		p := l.param
 		switch req.Threshold.Method {
-		case kadetv1.ThresholdPercentile:
+		case contract.ThresholdPercentile:
 			req.Threshold.Percentile = &p
-		case kadetv1.ThresholdMeanStd:
+		case contract.ThresholdMeanStd:
 			req.Threshold.StdDevs = &p
-		case kadetv1.ThresholdFixed:
+		case contract.ThresholdFixed:
 			req.Threshold.Value = &p
-		case kadetv1.ThresholdContamination:
+		case contract.ThresholdContamination:
 			req.Threshold.Contamination = &p
 		}
 	}
@@ -225,27 +224,26 @@ func widths(flagName, list string) ([]int32, error) {
 	return out, nil
 }
 
-func readSpec(path string) (*kadetv1.TrainingRequest, error) {
+func readSpec(path string) (*contract.TrainingRequest, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, &pipeline.SpecError{Msg: fmt.Sprintf("reading spec: %v", err)}
 	}
-	req := &kadetv1.TrainingRequest{}
+	req := &contract.TrainingRequest{}
 	dec := json.NewDecoder(strings.NewReader(string(b)))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(req); err != nil {
 		return nil, &pipeline.SpecError{Msg: fmt.Sprintf("%s is not a TrainingRequest: %v", path, err)}
 	}
-	if req.Kind != kadetv1.TrainingRequestKind || req.APIVersion != kadetv1.GroupVersion.String() {
-		return nil, &pipeline.SpecError{Msg: fmt.Sprintf("%s has apiVersion %q kind %q; want %s %s",
-			path, req.APIVersion, req.Kind, kadetv1.GroupVersion, kadetv1.TrainingRequestKind)}
+	if err := req.CheckVersion(); err != nil {
+		return nil, &pipeline.SpecError{Msg: fmt.Sprintf("%s has %v", path, err)}
 	}
 	return req, checkRequest(req)
 }
 
 // checkRequest refuses settings the API would have refused, for requests that did not
 // come through the API server.
-func checkRequest(req *kadetv1.TrainingRequest) error {
+func checkRequest(req *contract.TrainingRequest) error {
 	t := req.Training
 	switch {
 	case t.Epochs < 1:

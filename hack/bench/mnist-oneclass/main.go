@@ -12,10 +12,8 @@ import (
 	"path/filepath"
 	"time"
 
-	"k8s.io/utils/ptr"
-
-	kadetv1 "github.com/kadet-dev/kadet/api/v1alpha1"
 	"github.com/kadet-dev/kadet/detector/artifact"
+	"github.com/kadet-dev/kadet/detector/contract"
 	"github.com/kadet-dev/kadet/detector/data"
 	"github.com/kadet-dev/kadet/detector/evaluate"
 	"github.com/kadet-dev/kadet/detector/pipeline"
@@ -80,16 +78,16 @@ func run(convEpochs, denseEpochs int32, digits int) error {
 }
 
 // convRequest is the default image preset on one digit.
-func convRequest(dir string, digit int, epochs int32) *kadetv1.TrainingRequest {
+func convRequest(dir string, digit int, epochs int32) *contract.TrainingRequest {
 	req := mnist.AutoencoderRequest(dir, epochs, 0.1, int32(digit))
-	req.Model = kadetv1.ModelSpec{Type: kadetv1.ConvAutoencoder}
+	req.Model = contract.Model{Type: contract.ConvAutoencoder}
 	req.Training.BatchSize, req.Training.LearningRate = 32, 0.002
-	req.Threshold = kadetv1.ThresholdSpec{Method: kadetv1.ThresholdPercentile, Percentile: ptr.To(99.0)}
+	req.Threshold = contract.Threshold{Method: contract.ThresholdPercentile, Percentile: new(99.0)}
 	return req
 }
 
 // auroc trains req and scores the test set with digit as the normal class.
-func auroc(req *kadetv1.TrainingRequest, out string, test *data.Table, labels []uint8, digit int) (float64, error) {
+func auroc(req *contract.TrainingRequest, out string, test *data.Table, labels []uint8, digit int) (float64, error) {
 	res, err := pipeline.Train(context.Background(), req, out, nil)
 	if err != nil {
 		return 0, err

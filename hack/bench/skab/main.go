@@ -19,10 +19,8 @@ import (
 	"strings"
 	"time"
 
-	"k8s.io/utils/ptr"
-
-	kadetv1 "github.com/kadet-dev/kadet/api/v1alpha1"
 	"github.com/kadet-dev/kadet/detector/artifact"
+	"github.com/kadet-dev/kadet/detector/contract"
 	"github.com/kadet-dev/kadet/detector/data"
 	"github.com/kadet-dev/kadet/detector/evaluate"
 	"github.com/kadet-dev/kadet/detector/pipeline"
@@ -75,20 +73,20 @@ func run(dir string, models []string, epochs, window int32) error {
 }
 
 // modelSpec is the detector a name stands for in this benchmark.
-func modelSpec(name string, window int32) (kadetv1.ModelSpec, error) {
-	switch kadetv1.ModelType(name) {
-	case kadetv1.LSTMAutoencoder:
-		return kadetv1.ModelSpec{Type: kadetv1.LSTMAutoencoder, HiddenLayers: []int32{32}, LatentSize: ptr.To[int32](8),
-			Window: &window, Stride: ptr.To[int32](1), Activation: "Tanh"}, nil
-	case kadetv1.ConvAutoencoder:
-		return kadetv1.ModelSpec{Type: kadetv1.ConvAutoencoder, Channels: []int32{32, 16}, KernelSize: ptr.To[int32](7),
-			LatentSize: ptr.To[int32](16), Window: &window, Stride: ptr.To[int32](1), Activation: "ReLU"}, nil
+func modelSpec(name string, window int32) (contract.Model, error) {
+	switch contract.ModelType(name) {
+	case contract.LSTMAutoencoder:
+		return contract.Model{Type: contract.LSTMAutoencoder, HiddenLayers: []int32{32}, LatentSize: new(int32(8)),
+			Window: &window, Stride: new(int32(1)), Activation: "Tanh"}, nil
+	case contract.ConvAutoencoder:
+		return contract.Model{Type: contract.ConvAutoencoder, Channels: []int32{32, 16}, KernelSize: new(int32(7)),
+			LatentSize: new(int32(16)), Window: &window, Stride: new(int32(1)), Activation: "ReLU"}, nil
 	}
-	return kadetv1.ModelSpec{}, fmt.Errorf("--models: %q is not LSTMAutoencoder or ConvAutoencoder", name)
+	return contract.Model{}, fmt.Errorf("--models: %q is not LSTMAutoencoder or ConvAutoencoder", name)
 }
 
 // runModel runs the protocol for one detector, prints its table and returns its F1.
-func runModel(dir, work string, model kadetv1.ModelSpec, epochs int32) (float64, error) {
+func runModel(dir, work string, model contract.Model, epochs int32) (float64, error) {
 	if err := os.MkdirAll(work, 0o755); err != nil {
 		return 0, err
 	}
@@ -129,7 +127,7 @@ func rates(c evaluate.Counts) (f1, far, mar float64) {
 }
 
 // runFile trains on the file's first rows and labels all of them.
-func runFile(path, work string, model kadetv1.ModelSpec, epochs int32) (evaluate.Counts, int, error) {
+func runFile(path, work string, model contract.Model, epochs int32) (evaluate.Counts, int, error) {
 	head, err := firstLines(path, trainRows+1)
 	if err != nil {
 		return evaluate.Counts{}, 0, err
@@ -138,16 +136,16 @@ func runFile(path, work string, model kadetv1.ModelSpec, epochs int32) (evaluate
 	if err := os.WriteFile(trainCSV, []byte(head), 0o644); err != nil {
 		return evaluate.Counts{}, 0, err
 	}
-	req := &kadetv1.TrainingRequest{
-		APIVersion: kadetv1.GroupVersion.String(), Kind: kadetv1.TrainingRequestKind,
-		Detector:      kadetv1.ObjectKey{Name: "skab"},
+	req := &contract.TrainingRequest{
+		APIVersion: contract.APIVersion, Kind: contract.Kind,
+		Detector:      contract.ObjectKey{Name: "skab"},
 		Model:         model,
-		Preprocessing: kadetv1.PreprocessingSpec{Scaling: "Standardize"},
-		Training:      kadetv1.TrainingParameters{Epochs: epochs, BatchSize: 32, LearningRate: 0.003, ValidationSplit: 0.2, Seed: 1},
+		Preprocessing: contract.Preprocessing{Scaling: "Standardize"},
+		Training:      contract.TrainingParameters{Epochs: epochs, BatchSize: 32, LearningRate: 0.003, ValidationSplit: 0.2, Seed: 1},
 		// The threshold comes from the training rows only: the largest held-out score.
-		Threshold: kadetv1.ThresholdSpec{Method: kadetv1.ThresholdPercentile, Percentile: ptr.To(99.9)},
-		Data: kadetv1.ResolvedData{CSV: &kadetv1.ResolvedCSV{
-			File: kadetv1.FileLocation{Path: trainCSV}, Columns: sensors, TimestampColumn: "datetime", Delimiter: ";",
+		Threshold: contract.Threshold{Method: contract.ThresholdPercentile, Percentile: new(99.9)},
+		Data: contract.ResolvedData{CSV: &contract.ResolvedCSV{
+			File: contract.FileLocation{Path: trainCSV}, Columns: sensors, TimestampColumn: "datetime", Delimiter: ";",
 		}},
 	}
 	out, err := pipeline.Train(context.Background(), req, work+".models", nil)
@@ -158,7 +156,7 @@ func runFile(path, work string, model kadetv1.ModelSpec, epochs int32) (evaluate
 	if err != nil {
 		return evaluate.Counts{}, 0, err
 	}
-	tbl, err := data.LoadCSV(context.Background(), kadetv1.FileLocation{Path: path}, data.CSVOptions{
+	tbl, err := data.LoadCSV(context.Background(), contract.FileLocation{Path: path}, data.CSVOptions{
 		Columns: sensors, TimestampColumn: "datetime", LabelColumn: "anomaly", Delimiter: ';'}, data.DefaultLimits)
 	if err != nil {
 		return evaluate.Counts{}, 0, err

@@ -15,8 +15,8 @@ import (
 	"slices"
 	"time"
 
-	kadetv1 "github.com/kadet-dev/kadet/api/v1alpha1"
 	"github.com/kadet-dev/kadet/detector/artifact"
+	"github.com/kadet-dev/kadet/detector/contract"
 	"github.com/kadet-dev/kadet/detector/model"
 	"github.com/kadet-dev/kadet/detector/pipeline"
 	"github.com/kadet-dev/kadet/hack/mnist"
@@ -83,14 +83,14 @@ func run(detector, python, script string, runs int) error {
 
 // kadetTrain runs `detector train` and returns its result line; samplesPerSecond
 // covers the training loop, as the PyTorch figure does.
-func kadetTrain(detector, spec, out string) (*kadetv1.TrainingResult, error) {
+func kadetTrain(detector, spec, out string) (*contract.TrainingResult, error) {
 	cmd := exec.Command(detector, "train", "--spec", spec, "--out", out)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
 		return nil, fmt.Errorf("%s train: %w\n%s", detector, err, stderr.String())
 	}
-	res := &kadetv1.TrainingResult{}
+	res := &contract.TrainingResult{}
 	return res, json.Unmarshal(stdout.Bytes(), res)
 }
 

@@ -1,0 +1,246 @@
+// Package contract is what the controller and the detector binary agree on: the
+// TrainingRequest the controller renders into a ConfigMap, the TrainingResult the
+// training pod writes to its termination message, the keys of the progress ConfigMap,
+// the environment of the pods and the exit codes. Both sides import this package and
+// nothing else of each other, so they cannot drift. It holds plain Go types: the engine
+// depends on no Kubernetes package.
+package contract
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
+
+const (
+	// APIVersion and Kind are written into every rendered TrainingRequest; the binary
+	// refuses a request of another version.
+	APIVersion = "anomaly.kadet.dev/v1alpha1"
+	Kind       = "TrainingRequest"
+	// SpecFileName is the key of the spec ConfigMap and the file the training pod reads.
+	SpecFileName = "spec.json"
+	// TerminationMessageLimit is the kubelet's limit on a termination message.
+	TerminationMessageLimit = 4096
+)
+
+// Keys of the progress ConfigMap the training pod updates once per epoch.
+const (
+	ProgressKeySpecHash = "specHash"
+	ProgressKeyEpoch    = "epoch"
+	ProgressKeyEpochs   = "epochs"
+	ProgressKeyLoss     = "loss"
+	ProgressKeyValLoss  = "valLoss"
+)
+
+// Environment the controller gives the training pod.
+const (
+	// EnvProgressConfigMap names the ConfigMap the pod reports progress into.
+	EnvProgressConfigMap = "KADET_PROGRESS_CONFIGMAP"
+	// EnvSpecHash is the hash of the request, stamped on every progress report so the
+	// controller ignores reports of an older run.
+	EnvSpecHash = "KADET_SPEC_HASH"
+	// EnvPodNamespace, EnvPodName and EnvPodIP come from the downward API.
+	EnvPodNamespace = "POD_NAMESPACE"
+	EnvPodName      = "POD_NAME"
+	EnvPodIP        = "POD_IP"
+)
+
+// Exit codes of the detector binary.
+const (
+	ExitOK      = 0
+	ExitFailure = 1
+	// ExitInvalidInput is bad spec, data, model file or flags: retrying cannot help,
+	// so a training Job fails at once on it.
+	ExitInvalidInput = 2
+	// ExitCanceled is 128 + SIGTERM: the run was stopped and wrote nothing.
+	ExitCanceled = 143
+)
+
+// ModelType names a network architecture; the values are the API's.
+type ModelType string
+
+const (
+	Autoencoder     ModelType = "Autoencoder"
+	MLPClassifier   ModelType = "MLPClassifier"
+	ConvAutoencoder ModelType = "ConvAutoencoder"
+	LSTMAutoencoder ModelType = "LSTMAutoencoder"
+)
+
+// ThresholdMethod is how the threshold is calibrated; the values are the API's.
+type ThresholdMethod string
+
+const (
+	ThresholdPercentile    ThresholdMethod = "Percentile"
+	ThresholdMeanStd       ThresholdMethod = "MeanStd"
+	ThresholdFixed         ThresholdMethod = "Fixed"
+	ThresholdContamination ThresholdMethod = "Contamination"
+	ThresholdBestF1        ThresholdMethod = "BestF1"
+)
+
+// TrainingRequest is everything the training pod needs, with every default resolved and
+// every Kubernetes reference turned into a local path or URL.
+type TrainingRequest struct {
+	APIVersion    string             `json:"apiVersion"`
+	Kind          string             `json:"kind"`
+	Detector      ObjectKey          `json:"detector"`
+	Model         Model              `json:"model"`
+	Preprocessing Preprocessing      `json:"preprocessing"`
+	Training      TrainingParameters `json:"training"`
+	Threshold     Threshold          `json:"threshold"`
+	Data          ResolvedData       `json:"data"`
+	// RetrainToken is copied from the retrain annotation, so setting it starts a new run.
+	RetrainToken string `json:"retrainToken,omitempty"`
+}
+
+// ObjectKey names a namespaced object.
+type ObjectKey struct {
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+}
+
+// Model describes the network, as the Detector's spec.model does.
+type Model struct {
+	Type         ModelType `json:"type"`
+	HiddenLayers []int32   `json:"hiddenLayers,omitempty"`
+	LatentSize   *int32    `json:"latentSize,omitempty"`
+	Activation   string    `json:"activation,omitempty"`
+	Window       *int32    `json:"window,omitempty"`
+	Stride       *int32    `json:"stride,omitempty"`
+	Channels     []int32   `json:"channels,omitempty"`
+	KernelSize   *int32    `json:"kernelSize,omitempty"`
+}
+
+// Preprocessing says how features are scaled: Standardize, MinMax or None.
+type Preprocessing struct {
+	Scaling string `json:"scaling,omitempty"`
+}
+
+// TrainingParameters are the optimisation settings of the Detector's spec.training,
+// without the pod's.
+type TrainingParameters struct {
+	Epochs          int32          `json:"epochs"`
+	BatchSize       int32          `json:"batchSize"`
+	LearningRate    float64        `json:"learningRate"`
+	ValidationSplit float64        `json:"validationSplit"`
+	Seed            int64          `json:"seed"`
+	EarlyStopping   *EarlyStopping `json:"earlyStopping,omitempty"`
+}
+
+// EarlyStopping stops training when the validation loss stops improving.
+type EarlyStopping struct {
+	Patience int32   `json:"patience"`
+	MinDelta float64 `json:"minDelta,omitempty"`
+}
+
+// Threshold is the calibration method and its one parameter.
+type Threshold struct {
+	Method        ThresholdMethod `json:"method,omitempty"`
+	Percentile    *float64        `json:"percentile,omitempty"`
+	StdDevs       *float64        `json:"stdDevs,omitempty"`
+	Value         *float64        `json:"value,omitempty"`
+	Contamination *float64        `json:"contamination,omitempty"`
+}
+
+// ResolvedData is a DataSource as the training pod sees it: one of CSV, Images or
+// Prometheus, with files given as a local Path or a URL.
+type ResolvedData struct {
+	CSV        *ResolvedCSV        `json:"csv,omitempty"`
+	Images     *ResolvedImages     `json:"images,omitempty"`
+	Prometheus *ResolvedPrometheus `json:"prometheus,omitempty"`
+	// Digest is the sha256 of the data when the controller can see it (ConfigMap
+	// sources), so a change of the data changes the spec hash and retrains.
+	Digest string `json:"digest,omitempty"`
+}
+
+// FileLocation is a local path or a URL: exactly one is set.
+type FileLocation struct {
+	Path string `json:"path,omitempty"`
+	URL  string `json:"url,omitempty"`
+}
+
+// String is the path or the URL, for messages.
+func (l FileLocation) String() string {
+	if l.Path != "" {
+		return l.Path
+	}
+	return l.URL
+}
+
+// ResolvedCSV is a CSV source with its file located.
+type ResolvedCSV struct {
+	File            FileLocation `json:"file"`
+	Columns         []string     `json:"columns,omitempty"`
+	TimestampColumn string       `json:"timestampColumn,omitempty"`
+	LabelColumn     string       `json:"labelColumn,omitempty"`
+	Delimiter       string       `json:"delimiter"`
+}
+
+// ResolvedImages is an image source with its files located.
+type ResolvedImages struct {
+	File      FileLocation  `json:"file"`
+	LabelFile *FileLocation `json:"labelFile,omitempty"`
+	Classes   []int32       `json:"classes,omitempty"`
+}
+
+// ResolvedPrometheus is a Prometheus source with its token mounted as a file.
+type ResolvedPrometheus struct {
+	URL             string            `json:"url"`
+	Queries         []PrometheusQuery `json:"queries"`
+	Range           string            `json:"range"`
+	Step            string            `json:"step"`
+	BearerTokenFile string            `json:"bearerTokenFile,omitempty"`
+}
+
+// PrometheusQuery is one feature column: a PromQL query returning one series.
+type PrometheusQuery struct {
+	Name  string `json:"name"`
+	Query string `json:"query"`
+}
+
+// Hash is a short, stable hash of the request: it names the spec ConfigMap and the
+// training Job, so equal requests map to the same Job and any change to a new one.
+func (r *TrainingRequest) Hash() (string, error) {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])[:10], nil
+}
+
+// CheckVersion refuses a request written for another version of the contract.
+func (r *TrainingRequest) CheckVersion() error {
+	if r.Kind != Kind || r.APIVersion != APIVersion {
+		return fmt.Errorf("apiVersion %q kind %q; want %s %s", r.APIVersion, r.Kind, APIVersion, Kind)
+	}
+	return nil
+}
+
+// TrainingResult is what a successful training pod writes to its termination message.
+// A failed pod writes {"error": "..."} there instead.
+type TrainingResult struct {
+	Version   string             `json:"version,omitempty"`
+	Digest    string             `json:"digest,omitempty"`
+	Threshold float64            `json:"threshold,omitempty"`
+	TrainedAt *time.Time         `json:"trainedAt,omitempty"`
+	Metrics   map[string]float64 `json:"metrics,omitempty"`
+	Error     string             `json:"error,omitempty"`
+}
+
+// ParseTrainingResult decodes and checks a termination message.
+func ParseTrainingResult(msg string) (*TrainingResult, error) {
+	var r TrainingResult
+	if err := json.Unmarshal([]byte(msg), &r); err != nil {
+		return nil, fmt.Errorf("termination message is not a training result: %w", err)
+	}
+	if r.Error != "" {
+		return &r, nil
+	}
+	if r.Version == "" || r.Digest == "" {
+		return nil, errors.New("training result lacks version or digest")
+	}
+	return &r, nil
+}

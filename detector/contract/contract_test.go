@@ -1,0 +1,103 @@
+package contract
+
+import (
+	"encoding/json"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestResolvedModelFillsPresetsPerType(t *testing.T) {
+	tests := []struct {
+		in   Model
+		want Model
+	}{
+		{Model{Type: Autoencoder}, Model{Type: Autoencoder, HiddenLayers: []int32{64, 32}, LatentSize: new(int32(8)), Activation: "ReLU"}},
+		{Model{Type: MLPClassifier, Activation: "Tanh"}, Model{Type: MLPClassifier, HiddenLayers: []int32{64, 32}, Activation: "Tanh"}},
+		{Model{Type: ConvAutoencoder}, Model{Type: ConvAutoencoder, Channels: []int32{16, 32}, KernelSize: new(int32(3)),
+			LatentSize: new(int32(32)), Activation: "ReLU"}},
+		{Model{Type: LSTMAutoencoder, Window: new(int32(8))}, Model{Type: LSTMAutoencoder, HiddenLayers: []int32{32},
+			LatentSize: new(int32(16)), Window: new(int32(8)), Stride: new(int32(1)), Activation: "ReLU"}},
+		{Model{Type: Autoencoder, HiddenLayers: []int32{4}, LatentSize: new(int32(2))},
+			Model{Type: Autoencoder, HiddenLayers: []int32{4}, LatentSize: new(int32(2)), Activation: "ReLU"}},
+	}
+	for _, tt := range tests {
+		t.Run(string(tt.in.Type), func(t *testing.T) {
+			if got := ResolvedModel(tt.in); !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("ResolvedModel(%+v) =\n%+v\nwant\n%+v", tt.in, got, tt.want)
+			}
+		})
+	}
+	// The input's slices are not shared with the result.
+	in := Model{Type: Autoencoder, HiddenLayers: []int32{4}}
+	ResolvedModel(in).HiddenLayers[0] = 99
+	if in.HiddenLayers[0] != 4 {
+		t.Error("ResolvedModel shares its input's hidden layers")
+	}
+}
+
+func TestResolvedThresholdFillsTheMethodsParameter(t *testing.T) {
+	for _, tt := range []struct {
+		in   Threshold
+		want Threshold
+	}{
+		{Threshold{}, Threshold{Method: ThresholdPercentile, Percentile: new(99.0)}},
+		{Threshold{Method: ThresholdMeanStd}, Threshold{Method: ThresholdMeanStd, StdDevs: new(3.0)}},
+		{Threshold{Method: ThresholdContamination}, Threshold{Method: ThresholdContamination, Contamination: new(0.01)}},
+		{Threshold{Method: ThresholdPercentile, Percentile: new(95.0)}, Threshold{Method: ThresholdPercentile, Percentile: new(95.0)}},
+		{Threshold{Method: ThresholdFixed, Value: new(0.5)}, Threshold{Method: ThresholdFixed, Value: new(0.5)}},
+	} {
+		if got := ResolvedThreshold(tt.in); !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("ResolvedThreshold(%+v) = %+v; want %+v", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestParseTrainingResult(t *testing.T) {
+	at := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
+	ok, _ := json.Marshal(TrainingResult{Version: "v1", Digest: "sha256:ab", Threshold: 0.5, TrainedAt: &at})
+	for _, tt := range []struct {
+		name, msg, wantErr string
+	}{
+		{"result", string(ok), ""},
+		{"failure", `{"error": "bad data"}`, ""},
+		{"not JSON", "panic: oops", "not a training result"},
+		{"no digest", `{"version": "v1"}`, "lacks version or digest"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r, err := ParseTrainingResult(tt.msg)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v; want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.name == "result" && (r.Version != "v1" || !r.TrainedAt.Equal(at)) {
+				t.Errorf("parsed %+v", r)
+			}
+		})
+	}
+}
+
+func TestHashChangesWithTheRequest(t *testing.T) {
+	a := TrainingRequest{APIVersion: APIVersion, Kind: Kind, Model: Model{Type: Autoencoder}}
+	b := a
+	b.RetrainToken = "1"
+	ha, _ := a.Hash()
+	hb, _ := b.Hash()
+	ha2, _ := a.Hash()
+	if ha != ha2 || ha == hb || len(ha) != 10 {
+		t.Errorf("hashes %q %q %q", ha, ha2, hb)
+	}
+	if err := a.CheckVersion(); err != nil {
+		t.Error(err)
+	}
+	a.APIVersion = "v1"
+	if err := a.CheckVersion(); err == nil {
+		t.Error("a request of another version passed")
+	}
+}
