@@ -22,16 +22,9 @@ import (
 	kadetv1 "github.com/kadet-dev/kadet/api/v1alpha1"
 )
 
-// Field indexes that map a changed object to the kadet objects that refer to it.
-const (
-	// dataSourceRefIndex indexes DataSources by "Kind/name" of each object they refer to.
-	dataSourceRefIndex = "anomaly.kadet.dev/references"
-	// detectorDataSourceIndex indexes Detectors by their DataSource's name.
-	detectorDataSourceIndex = "anomaly.kadet.dev/dataSource"
-	// secretRecheck is how often a DataSource waiting for a Secret looks again: Secrets
-	// are read directly, not watched, so kadet never caches every Secret of the cluster.
-	secretRecheck = 30 * time.Second
-)
+// secretRecheck is how often a DataSource waiting for a Secret looks again: Secrets
+// are read directly, not watched, so kadet never caches every Secret of the cluster.
+const secretRecheck = 30 * time.Second
 
 // DataSourceReconciler checks that what a DataSource refers to exists and is usable.
 type DataSourceReconciler struct {
@@ -100,7 +93,7 @@ func (r *DataSourceReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	for _, ref := range references(&ds.Spec) {
 		problem, err := r.check(ctx, ds.Namespace, ref)
 		if err != nil {
-			setCondition(ds, ReadyCondition, metav1.ConditionUnknown, ReasonReconcileError, err.Error())
+			setCondition(ds, kadetv1.ReadyCondition, metav1.ConditionUnknown, kadetv1.ReasonReconcileError, err.Error())
 			return ctrl.Result{}, err
 		}
 		if problem != "" {
@@ -110,13 +103,13 @@ func (r *DataSourceReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	}
 	ds.Status.ObservedGeneration = ds.Generation
 	if len(missing) > 0 {
-		setCondition(ds, ReadyCondition, metav1.ConditionFalse, ReasonReferenceNotFound, strings.Join(missing, "; "))
+		setCondition(ds, kadetv1.ReadyCondition, metav1.ConditionFalse, kadetv1.ReasonReferenceNotFound, strings.Join(missing, "; "))
 		if waitsForSecret {
 			return ctrl.Result{RequeueAfter: secretRecheck}, nil
 		}
 		return ctrl.Result{}, nil
 	}
-	setCondition(ds, ReadyCondition, metav1.ConditionTrue, ReasonReferencesResolved, describe(&ds.Spec))
+	setCondition(ds, kadetv1.ReadyCondition, metav1.ConditionTrue, kadetv1.ReasonReferencesResolved, describe(&ds.Spec))
 	return ctrl.Result{}, nil
 }
 
@@ -173,7 +166,7 @@ func describe(spec *kadetv1.DataSourceSpec) string {
 }
 
 func readyCondition(ds *kadetv1.DataSource) *metav1.Condition {
-	return apimeta.FindStatusCondition(ds.Status.Conditions, ReadyCondition)
+	return apimeta.FindStatusCondition(ds.Status.Conditions, kadetv1.ReadyCondition)
 }
 
 // dataSourceReady is true when the DataSource's current generation was checked and found ready.
@@ -207,32 +200,6 @@ func dataSourcesReferring(ctx context.Context, c client.Reader, kind string, o c
 	reqs := make([]reconcile.Request, 0, len(list.Items))
 	for _, ds := range list.Items {
 		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&ds)})
-	}
-	return reqs
-}
-
-// detectorsForDataSource maps a DataSource to the Detectors that train on it.
-func (r *DetectorReconciler) detectorsForDataSource(ctx context.Context, o client.Object) []reconcile.Request {
-	list := &kadetv1.DetectorList{}
-	if err := r.List(ctx, list, client.InNamespace(o.GetNamespace()),
-		client.MatchingFields{detectorDataSourceIndex: o.GetName()}); err != nil {
-		return nil
-	}
-	reqs := make([]reconcile.Request, 0, len(list.Items))
-	for _, d := range list.Items {
-		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&d)})
-	}
-	return reqs
-}
-
-// detectorsForConfigMap maps a data ConfigMap to the Detectors that train on it, so a
-// change of the data starts a new training run.
-func (r *DetectorReconciler) detectorsForConfigMap(ctx context.Context, o client.Object) []reconcile.Request {
-	var reqs []reconcile.Request
-	for _, ds := range dataSourcesReferring(ctx, r.Client, "ConfigMap", o) {
-		reqs = append(reqs, r.detectorsForDataSource(ctx, &kadetv1.DataSource{ObjectMeta: metav1.ObjectMeta{
-			Namespace: ds.Namespace, Name: ds.Name,
-		}})...)
 	}
 	return reqs
 }

@@ -5,7 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"sync"
+	"fmt"
 
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
@@ -23,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
 	kadetv1 "github.com/kadet-dev/kadet/api/v1alpha1"
@@ -41,17 +42,15 @@ type DetectorReconciler struct {
 	APIReader client.Reader
 	Recorder  recorder.EventRecorder
 	Config    builders.Config
-
-	// pending holds each pass's events until its status is written: a pass whose
-	// status patch conflicts runs again, and must not have announced twice what it did.
-	pendingMu sync.Mutex
-	pending   map[*kadetv1.Detector][]func()
 }
 
-// pass carries what one reconcile learns from one step to the next.
+// pass carries what one reconcile learns from one step to the next, and the events
+// it holds back until its status is written.
 type pass struct {
+	det        *kadetv1.Detector
 	dataSource *kadetv1.DataSource
 	plan       *builders.TrainingPlan
+	events     []func(*DetectorReconciler)
 }
 
 type subReconciler func(context.Context, *kadetv1.Detector, *pass) error
@@ -82,12 +81,13 @@ func (r *DetectorReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 		return ctrl.Result{}, nil
 	}
 	before := det.DeepCopy()
+	p := &pass{det: det}
 	defer func() {
 		result, retErr = summarize(det, retErr)
-		r.recordTransition(before, det)
+		p.recordTransition(before, det)
 		recordMetrics(det)
 		requeue, err := patchStatus(ctx, r.Client, det, before)
-		r.flushEvents(det, err == nil && !requeue)
+		r.flushEvents(p, err == nil && !requeue)
 		if err != nil {
 			retErr = kerrors.NewAggregate([]error{retErr, err})
 		} else if requeue {
@@ -99,7 +99,6 @@ func (r *DetectorReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 		log.FromContext(ctx).V(1).Info("suspended: nothing is created or changed")
 		return ctrl.Result{}, nil
 	}
-	p := &pass{}
 	for _, step := range []subReconciler{
 		r.reconcileDataSource, r.reconcileStorage, r.reconcileSpec, r.reconcileTraining, r.reconcileScoring,
 	} {
@@ -113,56 +112,56 @@ func (r *DetectorReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 // reconcileDataSource finds the DataSource, checks it is usable by this model and
 // renders the training plan.
 func (r *DetectorReconciler) reconcileDataSource(ctx context.Context, det *kadetv1.Detector, p *pass) error {
+	o := dataObservation{name: det.Spec.DataSourceRef.Name}
 	ds := &kadetv1.DataSource{}
-	key := types.NamespacedName{Namespace: det.Namespace, Name: det.Spec.DataSourceRef.Name}
-	if err := r.Get(ctx, key, ds); err != nil {
-		if apierrors.IsNotFound(err) {
-			err = stall(ReasonDataSourceNotFound, "DataSource %q not found in namespace %q: create it or fix spec.dataSourceRef.name",
-				key.Name, key.Namespace)
-			setCondition(det, DataSourceReadyCondition, metav1.ConditionFalse, ReasonDataSourceNotFound, err.Error())
+	if err := r.Get(ctx, types.NamespacedName{Namespace: det.Namespace, Name: o.name}, ds); err == nil {
+		o.dataSource = ds
+	} else if !apierrors.IsNotFound(err) {
+		return err
+	}
+	var plan *builders.TrainingPlan
+	if o.dataSource != nil && dataSourceReady(ds) {
+		digest, missing, err := r.dataDigest(ctx, ds)
+		if err != nil {
+			return err
 		}
-		return err
-	}
-	if !dataSourceReady(ds) {
-		msg := "DataSource " + ds.Name + " has not been checked yet"
-		if c := readyCondition(ds); c != nil && c.ObservedGeneration == ds.Generation {
-			msg = "DataSource " + ds.Name + " is not ready: " + c.Message
-			setCondition(det, DataSourceReadyCondition, metav1.ConditionFalse, ReasonDataSourceNotReady, msg)
-			return stall(ReasonDataSourceNotReady, "%s", msg)
+		o.missingData = missing
+		if missing == "" {
+			var inc *builders.IncompatibleError
+			plan, err = builders.ResolveTraining(det, ds, digest)
+			if errors.As(err, &inc) {
+				o.incompatible = inc.Error()
+			} else if err != nil {
+				return err
+			}
 		}
-		setCondition(det, DataSourceReadyCondition, metav1.ConditionUnknown, ReasonProgressing, msg)
-		return wait(ReasonProgressing, "%s", msg)
 	}
-	digest, err := r.dataDigest(ctx, ds)
-	if err != nil {
-		return err
+	c := dataSourceReadyCondition(det, o)
+	setStatusCondition(det, c)
+	switch c.Status {
+	case metav1.ConditionUnknown:
+		return wait(c.Reason, "%s", c.Message)
+	case metav1.ConditionFalse:
+		return stall(c.Reason, "%s", c.Message)
 	}
-	plan, err := builders.ResolveTraining(det, ds, digest)
-	var inc *builders.IncompatibleError
-	if errors.As(err, &inc) {
-		setCondition(det, DataSourceReadyCondition, metav1.ConditionFalse, ReasonIncompatible, inc.Error())
-		return stall(ReasonIncompatible, "%s", inc.Error())
-	} else if err != nil {
-		return err
-	}
-	setCondition(det, DataSourceReadyCondition, metav1.ConditionTrue, ReasonSucceeded, "DataSource "+ds.Name+" is ready")
 	p.dataSource, p.plan = ds, plan
 	return nil
 }
 
 // dataDigest hashes the data when it lives in the cluster (a ConfigMap key), so that a
-// change to the data changes the spec hash and starts a new training run.
-func (r *DetectorReconciler) dataDigest(ctx context.Context, ds *kadetv1.DataSource) (string, error) {
+// change to the data changes the spec hash and starts a new training run. missing says
+// what is not there.
+func (r *DetectorReconciler) dataDigest(ctx context.Context, ds *kadetv1.DataSource) (digest, missing string, err error) {
 	if ds.Spec.CSV == nil || ds.Spec.CSV.ConfigMapKeyRef == nil {
-		return "", nil
+		return "", "", nil
 	}
 	ref := ds.Spec.CSV.ConfigMapKeyRef
 	cm := &corev1.ConfigMap{}
 	if err := r.Get(ctx, types.NamespacedName{Namespace: ds.Namespace, Name: ref.Name}, cm); err != nil {
 		if apierrors.IsNotFound(err) {
-			return "", stall(ReasonDataSourceNotReady, "ConfigMap %q of DataSource %q not found", ref.Name, ds.Name)
+			return "", fmt.Sprintf("ConfigMap %q not found", ref.Name), nil
 		}
-		return "", err
+		return "", "", err
 	}
 	h := sha256.New()
 	if v, ok := cm.Data[ref.Key]; ok {
@@ -170,9 +169,9 @@ func (r *DetectorReconciler) dataDigest(ctx context.Context, ds *kadetv1.DataSou
 	} else if b, ok := cm.BinaryData[ref.Key]; ok {
 		h.Write(b)
 	} else {
-		return "", stall(ReasonDataSourceNotReady, "ConfigMap %q has no key %q (DataSource %q)", ref.Name, ref.Key, ds.Name)
+		return "", fmt.Sprintf("ConfigMap %q has no key %q", ref.Name, ref.Key), nil
 	}
-	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
+	return "sha256:" + hex.EncodeToString(h.Sum(nil)), "", nil
 }
 
 // reconcileStorage creates or updates the model PVC. A PVC of the same name that kadet
@@ -183,7 +182,7 @@ func (r *DetectorReconciler) reconcileStorage(ctx context.Context, det *kadetv1.
 	err := r.Get(ctx, client.ObjectKeyFromObject(desired), existing)
 	switch {
 	case err == nil && existing.Labels[builders.LabelDetector] != det.Name:
-		return stall(ReasonStorageConflict, "PersistentVolumeClaim %q exists and is not managed by this Detector: rename or delete it",
+		return stall(kadetv1.ReasonStorageConflict, "PersistentVolumeClaim %q exists and is not managed by this Detector: rename or delete it",
 			desired.Name)
 	case err != nil && !apierrors.IsNotFound(err):
 		return err
@@ -244,4 +243,30 @@ func (r *DetectorReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&kadetv1.DataSource{}, handler.EnqueueRequestsFromMapFunc(r.detectorsForDataSource)).
 		Watches(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.detectorsForConfigMap)).
 		Complete(r)
+}
+
+// detectorsForDataSource maps a DataSource to the Detectors that train on it.
+func (r *DetectorReconciler) detectorsForDataSource(ctx context.Context, o client.Object) []reconcile.Request {
+	list := &kadetv1.DetectorList{}
+	if err := r.List(ctx, list, client.InNamespace(o.GetNamespace()),
+		client.MatchingFields{detectorDataSourceIndex: o.GetName()}); err != nil {
+		return nil
+	}
+	reqs := make([]reconcile.Request, 0, len(list.Items))
+	for _, d := range list.Items {
+		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&d)})
+	}
+	return reqs
+}
+
+// detectorsForConfigMap maps a data ConfigMap to the Detectors that train on it, so a
+// change of the data starts a new training run.
+func (r *DetectorReconciler) detectorsForConfigMap(ctx context.Context, o client.Object) []reconcile.Request {
+	var reqs []reconcile.Request
+	for _, ds := range dataSourcesReferring(ctx, r.Client, "ConfigMap", o) {
+		reqs = append(reqs, r.detectorsForDataSource(ctx, &kadetv1.DataSource{ObjectMeta: metav1.ObjectMeta{
+			Namespace: ds.Namespace, Name: ds.Name,
+		}})...)
+	}
+	return reqs
 }

@@ -60,8 +60,8 @@ func TestDetectorLifecycle(t *testing.T) {
 	NewWithT(t).Eventually(func(g Gomega) {
 		d := getDetector(g, det)
 		g.Expect(d.Status.Phase).To(Equal(kadetv1.PhaseTraining))
-		g.Expect(condition(d, ReconcilingCondition)).To(HaveField("Status", metav1.ConditionTrue))
-		g.Expect(condition(d, ReadyCondition)).To(HaveField("Status", metav1.ConditionFalse))
+		g.Expect(condition(d, kadetv1.ReconcilingCondition)).To(HaveField("Status", metav1.ConditionTrue))
+		g.Expect(condition(d, kadetv1.ReadyCondition)).To(HaveField("Status", metav1.ConditionFalse))
 		g.Expect(kstatusOf(g, d)).To(Equal(status.InProgressStatus))
 	}, timeout, interval).Should(Succeed())
 
@@ -101,7 +101,7 @@ func TestDetectorLifecycle(t *testing.T) {
 		g.Expect(d.Status.Model).NotTo(BeNil())
 		g.Expect(d.Status.Model.Version).To(Equal("v1-" + hash))
 		g.Expect(d.Status.Model.Threshold).To(Equal(0.42))
-		g.Expect(condition(d, ServingCondition)).To(HaveField("Reason", ReasonRollingOut))
+		g.Expect(condition(d, kadetv1.ServingCondition)).To(HaveField("Reason", kadetv1.ReasonRollingOut))
 	}, timeout, interval).Should(Succeed())
 
 	rollOutDeployment(t, depKey)
@@ -109,12 +109,12 @@ func TestDetectorLifecycle(t *testing.T) {
 		d := getDetector(g, det)
 		g.Expect(d.Status.Phase).To(Equal(kadetv1.PhaseServing))
 		g.Expect(d.Status.Endpoint).To(Equal("http://fraud-scoring." + ns + ".svc:8080"))
-		for _, c := range []string{ReadyCondition, DataSourceReadyCondition, TrainedCondition, ServingCondition} {
+		for _, c := range []string{kadetv1.ReadyCondition, kadetv1.DataSourceReadyCondition, kadetv1.TrainedCondition, kadetv1.ServingCondition} {
 			g.Expect(condition(d, c)).To(HaveField("Status", metav1.ConditionTrue), c)
 			g.Expect(condition(d, c).ObservedGeneration).To(Equal(d.Generation), c)
 		}
-		g.Expect(condition(d, ReconcilingCondition)).To(BeNil())
-		g.Expect(condition(d, StalledCondition)).To(BeNil())
+		g.Expect(condition(d, kadetv1.ReconcilingCondition)).To(BeNil())
+		g.Expect(condition(d, kadetv1.StalledCondition)).To(BeNil())
 		g.Expect(d.Status.ObservedGeneration).To(Equal(d.Generation))
 		g.Expect(kstatusOf(g, d)).To(Equal(status.CurrentStatus))
 	}, timeout, interval).Should(Succeed())
@@ -131,7 +131,7 @@ func TestDetectorLifecycle(t *testing.T) {
 		d := getDetector(g, det)
 		g.Expect(d.Status.Phase).To(Equal(kadetv1.PhaseTraining))
 		g.Expect(d.Status.Model.Version).To(Equal("v1-" + hash))
-		g.Expect(condition(d, ReadyCondition).ObservedGeneration).To(Equal(d.Generation))
+		g.Expect(condition(d, kadetv1.ReadyCondition).ObservedGeneration).To(Equal(d.Generation))
 	}, timeout, interval).Should(Succeed())
 
 	// The new model rolls the Deployment.

@@ -23,12 +23,12 @@ func expectStalled(t *testing.T, det *kadetv1.Detector, reason, want string) {
 	t.Helper()
 	NewWithT(t).Eventually(func(g Gomega) {
 		d := getDetector(g, det)
-		st := condition(d, StalledCondition)
+		st := condition(d, kadetv1.StalledCondition)
 		g.Expect(st).NotTo(BeNil(), "%+v", d.Status)
 		g.Expect(st.Status).To(Equal(metav1.ConditionTrue))
 		g.Expect(st.Reason).To(Equal(reason))
 		g.Expect(st.Message).To(ContainSubstring(want), "%+v", d.Status)
-		g.Expect(condition(d, ReadyCondition)).To(HaveField("Status", metav1.ConditionFalse))
+		g.Expect(condition(d, kadetv1.ReadyCondition)).To(HaveField("Status", metav1.ConditionFalse))
 		g.Expect(d.Status.Phase).To(Equal(kadetv1.PhaseFailed), "%+v", d.Status)
 		g.Expect(kstatusOf(g, d)).To(Equal(status.FailedStatus))
 	}, timeout, interval).Should(Succeed())
@@ -38,13 +38,13 @@ func TestMissingDataSourceStallsUntilCreated(t *testing.T) {
 	ns := newNamespace(t)
 	det := detector(ns, "sensors", "pumps")
 	create(t, det)
-	expectStalled(t, det, ReasonDataSourceNotFound, `DataSource "pumps" not found`)
+	expectStalled(t, det, kadetv1.ReasonDataSourceNotFound, `DataSource "pumps" not found`)
 	NewWithT(t).Consistently(func(g Gomega) { g.Expect(trainingJobs(g, det)).To(BeEmpty()) }, "1s", interval).Should(Succeed())
 
 	// The DataSource refers to a ConfigMap that does not exist yet.
 	ds := csvDataSource(ns, "pumps", "pumps-csv")
 	create(t, ds)
-	expectStalled(t, det, ReasonDataSourceNotReady, `ConfigMap "pumps-csv" not found`)
+	expectStalled(t, det, kadetv1.ReasonDataSourceNotReady, `ConfigMap "pumps-csv" not found`)
 	NewWithT(t).Eventually(func(g Gomega) {
 		cur := &kadetv1.DataSource{}
 		g.Expect(k8sClient.Get(context.Background(), client.ObjectKeyFromObject(ds), cur)).To(Succeed())
@@ -56,15 +56,15 @@ func TestMissingDataSourceStallsUntilCreated(t *testing.T) {
 	cm := &corev1.ConfigMap{}
 	cm.Namespace, cm.Name, cm.Data = ns, "pumps-csv", map[string]string{"other.csv": sampleCSV}
 	create(t, cm)
-	expectStalled(t, det, ReasonDataSourceNotReady, `ConfigMap "pumps-csv" has no key "data.csv"`)
+	expectStalled(t, det, kadetv1.ReasonDataSourceNotReady, `ConfigMap "pumps-csv" has no key "data.csv"`)
 
 	cm.Data = map[string]string{"data.csv": sampleCSV}
 	NewWithT(t).Expect(k8sClient.Update(context.Background(), cm)).To(Succeed())
 	waitForOneJob(t, det)
 	NewWithT(t).Eventually(func(g Gomega) {
 		d := getDetector(g, det)
-		g.Expect(condition(d, StalledCondition)).To(BeNil())
-		g.Expect(condition(d, DataSourceReadyCondition)).To(HaveField("Status", metav1.ConditionTrue))
+		g.Expect(condition(d, kadetv1.StalledCondition)).To(BeNil())
+		g.Expect(condition(d, kadetv1.DataSourceReadyCondition)).To(HaveField("Status", metav1.ConditionTrue))
 		g.Expect(d.Status.Phase).To(Equal(kadetv1.PhaseTraining))
 	}, timeout, interval).Should(Succeed())
 }
@@ -79,12 +79,12 @@ func TestFailedTrainingStallsUntilDataIsFixed(t *testing.T) {
 
 	failJob(t, job, contract.ExitInvalidInput,
 		`{"error":"/var/run/kadet/data/data.csv line 5, column \"hour\": \"abc\" is not a number"}`)
-	expectStalled(t, det, ReasonTrainingFailed, `line 5, column "hour": "abc" is not a number`)
-	g.Expect(testutil.ToFloat64(detectorStalled.WithLabelValues(ns, "cards", ReasonTrainingFailed))).To(Equal(1.0),
+	expectStalled(t, det, kadetv1.ReasonTrainingFailed, `line 5, column "hour": "abc" is not a number`)
+	g.Expect(testutil.ToFloat64(detectorStalled.WithLabelValues(ns, "cards", kadetv1.ReasonTrainingFailed))).To(Equal(1.0),
 		"the alert on failed training reads this series")
 	d := getDetector(g, det)
-	g.Expect(condition(d, TrainedCondition)).To(HaveField("Reason", ReasonTrainingFailed))
-	g.Expect(condition(d, ReadyCondition).Message).To(HavePrefix("training Job " + job.Name + " failed (PodFailurePolicy)"))
+	g.Expect(condition(d, kadetv1.TrainedCondition)).To(HaveField("Reason", kadetv1.ReasonTrainingFailed))
+	g.Expect(condition(d, kadetv1.ReadyCondition).Message).To(HavePrefix("training Job " + job.Name + " failed (PodFailurePolicy)"))
 	// No retry: the same spec would fail the same way.
 	g.Consistently(func(g Gomega) {
 		jobs := trainingJobs(g, det)
@@ -98,11 +98,11 @@ func TestFailedTrainingStallsUntilDataIsFixed(t *testing.T) {
 	waitForOneJob(t, det, job.Name)
 	g.Eventually(func(g Gomega) {
 		d := getDetector(g, det)
-		g.Expect(condition(d, StalledCondition)).To(BeNil())
+		g.Expect(condition(d, kadetv1.StalledCondition)).To(BeNil())
 		g.Expect(d.Status.Phase).To(Equal(kadetv1.PhaseTraining))
 		g.Expect(testutil.ToFloat64(detectorPhase.WithLabelValues(ns, "cards", string(kadetv1.PhaseTraining)))).To(Equal(1.0))
 	}, timeout, interval).Should(Succeed())
-	g.Expect(detectorStalled.DeleteLabelValues(ns, "cards", ReasonTrainingFailed)).To(BeFalse(), "a recovered Detector still reports a stall")
+	g.Expect(detectorStalled.DeleteLabelValues(ns, "cards", kadetv1.ReasonTrainingFailed)).To(BeFalse(), "a recovered Detector still reports a stall")
 }
 
 func TestTrainingPodWithoutResultIsReported(t *testing.T) {
@@ -112,7 +112,7 @@ func TestTrainingPodWithoutResultIsReported(t *testing.T) {
 	job := waitForOneJob(t, det)
 	// A crash with no message: the kubelet falls back to the log tail, here empty.
 	failJob(t, job, 137, "")
-	expectStalled(t, det, ReasonTrainingFailed, "exit code 137")
+	expectStalled(t, det, kadetv1.ReasonTrainingFailed, "exit code 137")
 
 	// A transient failure is retried on request: the retrain annotation starts a new Job.
 	patchDetector(t, det, func(d *kadetv1.Detector) {
@@ -127,8 +127,8 @@ func TestIncompatibleModelAndData(t *testing.T) {
 	ds := csvDataSource(ns, "tx", "tx-csv")
 	det := detector(ns, "classifier", "tx", withModel(kadetv1.MLPClassifier))
 	create(t, csvConfigMap(ns, "tx-csv", sampleCSV), ds, det)
-	expectStalled(t, det, ReasonIncompatible, "MLPClassifier needs a csv DataSource with labelColumn")
-	g.Expect(condition(getDetector(g, det), DataSourceReadyCondition)).To(HaveField("Reason", ReasonIncompatible))
+	expectStalled(t, det, kadetv1.ReasonIncompatible, "MLPClassifier needs a csv DataSource with labelColumn")
+	g.Expect(condition(getDetector(g, det), kadetv1.DataSourceReadyCondition)).To(HaveField("Reason", kadetv1.ReasonIncompatible))
 
 	g.Eventually(func(g Gomega) {
 		cur := &kadetv1.DataSource{}
@@ -148,7 +148,7 @@ func TestForeignPVCIsNotTakenOver(t *testing.T) {
 	pvc.TypeMeta = metav1.TypeMeta{}
 	det := detector(ns, "owned", "owned-data")
 	create(t, pvc, csvConfigMap(ns, "owned-csv", sampleCSV), csvDataSource(ns, "owned-data", "owned-csv"), det)
-	expectStalled(t, det, ReasonStorageConflict, `PersistentVolumeClaim "owned-models" exists and is not managed by this Detector`)
+	expectStalled(t, det, kadetv1.ReasonStorageConflict, `PersistentVolumeClaim "owned-models" exists and is not managed by this Detector`)
 	g.Consistently(func(g Gomega) { g.Expect(trainingJobs(g, det)).To(BeEmpty()) }, "1s", interval).Should(Succeed())
 	cur := &corev1.PersistentVolumeClaim{}
 	g.Expect(k8sClient.Get(context.Background(), client.ObjectKeyFromObject(pvc), cur)).To(Succeed())

@@ -27,36 +27,50 @@ const maxMessage = 1024
 // reconcileTraining runs one Job per spec hash: it starts the Job for the current
 // plan, mirrors its progress, records its result once, and deletes Jobs of older specs.
 func (r *DetectorReconciler) reconcileTraining(ctx context.Context, det *kadetv1.Detector, p *pass) error {
-	hash := p.plan.Hash
-	if err := r.deleteStaleTraining(ctx, det, hash); err != nil {
+	o := trainingObservation{hash: p.plan.Hash}
+	if err := r.deleteStaleTraining(ctx, det, o.hash); err != nil {
 		return err
 	}
-	if m := det.Status.Model; m != nil && m.SpecHash == hash {
-		setCondition(det, TrainedCondition, metav1.ConditionTrue, ReasonModelTrained, "model "+m.Version+" is trained on the current spec")
-		return nil
+	if m := det.Status.Model; m == nil || m.SpecHash != o.hash {
+		if err := r.observeTraining(ctx, det, p, &o); err != nil {
+			return err
+		}
 	}
+	c := trainedCondition(det, o)
+	setStatusCondition(det, c)
+	switch {
+	case c.Status == metav1.ConditionTrue:
+		return nil
+	case c.Reason == kadetv1.ReasonTrainingFailed:
+		return stall(c.Reason, "%s", c.Message)
+	}
+	return wait(c.Reason, "%s", c.Message)
+}
 
+// observeTraining starts the current spec's Job if it does not exist, mirrors its
+// progress into status.training and, once it has finished, records its model or
+// notes why it failed.
+func (r *DetectorReconciler) observeTraining(ctx context.Context, det *kadetv1.Detector, p *pass, o *trainingObservation) error {
 	job := &batchv1.Job{}
-	name := builders.TrainingJobName(det, hash)
-	err := r.Get(ctx, types.NamespacedName{Namespace: det.Namespace, Name: name}, job)
+	o.job = builders.TrainingJobName(det, o.hash)
+	err := r.Get(ctx, types.NamespacedName{Namespace: det.Namespace, Name: o.job}, job)
 	if apierrors.IsNotFound(err) {
 		job = builders.TrainingJob(det, p.plan, r.Config)
 		if err := r.Create(ctx, job); err != nil && !apierrors.IsAlreadyExists(err) {
 			return err
 		}
-		r.eventNow(det, corev1.EventTypeNormal, "TrainingStarted", "Create", "started training Job %s", name)
+		r.eventNow(det, corev1.EventTypeNormal, "TrainingStarted", "Create", "started training Job %s", o.job)
 	} else if err != nil {
 		return err
 	}
-	if det.Status.Training == nil || det.Status.Training.Job != name {
-		det.Status.Training = &kadetv1.TrainingStatus{Job: name, SpecHash: hash, Epochs: p.plan.Request.Training.Epochs}
+	if det.Status.Training == nil || det.Status.Training.Job != o.job {
+		det.Status.Training = &kadetv1.TrainingStatus{Job: o.job, SpecHash: o.hash, Epochs: p.plan.Request.Training.Epochs}
 	}
 	ts := det.Status.Training
 	if job.Status.StartTime != nil {
 		ts.StartedAt = job.Status.StartTime
 	}
-
-	r.mirrorProgress(ctx, det, hash)
+	r.mirrorProgress(ctx, det, o.hash)
 	switch jobCondition(job) {
 	case batchv1.JobComplete:
 		res, err := r.podResult(ctx, job, corev1.PodSucceeded)
@@ -64,29 +78,21 @@ func (r *DetectorReconciler) reconcileTraining(ctx context.Context, det *kadetv1
 			return err
 		}
 		if res == nil || res.Error != "" {
-			return stall(ReasonTrainingFailed, "training Job %s succeeded but its pod left no training result in its termination message", name)
+			o.failure = fmt.Sprintf("training Job %s succeeded but its pod left no training result in its termination message", o.job)
+			return nil
 		}
 		det.Status.Model = &kadetv1.ModelStatus{
-			Version: res.Version, Digest: res.Digest, Threshold: res.Threshold, SpecHash: hash, Metrics: res.Metrics,
+			Version: res.Version, Digest: res.Digest, Threshold: res.Threshold, SpecHash: o.hash, Metrics: res.Metrics,
 		}
 		if res.TrainedAt != nil {
 			det.Status.Model.TrainedAt = new(metav1.NewTime(*res.TrainedAt))
 		}
 		ts.CompletedAt = job.Status.CompletionTime
-		r.event(det, corev1.EventTypeNormal, "TrainingSucceeded", "Train", "model %s trained by Job %s", res.Version, name)
-		setCondition(det, TrainedCondition, metav1.ConditionTrue, ReasonModelTrained, "model "+res.Version+" is trained on the current spec")
-		return nil
+		p.event(corev1.EventTypeNormal, "TrainingSucceeded", "Train", "model %s trained by Job %s", res.Version, o.job)
 	case batchv1.JobFailed:
-		msg := r.failureMessage(ctx, job)
-		setCondition(det, TrainedCondition, metav1.ConditionFalse, ReasonTrainingFailed, msg)
-		return stall(ReasonTrainingFailed, "%s", msg)
+		o.failure = r.failureMessage(ctx, job)
 	}
-	msg := fmt.Sprintf("training Job %s is running", name)
-	if ts.Epoch > 0 {
-		msg = fmt.Sprintf("training Job %s: epoch %d/%d", name, ts.Epoch, ts.Epochs)
-	}
-	setCondition(det, TrainedCondition, metav1.ConditionFalse, ReasonTraining, msg)
-	return wait(ReasonTraining, "%s", msg)
+	return nil
 }
 
 // jobCondition is Complete or Failed once the Job has finished, else "".

@@ -8,6 +8,14 @@ import (
 	kadetv1 "github.com/kadet-dev/kadet/api/v1alpha1"
 )
 
+// Field indexes that map a changed object to the kadet objects that refer to it.
+const (
+	// dataSourceRefIndex indexes DataSources by "Kind/name" of each object they refer to.
+	dataSourceRefIndex = "anomaly.kadet.dev/references"
+	// detectorDataSourceIndex indexes Detectors by their DataSource's name.
+	detectorDataSourceIndex = "anomaly.kadet.dev/dataSource"
+)
+
 // SetupIndexes registers the field indexes both controllers query. Call it once per
 // manager, before the controllers start.
 func SetupIndexes(ctx context.Context, idx client.FieldIndexer) error {

@@ -37,7 +37,7 @@ func recordMetrics(det *kadetv1.Detector) {
 	forgetMetrics(det.Namespace, det.Name)
 	ns, name := det.Namespace, det.Name
 	detectorPhase.WithLabelValues(ns, name, string(det.Status.Phase)).Set(1)
-	if c := apimeta.FindStatusCondition(det.Status.Conditions, StalledCondition); c != nil && c.Status == "True" {
+	if c := apimeta.FindStatusCondition(det.Status.Conditions, kadetv1.StalledCondition); c != nil && c.Status == "True" {
 		detectorStalled.WithLabelValues(ns, name, c.Reason).Set(1)
 	}
 	if m := det.Status.Model; m != nil {

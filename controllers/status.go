@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
@@ -14,39 +13,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	kadetv1 "github.com/kadet-dev/kadet/api/v1alpha1"
-)
-
-// Condition types. Ready, Reconciling and Stalled follow kstatus; the others say which
-// part of a Detector is in what state.
-const (
-	ReadyCondition           = "Ready"
-	ReconcilingCondition     = "Reconciling"
-	StalledCondition         = "Stalled"
-	DataSourceReadyCondition = "DataSourceReady"
-	TrainedCondition         = "Trained"
-	ServingCondition         = "Serving"
-)
-
-// Condition reasons.
-const (
-	ReasonSucceeded          = "Succeeded"
-	ReasonProgressing        = "Progressing"
-	ReasonReconcileError     = "ReconcileError"
-	ReasonDataSourceNotFound = "DataSourceNotFound"
-	ReasonDataSourceNotReady = "DataSourceNotReady"
-	ReasonIncompatible       = "IncompatibleDataSource"
-	ReasonStorageConflict    = "StorageConflict"
-	ReasonTraining           = "Training"
-	ReasonTrainingFailed     = "TrainingFailed"
-	ReasonTrainingSuspended  = "TrainingSuspended"
-	ReasonModelTrained       = "ModelTrained"
-	ReasonNoModel            = "NoModel"
-	ReasonRollingOut         = "RollingOut"
-	ReasonModelServed        = "ModelServed"
-	ReasonScaledToZero       = "ScaledToZero"
-	ReasonReferencesResolved = "ReferencesResolved"
-	ReasonReferenceNotFound  = "ReferenceNotFound"
-	ReasonInvalidSpec        = "InvalidSpec"
 )
 
 // stallError is a state only the user can fix (a missing reference, a failed training
@@ -59,12 +25,10 @@ func stall(reason, format string, args ...any) error {
 	return &stallError{reason: reason, msg: fmt.Sprintf(format, args...)}
 }
 
-// waitError is progress that the controller waits for (a running Job, a rollout). A
-// watch brings the object back; requeueAfter is a fallback where no watch does.
-type waitError struct {
-	reason, msg  string
-	requeueAfter time.Duration
-}
+// waitError is progress the controller waits for (a running Job, a rollout). Every
+// wait is on an object the controller watches, so no requeue is needed: its next
+// change brings the Detector back.
+type waitError struct{ reason, msg string }
 
 func (e *waitError) Error() string { return e.msg }
 
@@ -80,10 +44,16 @@ type conditioned interface {
 }
 
 func setCondition(obj conditioned, typ string, status metav1.ConditionStatus, reason, msg string) {
-	conds := obj.GetConditions()
-	apimeta.SetStatusCondition(&conds, metav1.Condition{
+	setStatusCondition(obj, metav1.Condition{
 		Type: typ, Status: status, Reason: reason, Message: msg, ObservedGeneration: obj.GetGeneration(),
 	})
+}
+
+// setStatusCondition sets a condition computed by one of the pure functions in
+// conditions.go.
+func setStatusCondition(obj conditioned, c metav1.Condition) {
+	conds := obj.GetConditions()
+	apimeta.SetStatusCondition(&conds, c)
 	obj.SetConditions(conds)
 }
 
@@ -111,31 +81,31 @@ func summarize(det *kadetv1.Detector, err error) (ctrl.Result, error) {
 		msg := "no model yet"
 		if m := det.Status.Model; m != nil {
 			msg = "model " + m.Version + " is trained"
-			if c := apimeta.FindStatusCondition(det.Status.Conditions, ServingCondition); c != nil && c.Reason == ReasonModelServed {
+			if c := apimeta.FindStatusCondition(det.Status.Conditions, kadetv1.ServingCondition); c != nil && c.Reason == kadetv1.ReasonModelServed {
 				msg = "serving model " + m.Version
 			}
 		}
-		setCondition(det, ReadyCondition, metav1.ConditionTrue, ReasonSucceeded, msg)
-		removeCondition(det, ReconcilingCondition)
-		removeCondition(det, StalledCondition)
+		setCondition(det, kadetv1.ReadyCondition, metav1.ConditionTrue, kadetv1.ReasonSucceeded, msg)
+		removeCondition(det, kadetv1.ReconcilingCondition)
+		removeCondition(det, kadetv1.StalledCondition)
 		det.Status.ObservedGeneration = det.Generation
 		err = nil
 	case errors.As(err, &st):
-		setCondition(det, ReadyCondition, metav1.ConditionFalse, st.reason, st.msg)
-		setCondition(det, StalledCondition, metav1.ConditionTrue, st.reason, st.msg)
-		removeCondition(det, ReconcilingCondition)
+		setCondition(det, kadetv1.ReadyCondition, metav1.ConditionFalse, st.reason, st.msg)
+		setCondition(det, kadetv1.StalledCondition, metav1.ConditionTrue, st.reason, st.msg)
+		removeCondition(det, kadetv1.ReconcilingCondition)
 		det.Status.ObservedGeneration = det.Generation
 		err = reconcile.TerminalError(err)
 	case errors.As(err, &wt):
-		setCondition(det, ReadyCondition, metav1.ConditionFalse, wt.reason, wt.msg)
-		setCondition(det, ReconcilingCondition, metav1.ConditionTrue, wt.reason, wt.msg)
-		removeCondition(det, StalledCondition)
+		setCondition(det, kadetv1.ReadyCondition, metav1.ConditionFalse, wt.reason, wt.msg)
+		setCondition(det, kadetv1.ReconcilingCondition, metav1.ConditionTrue, wt.reason, wt.msg)
+		removeCondition(det, kadetv1.StalledCondition)
 		det.Status.Phase = phase(det, err)
-		return ctrl.Result{RequeueAfter: wt.requeueAfter}, nil
+		return ctrl.Result{}, nil
 	default:
-		setCondition(det, ReadyCondition, metav1.ConditionFalse, ReasonReconcileError, err.Error())
-		setCondition(det, ReconcilingCondition, metav1.ConditionTrue, ReasonReconcileError, err.Error())
-		removeCondition(det, StalledCondition)
+		setCondition(det, kadetv1.ReadyCondition, metav1.ConditionFalse, kadetv1.ReasonReconcileError, err.Error())
+		setCondition(det, kadetv1.ReconcilingCondition, metav1.ConditionTrue, kadetv1.ReasonReconcileError, err.Error())
+		removeCondition(det, kadetv1.StalledCondition)
 	}
 	det.Status.Phase = phase(det, err)
 	return ctrl.Result{}, err
@@ -144,13 +114,13 @@ func summarize(det *kadetv1.Detector, err error) (ctrl.Result, error) {
 // phase condenses the conditions into one word for `kubectl get`.
 func phase(det *kadetv1.Detector, err error) kadetv1.Phase {
 	var st *stallError
-	trained := apimeta.FindStatusCondition(det.Status.Conditions, TrainedCondition)
+	trained := apimeta.FindStatusCondition(det.Status.Conditions, kadetv1.TrainedCondition)
 	switch {
 	case det.Spec.Suspend:
 		return kadetv1.PhaseSuspended
 	case errors.As(err, &st):
 		return kadetv1.PhaseFailed
-	case trained != nil && trained.Reason == ReasonTraining:
+	case trained != nil && trained.Reason == kadetv1.ReasonTraining:
 		return kadetv1.PhaseTraining
 	case det.Status.Model == nil:
 		return kadetv1.PhasePending

@@ -3,7 +3,6 @@ package controllers
 import (
 	"errors"
 	"testing"
-	"time"
 
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
@@ -28,23 +27,22 @@ func TestSummarize(t *testing.T) {
 		wantPhase       kadetv1.Phase
 		wantObserved    bool
 		wantTerminal    bool
-		wantRequeue     time.Duration
 		wantErr         bool
 	}{
-		{name: "serving", model: model, trainedReason: ReasonModelTrained, servingReason: ReasonModelServed,
-			wantReady: metav1.ConditionTrue, wantReason: ReasonSucceeded, wantPhase: kadetv1.PhaseServing, wantObserved: true},
-		{name: "training the first model", err: wait(ReasonTraining, "epoch 1/20"), trainedReason: ReasonTraining,
-			wantReady: metav1.ConditionFalse, wantReason: ReasonTraining, wantReconciling: true, wantPhase: kadetv1.PhaseTraining},
-		{name: "retraining while an old model serves", err: wait(ReasonTraining, "epoch 1/20"), model: model,
-			trainedReason: ReasonTraining, wantReady: metav1.ConditionFalse, wantReason: ReasonTraining,
+		{name: "serving", model: model, trainedReason: kadetv1.ReasonModelTrained, servingReason: kadetv1.ReasonModelServed,
+			wantReady: metav1.ConditionTrue, wantReason: kadetv1.ReasonSucceeded, wantPhase: kadetv1.PhaseServing, wantObserved: true},
+		{name: "training the first model", err: wait(kadetv1.ReasonTraining, "epoch 1/20"), trainedReason: kadetv1.ReasonTraining,
+			wantReady: metav1.ConditionFalse, wantReason: kadetv1.ReasonTraining, wantReconciling: true, wantPhase: kadetv1.PhaseTraining},
+		{name: "retraining while an old model serves", err: wait(kadetv1.ReasonTraining, "epoch 1/20"), model: model,
+			trainedReason: kadetv1.ReasonTraining, wantReady: metav1.ConditionFalse, wantReason: kadetv1.ReasonTraining,
 			wantReconciling: true, wantPhase: kadetv1.PhaseTraining},
-		{name: "rolling out", err: &waitError{reason: ReasonRollingOut, msg: "1/2", requeueAfter: time.Minute}, model: model,
-			trainedReason: ReasonModelTrained, wantReady: metav1.ConditionFalse, wantReason: ReasonRollingOut,
-			wantReconciling: true, wantPhase: kadetv1.PhaseServing, wantRequeue: time.Minute},
-		{name: "stalled", err: stall(ReasonTrainingFailed, "bad data"), wantReady: metav1.ConditionFalse,
-			wantReason: ReasonTrainingFailed, wantStalled: true, wantPhase: kadetv1.PhaseFailed, wantObserved: true, wantTerminal: true, wantErr: true},
+		{name: "rolling out", err: wait(kadetv1.ReasonRollingOut, "1/2"), model: model,
+			trainedReason: kadetv1.ReasonModelTrained, wantReady: metav1.ConditionFalse, wantReason: kadetv1.ReasonRollingOut,
+			wantReconciling: true, wantPhase: kadetv1.PhaseServing},
+		{name: "stalled", err: stall(kadetv1.ReasonTrainingFailed, "bad data"), wantReady: metav1.ConditionFalse,
+			wantReason: kadetv1.ReasonTrainingFailed, wantStalled: true, wantPhase: kadetv1.PhaseFailed, wantObserved: true, wantTerminal: true, wantErr: true},
 		{name: "transient error is retried", err: errors.New("connection refused"), wantReady: metav1.ConditionFalse,
-			wantReason: ReasonReconcileError, wantReconciling: true, wantPhase: kadetv1.PhasePending, wantErr: true},
+			wantReason: kadetv1.ReasonReconcileError, wantReconciling: true, wantPhase: kadetv1.PhasePending, wantErr: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -52,25 +50,25 @@ func TestSummarize(t *testing.T) {
 			det.Status.Model = tt.model
 			det.Status.ObservedGeneration = 3
 			// Leftovers of an earlier pass must not survive.
-			setCondition(det, StalledCondition, metav1.ConditionTrue, "Old", "old")
-			setCondition(det, ReconcilingCondition, metav1.ConditionTrue, "Old", "old")
+			setCondition(det, kadetv1.StalledCondition, metav1.ConditionTrue, "Old", "old")
+			setCondition(det, kadetv1.ReconcilingCondition, metav1.ConditionTrue, "Old", "old")
 			if tt.trainedReason != "" {
-				setCondition(det, TrainedCondition, metav1.ConditionFalse, tt.trainedReason, "")
+				setCondition(det, kadetv1.TrainedCondition, metav1.ConditionFalse, tt.trainedReason, "")
 			}
 			if tt.servingReason != "" {
-				setCondition(det, ServingCondition, metav1.ConditionTrue, tt.servingReason, "")
+				setCondition(det, kadetv1.ServingCondition, metav1.ConditionTrue, tt.servingReason, "")
 			}
 
 			res, err := summarize(det, tt.err)
 
-			ready := apimeta.FindStatusCondition(det.Status.Conditions, ReadyCondition)
+			ready := apimeta.FindStatusCondition(det.Status.Conditions, kadetv1.ReadyCondition)
 			if ready.Status != tt.wantReady || ready.Reason != tt.wantReason || ready.ObservedGeneration != 4 {
 				t.Errorf("Ready = %s/%s (gen %d); want %s/%s", ready.Status, ready.Reason, ready.ObservedGeneration, tt.wantReady, tt.wantReason)
 			}
-			if got := apimeta.IsStatusConditionTrue(det.Status.Conditions, ReconcilingCondition); got != tt.wantReconciling {
+			if got := apimeta.IsStatusConditionTrue(det.Status.Conditions, kadetv1.ReconcilingCondition); got != tt.wantReconciling {
 				t.Errorf("Reconciling = %v", got)
 			}
-			if got := apimeta.IsStatusConditionTrue(det.Status.Conditions, StalledCondition); got != tt.wantStalled {
+			if got := apimeta.IsStatusConditionTrue(det.Status.Conditions, kadetv1.StalledCondition); got != tt.wantStalled {
 				t.Errorf("Stalled = %v", got)
 			}
 			if det.Status.Phase != tt.wantPhase {
@@ -82,8 +80,9 @@ func TestSummarize(t *testing.T) {
 			if (err != nil) != tt.wantErr || errors.Is(err, reconcile.TerminalError(nil)) != tt.wantTerminal {
 				t.Errorf("err = %v; want error %v, terminal %v", err, tt.wantErr, tt.wantTerminal)
 			}
-			if res.RequeueAfter != tt.wantRequeue {
-				t.Errorf("requeueAfter = %s", res.RequeueAfter)
+			// Waits are on watched objects and stalls on the user: nothing polls.
+			if !res.IsZero() {
+				t.Errorf("result = %+v; want none", res)
 			}
 		})
 	}
@@ -93,8 +92,8 @@ func TestSummarizeLeavesSuspendedDetectorAlone(t *testing.T) {
 	det := &kadetv1.Detector{ObjectMeta: metav1.ObjectMeta{Generation: 2}}
 	det.Spec.Suspend = true
 	det.Status.ObservedGeneration = 1
-	setCondition(det, ReadyCondition, metav1.ConditionFalse, ReasonTrainingFailed, "bad data")
-	setCondition(det, StalledCondition, metav1.ConditionTrue, ReasonTrainingFailed, "bad data")
+	setCondition(det, kadetv1.ReadyCondition, metav1.ConditionFalse, kadetv1.ReasonTrainingFailed, "bad data")
+	setCondition(det, kadetv1.StalledCondition, metav1.ConditionTrue, kadetv1.ReasonTrainingFailed, "bad data")
 	before := det.Status.DeepCopy()
 
 	if res, err := summarize(det, nil); err != nil || !res.IsZero() {

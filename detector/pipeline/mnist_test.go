@@ -15,6 +15,7 @@ import (
 	"github.com/kadet-dev/kadet/detector/data"
 	"github.com/kadet-dev/kadet/detector/evaluate"
 	"github.com/kadet-dev/kadet/detector/model"
+	"github.com/kadet-dev/kadet/detector/scoring"
 	"github.com/kadet-dev/kadet/detector/train"
 )
 
@@ -54,7 +55,7 @@ func TestDenseAutoencoderOnMNIST(t *testing.T) {
 		t.Fatal(err)
 	}
 	test := readImages(t, filepath.Join(dir, "t10k-images-idx3-ubyte.gz"), filepath.Join(dir, "t10k-labels-idx1-ubyte.gz"))
-	res, err := Score(m, test.X)
+	res, err := scoring.Score(m, test.X)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/kadet-dev/kadet/detector/contract"
 	"github.com/kadet-dev/kadet/detector/data"
 	"github.com/kadet-dev/kadet/detector/evaluate"
+	"github.com/kadet-dev/kadet/detector/scoring"
 	"github.com/kadet-dev/kadet/detector/train"
 )
 
@@ -72,7 +73,7 @@ func evaluateFile(t *testing.T, dir, path string) evaluate.Metrics {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := Score(m, tbl.X)
+	res, err := scoring.Score(m, tbl.X)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/kadet-dev/kadet/detector/contract"
 	"github.com/kadet-dev/kadet/detector/data"
 	"github.com/kadet-dev/kadet/detector/evaluate"
+	"github.com/kadet-dev/kadet/detector/scoring"
 )
 
 // writeSeries writes a 3-sensor series: two phase-shifted periodic signals and their
@@ -108,8 +109,8 @@ func findShiftsAndSpikes(t *testing.T, model contract.Model, trainCSV, testCSV s
 	if err != nil {
 		t.Fatal(err)
 	}
-	sortByTime(tbl)
-	res, err := Score(m, tbl.X)
+	tbl.SortByTime()
+	res, err := scoring.Score(m, tbl.X)
 	if err != nil {
 		t.Fatal(err)
 	}

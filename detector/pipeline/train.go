@@ -1,12 +1,12 @@
-// Package pipeline runs the detector's data path end to end: it turns a TrainingRequest
-// into a versioned model file, and a model plus records into scores.
+// Package pipeline is the training pipeline: it turns a TrainingRequest into a
+// versioned model file (load, scale, fit, calibrate, evaluate, save). Scoring lives in
+// package scoring, which serving uses without the training stack.
 package pipeline
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"time"
 
@@ -18,6 +18,7 @@ import (
 	"github.com/kadet-dev/kadet/detector/model"
 	"github.com/kadet-dev/kadet/detector/preprocess"
 	"github.com/kadet-dev/kadet/detector/report"
+	"github.com/kadet-dev/kadet/detector/scoring"
 	"github.com/kadet-dev/kadet/detector/train"
 )
 
@@ -48,7 +49,7 @@ type Outcome struct {
 // Train loads the data req names, trains, calibrates, and saves a new model version
 // under outDir. Nothing is written unless every step succeeded.
 func Train(ctx context.Context, req *contract.TrainingRequest, outDir string, progress func(train.Progress)) (*Outcome, error) {
-	tbl, err := loadTable(ctx, req)
+	tbl, err := data.Load(ctx, req.Data)
 	if err != nil {
 		return nil, err
 	}
@@ -247,7 +248,7 @@ func gatherLabels(labels []float32, idx []int) []float32 {
 // rows train it, the last validationSplit of them are held out for early stopping,
 // calibration and evaluation, because shuffled rows would leak the future into training.
 func fitSequence(ctx context.Context, req *contract.TrainingRequest, spec model.Spec, tbl *data.Table, th calibrate.Spec, cfg train.Config, progress func(train.Progress)) (*fitted, error) {
-	sortByTime(tbl)
+	tbl.SortByTime()
 	d, rows, w := len(tbl.Columns), tbl.Rows(), spec.Window
 	stride := stride(req.Model)
 	nVal := int(math.Round(float64(rows) * req.Training.ValidationSplit))
@@ -265,13 +266,13 @@ func fitSequence(ctx context.Context, req *contract.TrainingRequest, spec model.
 		return nil, err
 	}
 	// Windows become the training "rows": training windows first, then held-out ones.
-	fitStarts := windowStarts(nFit, w, stride)
-	all := windows(x[:nFit*d], d, w, fitStarts)
+	fitStarts := scoring.WindowStarts(nFit, w, stride)
+	all := scoring.Windows(x[:nFit*d], d, w, fitStarts)
 	split := train.Split{Train: seq(0, len(fitStarts))}
 	valX := x[nFit*d:]
 	if nVal > 0 {
-		valStarts := windowStarts(nVal, w, stride)
-		all = append(all, windows(valX, d, w, valStarts)...)
+		valStarts := scoring.WindowStarts(nVal, w, stride)
+		all = append(all, scoring.Windows(valX, d, w, valStarts)...)
 		split.Validation = seq(len(fitStarts), len(fitStarts)+len(valStarts))
 	}
 	if f.res, err = train.Fit(ctx, f.net, all, nil, split, cfg, progress); err != nil {
@@ -286,7 +287,7 @@ func fitSequence(ctx context.Context, req *contract.TrainingRequest, spec model.
 	} else if tbl.Labels != nil {
 		calLabels = tbl.Labels[:nFit]
 	}
-	if f.calScores, _, err = sequenceScores(f.net, calX, calRows, stride, false); err != nil {
+	if f.calScores, _, err = scoring.SequenceScores(f.net, calX, calRows, stride, false); err != nil {
 		return nil, err
 	}
 	f.calLabels = calLabels
@@ -330,25 +331,6 @@ func normalRows(rows []int, labels []float32) []int {
 		}
 	}
 	return out
-}
-
-func loadTable(ctx context.Context, req *contract.TrainingRequest) (*data.Table, error) {
-	switch {
-	case req.Data.CSV != nil:
-		c := req.Data.CSV
-		delim := ','
-		if c.Delimiter != "" {
-			delim = []rune(c.Delimiter)[0]
-		}
-		return data.LoadCSV(ctx, c.File, data.CSVOptions{
-			Columns: c.Columns, TimestampColumn: c.TimestampColumn, LabelColumn: c.LabelColumn, Delimiter: delim,
-		}, data.DefaultLimits)
-	case req.Data.Images != nil:
-		return loadImages(ctx, req.Data.Images)
-	case req.Data.Prometheus != nil:
-		return nil, &SpecError{Msg: "prometheus data sources are not supported by this detector build yet"}
-	}
-	return nil, &SpecError{Msg: "the training request names no data"}
 }
 
 func modelSpec(m contract.Model, tbl *data.Table) (model.Spec, error) {
@@ -422,36 +404,4 @@ func thresholdParameter(s calibrate.Spec) float64 {
 		return s.Contamination
 	}
 	return 0
-}
-
-// loadImages reads IDX images (and labels) into a table of pixels in [0, 1], keeping
-// only the requested classes.
-func loadImages(ctx context.Context, src *contract.ResolvedImages) (*data.Table, error) {
-	read := func(loc contract.FileLocation, fn func(io.Reader) error) error {
-		rc, err := data.Open(ctx, loc, data.DefaultLimits)
-		if err != nil {
-			return err
-		}
-		defer rc.Close()
-		return fn(rc)
-	}
-	var im *data.Images
-	if err := read(src.File, func(r io.Reader) (err error) {
-		im, err = data.ReadIDXImages(r, src.File.String())
-		return err
-	}); err != nil {
-		return nil, err
-	}
-	var labels []uint8
-	if src.LabelFile != nil {
-		if err := read(*src.LabelFile, func(r io.Reader) (err error) {
-			labels, err = data.ReadIDXLabels(r, src.LabelFile.String())
-			return err
-		}); err != nil {
-			return nil, err
-		}
-	} else if len(src.Classes) > 0 {
-		return nil, &SpecError{Msg: "images classes need a label file"}
-	}
-	return data.ImageTable(im, labels, src.Classes, src.File.String())
 }

@@ -3,7 +3,7 @@ package serve
 import (
 	"sync"
 
-	"github.com/kadet-dev/kadet/detector/pipeline"
+	"github.com/kadet-dev/kadet/detector/scoring"
 )
 
 // maxBatchRows bounds how many queued rows one scoring pass takes.
@@ -14,7 +14,7 @@ type job struct {
 	l        *loaded
 	x        []float32
 	n        int
-	scored   []pipeline.Scored
+	scored   []scoring.Scored
 	shares   []float32
 	err      error
 	finished bool
@@ -30,10 +30,10 @@ type batcher struct {
 	free  *sync.Cond
 	busy  bool
 	queue []*job
-	score func(l *loaded, x []float32) ([]pipeline.Scored, []float32, error)
+	score func(l *loaded, x []float32) ([]scoring.Scored, []float32, error)
 }
 
-func newBatcher(score func(*loaded, []float32) ([]pipeline.Scored, []float32, error)) *batcher {
+func newBatcher(score func(*loaded, []float32) ([]scoring.Scored, []float32, error)) *batcher {
 	b := &batcher{score: score}
 	b.free = sync.NewCond(&b.mu)
 	return b

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/kadet-dev/kadet/detector/artifact"
-	"github.com/kadet-dev/kadet/detector/pipeline"
+	"github.com/kadet-dev/kadet/detector/scoring"
 )
 
 // Concurrent requests are batched, and each still gets its own rows' results. Numbers
@@ -70,7 +70,7 @@ func TestBatcherCombinesQueuedJobs(t *testing.T) {
 	var mu sync.Mutex
 	var passes []int
 	release := make(chan struct{})
-	b := newBatcher(func(l *loaded, x []float32) ([]pipeline.Scored, []float32, error) {
+	b := newBatcher(func(l *loaded, x []float32) ([]scoring.Scored, []float32, error) {
 		mu.Lock()
 		first := len(passes) == 0
 		passes = append(passes, len(x))
@@ -78,7 +78,7 @@ func TestBatcherCombinesQueuedJobs(t *testing.T) {
 		if first {
 			<-release // hold the scorer so the others queue up
 		}
-		out := make([]pipeline.Scored, len(x))
+		out := make([]scoring.Scored, len(x))
 		for i, v := range x {
 			out[i].Raw = float64(v)
 		}

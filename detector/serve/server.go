@@ -18,7 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kadet-dev/kadet/detector/artifact"
-	"github.com/kadet-dev/kadet/detector/pipeline"
+	"github.com/kadet-dev/kadet/detector/scoring"
 )
 
 // Options configure a Server.
@@ -95,8 +95,8 @@ func New(opts Options) *Server {
 		opts.Registry = prometheus.NewRegistry()
 	}
 	s := &Server{opts: opts, log: opts.Logger, metrics: newMetrics(opts.Registry), failed: map[string]bool{}}
-	s.batch = newBatcher(func(l *loaded, x []float32) ([]pipeline.Scored, []float32, error) {
-		return pipeline.ScoreExplained(l.model, x)
+	s.batch = newBatcher(func(l *loaded, x []float32) ([]scoring.Scored, []float32, error) {
+		return scoring.ScoreExplained(l.model, x)
 	})
 	return s
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/kadet-dev/kadet/detector/data"
 	"github.com/kadet-dev/kadet/detector/evaluate"
 	"github.com/kadet-dev/kadet/detector/pipeline"
+	"github.com/kadet-dev/kadet/detector/scoring"
 )
 
 // loadModel loads a model file, a version folder, or the newest version of a model
@@ -81,7 +82,7 @@ func cmdScore(args []string, stdout, stderr io.Writer) error {
 		w = tmp
 	}
 	bw := bufio.NewWriterSize(w, 1<<16)
-	rows, anomalies, err := pipeline.ScoreCSV(m, bufio.NewReaderSize(in, 1<<16), bw, *input, d)
+	rows, anomalies, err := scoring.CSV(m, bufio.NewReaderSize(in, 1<<16), bw, *input, d)
 	if err == nil {
 		err = bw.Flush()
 	}
@@ -130,7 +131,7 @@ func cmdEvaluate(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	res, err := pipeline.Score(m, tbl.X)
+	res, err := scoring.Score(m, tbl.X)
 	if err != nil {
 		return err
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/kadet-dev/kadet/detector/data"
 	"github.com/kadet-dev/kadet/detector/evaluate"
 	"github.com/kadet-dev/kadet/detector/pipeline"
+	"github.com/kadet-dev/kadet/detector/scoring"
 	"github.com/kadet-dev/kadet/hack/mnist"
 )
 
@@ -96,7 +97,7 @@ func auroc(req *contract.TrainingRequest, out string, test *data.Table, labels [
 	if err != nil {
 		return 0, err
 	}
-	scored, err := pipeline.Score(m, test.X)
+	scored, err := scoring.Score(m, test.X)
 	if err != nil {
 		return 0, err
 	}

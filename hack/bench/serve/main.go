@@ -31,6 +31,7 @@ import (
 	"github.com/kadet-dev/kadet/detector/data"
 	"github.com/kadet-dev/kadet/detector/model"
 	"github.com/kadet-dev/kadet/detector/pipeline"
+	"github.com/kadet-dev/kadet/detector/scoring"
 	"github.com/kadet-dev/kadet/hack/mnist"
 )
 
@@ -381,7 +382,7 @@ func inProcess(m *artifact.Model, images *data.Table, batch int, d time.Duration
 	start := time.Now()
 	for i := 0; time.Since(start) < d; i++ {
 		r := (i * batch) % (images.Rows() - batch)
-		if _, _, err := pipeline.ScoreExplained(m, images.X[r*dim:(r+batch)*dim]); err != nil {
+		if _, _, err := scoring.ScoreExplained(m, images.X[r*dim:(r+batch)*dim]); err != nil {
 			panic(err)
 		}
 		n += batch

@@ -24,6 +24,7 @@ import (
 	"github.com/kadet-dev/kadet/detector/data"
 	"github.com/kadet-dev/kadet/detector/evaluate"
 	"github.com/kadet-dev/kadet/detector/pipeline"
+	"github.com/kadet-dev/kadet/detector/scoring"
 )
 
 var sensors = []string{"Accelerometer1RMS", "Accelerometer2RMS", "Current", "Pressure", "Temperature",
@@ -161,7 +162,7 @@ func runFile(path, work string, model contract.Model, epochs int32) (evaluate.Co
 	if err != nil {
 		return evaluate.Counts{}, 0, err
 	}
-	res, err := pipeline.Score(m, tbl.X)
+	res, err := scoring.Score(m, tbl.X)
 	if err != nil {
 		return evaluate.Counts{}, 0, err
 	}

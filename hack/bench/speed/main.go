@@ -18,7 +18,7 @@ import (
 	"github.com/kadet-dev/kadet/detector/artifact"
 	"github.com/kadet-dev/kadet/detector/contract"
 	"github.com/kadet-dev/kadet/detector/model"
-	"github.com/kadet-dev/kadet/detector/pipeline"
+	"github.com/kadet-dev/kadet/detector/scoring"
 	"github.com/kadet-dev/kadet/hack/mnist"
 )
 
@@ -112,13 +112,13 @@ func kadetScore(models, mnistDir string) (float64, error) {
 	d := len(tbl.Columns)
 	// One untimed batch first, as the PyTorch script does: the first product starts
 	// OpenBLAS's threads and touches fresh memory.
-	if _, err := pipeline.Score(m, tbl.X[:256*d]); err != nil {
+	if _, err := scoring.Score(m, tbl.X[:256*d]); err != nil {
 		return 0, err
 	}
 	start := time.Now()
 	for i := 0; i < tbl.Rows(); i += 256 {
 		end := min(i+256, tbl.Rows())
-		if _, err := pipeline.Score(m, tbl.X[i*d:end*d]); err != nil {
+		if _, err := scoring.Score(m, tbl.X[i*d:end*d]); err != nil {
 			return 0, err
 		}
 	}

@@ -1,10 +1,7 @@
-package pipeline
+package scoring
 
 import (
 	"fmt"
-	"slices"
-	"sort"
-	"strconv"
 
 	"github.com/kadet-dev/kadet/detector/data"
 	"github.com/kadet-dev/kadet/detector/model"
@@ -14,9 +11,9 @@ import (
 // the windows that contain it, of that row's reconstruction error in the window, so an
 // anomaly maps back to its own rows and timestamps rather than smearing over a window.
 
-// windowStarts lists the first row of each window of length w over rows, every stride
+// WindowStarts lists the first row of each window of length w over rows, every stride
 // rows, with a last window ending at the last row so no row goes unscored.
-func windowStarts(rows, w, stride int) []int {
+func WindowStarts(rows, w, stride int) []int {
 	if rows < w {
 		return nil
 	}
@@ -30,8 +27,8 @@ func windowStarts(rows, w, stride int) []int {
 	return starts
 }
 
-// windows copies the windows starting at starts out of rows of width f.
-func windows(x []float32, f, w int, starts []int) []float32 {
+// Windows copies the windows starting at starts out of rows of width f.
+func Windows(x []float32, f, w int, starts []int) []float32 {
 	out := make([]float32, 0, len(starts)*w*f)
 	for _, s := range starts {
 		out = append(out, x[s*f:(s+w)*f]...)
@@ -39,15 +36,15 @@ func windows(x []float32, f, w int, starts []int) []float32 {
 	return out
 }
 
-// sequenceScores scores each of rows (already scaled) by its mean reconstruction error
+// SequenceScores scores each of rows (already scaled) by its mean reconstruction error
 // over the windows that contain it, and, when explain is set, each feature's share of it.
-func sequenceScores(net *model.Network, x []float32, rows, stride int, explain bool) ([]float32, []float32, error) {
+func SequenceScores(net *model.Network, x []float32, rows, stride int, explain bool) ([]float32, []float32, error) {
 	w, f := net.Spec.Window, net.Spec.Features()
 	if rows < w {
 		return nil, nil, &data.Error{Source: "input", Msg: fmt.Sprintf("%d rows are fewer than the model's window of %d rows: send a run of at least %d rows in time order", rows, w, w)}
 	}
-	starts := windowStarts(rows, w, stride)
-	win := windows(x, f, w, starts)
+	starts := WindowStarts(rows, w, stride)
+	win := Windows(x, f, w, starts)
 	out := net.Forward(win, len(starts))
 	sq := make([]float32, rows*f) // summed squared errors per row and feature
 	count := make([]float32, rows)
@@ -78,49 +75,4 @@ func sequenceScores(net *model.Network, x []float32, rows, stride int, explain b
 		sq = nil
 	}
 	return scores, sq, nil
-}
-
-// sortByTime orders a table's rows by its timestamp column: numerically when every
-// timestamp is a number, else as text (ISO 8601 sorts correctly as text).
-func sortByTime(t *data.Table) {
-	if t.Timestamps == nil {
-		return
-	}
-	n, d := t.Rows(), len(t.Columns)
-	idx := make([]int, n)
-	for i := range idx {
-		idx[i] = i
-	}
-	nums := make([]float64, n)
-	numeric := true
-	for i, ts := range t.Timestamps {
-		v, err := strconv.ParseFloat(ts, 64)
-		if err != nil {
-			numeric = false
-			break
-		}
-		nums[i] = v
-	}
-	sort.SliceStable(idx, func(a, b int) bool {
-		if numeric {
-			return nums[idx[a]] < nums[idx[b]]
-		}
-		return t.Timestamps[idx[a]] < t.Timestamps[idx[b]]
-	})
-	if slices.IsSorted(idx) {
-		return
-	}
-	x := make([]float32, 0, len(t.X))
-	ts := make([]string, 0, n)
-	lines := make([]int, 0, n)
-	var labels []float32
-	for _, i := range idx {
-		x = append(x, t.X[i*d:(i+1)*d]...)
-		ts = append(ts, t.Timestamps[i])
-		lines = append(lines, t.Lines[i])
-		if t.Labels != nil {
-			labels = append(labels, t.Labels[i])
-		}
-	}
-	t.X, t.Timestamps, t.Lines, t.Labels = x, ts, lines, labels
 }

@@ -1,4 +1,4 @@
-package pipeline
+package scoring
 
 import (
 	"encoding/csv"
@@ -16,11 +16,11 @@ import (
 // scoreBatch rows are scored at a time, so a file of any size streams through.
 const scoreBatch = 4096
 
-// ScoreCSV reads records from r, scores them with m and writes each record back with
+// CSV reads records from r, scores them with m and writes each record back with
 // score, raw and is_anomaly columns appended. The model's features are found by name in
 // the header, so extra columns and any column order are fine. It returns the rows
 // scored and how many were anomalies.
-func ScoreCSV(m *artifact.Model, r io.Reader, w io.Writer, source string, delim rune) (rows, anomalies int, err error) {
+func CSV(m *artifact.Model, r io.Reader, w io.Writer, source string, delim rune) (rows, anomalies int, err error) {
 	cr := csv.NewReader(r)
 	cr.Comma = delim
 	header, err := cr.Read()

@@ -1,4 +1,7 @@
-package pipeline
+// Package scoring turns a model and records into scores: rows one by one, or a run of
+// rows in time order for a sequence model. The CLI, the server and training's
+// calibration all score through it.
+package scoring
 
 import (
 	"fmt"
@@ -50,7 +53,7 @@ func score(m *artifact.Model, x []float32, explain bool) ([]Scored, []float32, e
 	case m.Network.Spec.Sequence():
 		// The rows are one run in time order; each is scored within its windows.
 		var err error
-		if raw, shares, err = sequenceScores(m.Network, scaled, rows, m.Meta.Stride, explain); err != nil {
+		if raw, shares, err = SequenceScores(m.Network, scaled, rows, m.Meta.Stride, explain); err != nil {
 			return nil, nil, err
 		}
 	case explain:

@@ -1,0 +1,39 @@
+package v1alpha1
+
+// Condition types. Ready, Reconciling and Stalled follow kstatus; DataSourceReady,
+// Trained and Serving say which part of a Detector is in what state.
+const (
+	ReadyCondition           = "Ready"
+	ReconcilingCondition     = "Reconciling"
+	StalledCondition         = "Stalled"
+	DataSourceReadyCondition = "DataSourceReady"
+	TrainedCondition         = "Trained"
+	ServingCondition         = "Serving"
+)
+
+// Reasons of a Detector's conditions. The Stalled ones are listed in README's
+// troubleshooting table: each says what the user has to change.
+const (
+	ReasonSucceeded      = "Succeeded"
+	ReasonProgressing    = "Progressing"
+	ReasonReconcileError = "ReconcileError"
+
+	ReasonDataSourceNotFound = "DataSourceNotFound"
+	ReasonDataSourceNotReady = "DataSourceNotReady"
+	ReasonIncompatible       = "IncompatibleDataSource"
+	ReasonStorageConflict    = "StorageConflict"
+	ReasonTrainingFailed     = "TrainingFailed"
+
+	ReasonTraining     = "Training"
+	ReasonModelTrained = "ModelTrained"
+	ReasonNoModel      = "NoModel"
+	ReasonRollingOut   = "RollingOut"
+	ReasonModelServed  = "ModelServed"
+	ReasonScaledToZero = "ScaledToZero"
+)
+
+// Reasons of a DataSource's Ready condition.
+const (
+	ReasonReferencesResolved = "ReferencesResolved"
+	ReasonReferenceNotFound  = "ReferenceNotFound"
+)

@@ -1,0 +1,117 @@
+package controllers
+
+import (
+	"fmt"
+
+	appsv1 "k8s.io/api/apps/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	kadetv1 "github.com/kadet-dev/kadet/api/v1alpha1"
+)
+
+// The part conditions (DataSourceReady, Trained, Serving) are computed by the pure
+// functions below from what one pass observed in the cluster, never from the
+// Detector's earlier conditions, so a condition cannot disagree with what the step
+// that sets it just saw (Cluster API's rule).
+
+// dataObservation is what reconcileDataSource saw.
+type dataObservation struct {
+	name string
+	// dataSource is nil when it does not exist.
+	dataSource *kadetv1.DataSource
+	// missingData says what of the data the controller reads itself (a ConfigMap key)
+	// is missing, or is empty.
+	missingData string
+	// incompatible says why the model cannot train on this data, or is empty.
+	incompatible string
+}
+
+func dataSourceReadyCondition(det *kadetv1.Detector, o dataObservation) metav1.Condition {
+	c := metav1.Condition{Type: kadetv1.DataSourceReadyCondition, ObservedGeneration: det.Generation}
+	ds := o.dataSource
+	var ready *metav1.Condition
+	if ds != nil {
+		ready = readyCondition(ds)
+	}
+	switch {
+	case ds == nil:
+		c.Status, c.Reason = metav1.ConditionFalse, kadetv1.ReasonDataSourceNotFound
+		c.Message = fmt.Sprintf("DataSource %q not found in namespace %q: create it or fix spec.dataSourceRef.name", o.name, det.Namespace)
+	case ready == nil || ready.ObservedGeneration != ds.Generation:
+		c.Status, c.Reason = metav1.ConditionUnknown, kadetv1.ReasonProgressing
+		c.Message = "DataSource " + ds.Name + " has not been checked yet"
+	case ready.Status != metav1.ConditionTrue:
+		c.Status, c.Reason = metav1.ConditionFalse, kadetv1.ReasonDataSourceNotReady
+		c.Message = "DataSource " + ds.Name + " is not ready: " + ready.Message
+	case o.missingData != "":
+		c.Status, c.Reason = metav1.ConditionFalse, kadetv1.ReasonDataSourceNotReady
+		c.Message = "DataSource " + ds.Name + " is not ready: " + o.missingData
+	case o.incompatible != "":
+		c.Status, c.Reason, c.Message = metav1.ConditionFalse, kadetv1.ReasonIncompatible, o.incompatible
+	default:
+		c.Status, c.Reason, c.Message = metav1.ConditionTrue, kadetv1.ReasonSucceeded, "DataSource "+ds.Name+" is ready"
+	}
+	return c
+}
+
+// trainingObservation is what reconcileTraining saw of the run for the current spec.
+type trainingObservation struct {
+	hash string
+	// job is the training Job's name; empty when the current spec's model exists.
+	job string
+	// failure says why the run failed (the Job failed, or succeeded without a result).
+	failure string
+}
+
+func trainedCondition(det *kadetv1.Detector, o trainingObservation) metav1.Condition {
+	c := metav1.Condition{Type: kadetv1.TrainedCondition, ObservedGeneration: det.Generation}
+	switch m := det.Status.Model; {
+	case m != nil && m.SpecHash == o.hash:
+		c.Status, c.Reason = metav1.ConditionTrue, kadetv1.ReasonModelTrained
+		c.Message = "model " + m.Version + " is trained on the current spec"
+	case o.failure != "":
+		c.Status, c.Reason, c.Message = metav1.ConditionFalse, kadetv1.ReasonTrainingFailed, o.failure
+	default:
+		c.Status, c.Reason = metav1.ConditionFalse, kadetv1.ReasonTraining
+		c.Message = fmt.Sprintf("training Job %s is running", o.job)
+		if ts := det.Status.Training; ts != nil && ts.Job == o.job && ts.Epoch > 0 {
+			c.Message = fmt.Sprintf("training Job %s: epoch %d/%d", o.job, ts.Epoch, ts.Epochs)
+		}
+	}
+	return c
+}
+
+// servingObservation is what reconcileScoring saw of the scoring Deployment; nil
+// deployment when there is no model to serve.
+type servingObservation struct {
+	deployment *appsv1.Deployment
+}
+
+func servingCondition(det *kadetv1.Detector, o servingObservation) metav1.Condition {
+	c := metav1.Condition{Type: kadetv1.ServingCondition, ObservedGeneration: det.Generation}
+	want := ptr.Deref(det.Spec.Scoring.Replicas, 1)
+	switch model := det.Status.Model; {
+	case model == nil || o.deployment == nil:
+		c.Status, c.Reason, c.Message = metav1.ConditionFalse, kadetv1.ReasonNoModel, "no model has been trained yet"
+	case want == 0:
+		c.Status, c.Reason, c.Message = metav1.ConditionFalse, kadetv1.ReasonScaledToZero, "scoring.replicas is 0"
+	case !rolledOut(o.deployment, want):
+		s := o.deployment.Status
+		c.Status, c.Reason = metav1.ConditionFalse, kadetv1.ReasonRollingOut
+		c.Message = fmt.Sprintf("rolling out model %s: %d/%d scoring replicas updated and available",
+			model.Version, min(s.UpdatedReplicas, s.AvailableReplicas), want)
+	default:
+		c.Status, c.Reason = metav1.ConditionTrue, kadetv1.ReasonModelServed
+		c.Message = fmt.Sprintf("model %s served by %d replicas", model.Version, want)
+	}
+	return c
+}
+
+// rolledOut is true when the Deployment controller has seen the newest template and
+// every replica runs it: no old pod remains.
+func rolledOut(dep *appsv1.Deployment, want int32) bool {
+	s := dep.Status
+	return s.ObservedGeneration >= dep.Generation && s.UpdatedReplicas == want &&
+		s.AvailableReplicas == want && s.Replicas == want
+}

@@ -1,0 +1,141 @@
+package controllers
+
+import (
+	"strings"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	kadetv1 "github.com/kadet-dev/kadet/api/v1alpha1"
+)
+
+func detectorAt(gen int64) *kadetv1.Detector {
+	return &kadetv1.Detector{ObjectMeta: metav1.ObjectMeta{Name: "d", Namespace: "ns", Generation: gen}}
+}
+
+func dataSourceWith(gen int64, ready *metav1.Condition) *kadetv1.DataSource {
+	ds := &kadetv1.DataSource{ObjectMeta: metav1.ObjectMeta{Name: "src", Generation: gen}}
+	if ready != nil {
+		ds.Status.Conditions = []metav1.Condition{*ready}
+	}
+	return ds
+}
+
+// checkCondition compares a computed condition with the expected status, reason and
+// a part of the message, and checks it carries the Detector's generation.
+func checkCondition(t *testing.T, c metav1.Condition, typ string, status metav1.ConditionStatus, reason, msg string) {
+	t.Helper()
+	if c.Type != typ || c.Status != status || c.Reason != reason || !strings.Contains(c.Message, msg) || c.ObservedGeneration != 7 {
+		t.Errorf("condition = %s %s/%s %q (gen %d); want %s %s/%s containing %q (gen 7)",
+			c.Type, c.Status, c.Reason, c.Message, c.ObservedGeneration, typ, status, reason, msg)
+	}
+}
+
+func TestDataSourceReadyCondition(t *testing.T) {
+	ready := &metav1.Condition{Type: kadetv1.ReadyCondition, Status: metav1.ConditionTrue, ObservedGeneration: 2}
+	notReady := &metav1.Condition{Type: kadetv1.ReadyCondition, Status: metav1.ConditionFalse, ObservedGeneration: 2,
+		Message: `PersistentVolumeClaim "data" not found`}
+	tests := []struct {
+		name   string
+		obs    dataObservation
+		status metav1.ConditionStatus
+		reason string
+		msg    string
+	}{
+		{"not found", dataObservation{name: "src"}, metav1.ConditionFalse, kadetv1.ReasonDataSourceNotFound,
+			`DataSource "src" not found in namespace "ns"`},
+		{"never checked", dataObservation{name: "src", dataSource: dataSourceWith(2, nil)}, metav1.ConditionUnknown,
+			kadetv1.ReasonProgressing, "has not been checked yet"},
+		{"checked at an older generation", dataObservation{name: "src", dataSource: dataSourceWith(3, ready)},
+			metav1.ConditionUnknown, kadetv1.ReasonProgressing, "has not been checked yet"},
+		{"not ready", dataObservation{name: "src", dataSource: dataSourceWith(2, notReady)}, metav1.ConditionFalse,
+			kadetv1.ReasonDataSourceNotReady, `DataSource src is not ready: PersistentVolumeClaim "data" not found`},
+		// The DataSource says ready, but the key the controller hashes went away since.
+		{"ready but its data is missing", dataObservation{name: "src", dataSource: dataSourceWith(2, ready),
+			missingData: `ConfigMap "tx" has no key "tx.csv"`}, metav1.ConditionFalse, kadetv1.ReasonDataSourceNotReady,
+			`DataSource src is not ready: ConfigMap "tx" has no key "tx.csv"`},
+		{"incompatible", dataObservation{name: "src", dataSource: dataSourceWith(2, ready), incompatible: "needs labels"},
+			metav1.ConditionFalse, kadetv1.ReasonIncompatible, "needs labels"},
+		{"ready", dataObservation{name: "src", dataSource: dataSourceWith(2, ready)}, metav1.ConditionTrue,
+			kadetv1.ReasonSucceeded, "DataSource src is ready"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := dataSourceReadyCondition(detectorAt(7), tt.obs)
+			checkCondition(t, c, kadetv1.DataSourceReadyCondition, tt.status, tt.reason, tt.msg)
+		})
+	}
+}
+
+func TestTrainedCondition(t *testing.T) {
+	current := &kadetv1.ModelStatus{Version: "v2", SpecHash: "new"}
+	older := &kadetv1.ModelStatus{Version: "v1", SpecHash: "old"}
+	tests := []struct {
+		name     string
+		model    *kadetv1.ModelStatus
+		training *kadetv1.TrainingStatus
+		obs      trainingObservation
+		status   metav1.ConditionStatus
+		reason   string
+		msg      string
+	}{
+		{"model of the current spec", current, nil, trainingObservation{hash: "new"}, metav1.ConditionTrue,
+			kadetv1.ReasonModelTrained, "model v2 is trained on the current spec"},
+		{"first run starting", nil, nil, trainingObservation{hash: "new", job: "d-train-new"}, metav1.ConditionFalse,
+			kadetv1.ReasonTraining, "training Job d-train-new is running"},
+		{"retraining while an older model serves", older, &kadetv1.TrainingStatus{Job: "d-train-new", Epoch: 3, Epochs: 20},
+			trainingObservation{hash: "new", job: "d-train-new"}, metav1.ConditionFalse, kadetv1.ReasonTraining,
+			"training Job d-train-new: epoch 3/20"},
+		{"progress of another Job is not shown", nil, &kadetv1.TrainingStatus{Job: "d-train-old", Epoch: 3, Epochs: 20},
+			trainingObservation{hash: "new", job: "d-train-new"}, metav1.ConditionFalse, kadetv1.ReasonTraining,
+			"training Job d-train-new is running"},
+		{"failed", older, nil, trainingObservation{hash: "new", job: "d-train-new", failure: "bad data"},
+			metav1.ConditionFalse, kadetv1.ReasonTrainingFailed, "bad data"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			det := detectorAt(7)
+			det.Status.Model, det.Status.Training = tt.model, tt.training
+			checkCondition(t, trainedCondition(det, tt.obs), kadetv1.TrainedCondition, tt.status, tt.reason, tt.msg)
+		})
+	}
+}
+
+func TestServingCondition(t *testing.T) {
+	model := &kadetv1.ModelStatus{Version: "v2"}
+	dep := func(gen, observed int64, replicas, updated, available int32) *appsv1.Deployment {
+		d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Generation: gen}}
+		d.Status = appsv1.DeploymentStatus{ObservedGeneration: observed, Replicas: replicas,
+			UpdatedReplicas: updated, AvailableReplicas: available}
+		return d
+	}
+	tests := []struct {
+		name     string
+		model    *kadetv1.ModelStatus
+		replicas *int32
+		obs      servingObservation
+		status   metav1.ConditionStatus
+		reason   string
+		msg      string
+	}{
+		{"no model", nil, nil, servingObservation{}, metav1.ConditionFalse, kadetv1.ReasonNoModel, "no model"},
+		{"scaled to zero", model, new(int32(0)), servingObservation{deployment: dep(1, 1, 0, 0, 0)}, metav1.ConditionFalse,
+			kadetv1.ReasonScaledToZero, "scoring.replicas is 0"},
+		{"new template not yet seen", model, nil, servingObservation{deployment: dep(2, 1, 1, 1, 1)}, metav1.ConditionFalse,
+			kadetv1.ReasonRollingOut, "rolling out model v2: 1/1"},
+		{"an old pod remains", model, new(int32(2)), servingObservation{deployment: dep(2, 2, 3, 2, 3)}, metav1.ConditionFalse,
+			kadetv1.ReasonRollingOut, "2/2 scoring replicas"},
+		{"new pods not available", model, new(int32(2)), servingObservation{deployment: dep(2, 2, 2, 2, 1)}, metav1.ConditionFalse,
+			kadetv1.ReasonRollingOut, "1/2 scoring replicas"},
+		{"served", model, new(int32(2)), servingObservation{deployment: dep(2, 2, 2, 2, 2)}, metav1.ConditionTrue,
+			kadetv1.ReasonModelServed, "model v2 served by 2 replicas"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			det := detectorAt(7)
+			det.Status.Model, det.Spec.Scoring.Replicas = tt.model, tt.replicas
+			checkCondition(t, servingCondition(det, tt.obs), kadetv1.ServingCondition, tt.status, tt.reason, tt.msg)
+		})
+	}
+}
