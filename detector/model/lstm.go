@@ -50,9 +50,19 @@ func lstmGraph(s Spec, x *G.Node, w []*G.Node) (*G.Node, error) {
 		return G.NodeFromAny(g, tensor.New(tensor.WithShape(batch, hs), tensor.Of(tensor.Float32)), G.WithName(name))
 	}
 	h, c := zeros("h0"), zeros("c0")
-	gate := func(z *G.Node, k int) (*G.Node, error) { return G.Slice(z, nil, G.S(k*hs, (k+1)*hs)) }
+	// cols slices columns [from, to) of a (batch, n) node. Gorgonia's Slice drops a
+	// dimension of length one, which would turn one feature (a univariate series) or
+	// a hidden size of one into a vector the products refuse: keep it a matrix.
+	cols := func(z *G.Node, from, to int) (*G.Node, error) {
+		v, err := G.Slice(z, nil, G.S(from, to))
+		if err != nil || v.Dims() == 2 {
+			return v, err
+		}
+		return G.Reshape(v, tensor.Shape{batch, to - from})
+	}
+	gate := func(z *G.Node, k int) (*G.Node, error) { return cols(z, k*hs, (k+1)*hs) }
 	for t := 0; t < s.Window; t++ {
-		xt, err := G.Slice(x, nil, G.S(t*f, (t+1)*f))
+		xt, err := cols(x, t*f, (t+1)*f)
 		if err != nil {
 			return nil, err
 		}
