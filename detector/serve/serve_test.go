@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -287,11 +289,17 @@ func TestReloadSwapsGoodModelsAndRefusesCorruptOnes(t *testing.T) {
 	if got := testutil.ToFloat64(findCounter(t, reg, "kadet_model_load_failures_total")); got != 1 {
 		t.Fatalf("load failures %v", got)
 	}
-	mfs, _ := reg.Gather()
-	for _, mf := range mfs {
-		if mf.GetName() == "kadet_model_info" && (len(mf.GetMetric()) != 1 || !strings.Contains(mf.GetMetric()[0].String(), v2)) {
-			t.Fatalf("model info %v", mf.GetMetric())
-		}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	info := slices.IndexFunc(mfs, func(mf *dto.MetricFamily) bool { return mf.GetName() == "kadet_model_info" })
+	if info < 0 {
+		t.Fatal("no kadet_model_info after a reload")
+	}
+	// One series: the replaced model's is dropped, not left at 1 beside the new one.
+	if m := mfs[info].GetMetric(); len(m) != 1 || !strings.Contains(m[0].String(), v2) {
+		t.Fatalf("model info %v; want one series for %s", m, v2)
 	}
 }
 

@@ -1,17 +1,22 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/kadet-dev/kadet/detector/artifact"
 	"github.com/kadet-dev/kadet/detector/contract"
@@ -203,7 +208,19 @@ func TestTrainSequenceModelsFromFlags(t *testing.T) {
 	}
 }
 
-func TestSIGTERMStopsTrainingCleanly(t *testing.T) {
+// TestMain lets a test run this binary's main as a process of its own (the test binary
+// re-executed with runAsDetector set), so signals reach the real wiring in main.
+func TestMain(m *testing.M) {
+	if os.Getenv(runAsDetector) == "1" {
+		main()
+		return
+	}
+	os.Exit(m.Run())
+}
+
+const runAsDetector = "KADET_TEST_RUN_DETECTOR"
+
+func TestCanceledTrainingExitsWithoutAModel(t *testing.T) {
 	dir := t.TempDir()
 	good := filepath.Join(dir, "good.csv")
 	writeCSV(t, good, 500, 4)
@@ -213,6 +230,56 @@ func TestSIGTERMStopsTrainingCleanly(t *testing.T) {
 	code, _, stderr := detector(t, ctx, "train", "--data", good, "--epochs", "100", "--out", models)
 	if code != contract.ExitCanceled || !strings.Contains(stderr, "training canceled at epoch 1") || !strings.Contains(stderr, "no model was written") {
 		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if vs, _ := artifact.Versions(models); len(vs) != 0 {
+		t.Fatalf("versions written: %v", vs)
+	}
+}
+
+// A SIGTERM sent to a training process (what the kubelet sends a pod being deleted)
+// stops it between batches: exit code 143, nothing written.
+func TestSIGTERMStopsTrainingCleanly(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.csv")
+	writeCSV(t, good, 2000, 4)
+	models := filepath.Join(dir, "models")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0], "train", "--data", good, "--epochs", "100000", "--out", models)
+	cmd.Env = append(os.Environ(), runAsDetector+"=1")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Wait until it trains (progress goes to stderr): the signal must arrive
+	// mid-training, not before.
+	var log strings.Builder
+	lines := bufio.NewScanner(stderr)
+	for lines.Scan() {
+		log.WriteString(lines.Text() + "\n")
+		if strings.HasPrefix(lines.Text(), "epoch 2/") {
+			break
+		}
+	}
+	if !strings.Contains(log.String(), "epoch 2/") {
+		t.Fatalf("training never reached epoch 2: %s", log.String())
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	for lines.Scan() {
+		log.WriteString(lines.Text() + "\n")
+	}
+	err = cmd.Wait()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != contract.ExitCanceled {
+		t.Fatalf("exit: %v; want code %d; stderr: %s", err, contract.ExitCanceled, log.String())
+	}
+	if !strings.Contains(log.String(), "no model was written") {
+		t.Errorf("stderr: %s", log.String())
 	}
 	if vs, _ := artifact.Versions(models); len(vs) != 0 {
 		t.Fatalf("versions written: %v", vs)
