@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
 	. "github.com/onsi/gomega"
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
@@ -188,7 +191,21 @@ func TestDetectorLifecycle(t *testing.T) {
 		g.Expect(k8sClient.Get(ctx, types.NamespacedName{Namespace: ns, Name: "fraud-models"}, pvc)).To(Succeed())
 		g.Expect(metav1.IsControlledBy(pvc, d)).To(BeTrue())
 	}, timeout, interval).Should(Succeed())
+	g.Expect(hasSeries(detectorThreshold, ns, "fraud")).To(BeTrue())
+
+	// Deleting: kadet holds no finalizer, so the Detector goes at once; its children
+	// stay for the garbage collector (not running here), and the pass that finds the
+	// Detector gone creates nothing and drops its metrics.
 	g.Expect(k8sClient.Delete(ctx, d)).To(Succeed())
+	NewWithT(t).Eventually(func(g Gomega) {
+		err := k8sClient.Get(ctx, client.ObjectKeyFromObject(d), &kadetv1.Detector{})
+		g.Expect(apierrors.IsNotFound(err)).To(BeTrue(), "Get after delete: %v", err)
+		g.Expect(hasSeries(detectorThreshold, ns, "fraud")).To(BeFalse(), "the deleted Detector's threshold is still exported")
+	}, timeout, interval).Should(Succeed())
+	left := trainingJobs(g, det)
+	g.Consistently(func(g Gomega) {
+		g.Expect(trainingJobs(g, det)).To(HaveLen(len(left)))
+	}, "2s", interval).Should(Succeed())
 }
 
 func patchDetector(t *testing.T, det *kadetv1.Detector, mutate func(*kadetv1.Detector)) {
@@ -199,4 +216,23 @@ func patchDetector(t *testing.T, det *kadetv1.Detector, mutate func(*kadetv1.Det
 		mutate(cur)
 		g.Expect(k8sClient.Patch(context.Background(), cur, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}))).To(Succeed())
 	}, timeout, interval).Should(Succeed())
+}
+
+// hasSeries reports whether c exports a series for the Detector ns/name.
+func hasSeries(c prometheus.Collector, ns, name string) bool {
+	ch := make(chan prometheus.Metric, 64)
+	go func() { c.Collect(ch); close(ch) }()
+	found := false
+	for m := range ch {
+		var pb dto.Metric
+		if m.Write(&pb) != nil {
+			continue
+		}
+		labels := map[string]string{}
+		for _, l := range pb.GetLabel() {
+			labels[l.GetName()] = l.GetValue()
+		}
+		found = found || (labels["namespace"] == ns && labels["detector"] == name)
+	}
+	return found
 }
