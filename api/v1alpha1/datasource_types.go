@@ -100,6 +100,7 @@ type RemoteFile struct {
 	// +optional
 	PersistentVolumeClaim *PVCFile `json:"persistentVolumeClaim,omitempty"`
 
+	// URL is an http(s) address the training pod downloads the file from.
 	// +optional
 	// +kubebuilder:validation:MaxLength=2048
 	// +kubebuilder:validation:Pattern=`^https?://[^\s]+$`
@@ -108,9 +109,11 @@ type RemoteFile struct {
 
 // ConfigMapKeyReference names a key of a ConfigMap in the same namespace.
 type ConfigMapKeyReference struct {
+	// Name of the ConfigMap.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
 	Name string `json:"name"`
+	// Key within it.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
 	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
@@ -119,9 +122,11 @@ type ConfigMapKeyReference struct {
 
 // SecretKeyReference names a key of a Secret in the same namespace.
 type SecretKeyReference struct {
+	// Name of the Secret.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
 	Name string `json:"name"`
+	// Key within it.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
 	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`

@@ -90,6 +90,7 @@ type DetectorSpec struct {
 
 // LocalObjectReference names an object in the same namespace.
 type LocalObjectReference struct {
+	// Name of the object.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
 	Name string `json:"name"`
@@ -165,12 +166,14 @@ type PreprocessingSpec struct {
 
 // TrainingSpec holds optimisation settings and the training pod's limits.
 type TrainingSpec struct {
+	// Epochs is how many passes over the training rows to make (fewer with early stopping).
 	// +optional
 	// +kubebuilder:default=20
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=100000
 	Epochs int32 `json:"epochs,omitempty"`
 
+	// BatchSize is how many rows (or windows) each optimisation step sees.
 	// +optional
 	// +kubebuilder:default=64
 	// +kubebuilder:validation:Minimum=1
@@ -302,6 +305,7 @@ var DefaultModelStorage = resource.MustParse("1Gi")
 // +kubebuilder:validation:XValidation:rule="has(self.storageClassName) == has(oldSelf.storageClassName) && (!has(self.storageClassName) || self.storageClassName == oldSelf.storageClassName)",message="storageClassName is immutable"
 // +kubebuilder:validation:XValidation:rule="!has(self.size) || !has(oldSelf.size) || quantity(self.size).compareTo(quantity(oldSelf.size)) >= 0",message="size can grow but not shrink"
 type StorageSpec struct {
+	// Size of the model volume; it can grow but not shrink.
 	// +optional
 	// +kubebuilder:default="1Gi"
 	Size *resource.Quantity `json:"size,omitempty"`
@@ -373,6 +377,7 @@ type ModelStatus struct {
 	Threshold float64 `json:"threshold"`
 	// SpecHash is the hash of the training spec that produced this model.
 	SpecHash string `json:"specHash"`
+	// TrainedAt is when training finished.
 	// +optional
 	TrainedAt *metav1.Time `json:"trainedAt,omitempty"`
 	// Metrics reported by training, e.g. loss, valLoss, samplesPerSecond.
@@ -386,16 +391,22 @@ type TrainingStatus struct {
 	Job string `json:"job"`
 	// SpecHash is the hash of the training spec the Job runs.
 	SpecHash string `json:"specHash"`
+	// Epoch is the last epoch the training pod reported.
 	// +optional
 	Epoch int32 `json:"epoch,omitempty"`
+	// Epochs is how many epochs the run will make at most.
 	// +optional
 	Epochs int32 `json:"epochs,omitempty"`
+	// Loss is the training loss of the last reported epoch.
 	// +optional
 	Loss *float64 `json:"loss,omitempty"`
+	// ValLoss is the validation loss of the last reported epoch.
 	// +optional
 	ValLoss *float64 `json:"valLoss,omitempty"`
+	// StartedAt is when the training Job started.
 	// +optional
 	StartedAt *metav1.Time `json:"startedAt,omitempty"`
+	// CompletedAt is when the training Job completed.
 	// +optional
 	CompletedAt *metav1.Time `json:"completedAt,omitempty"`
 }
