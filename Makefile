@@ -98,7 +98,7 @@ test: generate manifests vet ## Run every test against a real kube-apiserver + e
 	cd hack/localcluster && KUBEBUILDER_ASSETS="$${KUBEBUILDER_ASSETS:-$$($(CURDIR)/hack/controlplane.sh)}" \
 		go test $(GO_TEST_FLAGS) ./...
 	@# The detector engine again as the benchmarks build it: OpenBLAS orders its sums
-	@# differently from Gonum, which a test once assumed away.
+	@# differently from Gonum, so results that hold in one build may not in the other.
 	@if [ -n "$(CBLAS_HEADER)" ]; then \
 		echo "go test -tags openblas ./detector/..."; go test -tags openblas $(GO_TEST_FLAGS) ./detector/...; \
 	else echo "skipping the OpenBLAS build's tests: libopenblas-dev is not installed"; fi

@@ -57,7 +57,7 @@ func TestSampleDetectsOutliers(t *testing.T) {
 	t.Logf("card sample: scenario took %s", time.Since(start).Round(time.Millisecond))
 }
 
-// 1, images. The MNIST detector of make demo (hack/demo/mnist.yaml: the image sample with
+// 2. The MNIST detector of make demo (hack/demo/mnist.yaml: the image sample with
 // fewer epochs) reads IDX files from a PVC bound to a host folder, trains a
 // ConvAutoencoder on the 3s, and its scoring pod ranks other digits above threes.
 func TestImageSampleRanksOtherDigitsHigher(t *testing.T) {
@@ -139,7 +139,7 @@ func TestImageSampleRanksOtherDigitsHigher(t *testing.T) {
 	t.Logf("scenario took %s", time.Since(start).Round(time.Millisecond))
 }
 
-// 2. Editing the Detector trains a new model in a new Job and rolls the scoring pods
+// 3. Editing the Detector trains a new model in a new Job and rolls the scoring pods
 // to it while a client keeps sending requests: none fails.
 func TestEditRollsOutWithoutFailedRequests(t *testing.T) {
 	start := time.Now()
@@ -232,7 +232,7 @@ func TestEditRollsOutWithoutFailedRequests(t *testing.T) {
 	t.Logf("%d requests, 0 failed, across %s -> %s; scenario took %s", ok.Load(), oldVersion, det.Status.Model.Version, time.Since(start).Round(time.Millisecond))
 }
 
-// 3. A non-numeric cell stalls the Detector with a message naming its line and
+// 4. A non-numeric cell stalls the Detector with a message naming its line and
 // column, the Job is not retried, and fixing the data recovers without deleting anything.
 func TestBadDataStallsThenRecovers(t *testing.T) {
 	start := time.Now()
@@ -291,7 +291,7 @@ func TestBadDataStallsThenRecovers(t *testing.T) {
 	t.Logf("recovered with model %s; scenario took %s", det.Status.Model.Version, time.Since(start).Round(time.Millisecond))
 }
 
-// 4 and 6. While a Job trains, `kubectl get detectors -o wide` shows its epoch and
+// 5. While a Job trains, `kubectl get detectors -o wide` shows its epoch and
 // loss; the manager is killed and started again: it adopts the running Job (no
 // second Job) and records the result once.
 func TestManagerRestartAdoptsTraining(t *testing.T) {
@@ -301,7 +301,7 @@ func TestManagerRestartAdoptsTraining(t *testing.T) {
 	const epochs = 600
 	mustKubectl(t, cardManifest("slow", cardCSV(2000, 4), epochs, ""), "apply", "-n", ns, "-f", "-")
 
-	// Scenario 6: live epoch and loss in the printer columns.
+	// Live epoch and loss in the printer columns.
 	var live string
 	waitFor(t, "a live epoch in kubectl get detectors -o wide", 3*time.Minute, func() (bool, error) {
 		out, err := kubectl(nil, "get", "-n", ns, "detectors", "-o", "wide", "--no-headers")
@@ -364,7 +364,7 @@ func TestManagerRestartAdoptsTraining(t *testing.T) {
 	t.Logf("model %s recorded once; scenario took %s", det.Status.Model.Version, time.Since(start).Round(time.Millisecond))
 }
 
-// 5. Deleting a Detector garbage-collects its Jobs, Deployment, Service and
+// 6. Deleting a Detector garbage-collects its Jobs, Deployment, Service and
 // ConfigMaps; its PVC stays under retentionPolicy Retain (the default) and goes under Delete.
 func TestDeleteCollectsChildren(t *testing.T) {
 	start := time.Now()

@@ -22,10 +22,8 @@ import (
 )
 
 func main() {
-	// The ConvAutoencoder's epochs fill about two thirds of the 30-minute budget
-	// for all ten digits on 2 cores, chosen from the time per epoch before the run
-	// (measured: 4 epochs 23m57s on a busy machine, conv mean 95.19, dense 96.2; 2
-	// epochs took 10m32s for a conv mean of 94.99).
+	// Four ConvAutoencoder epochs keep all ten digits within about 25 minutes on 2
+	// cores; README gives the figures of both settings that were measured.
 	convEpochs := flag.Int("conv-epochs", 4, "ConvAutoencoder epochs per digit")
 	denseEpochs := flag.Int("dense-epochs", 10, "dense Autoencoder epochs per digit")
 	digits := flag.Int("digits", 10, "how many digits, from 0")
