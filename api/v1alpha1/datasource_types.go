@@ -7,15 +7,15 @@ import (
 // DataSourceSpec says where a detector's data comes from. Exactly one source is set.
 // +kubebuilder:validation:XValidation:rule="[has(self.csv), has(self.images), has(self.prometheus)].filter(x, x).size() == 1",message="exactly one of csv, images or prometheus must be set"
 type DataSourceSpec struct {
-	// CSV reads a delimited text file with a header row.
+	// csv reads a delimited text file with a header row.
 	// +optional
 	CSV *CSVSource `json:"csv,omitempty"`
 
-	// Images reads IDX image files (the MNIST format), gzip-compressed or raw.
+	// images reads IDX image files (the MNIST format), gzip-compressed or raw.
 	// +optional
 	Images *ImageSource `json:"images,omitempty"`
 
-	// Prometheus reads range queries from a Prometheus server.
+	// prometheus reads range queries from a Prometheus server.
 	// +optional
 	Prometheus *PrometheusSource `json:"prometheus,omitempty"`
 }
@@ -27,22 +27,22 @@ type DataSourceSpec struct {
 // +kubebuilder:validation:XValidation:rule="!has(self.columns) || !has(self.labelColumn) || !(self.labelColumn in self.columns)",message="labelColumn must not be one of the feature columns"
 // +kubebuilder:validation:XValidation:rule="!has(self.columns) || !has(self.timestampColumn) || !(self.timestampColumn in self.columns)",message="timestampColumn must not be one of the feature columns"
 type CSVSource struct {
-	// ConfigMapKeyRef reads the file from a key of a ConfigMap in the DataSource's namespace.
+	// configMapKeyRef reads the file from a key of a ConfigMap in the DataSource's namespace.
 	// A change to that key starts a new training.
 	// +optional
 	ConfigMapKeyRef *ConfigMapKeyReference `json:"configMapKeyRef,omitempty"`
 
-	// PersistentVolumeClaim reads the file from a path on a PVC in the DataSource's namespace.
+	// persistentVolumeClaim reads the file from a path on a PVC in the DataSource's namespace.
 	// +optional
 	PersistentVolumeClaim *PVCFile `json:"persistentVolumeClaim,omitempty"`
 
-	// URL reads the file over http or https.
+	// url reads the file over http or https.
 	// +optional
 	// +kubebuilder:validation:MaxLength=2048
 	// +kubebuilder:validation:Pattern=`^https?://[^\s]+$`
 	URL string `json:"url,omitempty"`
 
-	// Columns are the feature columns, in order. Empty means every column except the
+	// columns are the feature columns, in order. Empty means every column except the
 	// timestamp and label columns.
 	// +optional
 	// +listType=set
@@ -51,13 +51,13 @@ type CSVSource struct {
 	// +kubebuilder:validation:items:MaxLength=256
 	Columns []string `json:"columns,omitempty"`
 
-	// TimestampColumn orders the rows; sequence models need it.
+	// timestampColumn orders the rows; sequence models need it.
 	// +optional
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=256
 	TimestampColumn string `json:"timestampColumn,omitempty"`
 
-	// LabelColumn holds 0 (normal) or 1 (anomaly) per row. MLPClassifier and the BestF1
+	// labelColumn holds 0 (normal) or 1 (anomaly) per row. MLPClassifier and the BestF1
 	// threshold need it; autoencoders train and calibrate on the rows labelled 0 only
 	// and report held-out AUROC, AUPRC and F1 from the labels.
 	// +optional
@@ -65,7 +65,7 @@ type CSVSource struct {
 	// +kubebuilder:validation:MaxLength=256
 	LabelColumn string `json:"labelColumn,omitempty"`
 
-	// Delimiter separates fields: one character.
+	// delimiter separates fields: one character.
 	// +optional
 	// +kubebuilder:default=","
 	// +kubebuilder:validation:MinLength=1
@@ -77,14 +77,15 @@ type CSVSource struct {
 // ImageSource is a set of 8-bit images in IDX format, optionally with IDX labels.
 // +kubebuilder:validation:XValidation:rule="!has(self.classes) || has(self.labelFile)",message="classes needs labelFile to know each image's class"
 type ImageSource struct {
-	// File is the IDX images file (magic 0x00000803), gzip-compressed or raw.
+	// file is the IDX images file (magic 0x00000803), gzip-compressed or raw.
+	// +required
 	File RemoteFile `json:"file"`
 
-	// LabelFile is the IDX labels file (magic 0x00000801) matching File.
+	// labelFile is the IDX labels file (magic 0x00000801) matching File.
 	// +optional
 	LabelFile *RemoteFile `json:"labelFile,omitempty"`
 
-	// Classes keeps only images with these labels for training, e.g. [3] trains on the
+	// classes keeps only images with these labels for training, e.g. [3] trains on the
 	// digit 3 alone so every other digit scores as an anomaly.
 	// +optional
 	// +listType=set
@@ -97,10 +98,11 @@ type ImageSource struct {
 // RemoteFile is a file on a PVC or behind an http(s) URL: exactly one of the two.
 // +kubebuilder:validation:XValidation:rule="has(self.persistentVolumeClaim) != has(self.url)",message="exactly one of persistentVolumeClaim or url must be set"
 type RemoteFile struct {
+	// persistentVolumeClaim is a file on a PVC in the same namespace.
 	// +optional
 	PersistentVolumeClaim *PVCFile `json:"persistentVolumeClaim,omitempty"`
 
-	// URL is an http(s) address the training pod downloads the file from.
+	// url is an http(s) address the training pod downloads the file from.
 	// +optional
 	// +kubebuilder:validation:MaxLength=2048
 	// +kubebuilder:validation:Pattern=`^https?://[^\s]+$`
@@ -109,42 +111,48 @@ type RemoteFile struct {
 
 // ConfigMapKeyReference names a key of a ConfigMap in the same namespace.
 type ConfigMapKeyReference struct {
-	// Name of the ConfigMap.
+	// name of the ConfigMap.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
+	// +required
 	Name string `json:"name"`
-	// Key within it.
+	// key within it.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
 	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
+	// +required
 	Key string `json:"key"`
 }
 
 // SecretKeyReference names a key of a Secret in the same namespace.
 type SecretKeyReference struct {
-	// Name of the Secret.
+	// name of the Secret.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
+	// +required
 	Name string `json:"name"`
-	// Key within it.
+	// key within it.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
 	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
+	// +required
 	Key string `json:"key"`
 }
 
 // PVCFile is a file on a PersistentVolumeClaim in the same namespace, mounted read-only.
 type PVCFile struct {
-	// ClaimName is the PVC's name.
+	// claimName is the PVC's name.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
+	// +required
 	ClaimName string `json:"claimName"`
 
-	// Path is relative to the volume's root.
+	// path is relative to the volume's root.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=1024
 	// +kubebuilder:validation:XValidation:rule="!self.startsWith('/')",message="path must be relative to the volume root"
 	// +kubebuilder:validation:XValidation:rule="!self.matches('(^|/)[.][.](/|$)')",message="path must not contain '..'"
+	// +required
 	Path string `json:"path"`
 }
 
@@ -153,66 +161,72 @@ type PVCFile struct {
 // +kubebuilder:validation:XValidation:rule="duration(self.range) > duration(self.step)",message="range must be longer than step"
 // +kubebuilder:validation:XValidation:rule="duration(self.step) < duration('1s') || duration(self.range).getSeconds() / duration(self.step).getSeconds() <= 11000",message="range / step must be at most 11000 points (Prometheus' limit per query)"
 type PrometheusSource struct {
-	// URL of the Prometheus server, e.g. http://prometheus.monitoring:9090.
+	// url of the Prometheus server, e.g. http://prometheus.monitoring:9090.
 	// +kubebuilder:validation:MaxLength=2048
 	// +kubebuilder:validation:Pattern=`^https?://[^\s]+$`
+	// +required
 	URL string `json:"url"`
 
-	// Queries become the feature columns, named by their name.
+	// queries become the feature columns, named by their name.
 	// +listType=map
 	// +listMapKey=name
 	// +kubebuilder:validation:MinItems=1
 	// +kubebuilder:validation:MaxItems=64
+	// +required
 	Queries []PrometheusQuery `json:"queries"`
 
-	// Range is how far back from now the training data reaches.
+	// range is how far back from now the training data reaches.
 	// +optional
 	// +kubebuilder:default="24h"
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:Pattern=`^([0-9]+(ms|s|m|h))+$`
 	Range metav1.Duration `json:"range,omitempty"`
 
-	// Step is the resolution of the range queries.
+	// step is the resolution of the range queries.
 	// +optional
 	// +kubebuilder:default="1m"
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:Pattern=`^([0-9]+(ms|s|m|h))+$`
 	Step metav1.Duration `json:"step,omitempty"`
 
-	// BearerTokenSecretRef authenticates to the server.
+	// bearerTokenSecretRef authenticates to the server.
 	// +optional
 	BearerTokenSecretRef *SecretKeyReference `json:"bearerTokenSecretRef,omitempty"`
 }
 
 // PrometheusQuery is a PromQL expression that must return exactly one series.
 type PrometheusQuery struct {
-	// Name is the feature's name.
+	// name is the feature's name.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=128
 	// +kubebuilder:validation:Pattern=`^[a-zA-Z_][a-zA-Z0-9_]*$`
+	// +required
 	Name string `json:"name"`
 
-	// Query is PromQL.
+	// query is PromQL.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=4096
+	// +required
 	Query string `json:"query"`
 }
 
 // DataSourceStatus is the observed state of a DataSource.
 type DataSourceStatus struct {
-	// ObservedGeneration is the last generation whose references were checked.
-	// +optional
-	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
-
-	// SourceType is csv, images or prometheus.
-	// +optional
-	SourceType string `json:"sourceType,omitempty"`
-
-	// Conditions: Ready says whether every referenced object exists and the spec is usable.
+	// conditions hold Ready, which says whether every referenced object exists and the spec is usable.
 	// +optional
 	// +listType=map
 	// +listMapKey=type
-	Conditions []metav1.Condition `json:"conditions,omitempty"`
+	// +patchStrategy=merge
+	// +patchMergeKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty" patchStrategy:"merge" patchMergeKey:"type"`
+
+	// observedGeneration is the last generation whose references were checked.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// sourceType is csv, images or prometheus.
+	// +optional
+	SourceType string `json:"sourceType,omitempty"`
 }
 
 // DataSource declares where training data comes from: a CSV file, IDX images or Prometheus.
@@ -224,11 +238,16 @@ type DataSourceStatus struct {
 // +kubebuilder:printcolumn:name="Status",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].message`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type DataSource struct {
-	metav1.TypeMeta   `json:",inline"`
+	metav1.TypeMeta `json:",inline"`
+	// metadata is the standard object metadata.
+	// +optional
 	metav1.ObjectMeta `json:"metadata,omitempty"`
 
+	// spec is the desired DataSource.
 	// +required
-	Spec   DataSourceSpec   `json:"spec"`
+	Spec DataSourceSpec `json:"spec"`
+	// status is what the controller observed.
+	// +optional
 	Status DataSourceStatus `json:"status,omitempty"`
 }
 
@@ -256,10 +275,8 @@ func (in *DataSourceSpec) Type() string {
 // DataSourceList is a list of DataSources.
 type DataSourceList struct {
 	metav1.TypeMeta `json:",inline"`
+	// metadata is the standard list metadata.
 	metav1.ListMeta `json:"metadata,omitempty"`
-	Items           []DataSource `json:"items"`
-}
-
-func init() {
-	SchemeBuilder.Register(&DataSource{}, &DataSourceList{})
+	// items are the DataSources.
+	Items []DataSource `json:"items"`
 }

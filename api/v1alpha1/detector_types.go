@@ -34,6 +34,7 @@ type Scaling string
 // +kubebuilder:validation:Enum=Percentile;MeanStd;Fixed;Contamination;BestF1
 type ThresholdMethod string
 
+// Threshold methods.
 const (
 	ThresholdPercentile    ThresholdMethod = "Percentile"
 	ThresholdMeanStd       ThresholdMethod = "MeanStd"
@@ -56,33 +57,40 @@ const (
 
 // DetectorSpec declares an anomaly detector: its data, model, training, threshold and scoring.
 type DetectorSpec struct {
-	// DataSourceRef names a DataSource in the Detector's namespace.
+	// dataSourceRef names a DataSource in the Detector's namespace.
+	// +required
 	DataSourceRef LocalObjectReference `json:"dataSourceRef"`
 
-	// Model is the network to train.
+	// model is the network to train.
+	// +required
 	Model ModelSpec `json:"model"`
 
+	// preprocessing is how features are scaled.
 	// +optional
 	// +kubebuilder:default={}
 	Preprocessing PreprocessingSpec `json:"preprocessing,omitempty"`
 
+	// training holds the optimisation settings and the training pod's limits.
 	// +optional
 	// +kubebuilder:default={}
 	Training TrainingSpec `json:"training,omitempty"`
 
+	// threshold is how the anomaly threshold is calibrated on held-out training data.
 	// +optional
 	// +kubebuilder:default={method: Percentile}
 	Threshold ThresholdSpec `json:"threshold,omitempty"`
 
+	// scoring shapes the Deployment and Service that serve the model.
 	// +optional
 	// +kubebuilder:default={}
 	Scoring ScoringSpec `json:"scoring,omitempty"`
 
+	// storage is the volume that keeps every model version.
 	// +optional
 	// +kubebuilder:default={size: "1Gi", accessMode: ReadWriteOnce, retentionPolicy: Retain}
 	Storage StorageSpec `json:"storage,omitempty"`
 
-	// Suspend stops the controller from starting training or changing scoring; what
+	// suspend stops the controller from starting training or changing scoring; what
 	// already runs is left alone.
 	// +optional
 	Suspend bool `json:"suspend,omitempty"`
@@ -90,9 +98,10 @@ type DetectorSpec struct {
 
 // LocalObjectReference names an object in the same namespace.
 type LocalObjectReference struct {
-	// Name of the object.
+	// name of the object.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
+	// +required
 	Name string `json:"name"`
 }
 
@@ -106,48 +115,52 @@ type LocalObjectReference struct {
 // +kubebuilder:validation:XValidation:rule="!has(self.kernelSize) || self.type == 'ConvAutoencoder'",message="kernelSize applies only to type ConvAutoencoder"
 // +kubebuilder:validation:XValidation:rule="!has(self.latentSize) || self.type != 'MLPClassifier'",message="latentSize does not apply to type MLPClassifier"
 type ModelSpec struct {
-	// Type is the architecture.
+	// type is the architecture.
+	// +required
 	Type ModelType `json:"type"`
 
-	// HiddenLayers are the widths of the encoder's hidden layers (mirrored by the decoder);
+	// hiddenLayers are the widths of the encoder's hidden layers (mirrored by the decoder);
 	// for LSTMAutoencoder, the LSTM hidden sizes.
 	// +optional
 	// +kubebuilder:validation:MaxItems=16
 	// +kubebuilder:validation:items:Minimum=1
 	// +kubebuilder:validation:items:Maximum=65536
+	// +listType=atomic
 	HiddenLayers []int32 `json:"hiddenLayers,omitempty"`
 
-	// LatentSize is the width of the bottleneck.
+	// latentSize is the width of the bottleneck.
 	// +optional
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=65536
 	LatentSize *int32 `json:"latentSize,omitempty"`
 
+	// activation is the hidden layers' activation function.
 	// +optional
 	// +kubebuilder:default=ReLU
 	Activation Activation `json:"activation,omitempty"`
 
-	// Window is the number of consecutive rows an LSTMAutoencoder, or a ConvAutoencoder
+	// window is the number of consecutive rows an LSTMAutoencoder, or a ConvAutoencoder
 	// over rows of a series, reconstructs (default 32).
 	// +optional
 	// +kubebuilder:validation:Minimum=2
 	// +kubebuilder:validation:Maximum=4096
 	Window *int32 `json:"window,omitempty"`
 
-	// Stride is the step between windows.
+	// stride is the step between windows.
 	// +optional
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=4096
 	Stride *int32 `json:"stride,omitempty"`
 
-	// Channels are the ConvAutoencoder encoder's channel counts, one per conv block.
+	// channels are the ConvAutoencoder encoder's channel counts, one per conv block.
 	// +optional
 	// +kubebuilder:validation:MaxItems=8
 	// +kubebuilder:validation:items:Minimum=1
 	// +kubebuilder:validation:items:Maximum=1024
+	// +listType=atomic
 	Channels []int32 `json:"channels,omitempty"`
 
-	// KernelSize is the ConvAutoencoder's kernel size: k x k over images, k rows over
+	// kernelSize is the ConvAutoencoder's kernel size: k x k over images, k rows over
 	// windows of a series.
 	// +optional
 	// +kubebuilder:validation:Minimum=1
@@ -159,6 +172,8 @@ type ModelSpec struct {
 // PreprocessingSpec says how features are scaled; the scaler is fitted on training rows
 // only and stored with the model.
 type PreprocessingSpec struct {
+	// scaling rescales every feature: Standardize (zero mean, unit variance), MinMax
+	// (to [0, 1]) or None.
 	// +optional
 	// +kubebuilder:default=Standardize
 	Scaling Scaling `json:"scaling,omitempty"`
@@ -166,21 +181,21 @@ type PreprocessingSpec struct {
 
 // TrainingSpec holds optimisation settings and the training pod's limits.
 type TrainingSpec struct {
-	// Epochs is how many passes over the training rows to make (fewer with early stopping).
+	// epochs is how many passes over the training rows to make (fewer with early stopping).
 	// +optional
 	// +kubebuilder:default=20
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=100000
 	Epochs int32 `json:"epochs,omitempty"`
 
-	// BatchSize is how many rows (or windows) each optimisation step sees.
+	// batchSize is how many rows (or windows) each optimisation step sees.
 	// +optional
 	// +kubebuilder:default=64
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=65536
 	BatchSize int32 `json:"batchSize,omitempty"`
 
-	// LearningRate is Adam's step size.
+	// learningRate is Adam's step size.
 	// +optional
 	// +kubebuilder:default=0.001
 	// +kubebuilder:validation:ExclusiveMinimum=true
@@ -188,7 +203,7 @@ type TrainingSpec struct {
 	// +kubebuilder:validation:Maximum=1
 	LearningRate float64 `json:"learningRate,omitempty"`
 
-	// ValidationSplit is the fraction of training rows held out for early stopping and
+	// validationSplit is the fraction of training rows held out for early stopping and
 	// threshold calibration.
 	// +optional
 	// +kubebuilder:default=0.1
@@ -196,24 +211,25 @@ type TrainingSpec struct {
 	// +kubebuilder:validation:Maximum=0.5
 	ValidationSplit *float64 `json:"validationSplit,omitempty"`
 
-	// Seed makes training repeatable: the same seed, data and machine give the same weights.
+	// seed makes training repeatable: the same seed, data and machine give the same weights.
 	// +optional
 	// +kubebuilder:default=1
 	Seed *int64 `json:"seed,omitempty"`
 
+	// earlyStopping stops training when the validation loss stops improving.
 	// +optional
 	EarlyStopping *EarlyStoppingSpec `json:"earlyStopping,omitempty"`
 
-	// Resources of the training container.
+	// resources of the training container.
 	// +optional
 	Resources corev1.ResourceRequirements `json:"resources,omitempty"`
 
-	// ActiveDeadlineSeconds bounds the training Job's run time.
+	// activeDeadlineSeconds bounds the training Job's run time.
 	// +optional
 	// +kubebuilder:validation:Minimum=1
 	ActiveDeadlineSeconds *int64 `json:"activeDeadlineSeconds,omitempty"`
 
-	// BackoffLimit is how many times a failed training pod is retried before the
+	// backoffLimit is how many times a failed training pod is retried before the
 	// Detector is marked Failed.
 	// +optional
 	// +kubebuilder:default=1
@@ -224,12 +240,13 @@ type TrainingSpec struct {
 
 // EarlyStoppingSpec stops training when the validation loss stops improving.
 type EarlyStoppingSpec struct {
-	// Patience is how many epochs without improvement are tolerated.
+	// patience is how many epochs without improvement are tolerated.
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=10000
+	// +required
 	Patience int32 `json:"patience"`
 
-	// MinDelta is the smallest decrease of the validation loss that counts as improvement.
+	// minDelta is the smallest decrease of the validation loss that counts as improvement.
 	// +optional
 	// +kubebuilder:validation:Minimum=0
 	MinDelta float64 `json:"minDelta,omitempty"`
@@ -242,11 +259,12 @@ type EarlyStoppingSpec struct {
 // +kubebuilder:validation:XValidation:rule="!has(self.contamination) || self.method == 'Contamination'",message="contamination applies only to method Contamination"
 // +kubebuilder:validation:XValidation:rule="has(self.value) == (self.method == 'Fixed')",message="value is required by method Fixed and applies to it only"
 type ThresholdSpec struct {
+	// method is how the threshold is chosen; each method takes its own parameter.
 	// +optional
 	// +kubebuilder:default=Percentile
 	Method ThresholdMethod `json:"method,omitempty"`
 
-	// Percentile of the held-out training scores (default 99).
+	// percentile of the held-out training scores (default 99).
 	// +optional
 	// +kubebuilder:validation:ExclusiveMinimum=true
 	// +kubebuilder:validation:Minimum=0
@@ -254,20 +272,20 @@ type ThresholdSpec struct {
 	// +kubebuilder:validation:Maximum=100
 	Percentile *float64 `json:"percentile,omitempty"`
 
-	// StdDevs is k in mean + k * stddev of the held-out training scores (default 3).
+	// stdDevs is k in mean + k * stddev of the held-out training scores (default 3).
 	// +optional
 	// +kubebuilder:validation:ExclusiveMinimum=true
 	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:validation:Maximum=100
 	StdDevs *float64 `json:"stdDevs,omitempty"`
 
-	// Value is the fixed raw-score threshold.
+	// value is the fixed raw-score threshold.
 	// +optional
 	// +kubebuilder:validation:ExclusiveMinimum=true
 	// +kubebuilder:validation:Minimum=0
 	Value *float64 `json:"value,omitempty"`
 
-	// Contamination is the expected fraction of anomalies in the training data (default 0.01).
+	// contamination is the expected fraction of anomalies in the training data (default 0.01).
 	// +optional
 	// +kubebuilder:validation:ExclusiveMinimum=true
 	// +kubebuilder:validation:Minimum=0
@@ -277,21 +295,21 @@ type ThresholdSpec struct {
 
 // ScoringSpec shapes the scoring Deployment and its Service.
 type ScoringSpec struct {
-	// Replicas of the scoring Deployment; 0 trains without serving.
+	// replicas of the scoring Deployment; 0 trains without serving.
 	// +optional
 	// +kubebuilder:default=1
 	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:validation:Maximum=100
 	Replicas *int32 `json:"replicas,omitempty"`
 
-	// Port the scoring server listens on and the Service exposes.
+	// port the scoring server listens on and the Service exposes.
 	// +optional
 	// +kubebuilder:default=8080
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=65535
 	Port int32 `json:"port,omitempty"`
 
-	// Resources of the scoring container.
+	// resources of the scoring container.
 	// +optional
 	Resources corev1.ResourceRequirements `json:"resources,omitempty"`
 }
@@ -305,24 +323,24 @@ var DefaultModelStorage = resource.MustParse("1Gi")
 // +kubebuilder:validation:XValidation:rule="has(self.storageClassName) == has(oldSelf.storageClassName) && (!has(self.storageClassName) || self.storageClassName == oldSelf.storageClassName)",message="storageClassName is immutable"
 // +kubebuilder:validation:XValidation:rule="!has(self.size) || !has(oldSelf.size) || quantity(self.size).compareTo(quantity(oldSelf.size)) >= 0",message="size can grow but not shrink"
 type StorageSpec struct {
-	// Size of the model volume; it can grow but not shrink.
+	// size of the model volume; it can grow but not shrink.
 	// +optional
 	// +kubebuilder:default="1Gi"
 	Size *resource.Quantity `json:"size,omitempty"`
 
-	// StorageClassName of the PVC; empty uses the cluster's default class.
+	// storageClassName of the PVC; empty uses the cluster's default class.
 	// +optional
 	// +kubebuilder:validation:MaxLength=253
 	StorageClassName *string `json:"storageClassName,omitempty"`
 
-	// AccessMode: ReadWriteOnce keeps training and scoring pods on the volume's node;
+	// accessMode ReadWriteOnce keeps training and scoring pods on the volume's node;
 	// ReadWriteMany lets them spread over nodes.
 	// +optional
 	// +kubebuilder:default=ReadWriteOnce
 	// +kubebuilder:validation:Enum=ReadWriteOnce;ReadWriteMany
 	AccessMode corev1.PersistentVolumeAccessMode `json:"accessMode,omitempty"`
 
-	// RetentionPolicy: Retain keeps the models after the Detector is deleted.
+	// retentionPolicy Retain keeps the models after the Detector is deleted.
 	// +optional
 	// +kubebuilder:default=Retain
 	RetentionPolicy RetentionPolicy `json:"retentionPolicy,omitempty"`
@@ -331,6 +349,7 @@ type StorageSpec struct {
 // Phase summarises where a Detector is in its life.
 type Phase string
 
+// Phases of a Detector.
 const (
 	PhasePending   Phase = "Pending"
 	PhaseTraining  Phase = "Training"
@@ -341,72 +360,82 @@ const (
 
 // DetectorStatus is the observed state of a Detector.
 type DetectorStatus struct {
-	// ObservedGeneration is the last generation reconciled to completion or stall.
-	// +optional
-	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
-
-	// +optional
-	Phase Phase `json:"phase,omitempty"`
-
-	// Conditions: Ready, Reconciling, Stalled, DataSourceReady, Trained, Serving.
+	// conditions are Ready, Reconciling, Stalled, DataSourceReady, Trained and Serving.
 	// +optional
 	// +listType=map
 	// +listMapKey=type
-	Conditions []metav1.Condition `json:"conditions,omitempty"`
+	// +patchStrategy=merge
+	// +patchMergeKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty" patchStrategy:"merge" patchMergeKey:"type"`
 
-	// Model is the newest trained model.
+	// observedGeneration is the last generation reconciled to completion or stall.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// phase condenses the conditions into one word for kubectl get: Pending, Training,
+	// Serving, Failed or Suspended.
+	// +optional
+	Phase Phase `json:"phase,omitempty"`
+
+	// model is the newest trained model.
 	// +optional
 	Model *ModelStatus `json:"model,omitempty"`
 
-	// Training is the current or last training run.
+	// training is the current or last training run.
 	// +optional
 	Training *TrainingStatus `json:"training,omitempty"`
 
-	// Endpoint is the scoring Service's in-cluster URL.
+	// endpoint is the scoring Service's in-cluster URL.
 	// +optional
 	Endpoint string `json:"endpoint,omitempty"`
 }
 
 // ModelStatus describes a trained model.
 type ModelStatus struct {
-	// Version names the model file on the model volume.
+	// version names the model file on the model volume.
+	// +required
 	Version string `json:"version"`
-	// Digest is the model file's sha256.
+	// digest is the model file's sha256.
+	// +required
 	Digest string `json:"digest"`
-	// Threshold is the calibrated raw-score threshold.
+	// threshold is the calibrated raw-score threshold.
+	// +required
 	Threshold float64 `json:"threshold"`
-	// SpecHash is the hash of the training spec that produced this model.
+	// specHash is the hash of the training spec that produced this model.
+	// +required
 	SpecHash string `json:"specHash"`
-	// TrainedAt is when training finished.
+	// trainedAt is when training finished.
 	// +optional
 	TrainedAt *metav1.Time `json:"trainedAt,omitempty"`
-	// Metrics reported by training, e.g. loss, valLoss, samplesPerSecond.
+	// metrics reported by training, e.g. loss, valLoss, samplesPerSecond.
 	// +optional
 	Metrics map[string]float64 `json:"metrics,omitempty"`
 }
 
 // TrainingStatus is the progress of a training Job.
 type TrainingStatus struct {
-	// Job is the training Job's name.
+	// job is the training Job's name.
+	// +required
 	Job string `json:"job"`
-	// SpecHash is the hash of the training spec the Job runs.
+	// specHash is the hash of the training spec the Job runs.
+	// +required
 	SpecHash string `json:"specHash"`
-	// Epoch is the last epoch the training pod reported.
+	// epoch is the last epoch the training pod reported.
 	// +optional
 	Epoch int32 `json:"epoch,omitempty"`
-	// Epochs is how many epochs the run will make at most.
+	// epochs is how many epochs the run will make at most.
 	// +optional
 	Epochs int32 `json:"epochs,omitempty"`
-	// Loss is the training loss of the last reported epoch.
+	// loss is the training loss of the last reported epoch.
 	// +optional
 	Loss *float64 `json:"loss,omitempty"`
-	// ValLoss is the validation loss of the last reported epoch.
+	// valLoss is the validation loss of the last reported epoch.
 	// +optional
 	ValLoss *float64 `json:"valLoss,omitempty"`
-	// StartedAt is when the training Job started.
+	// startedAt is when the training Job started.
 	// +optional
 	StartedAt *metav1.Time `json:"startedAt,omitempty"`
-	// CompletedAt is when the training Job completed.
+	// completedAt is when the training Job completed.
 	// +optional
 	CompletedAt *metav1.Time `json:"completedAt,omitempty"`
 }
@@ -427,11 +456,16 @@ type TrainingStatus struct {
 // +kubebuilder:printcolumn:name="Loss",type=number,JSONPath=`.status.training.loss`,priority=1
 // +kubebuilder:printcolumn:name="Endpoint",type=string,JSONPath=`.status.endpoint`,priority=1
 type Detector struct {
-	metav1.TypeMeta   `json:",inline"`
+	metav1.TypeMeta `json:",inline"`
+	// metadata is the standard object metadata.
+	// +optional
 	metav1.ObjectMeta `json:"metadata,omitempty"`
 
+	// spec is the desired Detector.
 	// +required
-	Spec   DetectorSpec   `json:"spec"`
+	Spec DetectorSpec `json:"spec"`
+	// status is what the controller observed.
+	// +optional
 	Status DetectorStatus `json:"status,omitempty"`
 }
 
@@ -446,10 +480,8 @@ func (in *Detector) SetConditions(c []metav1.Condition) { in.Status.Conditions =
 // DetectorList is a list of Detectors.
 type DetectorList struct {
 	metav1.TypeMeta `json:",inline"`
+	// metadata is the standard list metadata.
 	metav1.ListMeta `json:"metadata,omitempty"`
-	Items           []Detector `json:"items"`
-}
-
-func init() {
-	SchemeBuilder.Register(&Detector{}, &DetectorList{})
+	// items are the Detectors.
+	Items []Detector `json:"items"`
 }
