@@ -5,6 +5,8 @@ SHELL := /usr/bin/env bash -o pipefail
 BIN ?= $(CURDIR)/bin
 CONTROLLER_GEN ?= $(BIN)/controller-gen
 CRD_REF_DOCS ?= $(BIN)/crd-ref-docs
+# golangci-lint with the Kubernetes API linter built in (hack/lint pins both).
+GOLANGCI_LINT ?= $(BIN)/golangci-lint-kal
 # OpenBLAS's C header (Debian's libopenblas-dev) where it is installed, else empty.
 CBLAS_HEADER = $(wildcard /usr/include/cblas.h /usr/include/*/cblas.h)
 
@@ -29,6 +31,14 @@ fmt: ## Format the Go code.
 vet: ## Run go vet.
 	go vet ./...
 	cd hack/localcluster && go vet ./...
+
+$(GOLANGCI_LINT): hack/lint/go.mod hack/lint/go.sum
+	cd hack/lint && go build -o $(GOLANGCI_LINT) sigs.k8s.io/kube-api-linter/cmd/golangci-lint-kube-api-linter
+
+.PHONY: lint
+lint: $(GOLANGCI_LINT) ## golangci-lint (.golangci.yml: errcheck, govet, staticcheck, revive, misspell, ...) and the Kubernetes API linter on api/.
+	$(GOLANGCI_LINT) run ./...
+	cd hack/localcluster && $(GOLANGCI_LINT) run ./...
 
 IMG ?= ghcr.io/kadet-dev/kadet:dev
 
@@ -67,6 +77,7 @@ manifests: $(CONTROLLER_GEN) ## Generate the CRDs (config/crd/bases) and the man
 verify: generate manifests docs ## Fail when generated files, go.mod or formatting are stale.
 	go mod tidy
 	@cd hack/tools && go mod tidy
+	@cd hack/lint && go mod tidy
 	@cd hack/localcluster && go mod tidy
 	@unformatted="$$(gofmt -l $$(git ls-files '*.go'))"; \
 		if [ -n "$$unformatted" ]; then echo "gofmt: these files need formatting:"; echo "$$unformatted"; exit 1; fi

@@ -84,7 +84,7 @@ func (r *DataSourceReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 			retErr = kerrors.NewAggregate([]error{retErr, err})
 		} else if requeue {
 			// The pass worked from a stale copy: run it again on a fresh one, stall or not.
-			result, retErr = ctrl.Result{Requeue: true}, nil
+			result, retErr = ctrl.Result{RequeueAfter: staleRetry}, nil
 		}
 	}()
 	ds.Status.SourceType = ds.Spec.Type()

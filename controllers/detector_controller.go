@@ -1,3 +1,6 @@
+// Package controllers reconciles DataSources (are their references there?) and
+// Detectors (into training Jobs, a model volume, and a scoring Deployment and Service),
+// writing each object's status once per pass.
 package controllers
 
 import (
@@ -92,7 +95,7 @@ func (r *DetectorReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 			retErr = kerrors.NewAggregate([]error{retErr, err})
 		} else if requeue {
 			// The pass worked from a stale copy: run it again on a fresh one, stall or not.
-			result, retErr = ctrl.Result{Requeue: true}, nil
+			result, retErr = ctrl.Result{RequeueAfter: staleRetry}, nil
 		}
 	}()
 	if det.Spec.Suspend {
@@ -222,7 +225,7 @@ func (r *DetectorReconciler) apply(ctx context.Context, obj client.Object) error
 	// A typed object serializes empty status and timestamps; they are not ours to own.
 	delete(u, "status")
 	unstructured.RemoveNestedField(u, "metadata", "creationTimestamp")
-	return r.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(&unstructured.Unstructured{Object: u}),
+	return r.Apply(ctx, client.ApplyConfigurationFromUnstructured(&unstructured.Unstructured{Object: u}),
 		FieldOwner, client.ForceOwnership)
 }
 

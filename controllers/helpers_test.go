@@ -176,22 +176,3 @@ func kubectl(t *testing.T, args ...string) (string, error) {
 	}
 	return string(out), nil
 }
-
-// serveDetector creates a Detector on a fresh CSV DataSource and plays the cluster's
-// part until it serves its first model.
-func serveDetector(t *testing.T, ns, name string) *kadetv1.Detector {
-	t.Helper()
-	det := detector(ns, name, name+"-data")
-	create(t, csvConfigMap(ns, name+"-csv", sampleCSV), csvDataSource(ns, name+"-data", name+"-csv"), det)
-	job := waitForOneJob(t, det)
-	completeJob(t, job, contract.TrainingResult{Version: "v1", Digest: "sha256:abc", Threshold: 1.5})
-	key := client.ObjectKey{Namespace: ns, Name: builders.ScoringName(det)}
-	NewWithT(t).Eventually(func(g Gomega) {
-		g.Expect(k8sClient.Get(context.Background(), key, &appsv1.Deployment{})).To(Succeed())
-	}, timeout, interval).Should(Succeed())
-	rollOutDeployment(t, key)
-	NewWithT(t).Eventually(func(g Gomega) {
-		g.Expect(getDetector(g, det).Status.Phase).To(Equal(kadetv1.PhaseServing))
-	}, timeout, interval).Should(Succeed())
-	return det
-}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
@@ -127,6 +128,10 @@ func phase(det *kadetv1.Detector, err error) kadetv1.Phase {
 	}
 	return kadetv1.PhaseServing
 }
+
+// staleRetry is how soon a pass whose status patch met a newer copy runs again; the
+// newer copy is in the cache by then or about to be.
+const staleRetry = 100 * time.Millisecond
 
 // patchStatus writes obj's status as one merge patch against before, guarded by
 // before's resourceVersion: a pass that started from a stale cached copy must not

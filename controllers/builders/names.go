@@ -44,14 +44,26 @@ const (
 
 // Names of a Detector's children. The CRD caps Detector names at 40 characters so
 // each fits a 63-character label value.
+
+// SpecConfigMapName names the immutable ConfigMap of one rendered spec.
 func SpecConfigMapName(det *kadetv1.Detector, hash string) string {
 	return det.Name + "-spec-" + hash
 }
+
+// TrainingJobName names the training Job of one spec.
 func TrainingJobName(det *kadetv1.Detector, hash string) string { return det.Name + "-train-" + hash }
-func ProgressConfigMapName(det *kadetv1.Detector) string        { return det.Name + "-progress" }
-func TrainerName(det *kadetv1.Detector) string                  { return det.Name + "-trainer" }
-func ModelPVCName(det *kadetv1.Detector) string                 { return det.Name + "-models" }
-func ScoringName(det *kadetv1.Detector) string                  { return det.Name + "-scoring" }
+
+// ProgressConfigMapName names the ConfigMap the training pod reports progress into.
+func ProgressConfigMapName(det *kadetv1.Detector) string { return det.Name + "-progress" }
+
+// TrainerName names the training pod's ServiceAccount, Role and RoleBinding.
+func TrainerName(det *kadetv1.Detector) string { return det.Name + "-trainer" }
+
+// ModelPVCName names the volume that keeps every model version.
+func ModelPVCName(det *kadetv1.Detector) string { return det.Name + "-models" }
+
+// ScoringName names the scoring Deployment and Service.
+func ScoringName(det *kadetv1.Detector) string { return det.Name + "-scoring" }
 
 // selectorLabels identify a Detector's pods of one component.
 func selectorLabels(det *kadetv1.Detector, component string) map[string]string {

@@ -16,10 +16,11 @@ import (
 )
 
 const (
-	// APIVersion and Kind are written into every rendered TrainingRequest; the binary
-	// refuses a request of another version.
+	// APIVersion is written into every rendered TrainingRequest; the binary refuses a
+	// request of another version.
 	APIVersion = "anomaly.kadet.dev/v1alpha1"
-	Kind       = "TrainingRequest"
+	// Kind is the kind of a rendered TrainingRequest.
+	Kind = "TrainingRequest"
 	// SpecFileName is the key of the spec ConfigMap and the file the training pod reads.
 	SpecFileName = "spec.json"
 	// TerminationMessageLimit is the kubelet's limit on a termination message.
@@ -62,6 +63,7 @@ const (
 // ModelType names a network architecture; the values are the API's.
 type ModelType string
 
+// Model types.
 const (
 	Autoencoder     ModelType = "Autoencoder"
 	MLPClassifier   ModelType = "MLPClassifier"
@@ -72,6 +74,7 @@ const (
 // ThresholdMethod is how the threshold is calibrated; the values are the API's.
 type ThresholdMethod string
 
+// Threshold methods.
 const (
 	ThresholdPercentile    ThresholdMethod = "Percentile"
 	ThresholdMeanStd       ThresholdMethod = "MeanStd"

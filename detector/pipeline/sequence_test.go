@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -130,8 +131,10 @@ func findShiftsAndSpikes(t *testing.T, model contract.Model, trainCSV, testCSV s
 	slices.SortFunc(order, func(a, b int) int { return int(math.Copysign(1, float64(raw[b]-raw[a]))) })
 	hits := 0
 	for _, i := range order[:len(injected)] {
-		var ts int
-		fmt.Sscan(tbl.Timestamps[i], &ts)
+		ts, err := strconv.Atoi(tbl.Timestamps[i])
+		if err != nil {
+			t.Fatal(err)
+		}
 		if slices.Contains(injected, ts) {
 			hits++
 		}

@@ -158,7 +158,7 @@ type fitted struct {
 // a copy would double the memory of a large table.
 func (f *fitted) start(req *contract.TrainingRequest, spec model.Spec, tbl *data.Table) ([]float32, error) {
 	var err error
-	if f.scaler, err = preprocess.FitRows(string(req.Preprocessing.Scaling), f.fitX, len(tbl.Columns), f.fitRows); err != nil {
+	if f.scaler, err = preprocess.FitRows(req.Preprocessing.Scaling, f.fitX, len(tbl.Columns), f.fitRows); err != nil {
 		return nil, &SpecError{Msg: err.Error()}
 	}
 	if f.net, err = model.New(spec, req.Training.Seed); err != nil {
@@ -335,7 +335,7 @@ func normalRows(rows []int, labels []float32) []int {
 
 func modelSpec(m contract.Model, tbl *data.Table) (model.Spec, error) {
 	m = contract.ResolvedModel(m)
-	s := model.Spec{Type: string(m.Type), Inputs: len(tbl.Columns), Activation: string(m.Activation)}
+	s := model.Spec{Type: string(m.Type), Inputs: len(tbl.Columns), Activation: m.Activation}
 	switch m.Type {
 	case contract.Autoencoder, contract.MLPClassifier:
 		for _, h := range m.HiddenLayers {

@@ -409,7 +409,8 @@ func TestServeDrainsOnShutdown(t *testing.T) {
 	if !s.draining.Load() {
 		t.Fatal("not marked draining")
 	}
-	if _, err := http.Get(url + "/readyz"); err == nil {
+	if resp, err := http.Get(url + "/readyz"); err == nil {
+		resp.Body.Close()
 		t.Fatal("still accepting after shutdown")
 	}
 }

@@ -141,7 +141,7 @@ func TestBadInputExitsWithItsPlace(t *testing.T) {
 			contract.ExitInvalidInput, `bad.csv line 3, column "b": "x" is not a number`},
 		{"not a training request", []string{"train", "--spec", spec, "--out", dir}, contract.ExitInvalidInput, `has apiVersion "v1" kind "Pod"`},
 		{"no output", []string{"train", "--data", good}, contract.ExitInvalidInput, "--out is required"},
-		{"unknown flag", []string{"score", "--modle", "x"}, contract.ExitInvalidInput, "flag provided but not defined: -modle"},
+		{"unknown flag", []string{"score", "--modell", "x"}, contract.ExitInvalidInput, "flag provided but not defined: -modell"},
 		{"model lacks input column", []string{"score", "--model", models, "--input", bad}, contract.ExitInvalidInput,
 			`column "id", which the model was trained on, is not in the header`},
 		{"corrupt model", []string{"score", "--model", bad, "--input", good}, contract.ExitInvalidInput, "not a kadet model file"},
@@ -201,7 +201,7 @@ func TestTrainSequenceModelsFromFlags(t *testing.T) {
 				t.Fatal(err)
 			}
 			s := m.Meta.Model
-			if string(s.Type) != tt.model || s.Window != 8 || m.Meta.Stride != 2 || !slices.Equal(s.Channels, tt.channels) || s.Kernel != tt.kernel {
+			if s.Type != tt.model || s.Window != 8 || m.Meta.Stride != 2 || !slices.Equal(s.Channels, tt.channels) || s.Kernel != tt.kernel {
 				t.Fatalf("model %+v stride %d; want a %s with window 8, stride 2, channels %v, kernel %d", s, m.Meta.Stride, tt.model, tt.channels, tt.kernel)
 			}
 		})

@@ -71,7 +71,7 @@ func cmdScore(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer in.Close()
-	var w io.Writer = stdout
+	w := stdout
 	var tmp *os.File
 	if *output != "-" {
 		// Write beside the target and rename, so a failure leaves no half-written file.

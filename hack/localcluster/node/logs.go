@@ -105,9 +105,9 @@ func parseLine(s string) logLine {
 	return logLine{t: t, text: text}
 }
 
-// tailLog returns the last n lines of a log, at most max bytes, without timestamps:
+// tailLog returns the last n lines of a log, at most maxBytes, without timestamps:
 // the termination message of a failed container whose policy is FallbackToLogsOnError.
-func tailLog(path string, n, max int) string {
+func tailLog(path string, n, maxBytes int) string {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return ""
@@ -124,8 +124,8 @@ func tailLog(path string, n, max int) string {
 		out.WriteString(parseLine(l).text)
 	}
 	s := out.String()
-	if len(s) > max {
-		s = s[len(s)-max:]
+	if len(s) > maxBytes {
+		s = s[len(s)-maxBytes:]
 	}
 	return s
 }
