@@ -84,8 +84,9 @@ func TestDetectorLifecycle(t *testing.T) {
 	}, timeout, interval).Should(Succeed())
 
 	// A finished Job's termination message becomes the model; scoring follows.
+	// The controller records what the pod reports, scoring rule included.
 	completeJob(t, job, contract.TrainingResult{Version: "v1-" + hash, Digest: "sha256:aaa", Threshold: 0.42,
-		Metrics: map[string]float64{"valLoss": 0.1}})
+		Metrics: map[string]float64{"valLoss": 0.1}, ScoringRule: contract.ScoringCausal})
 	depKey := types.NamespacedName{Namespace: ns, Name: "fraud-scoring"}
 	dep := &appsv1.Deployment{}
 	svc := &corev1.Service{}
@@ -104,6 +105,7 @@ func TestDetectorLifecycle(t *testing.T) {
 		g.Expect(d.Status.Model).NotTo(BeNil())
 		g.Expect(d.Status.Model.Version).To(Equal("v1-" + hash))
 		g.Expect(d.Status.Model.Threshold).To(Equal(0.42))
+		g.Expect(d.Status.Model.ScoringRule).To(Equal(contract.ScoringCausal))
 		g.Expect(condition(d, kadetv1.ServingCondition)).To(HaveField("Reason", kadetv1.ReasonRollingOut))
 	}, timeout, interval).Should(Succeed())
 

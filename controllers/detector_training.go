@@ -83,6 +83,7 @@ func (r *DetectorReconciler) observeTraining(ctx context.Context, det *kadetv1.D
 		}
 		det.Status.Model = &kadetv1.ModelStatus{
 			Version: res.Version, Digest: res.Digest, Threshold: res.Threshold, SpecHash: o.hash, Metrics: res.Metrics,
+			ScoringRule: res.ScoringRule,
 		}
 		if res.TrainedAt != nil {
 			det.Status.Model.TrainedAt = new(metav1.NewTime(*res.TrainedAt))

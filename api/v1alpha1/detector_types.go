@@ -111,6 +111,7 @@ type LocalObjectReference struct {
 // +kubebuilder:validation:XValidation:rule="!has(self.stride) || self.type in ['LSTMAutoencoder', 'ConvAutoencoder']",message="stride applies only to types LSTMAutoencoder and ConvAutoencoder"
 // +kubebuilder:validation:XValidation:rule="self.type != 'ConvAutoencoder' || !has(self.window) || self.window % [1, 2, 4, 8, 16, 32, 64, 128, 256][has(self.channels) ? size(self.channels) : 2] == 0",message="a ConvAutoencoder's window must be divisible by 2 to the number of channels (4 for the default two): each conv block halves it"
 // +kubebuilder:validation:XValidation:rule="!has(self.stride) || !has(self.window) || self.stride <= self.window",message="stride must not exceed window, or rows between windows would never be scored"
+// +kubebuilder:validation:XValidation:rule="!has(self.scoringRule) || self.type in ['LSTMAutoencoder', 'ConvAutoencoder']",message="scoringRule applies only to types LSTMAutoencoder and ConvAutoencoder (over rows of a series)"
 // +kubebuilder:validation:XValidation:rule="!has(self.channels) || self.type == 'ConvAutoencoder'",message="channels applies only to type ConvAutoencoder"
 // +kubebuilder:validation:XValidation:rule="!has(self.kernelSize) || self.type == 'ConvAutoencoder'",message="kernelSize applies only to type ConvAutoencoder"
 // +kubebuilder:validation:XValidation:rule="!has(self.latentSize) || self.type != 'MLPClassifier'",message="latentSize does not apply to type MLPClassifier"
@@ -167,6 +168,14 @@ type ModelSpec struct {
 	// +kubebuilder:validation:Maximum=15
 	// +kubebuilder:validation:XValidation:rule="self % 2 == 1",message="kernelSize must be odd so the output keeps the input size"
 	KernelSize *int32 `json:"kernelSize,omitempty"`
+
+	// scoringRule is how a sequence model scores a row from the windows that hold it:
+	// AllWindows (the default) averages the row's error over every window holding it,
+	// later rows included; Causal takes its error in the window that ends at it, so a
+	// score never waits for, or changes with, rows that come after.
+	// +optional
+	// +kubebuilder:validation:Enum=AllWindows;Causal
+	ScoringRule string `json:"scoringRule,omitempty"`
 }
 
 // PreprocessingSpec says how features are scaled; the scaler is fitted on training rows
@@ -404,6 +413,10 @@ type ModelStatus struct {
 	// specHash is the hash of the training spec that produced this model.
 	// +required
 	SpecHash string `json:"specHash"`
+	// scoringRule is the rule a sequence model scores rows with (AllWindows or
+	// Causal); empty for the other model types.
+	// +optional
+	ScoringRule string `json:"scoringRule,omitempty"`
 	// trainedAt is when training finished.
 	// +optional
 	TrainedAt *metav1.Time `json:"trainedAt,omitempty"`

@@ -117,6 +117,8 @@ var invalidManifests = []struct {
 	{"window on a dense autoencoder", detHeader, detSpec("  model: {type: Autoencoder, window: 16}"), "spec.model", "window applies only to types LSTMAutoencoder and ConvAutoencoder"},
 	{"conv window not halved twice", detHeader, detSpec("  model: {type: ConvAutoencoder, window: 18}"), "spec.model", "window must be divisible by 2 to the number of channels"},
 	{"conv window not halved three times", detHeader, detSpec("  model: {type: ConvAutoencoder, channels: [8, 8, 8], window: 20}"), "spec.model", "window must be divisible by 2 to the number of channels"},
+	{"scoring rule on a dense autoencoder", detHeader, detSpec("  model: {type: Autoencoder, scoringRule: Causal}"), "spec.model", "scoringRule applies only to types LSTMAutoencoder and ConvAutoencoder"},
+	{"unknown scoring rule", detHeader, detSpec("  model: {type: LSTMAutoencoder, scoringRule: Newest}"), "spec.model.scoringRule", "Unsupported value"},
 	{"stride longer than window", detHeader, detSpec("  model: {type: LSTMAutoencoder, window: 8, stride: 9}"), "spec.model", "stride must not exceed window"},
 	{"channels on an LSTM", detHeader, detSpec("  model: {type: LSTMAutoencoder, channels: [8]}"), "spec.model", "channels applies only to type ConvAutoencoder"},
 	{"even kernel size", detHeader, detSpec("  model: {type: ConvAutoencoder, kernelSize: 4}"), "spec.model.kernelSize", "kernelSize must be odd"},

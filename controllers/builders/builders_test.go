@@ -143,7 +143,7 @@ func TestResolveTrainingRefusesIncompatibleData(t *testing.T) {
 		{"conv on images", det(func(d *kadetv1.Detector) { d.Spec.Model.Type = kadetv1.ConvAutoencoder }), images, ""},
 		{"conv window on images", det(func(d *kadetv1.Detector) {
 			d.Spec.Model.Type, d.Spec.Model.Window = kadetv1.ConvAutoencoder, ptr.To[int32](16)
-		}), images, "window and stride are for a ConvAutoencoder over a series"},
+		}), images, "window, stride and scoringRule are for a ConvAutoencoder over a series"},
 		{"lstm on images", det(func(d *kadetv1.Detector) { d.Spec.Model.Type = kadetv1.LSTMAutoencoder }), images,
 			"LSTMAutoencoder needs a csv or prometheus DataSource"},
 		{"best f1 without labels", det(func(d *kadetv1.Detector) { d.Spec.Threshold.Method = kadetv1.ThresholdBestF1 }),

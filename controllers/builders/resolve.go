@@ -70,7 +70,7 @@ func contractModel(m kadetv1.ModelSpec) contract.Model {
 	return contract.Model{
 		Type: contract.ModelType(m.Type), HiddenLayers: slices.Clone(m.HiddenLayers), LatentSize: m.LatentSize,
 		Activation: string(m.Activation), Window: m.Window, Stride: m.Stride, Channels: slices.Clone(m.Channels),
-		KernelSize: m.KernelSize,
+		KernelSize: m.KernelSize, ScoringRule: m.ScoringRule,
 	}
 }
 
@@ -92,8 +92,9 @@ func checkCompatible(det *kadetv1.Detector, ds *kadetv1.DataSource) error {
 	switch {
 	case model == kadetv1.MLPClassifier && (ds.Spec.CSV == nil || ds.Spec.CSV.LabelColumn == ""):
 		return incompatible("model type MLPClassifier needs a csv DataSource with labelColumn; DataSource %q has none", ds.Name)
-	case model == kadetv1.ConvAutoencoder && src == "images" && (det.Spec.Model.Window != nil || det.Spec.Model.Stride != nil):
-		return incompatible("window and stride are for a ConvAutoencoder over a series (csv or prometheus); DataSource %q is images", ds.Name)
+	case model == kadetv1.ConvAutoencoder && src == "images" &&
+		(det.Spec.Model.Window != nil || det.Spec.Model.Stride != nil || det.Spec.Model.ScoringRule != ""):
+		return incompatible("window, stride and scoringRule are for a ConvAutoencoder over a series (csv or prometheus); DataSource %q is images", ds.Name)
 	case model == kadetv1.LSTMAutoencoder && src == "images":
 		return incompatible("model type LSTMAutoencoder needs a csv or prometheus DataSource; DataSource %q is images", ds.Name)
 	case det.Spec.Threshold.Method == kadetv1.ThresholdBestF1 && !hasLabels:

@@ -22,6 +22,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/kadet-dev/kadet/detector/contract"
 	"github.com/kadet-dev/kadet/detector/model"
 	"github.com/kadet-dev/kadet/detector/preprocess"
 )
@@ -44,6 +45,9 @@ type Metadata struct {
 	Model model.Spec `json:"model"`
 	// Stride is the step between the windows a sequence model scores.
 	Stride int `json:"stride,omitempty"`
+	// ScoringRule is how a sequence model turns window errors into row scores:
+	// AllWindows (empty in older files) or Causal.
+	ScoringRule string `json:"scoringRule,omitempty"`
 	// Image is set when the features are the pixels of images of this size.
 	Image     *ImageShape                 `json:"image,omitempty"`
 	Features  []string                    `json:"features"`
@@ -189,6 +193,11 @@ func (m *Metadata) check() error {
 	}
 	if m.Model.Sequence() && (m.Stride < 1 || m.Stride > m.Model.Window) {
 		return fmt.Errorf("window stride %d for windows of %d rows", m.Stride, m.Model.Window)
+	}
+	switch m.ScoringRule {
+	case "", contract.ScoringAllWindows, contract.ScoringCausal:
+	default:
+		return fmt.Errorf("scoring rule %q is not %s or %s", m.ScoringRule, contract.ScoringAllWindows, contract.ScoringCausal)
 	}
 	if m.Scaler == nil {
 		return errors.New("no scaler")

@@ -88,9 +88,16 @@ func TestBadFilesAreRefusedWithTheirOwnMessage(t *testing.T) {
 			}
 		})
 	}
+	// A well-sealed file with a scoring rule this detector does not know.
+	ruled := meta
+	ruled.ScoringRule = "Newest"
+	b, _, _ := Encode(ruled, net)
+	if _, err := Decode(b); err == nil || !strings.Contains(err.Error(), `scoring rule "Newest"`) {
+		t.Fatalf("unknown scoring rule: %v", err)
+	}
 	// A well-sealed file whose tensors do not fit its architecture.
 	meta.Model.Hidden = []int{5}
-	b, _, _ := Encode(meta, net)
+	b, _, _ = Encode(meta, net)
 	if _, err := Decode(b); err == nil || !strings.Contains(err.Error(), "does not match its architecture") {
 		t.Fatalf("mismatched architecture: %v", err)
 	}

@@ -114,7 +114,19 @@ type Model struct {
 	Stride       *int32    `json:"stride,omitempty"`
 	Channels     []int32   `json:"channels,omitempty"`
 	KernelSize   *int32    `json:"kernelSize,omitempty"`
+	ScoringRule  string    `json:"scoringRule,omitempty"`
 }
+
+// Scoring rules of a sequence model: how the reconstruction errors of the windows that
+// hold a row become that row's score.
+const (
+	// ScoringAllWindows scores a row by its mean error over every window that holds
+	// it, rows after it included: the most evidence, for files scored after the fact.
+	ScoringAllWindows = "AllWindows"
+	// ScoringCausal scores a row by its error in the window that ends at it, so a
+	// row's score never depends on rows after it: the rule for watching a stream.
+	ScoringCausal = "Causal"
+)
 
 // Preprocessing says how features are scaled: Standardize, MinMax or None.
 type Preprocessing struct {
@@ -225,12 +237,14 @@ func (r *TrainingRequest) CheckVersion() error {
 // TrainingResult is what a successful training pod writes to its termination message.
 // A failed pod writes {"error": "..."} there instead.
 type TrainingResult struct {
-	Version   string             `json:"version,omitempty"`
-	Digest    string             `json:"digest,omitempty"`
-	Threshold float64            `json:"threshold,omitempty"`
-	TrainedAt *time.Time         `json:"trainedAt,omitempty"`
-	Metrics   map[string]float64 `json:"metrics,omitempty"`
-	Error     string             `json:"error,omitempty"`
+	Version   string     `json:"version,omitempty"`
+	Digest    string     `json:"digest,omitempty"`
+	Threshold float64    `json:"threshold,omitempty"`
+	TrainedAt *time.Time `json:"trainedAt,omitempty"`
+	// ScoringRule is the rule a sequence model scores rows with; empty for others.
+	ScoringRule string             `json:"scoringRule,omitempty"`
+	Metrics     map[string]float64 `json:"metrics,omitempty"`
+	Error       string             `json:"error,omitempty"`
 }
 
 // ParseTrainingResult decodes and checks a termination message.

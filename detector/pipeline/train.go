@@ -4,10 +4,12 @@
 package pipeline
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/kadet-dev/kadet/detector/artifact"
@@ -114,6 +116,7 @@ func Train(ctx context.Context, req *contract.TrainingRequest, outDir string, pr
 	}
 	if spec.Sequence() {
 		meta.Stride = stride(req.Model)
+		meta.ScoringRule = cmp.Or(req.Model.ScoringRule, contract.ScoringAllWindows)
 	}
 	if tbl.ImageRows > 0 {
 		meta.Image = &artifact.ImageShape{Rows: tbl.ImageRows, Cols: tbl.ImageCols}
@@ -137,7 +140,7 @@ func Train(ctx context.Context, req *contract.TrainingRequest, outDir string, pr
 	trainedAt := now.Truncate(time.Second)
 	return &Outcome{Dir: dir, Result: contract.TrainingResult{
 		Version: version, Digest: digest, Threshold: threshold, Metrics: metrics,
-		TrainedAt: &trainedAt,
+		TrainedAt: &trainedAt, ScoringRule: meta.ScoringRule,
 	}}, nil
 }
 
@@ -287,7 +290,7 @@ func fitSequence(ctx context.Context, req *contract.TrainingRequest, spec model.
 	} else if tbl.Labels != nil {
 		calLabels = tbl.Labels[:nFit]
 	}
-	if f.calScores, _, err = scoring.SequenceScores(f.net, calX, calRows, stride, false); err != nil {
+	if f.calScores, _, err = scoring.SequenceScores(f.net, calX, calRows, stride, req.Model.ScoringRule, false); err != nil {
 		return nil, err
 	}
 	f.calLabels = calLabels
@@ -295,16 +298,55 @@ func fitSequence(ctx context.Context, req *contract.TrainingRequest, spec model.
 		f.evalScores, f.evalLabels = f.calScores, calLabels
 		if th.Method != calibrate.BestF1 {
 			// Calibrate on what is meant to be normal.
-			var s []float32
-			for i, l := range calLabels {
-				if l < 0.5 {
-					s = append(s, f.calScores[i])
-				}
-			}
-			f.calScores, f.calLabels = s, nil
+			f.calScores, f.calLabels = normalScores(f.calScores, calLabels), nil
 		}
 	}
+	if nVal > 0 && th.Method != calibrate.BestF1 {
+		// The held-out rows are the end of the series: a few hours of a daily cycle
+		// say little about the rest of it. The training rows cover the whole range
+		// but score lower than new data would; scaled by how much higher the held-out
+		// rows score on average, they join the calibration sample.
+		fitScores, _, err := scoring.SequenceScores(f.net, x[:nFit*d], nFit, stride, req.Model.ScoringRule, false)
+		if err != nil {
+			return nil, err
+		}
+		if tbl.Labels != nil {
+			fitScores = normalScores(fitScores, tbl.Labels[:nFit])
+		}
+		f.calScores = append(f.calScores, scaledToHeldOut(fitScores, f.calScores)...)
+	}
 	return f, nil
+}
+
+// normalScores keeps the scores of rows labelled normal.
+func normalScores(scores, labels []float32) []float32 {
+	var out []float32
+	for i, l := range labels {
+		if l < 0.5 {
+			out = append(out, scores[i])
+		}
+	}
+	return out
+}
+
+// scaledToHeldOut multiplies in-sample scores by the ratio of the held-out scores'
+// 90th percentile to theirs (at least 1), so that they stand for what unseen rows of
+// the same phases would score, tail included.
+func scaledToHeldOut(fit, heldOut []float32) []float32 {
+	q90 := func(v []float32) float64 {
+		s := slices.Clone(v)
+		slices.Sort(s)
+		return float64(s[int(0.9*float64(len(s)-1))])
+	}
+	if len(fit) == 0 || len(heldOut) == 0 {
+		return nil
+	}
+	gap := max(1, q90(heldOut)/q90(fit))
+	out := make([]float32, len(fit))
+	for i, v := range fit {
+		out[i] = float32(float64(v) * gap)
+	}
+	return out
 }
 
 // stride is the step between windows of a sequence model: 1 unless the spec says.
@@ -371,6 +413,12 @@ func modelSpec(m contract.Model, tbl *data.Table) (model.Spec, error) {
 		}
 	default:
 		return s, &SpecError{Msg: fmt.Sprintf("model type %s is not supported by this detector build yet", m.Type)}
+	}
+	switch {
+	case m.ScoringRule != "" && m.ScoringRule != contract.ScoringAllWindows && m.ScoringRule != contract.ScoringCausal:
+		return s, &SpecError{Msg: fmt.Sprintf("scoring rule %q: want %s or %s", m.ScoringRule, contract.ScoringAllWindows, contract.ScoringCausal)}
+	case m.ScoringRule != "" && !s.Sequence():
+		return s, &SpecError{Msg: "a scoring rule is for sequence models (LSTMAutoencoder, or ConvAutoencoder over rows of a series)"}
 	}
 	if m.LatentSize != nil && m.Type != contract.MLPClassifier {
 		s.Latent = int(*m.LatentSize)

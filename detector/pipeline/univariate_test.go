@@ -149,3 +149,38 @@ func TestWindowEdgeCases(t *testing.T) {
 		})
 	}
 }
+
+// The scoring rule a sequence model trains with is the one its threshold is
+// calibrated on, is written into its model file and reported in its result.
+func TestCausalRuleIsRecorded(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "metric.csv")
+	writeMetric(t, path, 200, 48, nil, 5)
+	lstm := contract.Model{Type: contract.LSTMAutoencoder, Window: new(int32(8)), HiddenLayers: []int32{4}, LatentSize: new(int32(2))}
+	for rule, want := range map[string]string{"": contract.ScoringAllWindows, contract.ScoringCausal: contract.ScoringCausal} {
+		m := lstm
+		m.ScoringRule = rule
+		out, err := Train(context.Background(), metricRequest(path, m, 0.2), filepath.Join(dir, "m"+rule), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		model, err := artifact.Load(out.Dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if model.Meta.ScoringRule != want || out.Result.ScoringRule != want {
+			t.Errorf("rule %q: model file says %q, result %q; want %q", rule, model.Meta.ScoringRule, out.Result.ScoringRule, want)
+		}
+	}
+	for name, m := range map[string]contract.Model{
+		"rule for a row model": {Type: contract.Autoencoder, ScoringRule: contract.ScoringCausal},
+		"unknown rule":         {Type: contract.LSTMAutoencoder, Window: new(int32(8)), ScoringRule: "Newest"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := Train(context.Background(), metricRequest(path, m, 0.2), filepath.Join(dir, "x"), nil)
+			if err == nil || !IsInputError(err) || !strings.Contains(err.Error(), "rule") {
+				t.Fatalf("err = %v; want an input error about the rule", err)
+			}
+		})
+	}
+}

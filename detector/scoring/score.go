@@ -53,7 +53,7 @@ func score(m *artifact.Model, x []float32, explain bool) ([]Scored, []float32, e
 	case m.Network.Spec.Sequence():
 		// The rows are one run in time order; each is scored within its windows.
 		var err error
-		if raw, shares, err = SequenceScores(m.Network, scaled, rows, m.Meta.Stride, explain); err != nil {
+		if raw, shares, err = SequenceScores(m.Network, scaled, rows, m.Meta.Stride, m.Meta.ScoringRule, explain); err != nil {
 			return nil, nil, err
 		}
 	case explain:

@@ -3,6 +3,8 @@ package scoring
 import (
 	"fmt"
 
+	"github.com/kadet-dev/kadet/detector/contract"
+
 	"github.com/kadet-dev/kadet/detector/data"
 	"github.com/kadet-dev/kadet/detector/model"
 )
@@ -36,12 +38,22 @@ func Windows(x []float32, f, w int, starts []int) []float32 {
 	return out
 }
 
-// SequenceScores scores each of rows (already scaled) by its mean reconstruction error
-// over the windows that contain it, and, when explain is set, each feature's share of it.
-func SequenceScores(net *model.Network, x []float32, rows, stride int, explain bool) ([]float32, []float32, error) {
+// SequenceScores scores each of rows (already scaled) from the reconstruction errors of
+// the windows that hold it, by rule (contract.ScoringAllWindows when empty), and, when
+// explain is set, gives each feature's share of that score.
+//
+// AllWindows averages a row's error over every window that holds it, stepping by
+// stride. Causal takes a row's error in the window that ends at it (every window, so
+// every row has one); the first window-1 rows, which no window ends at, take theirs
+// from the first window.
+func SequenceScores(net *model.Network, x []float32, rows, stride int, rule string, explain bool) ([]float32, []float32, error) {
 	w, f := net.Spec.Window, net.Spec.Features()
 	if rows < w {
 		return nil, nil, &data.Error{Source: "input", Msg: fmt.Sprintf("%d rows are fewer than the model's window of %d rows: send a run of at least %d rows in time order", rows, w, w)}
+	}
+	causal := rule == contract.ScoringCausal
+	if causal {
+		stride = 1
 	}
 	starts := WindowStarts(rows, w, stride)
 	win := Windows(x, f, w, starts)
@@ -50,6 +62,9 @@ func SequenceScores(net *model.Network, x []float32, rows, stride int, explain b
 	count := make([]float32, rows)
 	for k, s := range starts {
 		for p := 0; p < w; p++ {
+			if causal && p != w-1 && s != 0 {
+				continue
+			}
 			r := s + p
 			count[r]++
 			for j := 0; j < f; j++ {

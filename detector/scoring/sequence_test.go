@@ -1,8 +1,12 @@
 package scoring
 
 import (
+	"math"
 	"reflect"
 	"testing"
+
+	"github.com/kadet-dev/kadet/detector/contract"
+	"github.com/kadet-dev/kadet/detector/model"
 )
 
 func TestWindowStartsCoverEveryRow(t *testing.T) {
@@ -35,5 +39,43 @@ func TestWindowsCopiesRowsInOrder(t *testing.T) {
 	got = Windows(x, 2, 3, []int{1})
 	if want := []float32{1, 11, 2, 12, 3, 13}; !reflect.DeepEqual(got, want) {
 		t.Errorf("Windows = %v; want %v", got, want)
+	}
+}
+
+// Under the causal rule a row's score depends on no later row: scoring a run cut off
+// right after the row gives it the same score. Under AllWindows it does depend on them.
+func TestCausalScoresIgnoreLaterRows(t *testing.T) {
+	const w, f, rows = 4, 2, 12
+	net, err := model.New(model.Spec{Type: model.LSTMAutoencoder, Inputs: w * f, Window: w, Hidden: []int{3}, Latent: 2,
+		Activation: model.Tanh}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := make([]float32, rows*f)
+	for i := range x {
+		x[i] = float32(math.Sin(float64(i) * 0.7))
+	}
+	full, _, err := SequenceScores(net, x, rows, 1, contract.ScoringCausal, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for r := w - 1; r < rows; r++ {
+		cut, _, err := SequenceScores(net, x[:(r+1)*f], r+1, 1, contract.ScoringCausal, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cut[r] != full[r] {
+			t.Errorf("row %d: causal score %v on the whole run, %v on the run ending at it", r, full[r], cut[r])
+		}
+	}
+	all, _, _ := SequenceScores(net, x, rows, 1, contract.ScoringAllWindows, false)
+	cut, _, _ := SequenceScores(net, x[:(w+1)*f], w+1, 1, contract.ScoringAllWindows, false)
+	if all[w] == cut[w] {
+		t.Errorf("row %d scores %v under AllWindows whether or not later rows follow", w, all[w])
+	}
+	// A stride does not thin the causal rule out: every row still has its window.
+	strided, _, _ := SequenceScores(net, x, rows, 3, contract.ScoringCausal, false)
+	if !reflect.DeepEqual(strided, full) {
+		t.Errorf("causal scores with stride 3 %v; want %v", strided, full)
 	}
 }

@@ -89,10 +89,10 @@ func writeTermination(path string, res contract.TrainingResult, stderr io.Writer
 
 // localTrainFlags train without a controller: on a CSV with flags for the model.
 type localTrainFlags struct {
-	data, model, columns, label, timestamp, delimiter, hidden, channels, activation, scaling, method string
-	epochs, batch, latent, patience, window, stride, kernel                                          int
-	lr, valSplit, param                                                                              float64
-	seed                                                                                             int64
+	data, model, columns, label, timestamp, delimiter, hidden, channels, activation, scaling, method, rule string
+	epochs, batch, latent, patience, window, stride, kernel                                                int
+	lr, valSplit, param                                                                                    float64
+	seed                                                                                                   int64
 }
 
 func localFlags(fs *flag.FlagSet) *localTrainFlags {
@@ -107,6 +107,7 @@ func localFlags(fs *flag.FlagSet) *localTrainFlags {
 	fs.IntVar(&l.latent, "latent", 0, "autoencoder latent size (default per model type)")
 	fs.IntVar(&l.window, "window", 0, "LSTMAutoencoder, ConvAutoencoder: rows per window, in timestamp order (default 32)")
 	fs.IntVar(&l.stride, "stride", 0, "LSTMAutoencoder, ConvAutoencoder: rows between window starts (default 1)")
+	fs.StringVar(&l.rule, "scoring-rule", "", "LSTMAutoencoder, ConvAutoencoder: AllWindows (default) or Causal (a row's score from the window ending at it)")
 	fs.StringVar(&l.channels, "channels", "", "ConvAutoencoder: comma-separated channels per conv block (default 16,32)")
 	fs.IntVar(&l.kernel, "kernel-size", 0, "ConvAutoencoder: odd kernel size in rows (default 3)")
 	fs.StringVar(&l.activation, "activation", "ReLU", "ReLU, LeakyReLU, Tanh or Sigmoid")
@@ -189,6 +190,8 @@ func trainingRequest(specFile string, l *localTrainFlags) (*contract.TrainingReq
 			req.Model.Stride = new(int32(l.stride))
 		}
 	}
+	// The pipeline refuses a rule for a row model or an unknown one, with its reason.
+	req.Model.ScoringRule = l.rule
 	if l.patience > 0 {
 		req.Training.EarlyStopping = &contract.EarlyStopping{Patience: int32(l.patience)}
 	}
