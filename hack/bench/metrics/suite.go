@@ -1,0 +1,217 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/kadet-dev/kadet/detector/artifact"
+	"github.com/kadet-dev/kadet/detector/contract"
+	"github.com/kadet-dev/kadet/detector/pipeline"
+	"github.com/kadet-dev/kadet/detector/scoring"
+)
+
+// An anomaly kind changes rows [at, at+n) of a series in place.
+type kind struct {
+	name   string
+	rows   int
+	inject func(v []float64, at, n int, rng *rand.Rand)
+}
+
+var kinds = []kind{
+	{"spike", 1, func(v []float64, at, _ int, _ *rand.Rand) { v[at] += 8 }},
+	{"dip", 1, func(v []float64, at, _ int, _ *rand.Rand) { v[at] -= 8 }},
+	{"level shift", 36, func(v []float64, at, n int, _ *rand.Rand) {
+		for i := at; i < at+n; i++ {
+			v[i] += 6
+		}
+	}},
+	{"trend change", 72, func(v []float64, at, n int, _ *rand.Rand) {
+		for i := at; i < at+n; i++ {
+			v[i] += 0.15 * float64(i-at)
+		}
+	}},
+	{"variance burst", 24, func(v []float64, at, n int, rng *rand.Rand) {
+		for i := at; i < at+n; i++ {
+			v[i] += 5 * rng.NormFloat64()
+		}
+	}},
+	{"seasonality break", 72, func(v []float64, at, n int, _ *rand.Rand) {
+		for i := at; i < at+n; i++ { // the daily cycle runs backwards
+			v[i] -= 2 * 20 * math.Sin(2*math.Pi*float64(i)/day)
+		}
+	}},
+	{"stuck value", 24, func(v []float64, at, n int, _ *rand.Rand) {
+		for i := at + 1; i < at+n; i++ {
+			v[i] = v[at]
+		}
+	}},
+	{"missing points", 6, func(v []float64, at, n int, _ *rand.Rand) {
+		for i := at; i < at+n; i++ { // an exporter that reports 0 for a missed scrape
+			v[i] = 0
+		}
+	}},
+}
+
+// event is one injected anomaly.
+type event struct {
+	kind    int
+	at, end int // rows [at, end) of the scored part
+}
+
+// injectAll places perKind events of every kind, apart from each other, in the rows
+// of v from lead on, and returns them in row order.
+func injectAll(v []float64, lead, perKind int, rng *rand.Rand) []event {
+	const gap = 2 * day / 3 // rows between events, so each is judged on its own
+	n := len(kinds) * perKind
+	slot := (len(v) - lead) / n
+	order := rng.Perm(n)
+	events := make([]event, n)
+	for s, k := range order {
+		kd := kinds[k%len(kinds)]
+		at := lead + s*slot + rng.IntN(max(1, slot-kd.rows-gap))
+		kd.inject(v, at, kd.rows, rng)
+		events[s] = event{kind: k % len(kinds), at: at, end: at + kd.rows}
+	}
+	return events
+}
+
+type tally struct {
+	detected, total []int
+	delay           []int
+	falseAlarms     int
+	normalRows      int
+}
+
+// judge counts an event as detected when a row from its start to patience rows after
+// its end scores above 1 (delay: rows from its start to the first such row), and
+// every other run of rows above 1 as one false alarm.
+func (t *tally) judge(anomaly []bool, events []event, patience int) {
+	covered := make([]bool, len(anomaly))
+	for _, e := range events {
+		t.total[e.kind]++
+		last := min(len(anomaly), e.end+patience)
+		for i := e.at; i < last; i++ {
+			covered[i] = true
+		}
+		for i := e.at; i < last; i++ {
+			if anomaly[i] {
+				t.detected[e.kind]++
+				t.delay[e.kind] += i - e.at
+				break
+			}
+		}
+	}
+	for i, a := range anomaly {
+		if covered[i] {
+			continue
+		}
+		t.normalRows++
+		if a && (i == 0 || !anomaly[i-1] || covered[i-1]) {
+			t.falseAlarms++
+		}
+	}
+}
+
+// suite trains each model on a clean prefix of seasonal series, scores the rest with
+// anomalies of every kind injected, under each scoring rule, and prints a table.
+func suite(work string, models, rules []string, trainDays, testDays, perKind, seeds int, epochs int32) error {
+	fmt.Printf("\nanomaly suite: %d days of training, %d days scored with %d anomalies of each kind, %d seeds, weekly cycle %.0f, noise %.1f\n",
+		trainDays, testDays, perKind, seeds, suiteWeekly, noise)
+	for _, name := range models {
+		for _, rule := range rules {
+			if name == string(contract.Autoencoder) && rule != rules[0] {
+				continue // a row model has no scoring rule
+			}
+			start := time.Now()
+			t := tally{detected: make([]int, len(kinds)), total: make([]int, len(kinds)), delay: make([]int, len(kinds))}
+			for seed := 1; seed <= seeds; seed++ {
+				if err := suiteRun(work, name, rule, trainDays, testDays, perKind, uint64(seed), epochs, &t); err != nil {
+					return fmt.Errorf("%s %s seed %d: %w", name, rule, seed, err)
+				}
+			}
+			label := name
+			if name != string(contract.Autoencoder) {
+				label += " " + rule
+			}
+			fmt.Printf("\n%s (%s)\n%-18s %9s %11s\n", label, time.Since(start).Round(time.Second), "kind", "detected", "mean delay")
+			for k, kd := range kinds {
+				delay := "-"
+				if t.detected[k] > 0 {
+					delay = fmt.Sprintf("%.1f rows", float64(t.delay[k])/float64(t.detected[k]))
+				}
+				fmt.Printf("%-18s %4d/%-4d %11s\n", kd.name, t.detected[k], t.total[k], delay)
+			}
+			fmt.Printf("false alarms per 10,000 normal rows: %.1f (%d in %d rows)\n",
+				1e4*float64(t.falseAlarms)/float64(t.normalRows), t.falseAlarms, t.normalRows)
+		}
+	}
+	return nil
+}
+
+func suiteRun(work, name, rule string, trainDays, testDays, perKind int, seed uint64, epochs int32, t *tally) error {
+	trainRows, testRows := trainDays*day, testDays*day
+	values := series(trainRows+testRows, seed, suiteWeekly)
+	rng := rand.New(rand.NewPCG(seed, 99))
+	events := injectAll(values[trainRows:], 0, perKind, rng)
+	csv := filepath.Join(work, fmt.Sprintf("suite-%s-%d.csv", name, seed))
+	if err := writeCSV(csv, values[:trainRows], 0); err != nil {
+		return err
+	}
+	m := contract.Model{Type: contract.ModelType(name)}
+	if name != string(contract.Autoencoder) {
+		m.ScoringRule = rule
+	}
+	req := defaultRequest(csv, m, epochs)
+	out, err := pipeline.Train(context.Background(), req, filepath.Join(work, fmt.Sprintf("suite-%s-%s-%d.models", name, rule, seed)), nil)
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(out.Dir)
+	model, err := artifact.Load(out.Dir)
+	if err != nil {
+		return err
+	}
+	// The scored rows follow the training rows; the window before them gives the
+	// first of them its history.
+	w := max(model.Network.Spec.Window, 1)
+	x := make([]float32, 0, testRows+w)
+	for _, v := range values[trainRows-w+1:] {
+		x = append(x, float32(v))
+	}
+	res, err := scoring.Score(model, x)
+	if err != nil {
+		return err
+	}
+	anomaly := make([]bool, testRows)
+	for i, r := range res[w-1:] {
+		anomaly[i] = r.Anomaly
+	}
+	t.judge(anomaly, events, 12)
+	return nil
+}
+
+// defaultRequest is what a Detector with only its model type (and scoring rule) set
+// trains with, on a CSV of timestamp,value.
+func defaultRequest(csv string, m contract.Model, epochs int32) *contract.TrainingRequest {
+	req := &contract.TrainingRequest{
+		APIVersion: contract.APIVersion, Kind: contract.Kind,
+		Detector:      contract.ObjectKey{Name: "metric"},
+		Model:         contract.ResolvedModel(m),
+		Preprocessing: contract.Preprocessing{Scaling: contract.DefaultScaling},
+		Training: contract.TrainingParameters{Epochs: 20, BatchSize: 64, LearningRate: 0.001,
+			ValidationSplit: contract.DefaultValidationSplit, Seed: contract.DefaultSeed},
+		Threshold: contract.ResolvedThreshold(contract.Threshold{}),
+		Data: contract.ResolvedData{CSV: &contract.ResolvedCSV{
+			File: contract.FileLocation{Path: csv}, TimestampColumn: "timestamp", Delimiter: ",",
+		}},
+	}
+	if epochs > 0 {
+		req.Training.Epochs = epochs
+	}
+	return req
+}
