@@ -131,11 +131,12 @@ bench-deps: ## Install what the benchmarks compare against and link with (Debian
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-torch libopenblas-dev wrk; fi
 
 .PHONY: bench
-bench: bench-deps ## Speed against PyTorch, a load test of detector serve, SKAB and one-class MNIST accuracy.
+bench: bench-deps ## Speed against PyTorch, a load test of detector serve, SKAB, generated metrics and one-class MNIST accuracy.
 	go build -tags $(BLAS) -o $(BIN)/detector-$(BLAS) ./detector/cmd/detector
 	OPENBLAS_NUM_THREADS=$${OPENBLAS_NUM_THREADS:-2} go run -tags $(BLAS) ./hack/bench/speed --detector $(BIN)/detector-$(BLAS)
 	OPENBLAS_NUM_THREADS=$${OPENBLAS_NUM_THREADS:-1} go run -tags $(BLAS) ./hack/bench/serve --detector $(BIN)/detector-$(BLAS)
 	OPENBLAS_NUM_THREADS=$${OPENBLAS_NUM_THREADS:-2} go run -tags $(BLAS) ./hack/bench/skab --data $(SKAB_DATA)
+	OPENBLAS_NUM_THREADS=$${OPENBLAS_NUM_THREADS:-2} go run -tags $(BLAS) ./hack/bench/metrics
 	OPENBLAS_NUM_THREADS=$${OPENBLAS_NUM_THREADS:-2} go run -tags $(BLAS) ./hack/bench/mnist-oneclass
 
 .PHONY: fuzz
