@@ -101,40 +101,54 @@ func run(models []string, trainRows, testRows, seeds int, epochs int32) error {
 		start := time.Now()
 		for seed := 1; seed <= seeds; seed++ {
 			values := series(trainRows+testRows, uint64(seed), 0)
-			csv := filepath.Join(work, fmt.Sprintf("%s-%d.csv", name, seed))
-			if err := writeCSV(csv, values[:trainRows], 0); err != nil {
-				return err
-			}
-			req := defaultRequest(csv, contract.Model{Type: contract.ModelType(name)}, epochs)
-			out, err := pipeline.Train(context.Background(), req, filepath.Join(work, fmt.Sprintf("%s-%d.models", name, seed)), nil)
+			threshold, anomaly, err := trainAndScore(filepath.Join(work, fmt.Sprintf("%s-%d", name, seed)), values, trainRows,
+				contract.Model{Type: contract.ModelType(name)}, epochs)
 			if err != nil {
 				return fmt.Errorf("%s seed %d: %w", name, seed, err)
 			}
-			m, err := artifact.Load(out.Dir)
-			if err != nil {
-				return err
-			}
-			// The rows after the training range, with the window of rows before them so
-			// that the first scored row has its history.
-			w := max(m.Network.Spec.Window, 1)
-			x := make([]float32, 0, testRows+w)
-			for _, v := range values[trainRows-w+1:] {
-				x = append(x, float32(v))
-			}
-			res, err := scoring.Score(m, x)
-			if err != nil {
-				return err
-			}
-			for _, r := range res[w-1:] {
-				if r.Anomaly {
+			for _, a := range anomaly {
+				if a {
 					above++
 				}
 				total++
 			}
-			thresholds = append(thresholds, fmt.Sprintf("%.3g", m.Meta.Threshold.Value))
+			thresholds = append(thresholds, fmt.Sprintf("%.3g", threshold))
 		}
 		fmt.Printf("%-16s %9.2f%% %12s %10s\n", name, 100*float64(above)/float64(total), strings.Join(thresholds, "/"),
 			time.Since(start).Round(time.Second))
 	}
 	return nil
+}
+
+// trainAndScore trains a model with a Detector's defaults on the first trainRows of
+// values (written to base.csv) and says which of the rows after them it flags. The
+// window of rows before the first scored row goes with them, as its history.
+func trainAndScore(base string, values []float64, trainRows int, m contract.Model, epochs int32) (float64, []bool, error) {
+	csv := base + ".csv"
+	if err := writeCSV(csv, values[:trainRows], 0); err != nil {
+		return 0, nil, err
+	}
+	out, err := pipeline.Train(context.Background(), defaultRequest(csv, m, epochs), base+".models", nil)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer os.RemoveAll(out.Dir)
+	model, err := artifact.Load(out.Dir)
+	if err != nil {
+		return 0, nil, err
+	}
+	w := max(model.Network.Spec.Window, 1)
+	x := make([]float32, 0, len(values)-trainRows+w)
+	for _, v := range values[trainRows-w+1:] {
+		x = append(x, float32(v))
+	}
+	res, err := scoring.Score(model, x)
+	if err != nil {
+		return 0, nil, err
+	}
+	anomaly := make([]bool, len(res)-(w-1))
+	for i, r := range res[w-1:] {
+		anomaly[i] = r.Anomaly
+	}
+	return model.Meta.Threshold.Value, anomaly, nil
 }

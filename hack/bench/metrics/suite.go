@@ -1,18 +1,13 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"time"
 
-	"github.com/kadet-dev/kadet/detector/artifact"
 	"github.com/kadet-dev/kadet/detector/contract"
-	"github.com/kadet-dev/kadet/detector/pipeline"
-	"github.com/kadet-dev/kadet/detector/scoring"
 )
 
 // An anomaly kind changes rows [at, at+n) of a series in place.
@@ -63,17 +58,17 @@ type event struct {
 	at, end int // rows [at, end) of the scored part
 }
 
-// injectAll places perKind events of every kind, apart from each other, in the rows
-// of v from lead on, and returns them in row order.
-func injectAll(v []float64, lead, perKind int, rng *rand.Rand) []event {
+// injectAll places perKind events of every kind in v, apart from each other, and
+// returns them in row order.
+func injectAll(v []float64, perKind int, rng *rand.Rand) []event {
 	const gap = 2 * day / 3 // rows between events, so each is judged on its own
 	n := len(kinds) * perKind
-	slot := (len(v) - lead) / n
+	slot := len(v) / n
 	order := rng.Perm(n)
 	events := make([]event, n)
 	for s, k := range order {
 		kd := kinds[k%len(kinds)]
-		at := lead + s*slot + rng.IntN(max(1, slot-kd.rows-gap))
+		at := s*slot + rng.IntN(max(1, slot-kd.rows-gap))
 		kd.inject(v, at, kd.rows, rng)
 		events[s] = event{kind: k % len(kinds), at: at, end: at + kd.rows}
 	}
@@ -157,39 +152,14 @@ func suiteRun(work, name, rule string, trainDays, testDays, perKind int, seed ui
 	trainRows, testRows := trainDays*day, testDays*day
 	values := series(trainRows+testRows, seed, suiteWeekly)
 	rng := rand.New(rand.NewPCG(seed, 99))
-	events := injectAll(values[trainRows:], 0, perKind, rng)
-	csv := filepath.Join(work, fmt.Sprintf("suite-%s-%d.csv", name, seed))
-	if err := writeCSV(csv, values[:trainRows], 0); err != nil {
-		return err
-	}
+	events := injectAll(values[trainRows:], perKind, rng)
 	m := contract.Model{Type: contract.ModelType(name)}
 	if name != string(contract.Autoencoder) {
 		m.ScoringRule = rule
 	}
-	req := defaultRequest(csv, m, epochs)
-	out, err := pipeline.Train(context.Background(), req, filepath.Join(work, fmt.Sprintf("suite-%s-%s-%d.models", name, rule, seed)), nil)
+	_, anomaly, err := trainAndScore(filepath.Join(work, fmt.Sprintf("suite-%s-%s-%d", name, rule, seed)), values, trainRows, m, epochs)
 	if err != nil {
 		return err
-	}
-	defer os.RemoveAll(out.Dir)
-	model, err := artifact.Load(out.Dir)
-	if err != nil {
-		return err
-	}
-	// The scored rows follow the training rows; the window before them gives the
-	// first of them its history.
-	w := max(model.Network.Spec.Window, 1)
-	x := make([]float32, 0, testRows+w)
-	for _, v := range values[trainRows-w+1:] {
-		x = append(x, float32(v))
-	}
-	res, err := scoring.Score(model, x)
-	if err != nil {
-		return err
-	}
-	anomaly := make([]bool, testRows)
-	for i, r := range res[w-1:] {
-		anomaly[i] = r.Anomaly
 	}
 	t.judge(anomaly, events, 12)
 	return nil
