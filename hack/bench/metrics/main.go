@@ -33,7 +33,7 @@ import (
 
 const day = 288 // rows of 5 minutes
 
-var suiteWeekly, noise float64
+var suiteWeekly, noise, percentile float64
 
 func main() {
 	trainRows := flag.Int("train-rows", 604, "clean rows to train on (604: two days and a bit)")
@@ -43,6 +43,7 @@ func main() {
 	models := flag.String("models", "Autoencoder,LSTMAutoencoder,ConvAutoencoder", "comma-separated model types")
 	flag.Float64Var(&suiteWeekly, "weekly", 5, "amplitude of the suite's weekly cycle (the daily one is 20; the false-alarm table has none)")
 	flag.Float64Var(&noise, "noise", 1, "standard deviation of the noise")
+	flag.Float64Var(&percentile, "percentile", 0, "threshold percentile (0: the Detector default)")
 	suiteModels := flag.String("suite-models", "Autoencoder,LSTMAutoencoder,ConvAutoencoder", "model types of the anomaly suite (empty: skip it)")
 	rules := flag.String("rules", "Causal,AllWindows", "scoring rules of the sequence models in the suite")
 	trainDays := flag.Int("train-days", 7, "clean days the suite trains on")

@@ -84,15 +84,16 @@ type tally struct {
 
 // judge counts an event as detected when a row from its start to patience rows after
 // its end scores above 1 (delay: rows from its start to the first such row), and
-// every other run of rows above 1 as one false alarm.
-func (t *tally) judge(anomaly []bool, events []event, patience int) {
+// every other run of rows above 1 as one false alarm. Rows up to window rows after an
+// event are neither: their windows still hold anomalous rows.
+func (t *tally) judge(anomaly []bool, events []event, patience, window int) {
 	covered := make([]bool, len(anomaly))
 	for _, e := range events {
 		t.total[e.kind]++
-		last := min(len(anomaly), e.end+patience)
-		for i := e.at; i < last; i++ {
+		for i := e.at; i < min(len(anomaly), e.end+max(patience, window-1)); i++ {
 			covered[i] = true
 		}
+		last := min(len(anomaly), e.end+patience)
 		for i := e.at; i < last; i++ {
 			if anomaly[i] {
 				t.detected[e.kind]++
@@ -161,7 +162,11 @@ func suiteRun(work, name, rule string, trainDays, testDays, perKind int, seed ui
 	if err != nil {
 		return err
 	}
-	t.judge(anomaly, events, 12)
+	window := 1 // a row model
+	if name != string(contract.Autoencoder) {
+		window = contract.DefaultWindow
+	}
+	t.judge(anomaly, events, 12, window)
 	return nil
 }
 
@@ -182,6 +187,9 @@ func defaultRequest(csv string, m contract.Model, epochs int32) *contract.Traini
 	}
 	if epochs > 0 {
 		req.Training.Epochs = epochs
+	}
+	if percentile > 0 {
+		req.Threshold.Percentile = &percentile
 	}
 	return req
 }
