@@ -53,7 +53,7 @@ type pass struct {
 	det        *kadetv1.Detector
 	dataSource *kadetv1.DataSource
 	plan       *builders.TrainingPlan
-	events     []func(*DetectorReconciler)
+	events     []pendingEvent
 }
 
 type subReconciler func(context.Context, *kadetv1.Detector, *pass) error

@@ -1,6 +1,8 @@
 package controllers
 
 import (
+	"fmt"
+
 	corev1 "k8s.io/api/core/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 
@@ -15,23 +17,22 @@ func (r *DetectorReconciler) eventNow(det *kadetv1.Detector, typ, reason, action
 	}
 }
 
+// pendingEvent is an event a pass holds back until its status is written.
+type pendingEvent struct{ typ, reason, action, msg string }
+
 // event records an event about what this pass writes into the Detector's status. It
 // waits until that status is written (flushEvents): a pass whose status patch
 // conflicts runs again, and must not have announced twice what it did.
 func (p *pass) event(typ, reason, action, format string, args ...any) {
-	p.events = append(p.events, func(r *DetectorReconciler) {
-		if r.Recorder != nil {
-			r.Recorder.Eventf(p.det, nil, typ, reason, action, format, args...)
-		}
-	})
+	p.events = append(p.events, pendingEvent{typ: typ, reason: reason, action: action, msg: fmt.Sprintf(format, args...)})
 }
 
 // flushEvents emits the pass's pending events when its status was written, and drops
 // them when the pass will run again.
 func (r *DetectorReconciler) flushEvents(p *pass, written bool) {
-	if written {
+	if written && r.Recorder != nil {
 		for _, e := range p.events {
-			e(r)
+			r.Recorder.Eventf(p.det, nil, e.typ, e.reason, e.action, "%s", e.msg)
 		}
 	}
 	p.events = nil
