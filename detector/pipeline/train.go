@@ -305,7 +305,7 @@ func fitSequence(ctx context.Context, req *contract.TrainingRequest, spec model.
 		// The held-out rows are the end of the series: a few hours of a daily cycle
 		// say little about the rest of it. The training rows cover the whole range
 		// but score lower than new data would; scaled by how much higher the held-out
-		// rows score on average, they join the calibration sample.
+		// rows score, they join the calibration sample.
 		fitScores, _, err := scoring.SequenceScores(f.net, x[:nFit*d], nFit, stride, req.Model.ScoringRule, false)
 		if err != nil {
 			return nil, err

@@ -184,3 +184,25 @@ func TestCausalRuleIsRecorded(t *testing.T) {
 		})
 	}
 }
+
+func TestScaledToHeldOut(t *testing.T) {
+	fit := make([]float32, 101)
+	held := make([]float32, 11)
+	for i := range fit {
+		fit[i] = float32(i) // 90th percentile 90
+	}
+	for i := range held {
+		held[i] = float32(i * 30) // 90th percentile 270: three times the training rows'
+	}
+	got := scaledToHeldOut(fit, held)
+	if len(got) != len(fit) || got[10] != 30 || got[100] != 300 {
+		t.Errorf("scaled %v ... %v; want the training scores times 3", got[10], got[100])
+	}
+	// Held-out rows that score lower do not scale the training rows down.
+	if got := scaledToHeldOut(fit, []float32{1, 2}); got[100] != 100 {
+		t.Errorf("scaled down to %v", got[100])
+	}
+	if got := scaledToHeldOut(fit, nil); got != nil {
+		t.Errorf("without held-out rows: %v", got)
+	}
+}
