@@ -6,8 +6,9 @@
 // turns on the same windows and training settings: the LSTMAutoencoder, whose F1 is the
 // final line, and the ConvAutoencoder over windows, with the published Conv-AE's blocks
 // (32 and 16 channels, kernel 7, ReLU). Each runs under both scoring rules: AllWindows
-// (a row's mean error over every window holding it, as the published notebooks score)
-// and Causal (its error in the window ending at it, as a watching detector must).
+// (a row's mean error over every window holding it) and Causal (its error in the
+// window ending at it, as a watching detector must). The published notebooks use a
+// rule of their own (a row is flagged when every window holding it is), not run here.
 package main
 
 import (
