@@ -7,27 +7,47 @@ import (
 	"gorgonia.org/tensor"
 )
 
-// A ConvAutoencoder encodes an image with conv blocks (k x k convolution, activation,
-// 2 x 2 max pooling), squeezes it through a dense latent layer, and decodes it with
-// mirrored blocks (2x upsampling, convolution), the last one back to one channel with a
-// linear output so it works with any pixel scaling. Its score is the reconstruction
-// error, like the dense autoencoder's.
+// A ConvAutoencoder encodes an image with conv blocks and decodes it with mirrored
+// blocks, the last one back to the input's channels with a linear output so it works
+// with any pixel scaling. Its score is the reconstruction error, like the dense
+// autoencoder's. Two ways to shrink and grow:
+//   - Pooling: a block is a k x k convolution, the activation and 2 x 2 max pooling; a
+//     dense latent layer sits between encoder and decoder; a decoder block is 2x
+//     upsampling and a convolution.
+//   - Strided: a block is a stride-2 convolution and the activation; a decoder block a
+//     stride-2 transposed convolution (composed here from zero insertion and a
+//     convolution: Gorgonia has none) and the activation, and one more convolution
+//     gives the output. No dense layer: the network is convolutional throughout, as
+//     the published SKAB Conv-AE is.
 //
 // Over a window of rows (Spec.Window > 0) the same blocks run along time only: each
-// feature is an input channel, kernels are k x 1, pooling and upsampling halve and
-// double the window, and the decoder ends in one channel per feature. The graph sees a
-// window feature-major (features x window x 1); windows arrive time-major (window x
-// features), so toGraph and fromGraph transpose them.
+// feature is an input channel, kernels are k x 1, and every resampling halves or
+// doubles the window alone. The graph sees a window feature-major (features x window x
+// 1); windows arrive time-major (window x features), so toGraph and fromGraph transpose
+// them.
 
 // convParams lists the tensors of a ConvAutoencoder: the encoder's kernels and biases,
-// the two dense layers around the latent vector, and the decoder's kernels and biases.
+// the two dense layers around the latent vector (Pooling only), and the decoder's
+// kernels and biases.
 func (s Spec) convParams() ([]Param, error) {
-	if len(s.Channels) == 0 || s.Kernel < 1 || s.Kernel%2 == 0 || s.Latent < 1 {
-		return nil, fmt.Errorf("conv autoencoder needs channels, an odd kernel size and a latent size (got %v, %d, %d)", s.Channels, s.Kernel, s.Latent)
+	strided := s.Resampling == Strided
+	switch {
+	case s.Resampling != "" && s.Resampling != Pooling && !strided:
+		return nil, fmt.Errorf("conv autoencoder resampling %q: want %s or %s", s.Resampling, Pooling, Strided)
+	case len(s.Channels) == 0 || s.Kernel < 1 || s.Kernel%2 == 0:
+		return nil, fmt.Errorf("conv autoencoder needs channels and an odd kernel size (got %v, %d)", s.Channels, s.Kernel)
+	case strided && s.Latent != 0:
+		return nil, fmt.Errorf("a strided conv autoencoder has no dense latent layer; leave the latent size out (got %d)", s.Latent)
+	case !strided && s.Latent < 1:
+		return nil, fmt.Errorf("conv autoencoder with pooling needs a latent size (got %d)", s.Latent)
+	case !(s.Dropout >= 0 && s.Dropout < 1): // also refuses NaN
+		return nil, fmt.Errorf("conv autoencoder dropout %v: want at least 0 and below 1", s.Dropout)
+	case s.OutputChannels != 0 && s.OutputChannels != 1:
+		return nil, fmt.Errorf("conv autoencoder output channels %d: want 0 (one per feature) or 1", s.OutputChannels)
 	}
 	scale := 1 << len(s.Channels)
 	k, kw, in := s.Kernel, s.Kernel, 1
-	var flatSide int // positions left after the encoder's pooling
+	var flatSide int // positions left after the encoder
 	if s.Window > 0 {
 		if s.ImageRows != 0 || s.ImageCols != 0 {
 			return nil, fmt.Errorf("conv autoencoder over windows of %d rows cannot also have an image size (%dx%d)", s.Window, s.ImageRows, s.ImageCols)
@@ -49,7 +69,10 @@ func (s Spec) convParams() ([]Param, error) {
 		}
 		flatSide = (s.ImageRows / scale) * (s.ImageCols / scale)
 	}
-	channelsIn := in
+	channelsOut := in
+	if s.OutputChannels == 1 {
+		channelsOut = 1
+	}
 	if side := max(s.Window, min(s.ImageRows, s.ImageCols)); s.Kernel > side {
 		return nil, fmt.Errorf("conv kernel of %d is larger than the input's %d", s.Kernel, side)
 	}
@@ -70,6 +93,14 @@ func (s Spec) convParams() ([]Param, error) {
 		add([]int{c, in, k, kw}, []int{1, c, 1, 1})
 		in = c
 	}
+	if strided {
+		for i := len(s.Channels) - 1; i >= 0; i-- {
+			add([]int{s.Channels[i], in, k, kw}, []int{1, s.Channels[i], 1, 1})
+			in = s.Channels[i]
+		}
+		add([]int{channelsOut, in, k, kw}, []int{1, channelsOut, 1, 1})
+		return ps, nil
+	}
 	flat := in * flatSide
 	if flat*s.Latent > maxParams {
 		return nil, fmt.Errorf("model is too large: more than %d weights", maxParams)
@@ -77,7 +108,7 @@ func (s Spec) convParams() ([]Param, error) {
 	add([]int{flat, s.Latent}, []int{1, s.Latent})
 	add([]int{s.Latent, flat}, []int{1, flat})
 	for i := len(s.Channels) - 1; i >= 0; i-- {
-		out := channelsIn
+		out := channelsOut
 		if i > 0 {
 			out = s.Channels[i-1]
 		}
@@ -86,48 +117,120 @@ func (s Spec) convParams() ([]Param, error) {
 	return ps, nil
 }
 
+// dropFunc applies dropout to a block's output in a training graph; inference graphs
+// pass nil.
+type dropFunc func(*G.Node) (*G.Node, error)
+
 // convGraph builds the network on x, shaped (batch, 1, rows, cols) for images or
 // (batch, features, window, 1) for windows, and returns its output in the same shape.
-func convGraph(s Spec, x *G.Node, w []*G.Node) (*G.Node, error) {
+func convGraph(s Spec, x *G.Node, w []*G.Node, drop dropFunc) (*G.Node, error) {
 	batch := x.Shape()[0]
 	k, pad := s.Kernel, s.Kernel/2
-	kw, padW, poolW := k, pad, 2 // along the image's width; along nothing for windows
+	kw, padW, twoW := k, pad, 2 // along the image's width; along nothing for windows
 	if s.Window > 0 {
-		kw, padW, poolW = 1, 0, 1
+		kw, padW, twoW = 1, 0, 1
 	}
-	conv := func(h *G.Node, l int) (*G.Node, error) {
-		z, err := G.Conv2d(h, w[2*l], tensor.Shape{k, kw}, []int{pad, padW}, []int{1, 1}, []int{1, 1})
+	strided := s.Resampling == Strided
+	conv := func(h *G.Node, l, stride int) (*G.Node, error) {
+		strideW := 1
+		if stride > 1 {
+			strideW = twoW
+		}
+		z, err := G.Conv2d(h, w[2*l], tensor.Shape{k, kw}, []int{pad, padW}, []int{stride, strideW}, []int{1, 1})
 		if err != nil {
 			return nil, err
 		}
 		return G.BroadcastAdd(z, w[2*l+1], nil, []byte{0, 2, 3})
 	}
-	upsample := func(h *G.Node) (*G.Node, error) {
-		if s.Window == 0 {
+	// interleave puts other after each element of h along time (windows) or along both
+	// sides (images, other then being zeros): nearest-neighbour upsampling when other
+	// is h, the zero insertion of a transposed convolution when other is zero.
+	interleave := func(h *G.Node, other func(*G.Node) *G.Node) (*G.Node, error) {
+		sh := h.Shape()
+		double := func(h *G.Node, rows, cols int) (*G.Node, error) {
+			// (b, c, n, 1) side by side with its partner is (b, c, n, 2); read as
+			// (b, c, rows, cols) each element is followed by its partner's.
+			flat, err := G.Reshape(h, tensor.Shape{sh[0], sh[1], h.Shape()[2] * h.Shape()[3], 1})
+			if err != nil {
+				return nil, err
+			}
+			pair, err := G.Concat(3, flat, other(flat))
+			if err != nil {
+				return nil, err
+			}
+			return G.Reshape(pair, tensor.Shape{sh[0], sh[1], rows, cols})
+		}
+		if s.Window > 0 {
+			return double(h, 2*sh[2], 1)
+		}
+		if s.Resampling != Strided {
 			return G.Upsample2D(h, 2)
 		}
-		// Upsample2D doubles both sides; a window has one. Side by side with itself,
-		// (c, t, 2) read as (c, 2t, 1) repeats each step: nearest-neighbour along time.
-		sh := h.Shape()
-		twice, err := G.Concat(3, h, h)
+		wide, err := double(h, sh[2], 2*sh[3]) // along each row
 		if err != nil {
 			return nil, err
 		}
-		return G.Reshape(twice, tensor.Shape{sh[0], sh[1], 2 * sh[2], 1})
+		// Then every row followed by a row of zeros: (b, c, h, 2w) beside zeros is
+		// (b, c, h, 4w), read as (b, c, 2h, 2w).
+		pair, err := G.Concat(3, wide, other(wide))
+		if err != nil {
+			return nil, err
+		}
+		return G.Reshape(pair, tensor.Shape{sh[0], sh[1], 2 * sh[2], 2 * sh[3]})
+	}
+	same := func(h *G.Node) *G.Node { return h }
+	zeros := func(h *G.Node) *G.Node {
+		return G.NodeFromAny(h.Graph(), tensor.New(tensor.WithShape(h.Shape()...), tensor.Of(tensor.Float32)))
+	}
+	dropout := func(h *G.Node, i, blocks int) (*G.Node, error) {
+		if drop == nil || s.Dropout == 0 || i == blocks-1 {
+			return h, nil
+		}
+		return drop(h)
 	}
 	h, l := x, 0
 	var err error
-	for range s.Channels {
-		if h, err = conv(h, l); err != nil {
+	for i := range s.Channels {
+		stride := 1
+		if strided {
+			stride = 2
+		}
+		if h, err = conv(h, l, stride); err != nil {
 			return nil, fmt.Errorf("encoder block %d: %w", l, err)
 		}
 		if h, err = graphActivation(s.Activation, h); err != nil {
 			return nil, err
 		}
-		if h, err = G.MaxPool2D(h, tensor.Shape{2, poolW}, []int{0, 0}, []int{2, poolW}); err != nil {
-			return nil, fmt.Errorf("encoder pooling %d: %w", l, err)
+		if !strided {
+			if h, err = G.MaxPool2D(h, tensor.Shape{2, twoW}, []int{0, 0}, []int{2, twoW}); err != nil {
+				return nil, fmt.Errorf("encoder pooling %d: %w", l, err)
+			}
+		}
+		if h, err = dropout(h, i, len(s.Channels)); err != nil {
+			return nil, err
 		}
 		l++
+	}
+	if strided {
+		for i := range s.Channels {
+			if h, err = interleave(h, zeros); err != nil {
+				return nil, fmt.Errorf("decoder block %d: %w", i, err)
+			}
+			if h, err = conv(h, l, 1); err != nil {
+				return nil, fmt.Errorf("decoder block %d: %w", i, err)
+			}
+			if h, err = graphActivation(s.Activation, h); err != nil {
+				return nil, err
+			}
+			if h, err = dropout(h, i, len(s.Channels)); err != nil {
+				return nil, err
+			}
+			l++
+		}
+		if h, err = conv(h, l, 1); err != nil {
+			return nil, fmt.Errorf("output layer: %w", err)
+		}
+		return repeatChannel(x, h)
 	}
 	shape := h.Shape().Clone()
 	flat := shape[1] * shape[2] * shape[3]
@@ -150,18 +253,35 @@ func convGraph(s Spec, x *G.Node, w []*G.Node) (*G.Node, error) {
 		return nil, err
 	}
 	for i := range s.Channels {
-		if h, err = upsample(h); err != nil {
+		if h, err = interleave(h, same); err != nil {
 			return nil, fmt.Errorf("decoder upsampling %d: %w", i, err)
 		}
-		if h, err = conv(h, l); err != nil {
+		if h, err = conv(h, l, 1); err != nil {
 			return nil, fmt.Errorf("decoder block %d: %w", i, err)
 		}
 		if i < len(s.Channels)-1 {
 			if h, err = graphActivation(s.Activation, h); err != nil {
 				return nil, err
 			}
+			if h, err = dropout(h, i, len(s.Channels)); err != nil {
+				return nil, err
+			}
 		}
 		l++
 	}
-	return h, nil
+	return repeatChannel(x, h)
+}
+
+// repeatChannel gives a one-channel output (OutputChannels 1) once per input channel,
+// so the loss and the scores compare it with every feature.
+func repeatChannel(x, h *G.Node) (*G.Node, error) {
+	n := x.Shape()[1]
+	if h.Shape()[1] == n {
+		return h, nil
+	}
+	copies := make([]*G.Node, n)
+	for i := range copies {
+		copies[i] = h
+	}
+	return G.Concat(1, copies...)
 }

@@ -2,6 +2,7 @@ package model
 
 import (
 	"fmt"
+	"math/rand/v2"
 
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
@@ -20,6 +21,9 @@ type Trainer struct {
 	loss    *G.Node
 	weights []*G.Node
 	lossVal G.Value
+	// masks are the dropout masks of a training graph, drawn anew at each step.
+	masks []*tensor.Dense
+	rng   *rand.Rand
 }
 
 // NewTrainer builds the training graph of net for batches of batch rows, optimised by
@@ -28,7 +32,7 @@ func NewTrainer(net *Network, batch int, lr float64) (*Trainer, error) {
 	if batch <= 0 {
 		return nil, fmt.Errorf("batch size %d", batch)
 	}
-	t := &Trainer{net: net, batch: batch, g: G.NewGraph()}
+	t := &Trainer{net: net, batch: batch, g: G.NewGraph(), rng: rand.New(rand.NewPCG(1, 0x64726f70))} // "drop"
 	t.xT = tensor.New(tensor.WithShape(inputShape(net.Spec, batch)...), tensor.Of(tensor.Float32))
 	t.x = G.NodeFromAny(t.g, t.xT, G.WithName("x"))
 	// The weight nodes share p.Data with the graph: the solver's in-place updates are
@@ -37,7 +41,7 @@ func NewTrainer(net *Network, batch int, lr float64) (*Trainer, error) {
 	var out *G.Node
 	var err error
 	if net.infer != nil {
-		out, err = buildGraph(net.Spec, t.x, t.weights)
+		out, err = buildGraph(net.Spec, t.x, t.weights, t.dropout)
 	} else {
 		out, err = t.forward()
 	}
@@ -65,6 +69,31 @@ func NewTrainer(net *Network, batch int, lr float64) (*Trainer, error) {
 		t.solver.clip = lstmGradClip // recurrent gradients can explode
 	}
 	return t, nil
+}
+
+// SeedDropout makes the dropout masks a function of seed, so a training run repeats.
+func (t *Trainer) SeedDropout(seed int64) { t.rng = rand.New(rand.NewPCG(uint64(seed), 0x64726f70)) }
+
+// dropout multiplies h by a mask of h's shape that Step fills with zeros at the spec's
+// rate and 1/(1-rate) elsewhere (inverted dropout: inference needs no rescaling).
+func (t *Trainer) dropout(h *G.Node) (*G.Node, error) {
+	m := tensor.New(tensor.WithShape(h.Shape()...), tensor.Of(tensor.Float32))
+	t.masks = append(t.masks, m)
+	return G.HadamardProd(h, G.NodeFromAny(t.g, m, G.WithName(fmt.Sprintf("dropout%d", len(t.masks)))))
+}
+
+func (t *Trainer) drawMasks() {
+	p := t.net.Spec.Dropout
+	keep := float32(1 / (1 - p))
+	for _, m := range t.masks {
+		for i := range m.Data().([]float32) {
+			v := keep
+			if t.rng.Float64() < p {
+				v = 0
+			}
+			m.Data().([]float32)[i] = v
+		}
+	}
 }
 
 func mean(n *G.Node, err error) (*G.Node, error) {
@@ -119,6 +148,7 @@ func (t *Trainer) Step(x, y []float32) (float32, error) {
 	if t.yT != nil {
 		copy(t.yT.Data().([]float32), y)
 	}
+	t.drawMasks()
 	defer t.vm.Reset()
 	if err := t.vm.RunAll(); err != nil {
 		return 0, err

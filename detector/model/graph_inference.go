@@ -74,7 +74,7 @@ func newGraphInference(n *Network) (*graphInference, error) {
 	g := G.NewGraph()
 	ci := &graphInference{xT: tensor.New(tensor.WithShape(inputShape(n.Spec, inferBatch)...), tensor.Of(tensor.Float32))}
 	x := G.NodeFromAny(g, ci.xT, G.WithName("x"))
-	out, err := buildGraph(n.Spec, x, weightNodes(g, n))
+	out, err := buildGraph(n.Spec, x, weightNodes(g, n), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -129,7 +129,7 @@ func transposeBlocks(dst, src []float32, rows, cols int) {
 
 // buildGraph builds the graph-only network types. Gorgonia's G.Must panics on a shape
 // error; the shapes are checked before, and a panic still becomes an error here.
-func buildGraph(s Spec, x *G.Node, w []*G.Node) (out *G.Node, err error) {
+func buildGraph(s Spec, x *G.Node, w []*G.Node, drop dropFunc) (out *G.Node, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			out, err = nil, fmt.Errorf("building the %s graph: %v", s.Type, p)
@@ -138,5 +138,5 @@ func buildGraph(s Spec, x *G.Node, w []*G.Node) (out *G.Node, err error) {
 	if s.Type == LSTMAutoencoder {
 		return lstmGraph(s, x, w)
 	}
-	return convGraph(s, x, w)
+	return convGraph(s, x, w, drop)
 }

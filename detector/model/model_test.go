@@ -381,8 +381,9 @@ func TestSequenceAutoencodersLearn(t *testing.T) {
 	}{
 		{Spec{Type: LSTMAutoencoder, Inputs: 12 * 2, Window: 12, Hidden: []int{16}, Latent: 4, Activation: Tanh}, 300},
 		{Spec{Type: ConvAutoencoder, Inputs: 16 * 2, Window: 16, Channels: []int{4, 8}, Kernel: 3, Latent: 6, Activation: Tanh}, 400},
+		{Spec{Type: ConvAutoencoder, Inputs: 16 * 2, Window: 16, Channels: []int{8, 4}, Kernel: 5, Resampling: Strided, Activation: Tanh}, 400},
 	} {
-		t.Run(tt.spec.Type, func(t *testing.T) {
+		t.Run(tt.spec.Type+tt.spec.Resampling, func(t *testing.T) {
 			const batch = 16
 			d := tt.spec.Inputs
 			x := sineWindows(256, tt.spec.Window, 1)
@@ -419,12 +420,58 @@ func TestConvOverWindowsSpec(t *testing.T) {
 		"inputs not whole rows":     func(s *Spec) { s.Inputs = 33 },
 		"image size as well":        func(s *Spec) { s.ImageRows, s.ImageCols = 4, 8 },
 		"kernel longer than window": func(s *Spec) { s.Kernel = 17 },
+		"unknown resampling":        func(s *Spec) { s.Resampling = "Dilated" },
+		"strided with a latent":     func(s *Spec) { s.Resampling = Strided },
+		"pooling without a latent":  func(s *Spec) { s.Latent = 0 },
+		"dropout of 1":              func(s *Spec) { s.Dropout = 1 },
+		"negative dropout":          func(s *Spec) { s.Dropout = -0.1 },
+		"NaN dropout":               func(s *Spec) { s.Dropout = math.NaN() },
+		"two output channels":       func(s *Spec) { s.OutputChannels = 2 },
 	} {
 		s := spec
 		mutate(&s)
 		if _, err := New(s, 1); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
+	}
+}
+
+// Dropout changes the training graph only: its loss differs from the inference loss
+// of the same batch, repeats under the same seed and changes with another, while the
+// graph without dropout matches inference (learnsAndMatchesGraph).
+func TestDropoutOnlyInTraining(t *testing.T) {
+	const batch = 16
+	spec := Spec{Type: ConvAutoencoder, Inputs: 16 * 2, Window: 16, Channels: []int{8, 4}, Kernel: 5,
+		Resampling: Strided, Dropout: 0.5, Activation: Tanh}
+	x := sineWindows(batch, spec.Window, 1)
+	loss := func(seed int64) (graph float32, inference float64) {
+		net, err := New(spec, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr, err := NewTrainer(net, batch, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tr.Close()
+		tr.SeedDropout(seed)
+		l, err := tr.Step(x, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l, net.Loss(x, nil, batch)
+	}
+	g1, inf := loss(1)
+	g1again, _ := loss(1)
+	g2, _ := loss(2)
+	if math.Abs(float64(g1)-inf) < 1e-4 {
+		t.Fatalf("graph loss %.6f equals the inference loss: no dropout in training", g1)
+	}
+	if g1 != g1again {
+		t.Fatalf("same seed, graph losses %v and %v", g1, g1again)
+	}
+	if g1 == g2 {
+		t.Fatalf("seeds 1 and 2 drew the same masks (loss %v)", g1)
 	}
 }
 

@@ -22,6 +22,12 @@ const (
 	LSTMAutoencoder = "LSTMAutoencoder"
 )
 
+// Resampling of a ConvAutoencoder, as in the Detector API.
+const (
+	Pooling = "Pooling"
+	Strided = "Strided"
+)
+
 // Activations, as in the Detector API.
 const (
 	ReLU      = "ReLU"
@@ -49,6 +55,18 @@ type Spec struct {
 	ImageCols int   `json:"imageCols,omitempty"`
 	// Sequence models: rows per window; Inputs = Window * features per row.
 	Window int `json:"window,omitempty"`
+	// Resampling is how a ConvAutoencoder shrinks and grows its input: Pooling (the
+	// default: max pooling, a dense latent layer, upsampling) or Strided (stride-2
+	// convolutions down, stride-2 transposed convolutions up, no dense layer).
+	Resampling string `json:"resampling,omitempty"`
+	// Dropout is the share of a ConvAutoencoder's activations zeroed at each training
+	// step after every block but the last of the encoder and of the decoder; inference
+	// keeps them all.
+	Dropout float64 `json:"dropout,omitempty"`
+	// OutputChannels 1 ends a ConvAutoencoder over windows in a single channel that is
+	// compared with every feature, as the published SKAB Conv-AE does (its loss
+	// broadcasts one channel against all); 0 is one channel per feature.
+	OutputChannels int `json:"outputChannels,omitempty"`
 }
 
 // Features is the number of features of one row: Inputs, or Inputs / Window for a
@@ -182,6 +200,9 @@ func size(shape []int) int {
 // params lists the weight tensors a spec needs, without their data, and the layer
 // widths of a dense network.
 func (s Spec) params() ([]Param, []int, error) {
+	if s.Type != ConvAutoencoder && (s.Resampling != "" || s.Dropout != 0 || s.OutputChannels != 0) {
+		return nil, nil, fmt.Errorf("resampling, dropout and output channels apply only to a %s", ConvAutoencoder)
+	}
 	switch s.Type {
 	case ConvAutoencoder:
 		ps, err := s.convParams()

@@ -107,13 +107,76 @@ func refDense(x []float64, p, b Param, act string) []float64 {
 	return out
 }
 
+// refStridedConv is a stride-2 convolution (along rows, and along columns when the
+// kernel is wider than one) with zero padding of half the kernel: output (r, w) is
+// centred on input (2r, 2w).
+func refStridedConv(in tensor3, p, b Param) tensor3 {
+	out, k, kw := p.Shape[0], p.Shape[2], p.Shape[3]
+	sw := 1
+	if kw > 1 {
+		sw = 2
+	}
+	res := newTensor3(out, in.r/2, in.w/sw)
+	for o := range out {
+		for r := range res.r {
+			for w := range res.w {
+				s := float64(b.Data[o])
+				for i := range in.c {
+					for dr := range k {
+						for dw := range kw {
+							s += float64(p.Data[((o*in.c+i)*k+dr)*kw+dw]) * in.at(i, 2*r+dr-k/2, sw*w+dw-kw/2)
+						}
+					}
+				}
+				res.set(o, r, w, s)
+			}
+		}
+	}
+	return res
+}
+
+// refTransposedConv is a stride-2 transposed convolution written as a scatter: input
+// (r, w) adds its kernel-weighted value to the outputs around (2r, 2w).
+func refTransposedConv(in tensor3, p, b Param) tensor3 {
+	out, k, kw := p.Shape[0], p.Shape[2], p.Shape[3]
+	sw := 1
+	if kw > 1 {
+		sw = 2
+	}
+	res := newTensor3(out, in.r*2, in.w*sw)
+	for o := range out {
+		for i := range res.r * res.w {
+			res.v[o*res.r*res.w+i] = float64(b.Data[o])
+		}
+		for c := range in.c {
+			for r := range in.r {
+				for w := range in.w {
+					v := in.at(c, r, w)
+					for dr := range k {
+						for dw := range kw {
+							or, ow := 2*r-dr+k/2, sw*w-dw+kw/2
+							if or < 0 || or >= res.r || ow < 0 || ow >= res.w {
+								continue
+							}
+							res.v[(o*res.r+or)*res.w+ow] += float64(p.Data[((o*in.c+c)*k+dr)*kw+dw]) * v
+						}
+					}
+				}
+			}
+		}
+	}
+	return res
+}
+
 // refConvForward reconstructs one record: an image (rows x cols), or a window of rows
 // in time order (window x features), where each feature is a channel along time.
+// Dropout is left out: inference keeps every activation.
 func refConvForward(s Spec, ps []Param, x []float32) []float64 {
 	var h tensor3
 	pr, pw := 2, 2
+	f := 1
 	if s.Window > 0 {
-		f := s.Features()
+		f = s.Features()
 		h, pw = newTensor3(f, s.Window, 1), 1
 		for t := range s.Window {
 			for j := range f {
@@ -126,35 +189,50 @@ func refConvForward(s Spec, ps []Param, x []float32) []float64 {
 			h.v[i] = float64(v)
 		}
 	}
-	l := 0
-	for range s.Channels {
-		h = refConv(h, ps[2*l], ps[2*l+1])
+	activate := func(h tensor3) {
 		for i := range h.v {
 			h.v[i] = refActivation(s.Activation, h.v[i])
 		}
-		h = refMaxPool(h, pr, pw)
-		l++
 	}
-	c, r, w := h.c, h.r, h.w
-	z := refDense(h.v, ps[2*l], ps[2*l+1], s.Activation)
-	h = tensor3{c, r, w, refDense(z, ps[2*l+2], ps[2*l+3], s.Activation)}
-	l += 2
-	for i := range s.Channels {
-		h = refConv(refUpsample(h, pr, pw), ps[2*l], ps[2*l+1])
-		if i < len(s.Channels)-1 {
-			for k := range h.v {
-				h.v[k] = refActivation(s.Activation, h.v[k])
-			}
+	l := 0
+	for range s.Channels {
+		if s.Resampling == Strided {
+			h = refStridedConv(h, ps[2*l], ps[2*l+1])
+			activate(h)
+		} else {
+			h = refConv(h, ps[2*l], ps[2*l+1])
+			activate(h)
+			h = refMaxPool(h, pr, pw)
 		}
 		l++
+	}
+	if s.Resampling == Strided {
+		for range s.Channels {
+			h = refTransposedConv(h, ps[2*l], ps[2*l+1])
+			activate(h)
+			l++
+		}
+		h = refConv(h, ps[2*l], ps[2*l+1])
+	} else {
+		c, r, w := h.c, h.r, h.w
+		z := refDense(h.v, ps[2*l], ps[2*l+1], s.Activation)
+		h = tensor3{c, r, w, refDense(z, ps[2*l+2], ps[2*l+3], s.Activation)}
+		l += 2
+		for i := range s.Channels {
+			h = refConv(refUpsample(h, pr, pw), ps[2*l], ps[2*l+1])
+			if i < len(s.Channels)-1 {
+				activate(h)
+			}
+			l++
+		}
 	}
 	if s.Window == 0 {
 		return h.v
 	}
 	out := make([]float64, len(x))
 	for t := range s.Window {
-		for j := range h.c {
-			out[t*h.c+j] = h.at(j, t, 0)
+		for j := range f {
+			out[t*f+j] = h.at(min(j, h.c-1), t, 0) // one output channel stands for every feature
 		}
 	}
 	return out
@@ -197,6 +275,14 @@ func TestGraphNetworksMatchAPlainReference(t *testing.T) {
 			Latent: 4, Activation: ReLU}, refConvForward},
 		{"conv over a window of one feature", Spec{Type: ConvAutoencoder, Inputs: 8, Window: 8, Channels: []int{2},
 			Kernel: 5, Latent: 3, Activation: Tanh}, refConvForward},
+		{"strided conv over windows", Spec{Type: ConvAutoencoder, Inputs: 8 * 3, Window: 8, Channels: []int{4, 2}, Kernel: 3,
+			Resampling: Strided, Activation: ReLU}, refConvForward},
+		{"strided conv over windows, one output channel, dropout", Spec{Type: ConvAutoencoder, Inputs: 16 * 3, Window: 16,
+			Channels: []int{4, 3}, Kernel: 7, Resampling: Strided, Dropout: 0.2, OutputChannels: 1, Activation: ReLU}, refConvForward},
+		{"strided conv over images", Spec{Type: ConvAutoencoder, Inputs: 8 * 4, Channels: []int{3, 2}, Kernel: 3,
+			Resampling: Strided, Activation: Tanh, ImageRows: 8, ImageCols: 4}, refConvForward},
+		{"pooling conv over windows, one output channel", Spec{Type: ConvAutoencoder, Inputs: 8 * 3, Window: 8,
+			Channels: []int{4, 2}, Kernel: 3, Latent: 4, OutputChannels: 1, Activation: Tanh}, refConvForward},
 		{"lstm", Spec{Type: LSTMAutoencoder, Inputs: 5 * 3, Window: 5, Hidden: []int{4}, Latent: 3, Activation: Tanh}, refLSTMForward},
 		{"lstm of one feature", Spec{Type: LSTMAutoencoder, Inputs: 6, Window: 6, Hidden: []int{3}, Latent: 2,
 			Activation: Sigmoid}, refLSTMForward},

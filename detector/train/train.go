@@ -78,6 +78,7 @@ func Fit(ctx context.Context, net *model.Network, x, y []float32, split Split, c
 		return nil, err
 	}
 	defer tr.Close()
+	tr.SeedDropout(cfg.Seed)
 
 	xv, yv := Gather(x, y, d, split.Validation)
 	xb := make([]float32, batch*d)

@@ -42,7 +42,18 @@ func main() {
 	window := flag.Int("window", 16, "window in rows (seconds)")
 	models := flag.String("models", "LSTMAutoencoder,ConvAutoencoder", "comma-separated detectors to run; the first gives the final line")
 	rules := flag.String("rules", "AllWindows,Causal", "comma-separated scoring rules each detector runs with; the first gives the final line")
+	published := flag.Bool("published", true, "also run the published Conv-AE rebuilt with its own decision rule")
+	only := flag.Bool("published-only", false, "run the published Conv-AE alone")
 	flag.Parse()
+	if *published || *only {
+		if _, err := runPublished(*dir, 1); err != nil {
+			fmt.Fprintln(os.Stderr, "skab:", err)
+			os.Exit(1)
+		}
+		if *only {
+			return
+		}
+	}
 	if err := run(*dir, strings.Split(*models, ","), strings.Split(*rules, ","), int32(*epochs), int32(*window)); err != nil {
 		fmt.Fprintln(os.Stderr, "skab:", err)
 		os.Exit(1)
