@@ -115,6 +115,9 @@ type LocalObjectReference struct {
 // +kubebuilder:validation:XValidation:rule="!has(self.channels) || self.type == 'ConvAutoencoder'",message="channels applies only to type ConvAutoencoder"
 // +kubebuilder:validation:XValidation:rule="!has(self.kernelSize) || self.type == 'ConvAutoencoder'",message="kernelSize applies only to type ConvAutoencoder"
 // +kubebuilder:validation:XValidation:rule="!has(self.latentSize) || self.type != 'MLPClassifier'",message="latentSize does not apply to type MLPClassifier"
+// +kubebuilder:validation:XValidation:rule="!has(self.resampling) || self.type == 'ConvAutoencoder'",message="resampling applies only to type ConvAutoencoder"
+// +kubebuilder:validation:XValidation:rule="!has(self.dropout) || self.type == 'ConvAutoencoder'",message="dropout applies only to type ConvAutoencoder"
+// +kubebuilder:validation:XValidation:rule="!has(self.latentSize) || !has(self.resampling) || self.resampling != 'Strided'",message="latentSize does not apply to resampling Strided: a strided ConvAutoencoder has no dense layer"
 type ModelSpec struct {
 	// type is the architecture.
 	// +required
@@ -176,7 +179,33 @@ type ModelSpec struct {
 	// +optional
 	// +kubebuilder:validation:Enum=AllWindows;Causal
 	ScoringRule string `json:"scoringRule,omitempty"`
+
+	// resampling is how a ConvAutoencoder shrinks and grows its input: Pooling (max
+	// pooling after each conv block, a dense layer of latentSize between encoder and
+	// decoder, upsampling before each decoder block) or Strided (stride-2 convolutions
+	// down and stride-2 transposed convolutions up, convolutional throughout, as the
+	// published SKAB Conv-AE is).
+	// +optional
+	// +kubebuilder:validation:Enum=Pooling;Strided
+	Resampling ConvResampling `json:"resampling,omitempty"`
+
+	// dropout is the share of a ConvAutoencoder's activations set to zero at random at
+	// each training step, after every conv block but the last of the encoder and of the
+	// decoder; scoring keeps them all.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=0.9
+	Dropout *float64 `json:"dropout,omitempty"`
 }
+
+// ConvResampling is how a ConvAutoencoder shrinks and grows its input.
+type ConvResampling string
+
+// Resampling of a ConvAutoencoder.
+const (
+	ConvPooling ConvResampling = "Pooling"
+	ConvStrided ConvResampling = "Strided"
+)
 
 // PreprocessingSpec says how features are scaled; the scaler is fitted on training rows
 // only and stored with the model.

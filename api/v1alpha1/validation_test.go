@@ -12,6 +12,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/yaml"
+
+	"github.com/kadet-dev/kadet/detector/contract"
 )
 
 // These tests send manifests to a real kube-apiserver with kadet's CRDs installed and
@@ -121,6 +123,11 @@ var invalidManifests = []struct {
 	{"unknown scoring rule", detHeader, detSpec("  model: {type: LSTMAutoencoder, scoringRule: Newest}"), "spec.model.scoringRule", "Unsupported value"},
 	{"stride longer than window", detHeader, detSpec("  model: {type: LSTMAutoencoder, window: 8, stride: 9}"), "spec.model", "stride must not exceed window"},
 	{"channels on an LSTM", detHeader, detSpec("  model: {type: LSTMAutoencoder, channels: [8]}"), "spec.model", "channels applies only to type ConvAutoencoder"},
+	{"resampling on an LSTM", detHeader, detSpec("  model: {type: LSTMAutoencoder, resampling: Strided}"), "spec.model", "resampling applies only to type ConvAutoencoder"},
+	{"dropout on a dense autoencoder", detHeader, detSpec("  model: {type: Autoencoder, dropout: 0.2}"), "spec.model", "dropout applies only to type ConvAutoencoder"},
+	{"latent size on a strided conv", detHeader, detSpec("  model: {type: ConvAutoencoder, resampling: Strided, latentSize: 8}"), "spec.model", "latentSize does not apply to resampling Strided"},
+	{"unknown resampling", detHeader, detSpec("  model: {type: ConvAutoencoder, resampling: Dilated}"), "spec.model.resampling", "Unsupported value"},
+	{"dropout too large", detHeader, detSpec("  model: {type: ConvAutoencoder, dropout: 0.95}"), "spec.model.dropout", "less than or equal to 0.9"},
 	{"even kernel size", detHeader, detSpec("  model: {type: ConvAutoencoder, kernelSize: 4}"), "spec.model.kernelSize", "kernelSize must be odd"},
 	{"hidden layer of width 0", detHeader, detSpec("  model: {type: Autoencoder, hiddenLayers: [64, 0]}"), "spec.model.hiddenLayers[1]", "greater than or equal to 1"},
 	{"zero epochs", detHeader, detSpec("  model: {type: Autoencoder}\n  training: {epochs: 0}"), "spec.training.epochs", "greater than or equal to 1"},
@@ -174,8 +181,10 @@ func TestMinimalManifestsAreDefaulted(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string]any{
-		"spec.training.epochs": int64(20), "spec.training.batchSize": int64(64), "spec.training.learningRate": 0.001,
-		"spec.training.validationSplit": 0.1, "spec.training.seed": int64(1), "spec.training.backoffLimit": int64(1),
+		// The contract repeats these for requests built without the API server.
+		"spec.training.epochs": int64(contract.DefaultEpochs), "spec.training.batchSize": int64(contract.DefaultBatchSize),
+		"spec.training.learningRate": contract.DefaultLearningRate, "spec.training.validationSplit": contract.DefaultValidationSplit,
+		"spec.training.seed": int64(contract.DefaultSeed), "spec.training.backoffLimit": int64(1),
 		"spec.threshold.method": "Percentile", "spec.preprocessing.scaling": "Standardize", "spec.model.activation": "ReLU",
 		"spec.scoring.replicas": int64(1), "spec.scoring.port": int64(8080),
 		"spec.storage.size": "1Gi", "spec.storage.accessMode": "ReadWriteOnce", "spec.storage.retentionPolicy": "Retain",

@@ -42,7 +42,7 @@ func ResolveTraining(det *kadetv1.Detector, ds *kadetv1.DataSource, dataDigest s
 		APIVersion:    contract.APIVersion,
 		Kind:          contract.Kind,
 		Detector:      contract.ObjectKey{Namespace: det.Namespace, Name: det.Name},
-		Model:         contract.ResolvedModel(contractModel(det.Spec.Model)),
+		Model:         contract.ResolvedModel(contractModel(det.Spec.Model), ds.Spec.Images == nil),
 		Preprocessing: contract.Preprocessing{Scaling: cmp.Or(string(det.Spec.Preprocessing.Scaling), contract.DefaultScaling)},
 		Training: contract.TrainingParameters{
 			Epochs: t.Epochs, BatchSize: t.BatchSize, LearningRate: t.LearningRate,
@@ -70,7 +70,7 @@ func contractModel(m kadetv1.ModelSpec) contract.Model {
 	return contract.Model{
 		Type: contract.ModelType(m.Type), HiddenLayers: slices.Clone(m.HiddenLayers), LatentSize: m.LatentSize,
 		Activation: string(m.Activation), Window: m.Window, Stride: m.Stride, Channels: slices.Clone(m.Channels),
-		KernelSize: m.KernelSize, ScoringRule: m.ScoringRule,
+		KernelSize: m.KernelSize, ScoringRule: m.ScoringRule, Resampling: string(m.Resampling), Dropout: m.Dropout,
 	}
 }
 

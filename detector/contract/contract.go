@@ -115,7 +115,15 @@ type Model struct {
 	Channels     []int32   `json:"channels,omitempty"`
 	KernelSize   *int32    `json:"kernelSize,omitempty"`
 	ScoringRule  string    `json:"scoringRule,omitempty"`
+	Resampling   string    `json:"resampling,omitempty"`
+	Dropout      *float64  `json:"dropout,omitempty"`
 }
+
+// Resampling of a ConvAutoencoder, as in the Detector API.
+const (
+	ConvPooling = "Pooling"
+	ConvStrided = "Strided"
+)
 
 // Scoring rules of a sequence model: how the reconstruction errors of the windows that
 // hold a row become that row's score.

@@ -24,14 +24,14 @@ func TestResolvedModelFillsPresetsPerType(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(string(tt.in.Type), func(t *testing.T) {
-			if got := ResolvedModel(tt.in); !reflect.DeepEqual(got, tt.want) {
+			if got := ResolvedModel(tt.in, tt.in.Type == LSTMAutoencoder); !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("ResolvedModel(%+v) =\n%+v\nwant\n%+v", tt.in, got, tt.want)
 			}
 		})
 	}
 	// The input's slices are not shared with the result.
 	in := Model{Type: Autoencoder, HiddenLayers: []int32{4}}
-	ResolvedModel(in).HiddenLayers[0] = 99
+	ResolvedModel(in, false).HiddenLayers[0] = 99
 	if in.HiddenLayers[0] != 4 {
 		t.Error("ResolvedModel shares its input's hidden layers")
 	}

@@ -10,13 +10,18 @@ const (
 	DefaultWindow        = 32
 	DefaultScaling       = "Standardize"
 	DefaultActivation    = "ReLU"
-	// DefaultValidationSplit and DefaultSeed repeat the CRD defaults.
+	// These repeat the CRD defaults.
+	DefaultEpochs          = 20
+	DefaultBatchSize       = 64
+	DefaultLearningRate    = 0.001
 	DefaultValidationSplit = 0.1
 	DefaultSeed            = 1
 )
 
-// ResolvedModel returns m with its type's presets filled in where m leaves them out.
-func ResolvedModel(m Model) Model {
+// ResolvedModel returns m with its type's presets filled in where m leaves them out;
+// series says the data is rows of a series rather than images, which a
+// ConvAutoencoder's presets depend on.
+func ResolvedModel(m Model, series bool) Model {
 	out := m
 	out.HiddenLayers = append([]int32(nil), m.HiddenLayers...)
 	out.Channels = append([]int32(nil), m.Channels...)
@@ -44,7 +49,9 @@ func ResolvedModel(m Model) Model {
 			out.Channels = []int32{16, 32}
 		}
 		out.KernelSize = orDefault(out.KernelSize, 3)
-		out.LatentSize = orDefault(out.LatentSize, 32)
+		if out.Resampling != ConvStrided {
+			out.LatentSize = orDefault(out.LatentSize, 32)
+		}
 	case LSTMAutoencoder:
 		if len(out.HiddenLayers) == 0 {
 			out.HiddenLayers = []int32{32}

@@ -376,7 +376,7 @@ func normalRows(rows []int, labels []float32) []int {
 }
 
 func modelSpec(m contract.Model, tbl *data.Table) (model.Spec, error) {
-	m = contract.ResolvedModel(m)
+	m = contract.ResolvedModel(m, tbl.ImageRows == 0)
 	s := model.Spec{Type: string(m.Type), Inputs: len(tbl.Columns), Activation: m.Activation}
 	switch m.Type {
 	case contract.Autoencoder, contract.MLPClassifier:
@@ -408,6 +408,10 @@ func modelSpec(m contract.Model, tbl *data.Table) (model.Spec, error) {
 			s.Inputs *= s.Window
 		}
 		s.Kernel = int(*m.KernelSize)
+		s.Resampling = m.Resampling
+		if m.Dropout != nil {
+			s.Dropout = *m.Dropout
+		}
 		for _, c := range m.Channels {
 			s.Channels = append(s.Channels, int(c))
 		}
@@ -415,6 +419,10 @@ func modelSpec(m contract.Model, tbl *data.Table) (model.Spec, error) {
 		return s, &SpecError{Msg: fmt.Sprintf("model type %s is not supported by this detector build yet", m.Type)}
 	}
 	switch {
+	case m.Type != contract.ConvAutoencoder && (m.Resampling != "" || m.Dropout != nil):
+		return s, &SpecError{Msg: fmt.Sprintf("resampling and dropout are for a ConvAutoencoder, not a %s", m.Type)}
+	case m.Dropout != nil && !(*m.Dropout >= 0 && *m.Dropout <= 0.9):
+		return s, &SpecError{Msg: fmt.Sprintf("dropout %v: want a share from 0 to 0.9", *m.Dropout)}
 	case m.ScoringRule != "" && m.ScoringRule != contract.ScoringAllWindows && m.ScoringRule != contract.ScoringCausal:
 		return s, &SpecError{Msg: fmt.Sprintf("scoring rule %q: want %s or %s", m.ScoringRule, contract.ScoringAllWindows, contract.ScoringCausal)}
 	case m.ScoringRule != "" && !s.Sequence():

@@ -149,7 +149,7 @@ func TestBadInputExitsWithItsPlace(t *testing.T) {
 		{"window for a row model", []string{"train", "--data", good, "--window", "8", "--out", dir}, contract.ExitInvalidInput,
 			"--window and --stride are for models LSTMAutoencoder and ConvAutoencoder, not Autoencoder"},
 		{"channels for an LSTM", []string{"train", "--data", good, "--model", "LSTMAutoencoder", "--channels", "8", "--out", dir}, contract.ExitInvalidInput,
-			"--channels and --kernel-size are for model ConvAutoencoder, not LSTMAutoencoder"},
+			"--channels, --kernel-size, --resampling and --dropout are for model ConvAutoencoder, not LSTMAutoencoder"},
 		{"even conv kernel", []string{"train", "--data", good, "--model", "ConvAutoencoder", "--kernel-size", "4", "--out", dir}, contract.ExitInvalidInput,
 			"--kernel-size 4: give an odd number of rows"},
 		{"negative stride", []string{"train", "--data", good, "--model", "LSTMAutoencoder", "--stride", "-1", "--out", dir}, contract.ExitInvalidInput,

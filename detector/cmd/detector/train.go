@@ -89,10 +89,10 @@ func writeTermination(path string, res contract.TrainingResult, stderr io.Writer
 
 // localTrainFlags train without a controller: on a CSV with flags for the model.
 type localTrainFlags struct {
-	data, model, columns, label, timestamp, delimiter, hidden, channels, activation, scaling, method, rule string
-	epochs, batch, latent, patience, window, stride, kernel                                                int
-	lr, valSplit, param                                                                                    float64
-	seed                                                                                                   int64
+	data, model, columns, label, timestamp, delimiter, hidden, channels, activation, scaling, method, rule, resampling string
+	epochs, batch, latent, patience, window, stride, kernel                                                            int
+	lr, valSplit, param, dropout                                                                                       float64
+	seed                                                                                                               int64
 }
 
 func localFlags(fs *flag.FlagSet) *localTrainFlags {
@@ -110,6 +110,8 @@ func localFlags(fs *flag.FlagSet) *localTrainFlags {
 	fs.StringVar(&l.rule, "scoring-rule", "", "LSTMAutoencoder, ConvAutoencoder: AllWindows (default) or Causal (a row's score from the window ending at it)")
 	fs.StringVar(&l.channels, "channels", "", "ConvAutoencoder: comma-separated channels per conv block (default 16,32)")
 	fs.IntVar(&l.kernel, "kernel-size", 0, "ConvAutoencoder: odd kernel size in rows (default 3)")
+	fs.StringVar(&l.resampling, "resampling", "", "ConvAutoencoder: Pooling (default) or Strided (stride-2 convolutions, no dense layer)")
+	fs.Float64Var(&l.dropout, "dropout", 0, "ConvAutoencoder: share of activations dropped at each training step (0: none)")
 	fs.StringVar(&l.activation, "activation", "ReLU", "ReLU, LeakyReLU, Tanh or Sigmoid")
 	fs.StringVar(&l.scaling, "scaling", "Standardize", "Standardize, MinMax or None")
 	fs.IntVar(&l.epochs, "epochs", 20, "training epochs")
@@ -158,9 +160,16 @@ func trainingRequest(specFile string, l *localTrainFlags) (*contract.TrainingReq
 	if req.Model.HiddenLayers, err = widths("--hidden", l.hidden); err != nil {
 		return nil, err
 	}
-	if l.channels != "" || l.kernel != 0 {
+	if l.channels != "" || l.kernel != 0 || l.resampling != "" || l.dropout != 0 {
 		if req.Model.Type != contract.ConvAutoencoder {
-			return nil, usageError{fmt.Sprintf("--channels and --kernel-size are for model ConvAutoencoder, not %s", l.model)}
+			return nil, usageError{fmt.Sprintf("--channels, --kernel-size, --resampling and --dropout are for model ConvAutoencoder, not %s", l.model)}
+		}
+		if !(l.dropout >= 0 && l.dropout <= 0.9) {
+			return nil, usageError{fmt.Sprintf("--dropout %v: give a share from 0 to 0.9", l.dropout)}
+		}
+		req.Model.Resampling = l.resampling
+		if l.dropout > 0 {
+			req.Model.Dropout = new(l.dropout)
 		}
 		if req.Model.Channels, err = widths("--channels", l.channels); err != nil {
 			return nil, err

@@ -176,7 +176,7 @@ func defaultRequest(csv string, m contract.Model, epochs int32) *contract.Traini
 	req := &contract.TrainingRequest{
 		APIVersion: contract.APIVersion, Kind: contract.Kind,
 		Detector:      contract.ObjectKey{Name: "metric"},
-		Model:         contract.ResolvedModel(m),
+		Model:         contract.ResolvedModel(m, true),
 		Preprocessing: contract.Preprocessing{Scaling: contract.DefaultScaling},
 		Training: contract.TrainingParameters{Epochs: 20, BatchSize: 64, LearningRate: 0.001,
 			ValidationSplit: contract.DefaultValidationSplit, Seed: contract.DefaultSeed},

@@ -14,6 +14,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
@@ -38,57 +39,100 @@ const trainRows = 400
 
 func main() {
 	dir := flag.String("data", "../shared/data/skab", "the SKAB data folder (valve1, valve2, other)")
-	epochs := flag.Int("epochs", 30, "training epochs per file")
-	window := flag.Int("window", 16, "window in rows (seconds)")
-	models := flag.String("models", "LSTMAutoencoder,ConvAutoencoder", "comma-separated detectors to run; the first gives the final line")
-	rules := flag.String("rules", "AllWindows,Causal", "comma-separated scoring rules each detector runs with; the first gives the final line")
-	published := flag.Bool("published", true, "also run the published Conv-AE rebuilt with its own decision rule")
-	only := flag.Bool("published-only", false, "run the published Conv-AE alone")
+	epochs := flag.Int("epochs", 30, "training epochs per file of the tuned lines")
+	window := flag.Int("window", 16, "window in rows (seconds) of the tuned lines")
+	models := flag.String("models", "", "comma-separated tuned lines to run too (LSTMAutoencoder, ConvAutoencoder): the settings this bench used before there were default lines")
+	rules := flag.String("rules", "AllWindows,Causal", "comma-separated scoring rules each tuned line runs with")
+	published := flag.Bool("published", true, "run the published Conv-AE rebuilt with its own decision rule")
+	defaults := flag.String("defaults", "ConvAutoencoder", "comma-separated model types whose default line runs: a Detector with only its type set; the first gives the final line")
+	defaultRules := flag.String("default-rules", "default,Causal", "scoring rules of the default lines (default: leave the rule out)")
+	overrides := flag.String("model-json", "", "JSON merged into the default lines' spec.model before the presets (to try settings)")
+	training := flag.String("training-json", "", "JSON merged into the default lines' training parameters (to try settings)")
 	flag.Parse()
-	if *published || *only {
-		if _, err := runPublished(*dir, 1); err != nil {
-			fmt.Fprintln(os.Stderr, "skab:", err)
-			os.Exit(1)
-		}
-		if *only {
-			return
-		}
-	}
-	if err := run(*dir, strings.Split(*models, ","), strings.Split(*rules, ","), int32(*epochs), int32(*window)); err != nil {
-		fmt.Fprintln(os.Stderr, "skab:", err)
-		os.Exit(1)
-	}
-}
-
-func run(dir string, models, rules []string, epochs, window int32) error {
-	if st, err := os.Stat(filepath.Join(dir, "valve1")); err != nil || !st.IsDir() {
-		return fmt.Errorf("no SKAB data in %s (want its valve1, valve2 and other folders): give --data", dir)
+	if st, err := os.Stat(filepath.Join(*dir, "valve1")); err != nil || !st.IsDir() {
+		fail(fmt.Errorf("no SKAB data in %s (want its valve1, valve2 and other folders): give --data", *dir))
 	}
 	work, err := os.MkdirTemp("", "kadet-skab-")
 	if err != nil {
-		return err
+		fail(err)
 	}
 	defer os.RemoveAll(work)
-	var first float64
-	for i, name := range models {
-		for j, rule := range rules {
-			m, err := modelSpec(name, window)
+	if *published {
+		if _, err := runPublished(*dir, 1); err != nil {
+			fail(err)
+		}
+	}
+	for _, name := range split(*models) {
+		for _, rule := range split(*rules) {
+			m, err := modelSpec(name, int32(*window))
 			if err != nil {
-				return err
+				fail(err)
 			}
 			m.ScoringRule = rule
-			f1, err := runModel(dir, filepath.Join(work, name+"-"+rule), m, epochs)
-			if err != nil {
-				return err
+			tr := contract.TrainingParameters{Epochs: int32(*epochs), BatchSize: 32, LearningRate: 0.003, ValidationSplit: 0.2, Seed: 1}
+			// The threshold comes from the training rows only.
+			th := contract.Threshold{Method: contract.ThresholdPercentile, Percentile: new(99.9)}
+			fmt.Printf("tuned %s, window %d, scoring rule %s\n", m.Type, *m.Window, m.ScoringRule)
+			if _, err := runModel(*dir, filepath.Join(work, name+"-"+rule), m, tr, th); err != nil {
+				fail(err)
 			}
-			if i == 0 && j == 0 {
+		}
+	}
+	first := -1.0
+	for _, name := range split(*defaults) {
+		for _, rule := range split(*defaultRules) {
+			m := contract.Model{Type: contract.ModelType(name)}
+			if err := merge(*overrides, &m); err != nil {
+				fail(fmt.Errorf("--model-json: %w", err))
+			}
+			if rule != "default" {
+				m.ScoringRule = rule
+			}
+			tr := contract.TrainingParameters{Epochs: contract.DefaultEpochs, BatchSize: contract.DefaultBatchSize,
+				LearningRate: contract.DefaultLearningRate, ValidationSplit: contract.DefaultValidationSplit, Seed: contract.DefaultSeed}
+			if err := merge(*training, &tr); err != nil {
+				fail(fmt.Errorf("--training-json: %w", err))
+			}
+			m = contract.ResolvedModel(m, true)
+			spec, _ := json.Marshal(m)
+			fmt.Printf("default %s, scoring rule %s: model %s\n", name, rule, spec)
+			f1, err := runModel(*dir, filepath.Join(work, "default-"+name+"-"+rule), m, tr, contract.ResolvedThreshold(contract.Threshold{}))
+			if err != nil {
+				fail(err)
+			}
+			if first < 0 {
 				first = f1
 			}
 		}
 	}
 	fmt.Println("published (F1): Conv-AE 0.78, MSET 0.78, T2+Q 0.76, LSTM-AE 0.74, LSTM-VAE 0.56, Vanilla AE 0.39, Isolation Forest 0.29")
-	fmt.Printf("skab F1: %.3f\n", first)
-	return nil
+	if first >= 0 {
+		fmt.Printf("skab F1: %.3f\n", first)
+	}
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "skab:", err)
+	os.Exit(1)
+}
+
+func split(list string) []string {
+	var out []string
+	for _, v := range strings.Split(list, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+func merge(js string, v any) error {
+	if js == "" {
+		return nil
+	}
+	dec := json.NewDecoder(strings.NewReader(js))
+	dec.DisallowUnknownFields()
+	return dec.Decode(v)
 }
 
 // modelSpec is the detector a name stands for in this benchmark.
@@ -105,12 +149,11 @@ func modelSpec(name string, window int32) (contract.Model, error) {
 }
 
 // runModel runs the protocol for one detector, prints its table and returns its F1.
-func runModel(dir, work string, model contract.Model, epochs int32) (float64, error) {
+func runModel(dir, work string, model contract.Model, tr contract.TrainingParameters, th contract.Threshold) (float64, error) {
 	if err := os.MkdirAll(work, 0o755); err != nil {
 		return 0, err
 	}
 	start := time.Now()
-	fmt.Printf("%s, window %d, scoring rule %s\n", model.Type, *model.Window, model.ScoringRule)
 	var all evaluate.AtThresholdMetrics
 	fmt.Printf("%-8s %6s %8s %6s %6s %6s\n", "folder", "files", "rows", "F1", "FAR", "MAR")
 	for _, folder := range []string{"valve1", "valve2", "other"} {
@@ -119,7 +162,7 @@ func runModel(dir, work string, model contract.Model, epochs int32) (float64, er
 		var m evaluate.AtThresholdMetrics
 		rows := 0
 		for _, f := range files {
-			c, n, err := runFile(f, filepath.Join(work, folder+"-"+filepath.Base(f)), model, epochs)
+			c, n, err := runFile(f, filepath.Join(work, folder+"-"+filepath.Base(f)), model, tr, th)
 			if err != nil {
 				return 0, fmt.Errorf("%s: %w", f, err)
 			}
@@ -145,8 +188,9 @@ func rates(c evaluate.Counts) (f1, far, mar float64) {
 	return f1, float64(c.FP) / max(1, float64(c.FP+c.TN)), float64(c.FN) / max(1, float64(c.FN+c.TP))
 }
 
-// runFile trains on the file's first rows and labels all of them.
-func runFile(path, work string, model contract.Model, epochs int32) (evaluate.Counts, int, error) {
+// runFile trains on the file's first rows and labels all of them; it counts the rows
+// after the training prefix, as the published notebooks do.
+func runFile(path, work string, model contract.Model, tr contract.TrainingParameters, th contract.Threshold) (evaluate.Counts, int, error) {
 	head, err := firstLines(path, trainRows+1)
 	if err != nil {
 		return evaluate.Counts{}, 0, err
@@ -160,9 +204,8 @@ func runFile(path, work string, model contract.Model, epochs int32) (evaluate.Co
 		Detector:      contract.ObjectKey{Name: "skab"},
 		Model:         model,
 		Preprocessing: contract.Preprocessing{Scaling: "Standardize"},
-		Training:      contract.TrainingParameters{Epochs: epochs, BatchSize: 32, LearningRate: 0.003, ValidationSplit: 0.2, Seed: 1},
-		// The threshold comes from the training rows only: the largest held-out score.
-		Threshold: contract.Threshold{Method: contract.ThresholdPercentile, Percentile: new(99.9)},
+		Training:      tr,
+		Threshold:     th,
 		Data: contract.ResolvedData{CSV: &contract.ResolvedCSV{
 			File: contract.FileLocation{Path: trainCSV}, Columns: sensors, TimestampColumn: "datetime", Delimiter: ";",
 		}},
@@ -188,7 +231,7 @@ func runFile(path, work string, model contract.Model, epochs int32) (evaluate.Co
 	for i, r := range res {
 		raw[i] = float32(r.Raw)
 	}
-	return evaluate.AtThreshold(raw, tbl.Labels, m.Meta.Threshold.Value).Counts, tbl.Rows(), nil
+	return evaluate.AtThreshold(raw[trainRows:], tbl.Labels[trainRows:], m.Meta.Threshold.Value).Counts, tbl.Rows() - trainRows, nil
 }
 
 func firstLines(path string, n int) (string, error) {
