@@ -173,9 +173,9 @@ type ModelSpec struct {
 	KernelSize *int32 `json:"kernelSize,omitempty"`
 
 	// scoringRule is how a sequence model scores a row from the windows that hold it:
-	// AllWindows (the default) averages the row's error over every window holding it,
-	// later rows included; Causal takes its error in the window that ends at it, so a
-	// score never waits for, or changes with, rows that come after.
+	// Causal (the default) takes its error in the window that ends at it, so a score
+	// never waits for, or changes with, rows that come after; AllWindows averages the
+	// row's error over every window holding it, later rows included.
 	// +optional
 	// +kubebuilder:validation:Enum=AllWindows;Causal
 	ScoringRule string `json:"scoringRule,omitempty"`
@@ -302,7 +302,9 @@ type ThresholdSpec struct {
 	// +kubebuilder:default=Percentile
 	Method ThresholdMethod `json:"method,omitempty"`
 
-	// percentile of the held-out training scores (default 99).
+	// percentile of the held-out training scores (default 99; 99.99 on a Prometheus
+	// DataSource, where every alarm pages someone). When fewer than 10 scores lie above
+	// it, it is extrapolated from a generalised Pareto fit of their tail.
 	// +optional
 	// +kubebuilder:validation:ExclusiveMinimum=true
 	// +kubebuilder:validation:Minimum=0

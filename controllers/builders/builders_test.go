@@ -124,6 +124,38 @@ func TestResolveTrainingData(t *testing.T) {
 	}
 }
 
+// The presets follow the data: a Detector on Prometheus watches a stream, so its
+// sequence model scores causally and its threshold aims at one false alarm in 10,000
+// rows; on a file the defaults stay; what the spec says always wins.
+func TestResolveTrainingPresetsFollowTheSource(t *testing.T) {
+	prom := &kadetv1.DataSource{Spec: kadetv1.DataSourceSpec{Prometheus: &kadetv1.PrometheusSource{
+		URL: "http://prom:9090", Queries: []kadetv1.PrometheusQuery{{Name: "load", Query: "up"}},
+	}}}
+	conv := func(d *kadetv1.Detector) { d.Spec.Model.Type = kadetv1.ConvAutoencoder }
+	for _, tt := range []struct {
+		name       string
+		det        *kadetv1.Detector
+		ds         *kadetv1.DataSource
+		rule       string
+		percentile float64
+	}{
+		{"conv on prometheus", det(conv), prom, contract.ScoringCausal, 99.99},
+		{"conv on a csv", det(conv), csvDS(nil), contract.ScoringCausal, 99},
+		{"conv on prometheus with its own rule and percentile", det(conv, func(d *kadetv1.Detector) {
+			d.Spec.Model.ScoringRule = contract.ScoringAllWindows
+			d.Spec.Threshold.Percentile = new(99.5)
+		}), prom, contract.ScoringAllWindows, 99.5},
+		{"dense autoencoder on prometheus", det(), prom, "", 99.99},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := mustPlan(t, tt.det, tt.ds).Request
+			if r.Model.ScoringRule != tt.rule || *r.Threshold.Percentile != tt.percentile {
+				t.Errorf("scoring rule %q, percentile %v; want %q, %v", r.Model.ScoringRule, *r.Threshold.Percentile, tt.rule, tt.percentile)
+			}
+		})
+	}
+}
+
 func TestResolveTrainingRefusesIncompatibleData(t *testing.T) {
 	images := &kadetv1.DataSource{ObjectMeta: metav1.ObjectMeta{Name: "digits"}, Spec: kadetv1.DataSourceSpec{
 		Images: &kadetv1.ImageSource{File: kadetv1.RemoteFile{URL: "https://example.com/x.gz"}},

@@ -38,18 +38,25 @@ func ResolveTraining(det *kadetv1.Detector, ds *kadetv1.DataSource, dataDigest s
 		return nil, err
 	}
 	t := det.Spec.Training
+	src := contract.SourceRows
+	switch {
+	case ds.Spec.Images != nil:
+		src = contract.SourceImages
+	case ds.Spec.Prometheus != nil:
+		src = contract.SourceStream
+	}
 	p := &TrainingPlan{Request: contract.TrainingRequest{
 		APIVersion:    contract.APIVersion,
 		Kind:          contract.Kind,
 		Detector:      contract.ObjectKey{Namespace: det.Namespace, Name: det.Name},
-		Model:         contract.ResolvedModel(contractModel(det.Spec.Model), ds.Spec.Images == nil),
+		Model:         contract.ResolvedModel(contractModel(det.Spec.Model), src),
 		Preprocessing: contract.Preprocessing{Scaling: cmp.Or(string(det.Spec.Preprocessing.Scaling), contract.DefaultScaling)},
 		Training: contract.TrainingParameters{
 			Epochs: t.Epochs, BatchSize: t.BatchSize, LearningRate: t.LearningRate,
 			ValidationSplit: ptr.Deref(t.ValidationSplit, contract.DefaultValidationSplit),
 			Seed:            ptr.Deref(t.Seed, contract.DefaultSeed),
 		},
-		Threshold:    contract.ResolvedThreshold(contractThreshold(det.Spec.Threshold)),
+		Threshold:    contract.ResolvedThreshold(contractThreshold(det.Spec.Threshold), src),
 		RetrainToken: det.Annotations[AnnotationRetrain],
 	}}
 	if es := t.EarlyStopping; es != nil {

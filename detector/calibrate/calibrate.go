@@ -55,6 +55,9 @@ func Threshold(spec Spec, scores, labels []float32) (float64, error) {
 			return 0, fmt.Errorf("percentile %v is not in (0, 100)", spec.Percentile)
 		}
 		t = preprocess.Quantile(sorted, spec.Percentile/100)
+		if tail, ok := tailQuantile(sorted, spec.Percentile/100); ok {
+			t = math.Max(t, tail)
+		}
 	case Contamination:
 		if !(spec.Contamination > 0 && spec.Contamination < 1) {
 			return 0, fmt.Errorf("contamination %v is not in (0, 1)", spec.Contamination)
@@ -80,6 +83,57 @@ func Threshold(spec Spec, scores, labels []float32) (float64, error) {
 		return 0, fmt.Errorf("unknown threshold method %q", spec.Method)
 	}
 	return math.Max(t, minThreshold), nil
+}
+
+// minAbove is how many scores must lie above a percentile for the sample's own quantile
+// to stand for it; fewer, and the quantile is extrapolated from the tail.
+const minAbove = 10
+
+// tailQuantile estimates the q-quantile of the distribution sorted was drawn from when
+// too few of its values lie above it to read it off: peaks over threshold, as in
+// streaming anomaly detection (Siffer et al., KDD 2017). The excesses over the sample's
+// 90th percentile follow a generalised Pareto distribution, fitted by probability-
+// weighted moments (Hosking and Wallis, 1987), whose quantile extrapolates the tail. A
+// high percentile of a few thousand calibration scores (99.99 of 2,000) is otherwise
+// their maximum, or an interpolation below it: one false alarm in a few thousand rows
+// where one in ten thousand was asked for.
+func tailQuantile(sorted []float64, q float64) (float64, bool) {
+	n := len(sorted)
+	if float64(n)*(1-q) >= minAbove || n < 100 {
+		return 0, false
+	}
+	const tailShare = 0.1
+	u := preprocess.Quantile(sorted, 1-tailShare)
+	var y []float64
+	for _, v := range sorted {
+		if v > u {
+			y = append(y, v-u)
+		}
+	}
+	m := len(y)
+	if m < minAbove {
+		return 0, false
+	}
+	// a0 is the mean excess; a1 weighs each by its plotting position's survival.
+	var a0, a1 float64
+	for i, v := range y {
+		a0 += v
+		a1 += (1 - (float64(i+1)-0.35)/float64(m)) * v
+	}
+	a0, a1 = a0/float64(m), a1/float64(m)
+	if a0 <= 0 || a0-2*a1 <= 0 {
+		return 0, false
+	}
+	sigma := 2 * a0 * a1 / (a0 - 2*a1)
+	// Hosking's k is the negated shape; a shape far outside what scores show means a
+	// poor fit, bounded rather than trusted.
+	xi := math.Max(-0.5, math.Min(0.5, 2-a0/(a0-2*a1)))
+	// The share of the tail beyond the wanted quantile: (1-q) of all is r of the tail.
+	r := (1 - q) * float64(n) / float64(m)
+	if math.Abs(xi) < 1e-6 {
+		return u - sigma*math.Log(r), true
+	}
+	return u + sigma/xi*(math.Pow(r, -xi)-1), true
 }
 
 // bestF1 tries every distinct score as the threshold (anomaly when score > t) and keeps

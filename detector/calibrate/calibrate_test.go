@@ -3,8 +3,11 @@ package calibrate
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/kadet-dev/kadet/detector/preprocess"
 )
 
 // normalScores draws n squared-normal scores, the shape of reconstruction errors.
@@ -98,5 +101,43 @@ func TestThresholdRefusals(t *testing.T) {
 	}
 	if th, err := Threshold(Spec{Method: Percentile, Percentile: 50}, []float32{0, 0, 0}, nil); err != nil || th <= 0 {
 		t.Errorf("all-zero scores gave threshold %v, %v; want a small positive one", th, err)
+	}
+}
+
+// A percentile beyond what the sample shows (99.99 of 2,000 scores, where fewer than one
+// score lies above it) is extrapolated from the tail: over many calibration samples the
+// thresholds flag close to one fresh row in 10,000, where the sample's own quantile
+// (about its maximum) flags about one in 2,000.
+func TestHighPercentileOfASmallSampleIsExtrapolated(t *testing.T) {
+	// For chi-square(1) scores, P(X > x) = P(|Z| > sqrt(x)).
+	exceed := func(x float64) float64 { return math.Erfc(math.Sqrt(x) / math.Sqrt2) }
+	spec := Spec{Method: Percentile, Percentile: 99.99}
+	var tail, plain float64
+	const samples = 40
+	for seed := range uint64(samples) {
+		calib := normalScores(2000, 100+seed)
+		th, err := Threshold(spec, calib, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tail += exceed(th) / samples
+		sorted := make([]float64, len(calib))
+		for i, v := range calib {
+			sorted[i] = float64(v)
+		}
+		slices.Sort(sorted)
+		plain += exceed(preprocess.Quantile(sorted, 0.9999)) / samples
+	}
+	if tail < 0.4e-4 || tail > 2e-4 {
+		t.Errorf("extrapolated thresholds flag %.2e of fresh rows on average; want about 1e-4", tail)
+	}
+	if plain < 3e-4 {
+		t.Errorf("the sample's own quantile flags %.2e; this test expects it to miss the target", plain)
+	}
+	// Where enough scores lie above the percentile, the sample's quantile stands.
+	calib := normalScores(50000, 3)
+	th, _ := Threshold(Spec{Method: Percentile, Percentile: 99.9}, calib, nil)
+	if got := exceed(th); math.Abs(got-1e-3) > 0.3e-3 {
+		t.Errorf("percentile 99.9 of 50,000 scores flags %.2e; want 1e-3", got)
 	}
 }

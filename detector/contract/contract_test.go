@@ -11,27 +11,37 @@ import (
 func TestResolvedModelFillsPresetsPerType(t *testing.T) {
 	tests := []struct {
 		in   Model
+		src  Source
 		want Model
 	}{
-		{Model{Type: Autoencoder}, Model{Type: Autoencoder, HiddenLayers: []int32{64, 32}, LatentSize: new(int32(8)), Activation: "ReLU"}},
-		{Model{Type: MLPClassifier, Activation: "Tanh"}, Model{Type: MLPClassifier, HiddenLayers: []int32{64, 32}, Activation: "Tanh"}},
-		{Model{Type: ConvAutoencoder}, Model{Type: ConvAutoencoder, Channels: []int32{16, 32}, KernelSize: new(int32(3)),
+		{Model{Type: Autoencoder}, SourceRows, Model{Type: Autoencoder, HiddenLayers: []int32{64, 32}, LatentSize: new(int32(8)), Activation: "ReLU"}},
+		{Model{Type: MLPClassifier, Activation: "Tanh"}, SourceRows, Model{Type: MLPClassifier, HiddenLayers: []int32{64, 32}, Activation: "Tanh"}},
+		{Model{Type: ConvAutoencoder}, SourceImages, Model{Type: ConvAutoencoder, Channels: []int32{16, 32}, KernelSize: new(int32(3)),
 			LatentSize: new(int32(32)), Activation: "ReLU"}},
-		{Model{Type: LSTMAutoencoder, Window: new(int32(8))}, Model{Type: LSTMAutoencoder, HiddenLayers: []int32{32},
-			LatentSize: new(int32(16)), Window: new(int32(8)), Stride: new(int32(1)), Activation: "ReLU"}},
-		{Model{Type: Autoencoder, HiddenLayers: []int32{4}, LatentSize: new(int32(2))},
+		{Model{Type: ConvAutoencoder}, SourceRows, Model{Type: ConvAutoencoder, Channels: []int32{16, 32}, KernelSize: new(int32(3)),
+			LatentSize: new(int32(32)), Activation: "ReLU", ScoringRule: ScoringCausal}},
+		{Model{Type: ConvAutoencoder}, SourceStream, Model{Type: ConvAutoencoder, Channels: []int32{16, 32}, KernelSize: new(int32(3)),
+			LatentSize: new(int32(32)), Activation: "ReLU", ScoringRule: ScoringCausal}},
+		{Model{Type: ConvAutoencoder, Resampling: ConvStrided}, SourceRows, Model{Type: ConvAutoencoder, Channels: []int32{16, 32},
+			KernelSize: new(int32(3)), Activation: "ReLU", Resampling: ConvStrided, ScoringRule: ScoringCausal}},
+		{Model{Type: LSTMAutoencoder, Window: new(int32(8))}, SourceRows, Model{Type: LSTMAutoencoder, HiddenLayers: []int32{32},
+			LatentSize: new(int32(16)), Window: new(int32(8)), Stride: new(int32(1)), Activation: "ReLU", ScoringRule: ScoringCausal}},
+		{Model{Type: LSTMAutoencoder, ScoringRule: ScoringAllWindows}, SourceStream, Model{Type: LSTMAutoencoder, HiddenLayers: []int32{32},
+			LatentSize: new(int32(16)), Window: new(int32(32)), Stride: new(int32(1)), Activation: "ReLU", ScoringRule: ScoringAllWindows}},
+		{Model{Type: Autoencoder}, SourceStream, Model{Type: Autoencoder, HiddenLayers: []int32{64, 32}, LatentSize: new(int32(8)), Activation: "ReLU"}},
+		{Model{Type: Autoencoder, HiddenLayers: []int32{4}, LatentSize: new(int32(2))}, SourceRows,
 			Model{Type: Autoencoder, HiddenLayers: []int32{4}, LatentSize: new(int32(2)), Activation: "ReLU"}},
 	}
 	for _, tt := range tests {
 		t.Run(string(tt.in.Type), func(t *testing.T) {
-			if got := ResolvedModel(tt.in, tt.in.Type == LSTMAutoencoder); !reflect.DeepEqual(got, tt.want) {
+			if got := ResolvedModel(tt.in, tt.src); !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("ResolvedModel(%+v) =\n%+v\nwant\n%+v", tt.in, got, tt.want)
 			}
 		})
 	}
 	// The input's slices are not shared with the result.
 	in := Model{Type: Autoencoder, HiddenLayers: []int32{4}}
-	ResolvedModel(in, false).HiddenLayers[0] = 99
+	ResolvedModel(in, SourceRows).HiddenLayers[0] = 99
 	if in.HiddenLayers[0] != 4 {
 		t.Error("ResolvedModel shares its input's hidden layers")
 	}
@@ -43,14 +53,25 @@ func TestResolvedThresholdFillsTheMethodsParameter(t *testing.T) {
 		want Threshold
 	}{
 		{Threshold{}, Threshold{Method: ThresholdPercentile, Percentile: new(99.0)}},
+		{Threshold{Method: ThresholdPercentile}, Threshold{Method: ThresholdPercentile, Percentile: new(99.0)}},
 		{Threshold{Method: ThresholdMeanStd}, Threshold{Method: ThresholdMeanStd, StdDevs: new(3.0)}},
 		{Threshold{Method: ThresholdContamination}, Threshold{Method: ThresholdContamination, Contamination: new(0.01)}},
 		{Threshold{Method: ThresholdPercentile, Percentile: new(95.0)}, Threshold{Method: ThresholdPercentile, Percentile: new(95.0)}},
 		{Threshold{Method: ThresholdFixed, Value: new(0.5)}, Threshold{Method: ThresholdFixed, Value: new(0.5)}},
 	} {
-		if got := ResolvedThreshold(tt.in); !reflect.DeepEqual(got, tt.want) {
+		if got := ResolvedThreshold(tt.in, SourceRows); !reflect.DeepEqual(got, tt.want) {
 			t.Errorf("ResolvedThreshold(%+v) = %+v; want %+v", tt.in, got, tt.want)
 		}
+	}
+	// A stream aims at one false alarm in 10,000 rows unless the spec says otherwise.
+	if got := *ResolvedThreshold(Threshold{}, SourceStream).Percentile; got != 99.99 {
+		t.Errorf("stream percentile %v; want 99.99", got)
+	}
+	if got := *ResolvedThreshold(Threshold{Percentile: new(99.5)}, SourceStream).Percentile; got != 99.5 {
+		t.Errorf("stream with percentile 99.5 resolved to %v", got)
+	}
+	if got := ResolvedThreshold(Threshold{Method: ThresholdMeanStd}, SourceStream); got.Percentile != nil {
+		t.Errorf("MeanStd on a stream got a percentile %v", *got.Percentile)
 	}
 }
 

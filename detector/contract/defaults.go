@@ -4,12 +4,15 @@ package contract
 // field (a CRD default cannot), and for requests built without the API server (the
 // binary's plain flags, the benchmarks).
 const (
-	DefaultPercentile    = 99.0
-	DefaultStdDevs       = 3.0
-	DefaultContamination = 0.01
-	DefaultWindow        = 32
-	DefaultScaling       = "Standardize"
-	DefaultActivation    = "ReLU"
+	DefaultPercentile = 99.0
+	// DefaultStreamPercentile aims at one false alarm in 10,000 rows of a stream, where
+	// every alarm pages someone; calibration extrapolates the tail to reach it.
+	DefaultStreamPercentile = 99.99
+	DefaultStdDevs          = 3.0
+	DefaultContamination    = 0.01
+	DefaultWindow           = 32
+	DefaultScaling          = "Standardize"
+	DefaultActivation       = "ReLU"
 	// These repeat the CRD defaults.
 	DefaultEpochs          = 20
 	DefaultBatchSize       = 64
@@ -18,10 +21,33 @@ const (
 	DefaultSeed            = 1
 )
 
-// ResolvedModel returns m with its type's presets filled in where m leaves them out;
-// series says the data is rows of a series rather than images, which a
-// ConvAutoencoder's presets depend on.
-func ResolvedModel(m Model, series bool) Model {
+// Source is the kind of data a Detector trains on, which some presets depend on.
+type Source int
+
+const (
+	// SourceRows are rows of a file: a table, or a series scored after the fact.
+	SourceRows Source = iota
+	// SourceImages are images.
+	SourceImages
+	// SourceStream is a series that keeps arriving (Prometheus) and is scored as it
+	// comes: its threshold aims at one false alarm in 10,000 rows.
+	SourceStream
+)
+
+// Source is the kind of data d holds.
+func (d ResolvedData) Source() Source {
+	switch {
+	case d.Images != nil:
+		return SourceImages
+	case d.Prometheus != nil:
+		return SourceStream
+	}
+	return SourceRows
+}
+
+// ResolvedModel returns m with its type's presets for data of kind src filled in where
+// m leaves them out.
+func ResolvedModel(m Model, src Source) Model {
 	out := m
 	out.HiddenLayers = append([]int32(nil), m.HiddenLayers...)
 	out.Channels = append([]int32(nil), m.Channels...)
@@ -60,11 +86,18 @@ func ResolvedModel(m Model, series bool) Model {
 		out.Window = orDefault(out.Window, DefaultWindow)
 		out.Stride = orDefault(out.Stride, 1)
 	}
+	// A sequence model scores a row from the window that ends at it unless the spec
+	// says otherwise: a stream can do nothing else, and on SKAB's files it scored as
+	// well (LSTMAutoencoder) or better (ConvAutoencoder) than AllWindows.
+	sequence := out.Type == LSTMAutoencoder || (out.Type == ConvAutoencoder && src != SourceImages)
+	if sequence && out.ScoringRule == "" {
+		out.ScoringRule = ScoringCausal
+	}
 	return out
 }
 
-// ResolvedThreshold returns t with its method's parameter filled in.
-func ResolvedThreshold(t Threshold) Threshold {
+// ResolvedThreshold returns t with its method's parameter for data of kind src filled in.
+func ResolvedThreshold(t Threshold, src Source) Threshold {
 	out := t
 	orDefault := func(p *float64, v float64) *float64 {
 		if p != nil {
@@ -75,6 +108,9 @@ func ResolvedThreshold(t Threshold) Threshold {
 	switch out.Method {
 	case "", ThresholdPercentile:
 		out.Method = ThresholdPercentile
+		if src == SourceStream {
+			out.Percentile = orDefault(out.Percentile, DefaultStreamPercentile)
+		}
 		out.Percentile = orDefault(out.Percentile, DefaultPercentile)
 	case ThresholdMeanStd:
 		out.StdDevs = orDefault(out.StdDevs, DefaultStdDevs)

@@ -55,6 +55,11 @@ func Train(ctx context.Context, req *contract.TrainingRequest, outDir string, pr
 	if err != nil {
 		return nil, err
 	}
+	// A request from the controller has its presets; one built by hand (flags, the
+	// benchmarks) gets them here, the stream's scoring rule included.
+	resolved := *req
+	resolved.Model = contract.ResolvedModel(req.Model, req.Data.Source())
+	req = &resolved
 	spec, err := modelSpec(req.Model, tbl)
 	if err != nil {
 		return nil, err
@@ -62,7 +67,7 @@ func Train(ctx context.Context, req *contract.TrainingRequest, outDir string, pr
 	if spec.Type == model.MLPClassifier && tbl.Labels == nil {
 		return nil, &SpecError{Msg: "model type MLPClassifier needs a label column"}
 	}
-	th := thresholdSpec(req.Threshold)
+	th := thresholdSpec(req.Threshold, req.Data.Source())
 	if th.Method == calibrate.BestF1 && tbl.Labels == nil {
 		return nil, &SpecError{Msg: "threshold method BestF1 needs a label column"}
 	}
@@ -376,7 +381,11 @@ func normalRows(rows []int, labels []float32) []int {
 }
 
 func modelSpec(m contract.Model, tbl *data.Table) (model.Spec, error) {
-	m = contract.ResolvedModel(m, tbl.ImageRows == 0)
+	src := contract.SourceRows
+	if tbl.ImageRows > 0 {
+		src = contract.SourceImages
+	}
+	m = contract.ResolvedModel(m, src)
 	s := model.Spec{Type: string(m.Type), Inputs: len(tbl.Columns), Activation: m.Activation}
 	switch m.Type {
 	case contract.Autoencoder, contract.MLPClassifier:
@@ -437,8 +446,8 @@ func modelSpec(m contract.Model, tbl *data.Table) (model.Spec, error) {
 	return s, nil
 }
 
-func thresholdSpec(t contract.Threshold) calibrate.Spec {
-	t = contract.ResolvedThreshold(t)
+func thresholdSpec(t contract.Threshold, src contract.Source) calibrate.Spec {
+	t = contract.ResolvedThreshold(t, src)
 	s := calibrate.Spec{Method: string(t.Method)}
 	deref := func(p *float64) float64 {
 		if p == nil {

@@ -150,14 +150,15 @@ func TestWindowEdgeCases(t *testing.T) {
 	}
 }
 
-// The scoring rule a sequence model trains with is the one its threshold is
-// calibrated on, is written into its model file and reported in its result.
-func TestCausalRuleIsRecorded(t *testing.T) {
+// The scoring rule a sequence model trains with (Causal unless the spec says) is the
+// one its threshold is calibrated on, is written into its model file and reported in
+// its result.
+func TestScoringRuleIsRecorded(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "metric.csv")
 	writeMetric(t, path, 200, 48, nil, 5)
 	lstm := contract.Model{Type: contract.LSTMAutoencoder, Window: new(int32(8)), HiddenLayers: []int32{4}, LatentSize: new(int32(2))}
-	for rule, want := range map[string]string{"": contract.ScoringAllWindows, contract.ScoringCausal: contract.ScoringCausal} {
+	for rule, want := range map[string]string{"": contract.ScoringCausal, contract.ScoringAllWindows: contract.ScoringAllWindows} {
 		m := lstm
 		m.ScoringRule = rule
 		out, err := Train(context.Background(), metricRequest(path, m, 0.2), filepath.Join(dir, "m"+rule), nil)

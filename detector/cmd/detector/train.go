@@ -107,7 +107,7 @@ func localFlags(fs *flag.FlagSet) *localTrainFlags {
 	fs.IntVar(&l.latent, "latent", 0, "autoencoder latent size (default per model type)")
 	fs.IntVar(&l.window, "window", 0, "LSTMAutoencoder, ConvAutoencoder: rows per window, in timestamp order (default 32)")
 	fs.IntVar(&l.stride, "stride", 0, "LSTMAutoencoder, ConvAutoencoder: rows between window starts (default 1)")
-	fs.StringVar(&l.rule, "scoring-rule", "", "LSTMAutoencoder, ConvAutoencoder: AllWindows (default) or Causal (a row's score from the window ending at it)")
+	fs.StringVar(&l.rule, "scoring-rule", "", "LSTMAutoencoder, ConvAutoencoder: Causal (default: a row's score from the window ending at it) or AllWindows (its mean error over every window holding it)")
 	fs.StringVar(&l.channels, "channels", "", "ConvAutoencoder: comma-separated channels per conv block (default 16,32)")
 	fs.IntVar(&l.kernel, "kernel-size", 0, "ConvAutoencoder: odd kernel size in rows (default 3)")
 	fs.StringVar(&l.resampling, "resampling", "", "ConvAutoencoder: Pooling (default) or Strided (stride-2 convolutions, no dense layer)")

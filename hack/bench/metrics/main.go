@@ -1,11 +1,13 @@
 // Command metrics measures kadet's time-series detectors on generated metrics: seeded
 // univariate series with a daily cycle (5-minute steps, 288 rows a day), an optional
-// weekly one, and noise. Detectors train with a Detector's defaults.
+// weekly one, and noise. Detectors train with the defaults of a Detector on a
+// Prometheus DataSource: a sequence model scores causally, the threshold is the 99.99th
+// percentile of the calibration scores, extrapolated from their tail.
 //
 // First, false alarms: a detector trains on a short clean prefix of a daily cycle with
 // noise (no weekly cycle: two days cannot show one) and scores the clean
 // rows that follow; the share of them scored above 1 is its false alarm rate on new
-// normal data, which a Percentile 99 threshold promises to keep near 1%.
+// normal data, which the threshold promises to keep near one row in 10,000.
 //
 // Then the anomaly suite: a detector trains on clean days and scores the days after
 // them with anomalies of every kind injected (spike, dip, level shift, trend change,
@@ -43,14 +45,14 @@ func main() {
 	models := flag.String("models", "Autoencoder,LSTMAutoencoder,ConvAutoencoder", "comma-separated model types")
 	flag.Float64Var(&suiteWeekly, "weekly", 5, "amplitude of the suite's weekly cycle (the daily one is 20; the false-alarm table has none)")
 	flag.Float64Var(&noise, "noise", 1, "standard deviation of the noise")
-	flag.Float64Var(&percentile, "percentile", 0, "threshold percentile (0: the Detector default)")
+	flag.Float64Var(&percentile, "percentile", 0, "threshold percentile (0: the default of a Detector on Prometheus, 99.99)")
 	suiteModels := flag.String("suite-models", "Autoencoder,LSTMAutoencoder,ConvAutoencoder", "model types of the anomaly suite (empty: skip it)")
 	rules := flag.String("rules", "Causal,AllWindows", "scoring rules of the sequence models in the suite")
 	trainDays := flag.Int("train-days", 7, "clean days the suite trains on")
 	testDays := flag.Int("test-days", 7, "days the suite scores")
 	perKind := flag.Int("per-kind", 2, "anomalies of each kind per series")
 	flag.Parse()
-	if err := run(strings.Split(*models, ","), *trainRows, *testRows, *seeds, int32(*epochs)); err != nil {
+	if err := run(split(*models), *trainRows, *testRows, *seeds, int32(*epochs)); err != nil {
 		fmt.Fprintln(os.Stderr, "metrics:", err)
 		os.Exit(1)
 	}
@@ -60,12 +62,22 @@ func main() {
 	work, err := os.MkdirTemp("", "kadet-metrics-suite-")
 	if err == nil {
 		defer os.RemoveAll(work)
-		err = suite(work, strings.Split(*suiteModels, ","), strings.Split(*rules, ","), *trainDays, *testDays, *perKind, *seeds, int32(*epochs))
+		err = suite(work, split(*suiteModels), split(*rules), *trainDays, *testDays, *perKind, *seeds, int32(*epochs))
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "metrics:", err)
 		os.Exit(1)
 	}
+}
+
+func split(list string) []string {
+	var out []string
+	for _, v := range strings.Split(list, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 // series is a clean seasonal metric: a daily cycle, a weekly one and noise.

@@ -176,11 +176,11 @@ func defaultRequest(csv string, m contract.Model, epochs int32) *contract.Traini
 	req := &contract.TrainingRequest{
 		APIVersion: contract.APIVersion, Kind: contract.Kind,
 		Detector:      contract.ObjectKey{Name: "metric"},
-		Model:         contract.ResolvedModel(m, true),
+		Model:         contract.ResolvedModel(m, contract.SourceStream),
 		Preprocessing: contract.Preprocessing{Scaling: contract.DefaultScaling},
 		Training: contract.TrainingParameters{Epochs: 20, BatchSize: 64, LearningRate: 0.001,
 			ValidationSplit: contract.DefaultValidationSplit, Seed: contract.DefaultSeed},
-		Threshold: contract.ResolvedThreshold(contract.Threshold{}),
+		Threshold: contract.ResolvedThreshold(contract.Threshold{}, contract.SourceStream),
 		Data: contract.ResolvedData{CSV: &contract.ResolvedCSV{
 			File: contract.FileLocation{Path: csv}, TimestampColumn: "timestamp", Delimiter: ",",
 		}},
