@@ -210,12 +210,40 @@ type ResolvedImages struct {
 
 // ResolvedPrometheus is a Prometheus source with its token mounted as a file.
 type ResolvedPrometheus struct {
-	URL             string            `json:"url"`
-	Queries         []PrometheusQuery `json:"queries"`
-	Range           string            `json:"range"`
-	Step            string            `json:"step"`
-	BearerTokenFile string            `json:"bearerTokenFile,omitempty"`
+	URL     string            `json:"url"`
+	Queries []PrometheusQuery `json:"queries"`
+	Range   string            `json:"range"`
+	Step    string            `json:"step"`
+	// End is the end of the range (RFC 3339); empty means the time of training.
+	End string `json:"end,omitempty"`
+	// EntityLabels split a query's series into entities: rows become (time, entity).
+	EntityLabels []string `json:"entityLabels,omitempty"`
+	// MaxGap is how many steps a value is carried forward over missing samples
+	// (DefaultMaxGap when nil); rows with longer gaps are dropped.
+	MaxGap *int32 `json:"maxGap,omitempty"`
+	// Credentials are files mounted from Secrets, read at each request.
+	BearerTokenFile string             `json:"bearerTokenFile,omitempty"`
+	BasicAuth       *ResolvedBasicAuth `json:"basicAuth,omitempty"`
+	TLS             *ResolvedTLS       `json:"tls,omitempty"`
+	Headers         map[string]string  `json:"headers,omitempty"`
 }
+
+// ResolvedBasicAuth names the files holding a user name and a password.
+type ResolvedBasicAuth struct {
+	UsernameFile string `json:"usernameFile"`
+	PasswordFile string `json:"passwordFile"`
+}
+
+// ResolvedTLS is how the server's certificate is checked.
+type ResolvedTLS struct {
+	CAFile             string `json:"caFile,omitempty"`
+	ServerName         string `json:"serverName,omitempty"`
+	InsecureSkipVerify bool   `json:"insecureSkipVerify,omitempty"`
+}
+
+// DefaultMaxGap is how many steps of missing samples a Prometheus series bridges by
+// carrying its last value forward.
+const DefaultMaxGap = 2
 
 // PrometheusQuery is one feature column: a PromQL query returning one series.
 type PrometheusQuery struct {

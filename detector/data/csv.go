@@ -28,6 +28,11 @@ type Table struct {
 	Timestamps []string
 	// Lines holds each row's line number in the source, for messages about rows.
 	Lines []int
+	// Entities holds each row's entity (its entity label values) when rows are
+	// (time, entity); rows of one entity are together and in time order.
+	Entities []string
+	// Prometheus says what a read from Prometheus saw.
+	Prometheus *PromStats
 }
 
 // Rows is the number of rows.

@@ -22,7 +22,7 @@ func Load(ctx context.Context, d contract.ResolvedData) (*Table, error) {
 	case d.Images != nil:
 		return loadImages(ctx, d.Images)
 	case d.Prometheus != nil:
-		return nil, &Error{Source: d.Prometheus.URL, Msg: "prometheus data sources are not supported by this detector build yet"}
+		return LoadPrometheus(ctx, d.Prometheus, DefaultPromOptions)
 	}
 	return nil, &Error{Source: "training request", Msg: "names no data: give csv, images or prometheus"}
 }
