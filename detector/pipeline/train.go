@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"os"
 	"slices"
 	"time"
 
@@ -59,6 +60,7 @@ func Train(ctx context.Context, req *contract.TrainingRequest, outDir string, pr
 	// benchmarks) gets them here, the stream's scoring rule included.
 	resolved := *req
 	resolved.Model = contract.ResolvedModel(req.Model, req.Data.Source())
+	resolved.Preprocessing.Scaling = cmp.Or(req.Preprocessing.Scaling, contract.DefaultScaling)
 	req = &resolved
 	spec, err := modelSpec(req.Model, tbl)
 	if err != nil {
@@ -255,72 +257,123 @@ func gatherLabels(labels []float32, idx []int) []float32 {
 // fitSequence trains a sequence model on windows of the rows in time order: the first
 // rows train it, the last validationSplit of them are held out for early stopping,
 // calibration and evaluation, because shuffled rows would leak the future into training.
+// Rows of several entities (a Prometheus query split by entity labels) train one model:
+// each entity is split the same way, and no window spans two entities.
 func fitSequence(ctx context.Context, req *contract.TrainingRequest, spec model.Spec, tbl *data.Table, th calibrate.Spec, cfg train.Config, progress func(train.Progress)) (*fitted, error) {
-	tbl.SortByTime()
-	d, rows, w := len(tbl.Columns), tbl.Rows(), spec.Window
+	d, w := len(tbl.Columns), spec.Window
 	stride := stride(req.Model)
-	nVal := int(math.Round(float64(rows) * req.Training.ValidationSplit))
-	if nVal > 0 && nVal < w {
-		nVal = w
+	type part struct{ from, nFit, nVal int }
+	var parts []part
+	short := 0
+	segs := segments(tbl)
+	for _, sg := range segs {
+		rows := sg[1] - sg[0]
+		nVal := int(math.Round(float64(rows) * req.Training.ValidationSplit))
+		if nVal > 0 && nVal < w {
+			nVal = w
+		}
+		if rows-nVal < w {
+			short++
+			continue
+		}
+		parts = append(parts, part{from: sg[0], nFit: rows - nVal, nVal: nVal})
 	}
-	nFit := rows - nVal
-	if nFit < w {
-		return nil, &data.Error{Source: tbl.Source, Msg: fmt.Sprintf(
-			"%d rows are too few: training and the validation split need a window of %d rows each", rows, w)}
+	if len(parts) == 0 {
+		msg := fmt.Sprintf("%d rows are too few: training and the validation split need a window of %d rows each", tbl.Rows(), w)
+		if len(segs) > 1 {
+			msg = fmt.Sprintf("none of %d entities has enough rows: training and the validation split need a window of %d rows each", len(segs), w)
+		}
+		return nil, &data.Error{Source: tbl.Source, Msg: msg}
 	}
-	f := &fitted{trainRows: nFit, validationRows: nVal, fitX: tbl.X[:nFit*d]}
+	f := &fitted{fitX: tbl.X}
+	for _, p := range parts {
+		f.trainRows, f.validationRows = f.trainRows+p.nFit, f.validationRows+p.nVal
+		f.fitRows = append(f.fitRows, seq(p.from, p.from+p.nFit)...)
+	}
 	x, err := f.start(req, spec, tbl)
 	if err != nil {
 		return nil, err
 	}
 	// Windows become the training "rows": training windows first, then held-out ones.
-	fitStarts := scoring.WindowStarts(nFit, w, stride)
-	all := scoring.Windows(x[:nFit*d], d, w, fitStarts)
-	split := train.Split{Train: seq(0, len(fitStarts))}
-	valX := x[nFit*d:]
-	if nVal > 0 {
-		valStarts := scoring.WindowStarts(nVal, w, stride)
-		all = append(all, scoring.Windows(valX, d, w, valStarts)...)
-		split.Validation = seq(len(fitStarts), len(fitStarts)+len(valStarts))
+	var all, val []float32
+	for _, p := range parts {
+		all = append(all, scoring.Windows(x[p.from*d:(p.from+p.nFit)*d], d, w, scoring.WindowStarts(p.nFit, w, stride))...)
+		if p.nVal > 0 {
+			val = append(val, scoring.Windows(x[(p.from+p.nFit)*d:(p.from+p.nFit+p.nVal)*d], d, w, scoring.WindowStarts(p.nVal, w, stride))...)
+		}
 	}
+	nFitWin, nValWin := len(all)/(d*w), len(val)/(d*w)
+	split := train.Split{Train: seq(0, nFitWin), Validation: seq(nFitWin, nFitWin+nValWin)}
+	all = append(all, val...)
 	if f.res, err = train.Fit(ctx, f.net, all, nil, split, cfg, progress); err != nil {
 		return nil, err
 	}
-	calX, calRows, calLabels := x[:nFit*d], nFit, tbl.Labels
-	if nVal > 0 {
-		calX, calRows = valX, nVal
-		if tbl.Labels != nil {
-			calLabels = tbl.Labels[nFit:]
+	labelsOf := func(from, n int) []float32 {
+		if tbl.Labels == nil {
+			return nil
 		}
-	} else if tbl.Labels != nil {
-		calLabels = tbl.Labels[:nFit]
+		return tbl.Labels[from : from+n]
 	}
-	if f.calScores, _, err = scoring.SequenceScores(f.net, calX, calRows, stride, req.Model.ScoringRule, false); err != nil {
-		return nil, err
-	}
-	f.calLabels = calLabels
-	if calLabels != nil {
-		f.evalScores, f.evalLabels = f.calScores, calLabels
-		if th.Method != calibrate.BestF1 {
-			// Calibrate on what is meant to be normal.
-			f.calScores, f.calLabels = normalScores(f.calScores, calLabels), nil
+	var heldOutLabels, fitScores []float32
+	for _, p := range parts {
+		calFrom, calRows := p.from, p.nFit
+		if p.nVal > 0 {
+			calFrom, calRows = p.from+p.nFit, p.nVal
 		}
-	}
-	if nVal > 0 && th.Method != calibrate.BestF1 {
-		// The held-out rows are the end of the series: a few hours of a daily cycle
-		// say little about the rest of it. The training rows cover the whole range
-		// but score lower than new data would; scaled by how much higher the held-out
-		// rows score, they join the calibration sample.
-		fitScores, _, err := scoring.SequenceScores(f.net, x[:nFit*d], nFit, stride, req.Model.ScoringRule, false)
+		sc, _, err := scoring.SequenceScores(f.net, x[calFrom*d:(calFrom+calRows)*d], calRows, stride, req.Model.ScoringRule, false)
 		if err != nil {
 			return nil, err
 		}
-		if tbl.Labels != nil {
-			fitScores = normalScores(fitScores, tbl.Labels[:nFit])
+		f.calScores = append(f.calScores, sc...)
+		heldOutLabels = append(heldOutLabels, labelsOf(calFrom, calRows)...)
+		if p.nVal > 0 && th.Method != calibrate.BestF1 {
+			// The held-out rows are the end of the series: a few hours of a daily
+			// cycle say little about the rest of it. The training rows cover the
+			// whole range but score lower than new data would; scaled by how much
+			// higher the held-out rows score, they join the calibration sample.
+			fs, _, err := scoring.SequenceScores(f.net, x[p.from*d:(p.from+p.nFit)*d], p.nFit, stride, req.Model.ScoringRule, false)
+			if err != nil {
+				return nil, err
+			}
+			if tbl.Labels != nil {
+				fs = normalScores(fs, labelsOf(p.from, p.nFit))
+			}
+			fitScores = append(fitScores, fs...)
 		}
-		f.calScores = append(f.calScores, scaledToHeldOut(fitScores, f.calScores)...)
+	}
+	if tbl.Labels != nil {
+		f.calLabels = heldOutLabels
+		f.evalScores, f.evalLabels = f.calScores, heldOutLabels
+		if th.Method != calibrate.BestF1 {
+			// Calibrate on what is meant to be normal.
+			f.calScores, f.calLabels = normalScores(f.calScores, heldOutLabels), nil
+		}
+	}
+	f.calScores = append(f.calScores, scaledToHeldOut(fitScores, f.calScores)...)
+	if short > 0 {
+		fmt.Fprintf(os.Stderr, "detector train: %d of %d entities have too few rows for a window of %d and the validation split; trained on the other %d\n",
+			short, len(segs), w, len(parts))
 	}
 	return f, nil
+}
+
+// segments are the [from, to) row ranges of each entity of tbl, in time order: the
+// whole table, sorted by time, when its rows have no entity.
+func segments(tbl *data.Table) [][2]int {
+	if tbl.Entities == nil {
+		tbl.SortByTime()
+		return [][2]int{{0, tbl.Rows()}}
+	}
+	var out [][2]int
+	for from := 0; from < len(tbl.Entities); {
+		to := from + 1
+		for to < len(tbl.Entities) && tbl.Entities[to] == tbl.Entities[from] {
+			to++
+		}
+		out = append(out, [2]int{from, to})
+		from = to
+	}
+	return out
 }
 
 // normalScores keeps the scores of rows labelled normal.
