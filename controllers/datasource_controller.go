@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"slices"
 	"context"
 	"fmt"
 	"strings"
@@ -60,8 +61,19 @@ func references(spec *kadetv1.DataSourceSpec) []reference {
 			pvc(spec.Images.LabelFile.PersistentVolumeClaim)
 		}
 	case spec.Prometheus != nil:
-		if s := spec.Prometheus.BearerTokenSecretRef; s != nil {
+		pr := spec.Prometheus
+		if s := pr.BearerTokenSecretRef; s != nil {
 			refs = append(refs, reference{kind: "Secret", name: s.Name, key: s.Key})
+		}
+		if s := pr.BasicAuthSecretRef; s != nil {
+			refs = append(refs, reference{kind: "Secret", name: s.Name, key: corev1.BasicAuthUsernameKey},
+				reference{kind: "Secret", name: s.Name, key: corev1.BasicAuthPasswordKey})
+		}
+		if t := pr.TLS; t != nil && t.CASecretRef != nil {
+			refs = append(refs, reference{kind: "Secret", name: t.CASecretRef.Name, key: t.CASecretRef.Key})
+		}
+		if t := pr.TLS; t != nil && t.CAConfigMapRef != nil {
+			refs = append(refs, reference{kind: "ConfigMap", name: t.CAConfigMapRef.Name, key: t.CAConfigMapRef.Key})
 		}
 	}
 	return refs
@@ -97,7 +109,9 @@ func (r *DataSourceReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 			return ctrl.Result{}, err
 		}
 		if problem != "" {
-			missing = append(missing, problem)
+			if !slices.Contains(missing, problem) { // two keys of one missing Secret
+				missing = append(missing, problem)
+			}
 			waitsForSecret = waitsForSecret || ref.kind == "Secret"
 		}
 	}

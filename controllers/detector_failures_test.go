@@ -244,3 +244,39 @@ func parseTable(out string) []map[string]string {
 	}
 	return rows
 }
+
+// A Prometheus DataSource waits for every Secret and ConfigMap its access needs, and
+// says which key is missing.
+func TestPrometheusDataSourceWaitsForItsCredentials(t *testing.T) {
+	ns := newNamespace(t)
+	ds := &kadetv1.DataSource{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "mimir"}, Spec: kadetv1.DataSourceSpec{
+		Prometheus: &kadetv1.PrometheusSource{
+			URL: "https://mimir:443", Queries: []kadetv1.PrometheusQuery{{Name: "lat", Query: "latency"}},
+			Range: metav1.Duration{Duration: 24 * time.Hour}, Step: metav1.Duration{Duration: time.Minute},
+			BasicAuthSecretRef: &kadetv1.LocalObjectReference{Name: "mimir-auth"},
+			TLS:                &kadetv1.PrometheusTLS{CAConfigMapRef: &kadetv1.ConfigMapKeyReference{Name: "mimir-ca", Key: "ca.pem"}},
+		}}}
+	create(t, ds)
+	expectReady := func(status metav1.ConditionStatus, msg string) {
+		t.Helper()
+		NewWithT(t).Eventually(func(g Gomega) {
+			cur := &kadetv1.DataSource{}
+			g.Expect(k8sClient.Get(context.Background(), client.ObjectKeyFromObject(ds), cur)).To(Succeed())
+			g.Expect(readyCondition(cur)).To(HaveField("Status", status))
+			g.Expect(readyCondition(cur).Message).To(ContainSubstring(msg))
+		}, timeout, interval).Should(Succeed())
+	}
+	expectReady(metav1.ConditionFalse, `Secret "mimir-auth" not found; ConfigMap "mimir-ca" not found`)
+	// Secrets are read, not watched (the manager may get them, not list them); the
+	// ConfigMap, watched, brings the next check at once.
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "mimir-auth"}, Data: map[string][]byte{"username": []byte("kadet")}}
+	create(t, secret)
+	ca := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "mimir-ca"}, Data: map[string]string{"ca.pem": "-----"}}
+	create(t, ca)
+	expectReady(metav1.ConditionFalse, `Secret "mimir-auth" has no key "password"`)
+	secret.Data["password"] = []byte("s3cret")
+	NewWithT(t).Expect(k8sClient.Update(context.Background(), secret)).To(Succeed())
+	ca.Data["ca.pem"] = "----- "
+	NewWithT(t).Expect(k8sClient.Update(context.Background(), ca)).To(Succeed())
+	expectReady(metav1.ConditionTrue, "")
+}

@@ -156,10 +156,13 @@ type PVCFile struct {
 	Path string `json:"path"`
 }
 
-// PrometheusSource reads one series per named query over a time range.
+// PrometheusSource reads one series per named query (or per entity, with entityLabels)
+// over a time range; long ranges are read in requests under Prometheus's limit of
+// 11,000 points per series.
 // +kubebuilder:validation:XValidation:rule="duration(self.step) >= duration('1s')",message="step must be at least 1s"
 // +kubebuilder:validation:XValidation:rule="duration(self.range) > duration(self.step)",message="range must be longer than step"
-// +kubebuilder:validation:XValidation:rule="duration(self.step) < duration('1s') || duration(self.range).getSeconds() / duration(self.step).getSeconds() <= 11000",message="range / step must be at most 11000 points (Prometheus' limit per query)"
+// +kubebuilder:validation:XValidation:rule="duration(self.step) < duration('1s') || (duration(self.range).getSeconds() / duration(self.step).getSeconds() + 1) * size(self.queries) <= 10000000",message="range / step times the number of queries must be at most 10,000,000 points: shorten range or lengthen step"
+// +kubebuilder:validation:XValidation:rule="!(has(self.bearerTokenSecretRef) && has(self.basicAuthSecretRef))",message="give bearerTokenSecretRef or basicAuthSecretRef, not both"
 type PrometheusSource struct {
 	// url of the Prometheus server, e.g. http://prometheus.monitoring:9090.
 	// +kubebuilder:validation:MaxLength=2048
@@ -189,9 +192,86 @@ type PrometheusSource struct {
 	// +kubebuilder:validation:Pattern=`^([0-9]+(ms|s|m|h))+$`
 	Step metav1.Duration `json:"step,omitempty"`
 
-	// bearerTokenSecretRef authenticates to the server.
+	// bearerTokenSecretRef authenticates to the server with a bearer token.
 	// +optional
 	BearerTokenSecretRef *SecretKeyReference `json:"bearerTokenSecretRef,omitempty"`
+
+	// basicAuthSecretRef authenticates to the server with the user name and password
+	// under the keys username and password of a Secret (the kubernetes.io/basic-auth
+	// layout).
+	// +optional
+	BasicAuthSecretRef *LocalObjectReference `json:"basicAuthSecretRef,omitempty"`
+
+	// tls says how the server's certificate is checked over https.
+	// +optional
+	TLS *PrometheusTLS `json:"tls,omitempty"`
+
+	// headers are sent with every request, e.g. X-Scope-OrgID for a multi-tenant store
+	// (Mimir, Cortex, Thanos). Credentials belong in bearerTokenSecretRef or
+	// basicAuthSecretRef, not here.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=16
+	Headers []PrometheusHeader `json:"headers,omitempty"`
+
+	// entityLabels split each query's series into entities (e.g. [namespace, pod]):
+	// rows become (time, entity), one column per query, one model for all entities, and
+	// scores name their entity. Without them every query must return one series. A
+	// query whose single series has none of these labels applies to every entity.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:items:Pattern=`^[a-zA-Z_][a-zA-Z0-9_]*$`
+	// +kubebuilder:validation:items:MaxLength=128
+	EntityLabels []string `json:"entityLabels,omitempty"`
+
+	// maxGap is how many steps of missing or NaN samples a series bridges by carrying
+	// its last value forward; rows in longer gaps are left out.
+	// +optional
+	// +kubebuilder:default=2
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=1000
+	MaxGap *int32 `json:"maxGap,omitempty"`
+}
+
+// PrometheusTLS says how the server's certificate is checked.
+// +kubebuilder:validation:XValidation:rule="!(has(self.caSecretRef) && has(self.caConfigMapRef))",message="give the CA bundle in caSecretRef or caConfigMapRef, not both"
+// +kubebuilder:validation:XValidation:rule="!(has(self.insecureSkipVerify) && self.insecureSkipVerify && (has(self.caSecretRef) || has(self.caConfigMapRef)))",message="insecureSkipVerify skips the check a CA bundle is for: give one or the other"
+type PrometheusTLS struct {
+	// caSecretRef is a key of a Secret holding the PEM CA bundle the server's
+	// certificate must chain to.
+	// +optional
+	CASecretRef *SecretKeyReference `json:"caSecretRef,omitempty"`
+
+	// caConfigMapRef is a key of a ConfigMap holding that bundle.
+	// +optional
+	CAConfigMapRef *ConfigMapKeyReference `json:"caConfigMapRef,omitempty"`
+
+	// serverName is the name the certificate must carry, when the URL's host is not.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	ServerName string `json:"serverName,omitempty"`
+
+	// insecureSkipVerify accepts any certificate: for trials only.
+	// +optional
+	InsecureSkipVerify *bool `json:"insecureSkipVerify,omitempty"`
+}
+
+// PrometheusHeader is an HTTP header sent with every request.
+// +kubebuilder:validation:XValidation:rule="!(self.name.lowerAscii() in ['authorization', 'cookie', 'proxy-authorization'])",message="credentials go in bearerTokenSecretRef or basicAuthSecretRef, not in a header"
+type PrometheusHeader struct {
+	// name of the header.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=128
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9!#$%&'*+.^_|~-]+$`
+	// +required
+	Name string `json:"name"`
+
+	// value of the header.
+	// +kubebuilder:validation:MaxLength=1024
+	// +required
+	Value string `json:"value"`
 }
 
 // PrometheusQuery is a PromQL expression that must return exactly one series.

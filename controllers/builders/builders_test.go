@@ -2,6 +2,7 @@ package builders
 
 import (
 	"encoding/json"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
@@ -121,6 +122,42 @@ func TestResolveTrainingData(t *testing.T) {
 				t.Errorf("mounts = %v (%d volumes); want %v", mounts, len(p.Volumes), tt.wantMounts)
 			}
 		})
+	}
+}
+
+// Every Prometheus credential reaches the pod as a mounted file and never as a value in
+// the request, whose hash names the Job and which the model file records.
+func TestResolvePrometheusAccess(t *testing.T) {
+	ds := &kadetv1.DataSource{Spec: kadetv1.DataSourceSpec{Prometheus: &kadetv1.PrometheusSource{
+		URL: "https://mimir:443", Queries: []kadetv1.PrometheusQuery{{Name: "lat", Query: "latency"}},
+		BasicAuthSecretRef: &kadetv1.LocalObjectReference{Name: "mimir-auth"},
+		TLS:                &kadetv1.PrometheusTLS{CAConfigMapRef: &kadetv1.ConfigMapKeyReference{Name: "ca", Key: "bundle.pem"}, ServerName: "mimir.internal"},
+		Headers:            []kadetv1.PrometheusHeader{{Name: "X-Scope-OrgID", Value: "team-a"}},
+		EntityLabels:       []string{"namespace", "pod"}, MaxGap: new(int32(5)),
+	}}}
+	p := mustPlan(t, det(), ds)
+	d := p.Request.Data.Prometheus
+	want := contract.ResolvedPrometheus{
+		URL: "https://mimir:443", Queries: []contract.PrometheusQuery{{Name: "lat", Query: "latency"}}, Range: "0s", Step: "0s",
+		EntityLabels: []string{"namespace", "pod"}, MaxGap: new(int32(5)),
+		BasicAuth: &contract.ResolvedBasicAuth{UsernameFile: "/var/run/kadet/secrets/prometheus-basic-auth/username",
+			PasswordFile: "/var/run/kadet/secrets/prometheus-basic-auth/password"},
+		TLS:     &contract.ResolvedTLS{CAFile: "/var/run/kadet/secrets/prometheus-ca/ca.crt", ServerName: "mimir.internal"},
+		Headers: map[string]string{"X-Scope-OrgID": "team-a"},
+	}
+	if !reflect.DeepEqual(*d, want) {
+		t.Errorf("resolved\n%+v\nwant\n%+v", *d, want)
+	}
+	byName := map[string]corev1.Volume{}
+	for _, v := range p.Volumes {
+		byName[v.Name] = v
+	}
+	if s := byName["prometheus-basic-auth"].Secret; s == nil || s.SecretName != "mimir-auth" || len(s.Items) != 2 ||
+		s.Items[0].Key != "username" || s.Items[1].Key != "password" {
+		t.Errorf("basic auth volume %+v", byName["prometheus-basic-auth"])
+	}
+	if c := byName["prometheus-ca"].ConfigMap; c == nil || c.Name != "ca" || c.Items[0].Key != "bundle.pem" {
+		t.Errorf("CA volume %+v", byName["prometheus-ca"])
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path"
 	"slices"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/utils/ptr"
@@ -146,22 +147,55 @@ func (p *TrainingPlan) resolveData(spec *kadetv1.DataSourceSpec) {
 			d.Images.LabelFile = &lf
 		}
 	case spec.Prometheus != nil:
-		pr := spec.Prometheus
-		d.Prometheus = &contract.ResolvedPrometheus{
-			URL: pr.URL, Range: pr.Range.Duration.String(), Step: pr.Step.Duration.String(),
+		p.resolvePrometheus(spec.Prometheus)
+	}
+}
+
+// resolvePrometheus renders a Prometheus source; every credential is a file from a
+// Secret mounted read-only, so none is ever in the request, its hash or the model file.
+func (p *TrainingPlan) resolvePrometheus(pr *kadetv1.PrometheusSource) {
+	d := &contract.ResolvedPrometheus{
+		URL: pr.URL, Range: pr.Range.Duration.String(), Step: pr.Step.Duration.String(),
+		EntityLabels: slices.Clone(pr.EntityLabels), MaxGap: pr.MaxGap,
+	}
+	p.Request.Data.Prometheus = d
+	for _, q := range pr.Queries {
+		d.Queries = append(d.Queries, contract.PrometheusQuery{Name: q.Name, Query: q.Query})
+	}
+	for _, h := range pr.Headers {
+		if d.Headers == nil {
+			d.Headers = map[string]string{}
 		}
-		for _, q := range pr.Queries {
-			d.Prometheus.Queries = append(d.Prometheus.Queries, contract.PrometheusQuery{Name: q.Name, Query: q.Query})
-		}
-		if ref := pr.BearerTokenSecretRef; ref != nil {
-			dir := path.Join(SecretsDir, "prometheus")
-			d.Prometheus.BearerTokenFile = path.Join(dir, "token")
-			p.Volumes = append(p.Volumes, corev1.Volume{Name: "prometheus-token", VolumeSource: corev1.VolumeSource{
-				Secret: &corev1.SecretVolumeSource{
-					SecretName: ref.Name, Items: []corev1.KeyToPath{{Key: ref.Key, Path: "token"}},
-				},
-			}})
-			p.Mounts = append(p.Mounts, corev1.VolumeMount{Name: "prometheus-token", MountPath: dir, ReadOnly: true})
+		d.Headers[h.Name] = h.Value
+	}
+	mount := func(name string, src corev1.VolumeSource) string {
+		dir := path.Join(SecretsDir, strings.TrimSuffix(name, "-token"))
+		p.Volumes = append(p.Volumes, corev1.Volume{Name: name, VolumeSource: src})
+		p.Mounts = append(p.Mounts, corev1.VolumeMount{Name: name, MountPath: dir, ReadOnly: true})
+		return dir
+	}
+	secret := func(name string, items ...corev1.KeyToPath) corev1.VolumeSource {
+		return corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: name, Items: items}}
+	}
+	if ref := pr.BearerTokenSecretRef; ref != nil {
+		dir := mount("prometheus-token", secret(ref.Name, corev1.KeyToPath{Key: ref.Key, Path: "token"}))
+		d.BearerTokenFile = path.Join(dir, "token")
+	}
+	if ref := pr.BasicAuthSecretRef; ref != nil {
+		dir := mount("prometheus-basic-auth", secret(ref.Name,
+			corev1.KeyToPath{Key: corev1.BasicAuthUsernameKey, Path: "username"}, corev1.KeyToPath{Key: corev1.BasicAuthPasswordKey, Path: "password"}))
+		d.BasicAuth = &contract.ResolvedBasicAuth{UsernameFile: path.Join(dir, "username"), PasswordFile: path.Join(dir, "password")}
+	}
+	if t := pr.TLS; t != nil {
+		d.TLS = &contract.ResolvedTLS{ServerName: t.ServerName, InsecureSkipVerify: ptr.Deref(t.InsecureSkipVerify, false)}
+		switch {
+		case t.CASecretRef != nil:
+			d.TLS.CAFile = path.Join(mount("prometheus-ca", secret(t.CASecretRef.Name, corev1.KeyToPath{Key: t.CASecretRef.Key, Path: "ca.crt"})), "ca.crt")
+		case t.CAConfigMapRef != nil:
+			d.TLS.CAFile = path.Join(mount("prometheus-ca", corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
+				LocalObjectReference: corev1.LocalObjectReference{Name: t.CAConfigMapRef.Name},
+				Items:                []corev1.KeyToPath{{Key: t.CAConfigMapRef.Key, Path: "ca.crt"}},
+			}}), "ca.crt")
 		}
 	}
 }
