@@ -1,9 +1,9 @@
 package controllers
 
 import (
-	"slices"
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 

@@ -20,6 +20,7 @@ import (
 
 	"github.com/kadet-dev/kadet/detector/artifact"
 	"github.com/kadet-dev/kadet/detector/contract"
+	"github.com/kadet-dev/kadet/hack/promtest"
 )
 
 func detector(t *testing.T, ctx context.Context, args ...string) (code int, stdout, stderr string) {
@@ -154,6 +155,12 @@ func TestBadInputExitsWithItsPlace(t *testing.T) {
 			"--kernel-size 4: give an odd number of rows"},
 		{"negative stride", []string{"train", "--data", good, "--model", "LSTMAutoencoder", "--stride", "-1", "--out", dir}, contract.ExitInvalidInput,
 			"give positive numbers of rows"},
+		{"query without a name", []string{"train", "--prometheus-url", "http://127.0.0.1:9", "--query", "up", "--out", dir}, contract.ExitInvalidInput,
+			`"up": want NAME=PROMQL`},
+		{"prometheus without a query", []string{"train", "--prometheus-url", "http://127.0.0.1:9", "--out", dir}, contract.ExitInvalidInput,
+			"--prometheus-url needs at least one --query NAME=PROMQL"},
+		{"csv and prometheus", []string{"train", "--data", good, "--prometheus-url", "http://127.0.0.1:9", "--query", "a=up", "--out", dir},
+			contract.ExitInvalidInput, "give --data or --prometheus-url, not both"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -210,6 +217,47 @@ func TestTrainSequenceModelsFromFlags(t *testing.T) {
 
 // TestMain lets a test run this binary's main as a process of its own (the test binary
 // re-executed with runAsDetector set), so signals reach the real wiring in main.
+// detector train reads Prometheus itself, so a model can be tried on one's metrics
+// before any YAML: here a real server's history of two pods, split by entity.
+func TestTrainFromPrometheus(t *testing.T) {
+	end := time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
+	var history []promtest.Series
+	for p, pod := range []string{"a", "b"} {
+		v := make([]float64, 300)
+		for i := range v {
+			v[i] = 10 + float64((i+p)%17)
+		}
+		history = append(history, promtest.Series{Metric: "queue_depth", Labels: map[string]string{"pod": pod},
+			Start: end.Add(-299 * time.Minute), Step: time.Minute, Values: v})
+	}
+	srv := promtest.Start(t, promtest.Options{History: history})
+	dir := t.TempDir()
+	code, stdout, stderr := detector(t, context.Background(), "train", "--prometheus-url", srv.URL, "--query", "depth=queue_depth",
+		"--range", "5h", "--step", "1m", "--end", end.Format(time.RFC3339), "--entity-labels", "pod",
+		"--model", "LSTMAutoencoder", "--window", "8", "--epochs", "2", "--out", dir)
+	if code != contract.ExitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var res contract.TrainingResult
+	if err := json.Unmarshal([]byte(lastLine(stdout)), &res); err != nil {
+		t.Fatalf("result %q: %v", stdout, err)
+	}
+	if rows := res.Metrics["trainRows"] + res.Metrics["validationRows"]; rows != 600 {
+		t.Errorf("trained on %v rows; want 600 (two pods of 300)", rows)
+	}
+	// Without entity labels two series are refused, naming them.
+	code, _, stderr = detector(t, context.Background(), "train", "--prometheus-url", srv.URL, "--query", "depth=queue_depth",
+		"--range", "5h", "--end", end.Format(time.RFC3339), "--out", dir)
+	if code != contract.ExitInvalidInput || !strings.Contains(stderr, `returned 2 series (queue_depth{pod="a"}, queue_depth{pod="b"})`) {
+		t.Errorf("exit %d: %s", code, stderr)
+	}
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return lines[len(lines)-1]
+}
+
 func TestMain(m *testing.M) {
 	if os.Getenv(runAsDetector) == "1" {
 		main()

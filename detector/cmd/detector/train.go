@@ -89,6 +89,7 @@ func writeTermination(path string, res contract.TrainingResult, stderr io.Writer
 
 // localTrainFlags train without a controller: on a CSV with flags for the model.
 type localTrainFlags struct {
+	prometheus                                                                                                         promFlags
 	data, model, columns, label, timestamp, delimiter, hidden, channels, activation, scaling, method, rule, resampling string
 	epochs, batch, latent, patience, window, stride, kernel                                                            int
 	lr, valSplit, param, dropout                                                                                       float64
@@ -98,6 +99,13 @@ type localTrainFlags struct {
 func localFlags(fs *flag.FlagSet) *localTrainFlags {
 	l := &localTrainFlags{}
 	fs.StringVar(&l.data, "data", "", "CSV file or http(s) URL to train on (instead of --spec)")
+	fs.StringVar(&l.prometheus.url, "prometheus-url", "", "Prometheus (or compatible) server to train on its queries (instead of --data)")
+	fs.Var(&l.prometheus.queries, "query", "NAME=PROMQL, one feature column per query (repeat; with --prometheus-url)")
+	fs.StringVar(&l.prometheus.rng, "range", "24h", "how far back from --end the Prometheus data reaches")
+	fs.StringVar(&l.prometheus.step, "step", "1m", "resolution of the Prometheus range queries")
+	fs.StringVar(&l.prometheus.end, "end", "", "end of the Prometheus range, RFC 3339 (default: now)")
+	fs.StringVar(&l.prometheus.entityLabels, "entity-labels", "", "comma-separated labels that split each query's series into entities")
+	fs.StringVar(&l.prometheus.bearerTokenFile, "bearer-token-file", "", "file holding a bearer token for the Prometheus server")
 	fs.StringVar(&l.model, "model", "Autoencoder", "model type: Autoencoder, MLPClassifier, or over windows of rows LSTMAutoencoder or ConvAutoencoder")
 	fs.StringVar(&l.columns, "columns", "", "comma-separated feature columns (default: all but label and timestamp)")
 	fs.StringVar(&l.label, "label-column", "", "column with 0 (normal) / 1 (anomaly) labels")
@@ -128,12 +136,14 @@ func localFlags(fs *flag.FlagSet) *localTrainFlags {
 // trainingRequest reads --spec, or builds a request from the local flags.
 func trainingRequest(specFile string, l *localTrainFlags) (*contract.TrainingRequest, error) {
 	switch {
-	case specFile != "" && l.data != "":
-		return nil, usageError{"give --spec or --data, not both"}
+	case specFile != "" && (l.data != "" || l.prometheus.url != ""):
+		return nil, usageError{"give --spec, --data or --prometheus-url, not two of them"}
+	case l.data != "" && l.prometheus.url != "":
+		return nil, usageError{"give --data or --prometheus-url, not both"}
 	case specFile != "":
 		return readSpec(specFile)
-	case l.data == "":
-		return nil, usageError{"give --spec FILE or --data CSV"}
+	case l.data == "" && l.prometheus.url == "":
+		return nil, usageError{"give --spec FILE, --data CSV or --prometheus-url URL with --query NAME=PROMQL"}
 	}
 	req := &contract.TrainingRequest{
 		APIVersion: contract.APIVersion, Kind: contract.Kind,
@@ -148,12 +158,22 @@ func trainingRequest(specFile string, l *localTrainFlags) (*contract.TrainingReq
 			LabelColumn: l.label, TimestampColumn: l.timestamp, Delimiter: l.delimiter,
 		}},
 	}
-	if strings.HasPrefix(l.data, "http://") || strings.HasPrefix(l.data, "https://") {
+	switch {
+	case l.prometheus.url != "":
+		pr, err := l.prometheus.resolve()
+		if err != nil {
+			return nil, err
+		}
+		if l.label != "" || l.timestamp != "" || l.columns != "" {
+			return nil, usageError{"--columns, --label-column and --timestamp-column are for --data; Prometheus rows are the steps of --query"}
+		}
+		req.Data = contract.ResolvedData{Prometheus: pr}
+	case strings.HasPrefix(l.data, "http://") || strings.HasPrefix(l.data, "https://"):
 		req.Data.CSV.File.URL = l.data
-	} else {
+	default:
 		req.Data.CSV.File.Path = l.data
 	}
-	if l.columns != "" {
+	if l.columns != "" && req.Data.CSV != nil {
 		req.Data.CSV.Columns = strings.Split(l.columns, ",")
 	}
 	var err error
@@ -218,6 +238,51 @@ func trainingRequest(specFile string, l *localTrainFlags) (*contract.TrainingReq
 		}
 	}
 	return req, checkRequest(req)
+}
+
+// promFlags read Prometheus without a DataSource, to try a model on one's metrics.
+type promFlags struct {
+	url, rng, step, end, entityLabels, bearerTokenFile string
+	queries                                            queryFlags
+}
+
+// queryFlags collect repeated --query NAME=PROMQL.
+type queryFlags []contract.PrometheusQuery
+
+func (q *queryFlags) String() string { return fmt.Sprint(len(*q), " queries") }
+
+func (q *queryFlags) Set(v string) error {
+	name, expr, ok := strings.Cut(v, "=")
+	if !ok || name == "" || strings.TrimSpace(expr) == "" {
+		return fmt.Errorf("%q: want NAME=PROMQL", v)
+	}
+	for _, c := range name {
+		if !(c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
+			return fmt.Errorf("query name %q: use letters, digits and _", name)
+		}
+	}
+	for _, e := range *q {
+		if e.Name == name {
+			return fmt.Errorf("query name %q given twice", name)
+		}
+	}
+	*q = append(*q, contract.PrometheusQuery{Name: name, Query: expr})
+	return nil
+}
+
+func (p promFlags) resolve() (*contract.ResolvedPrometheus, error) {
+	if len(p.queries) == 0 {
+		return nil, usageError{"--prometheus-url needs at least one --query NAME=PROMQL"}
+	}
+	if !strings.HasPrefix(p.url, "http://") && !strings.HasPrefix(p.url, "https://") {
+		return nil, usageError{fmt.Sprintf("--prometheus-url %q: want an http:// or https:// URL", p.url)}
+	}
+	pr := &contract.ResolvedPrometheus{URL: p.url, Queries: p.queries, Range: p.rng, Step: p.step, End: p.end,
+		BearerTokenFile: p.bearerTokenFile}
+	if p.entityLabels != "" {
+		pr.EntityLabels = strings.Split(p.entityLabels, ",")
+	}
+	return pr, nil
 }
 
 // widths parses a comma-separated list of positive sizes.
