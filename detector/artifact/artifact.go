@@ -55,9 +55,29 @@ type Metadata struct {
 	Threshold Threshold                   `json:"threshold"`
 	Training  TrainingInfo                `json:"training"`
 	Data      []preprocess.FeatureSummary `json:"data"`
-	Tensors   []TensorInfo                `json:"tensors"`
-	Kadet     string                      `json:"kadetVersion"`
-	CreatedAt time.Time                   `json:"createdAt"`
+	// Prometheus records what a model trained on Prometheus saw.
+	Prometheus *PrometheusSource `json:"prometheus,omitempty"`
+	Tensors    []TensorInfo      `json:"tensors"`
+	Kadet      string            `json:"kadetVersion"`
+	CreatedAt  time.Time         `json:"createdAt"`
+}
+
+// PrometheusSource is the provenance of a model trained on Prometheus: the server, the
+// queries and entity labels, the range read, and the rows it gave with their digest.
+// No credential is recorded.
+type PrometheusSource struct {
+	URL          string                     `json:"url"`
+	Queries      []contract.PrometheusQuery `json:"queries"`
+	EntityLabels []string                   `json:"entityLabels,omitempty"`
+	Start        time.Time                  `json:"start"`
+	End          time.Time                  `json:"end"`
+	Step         string                     `json:"step"`
+	Rows         int                        `json:"rows"`
+	Entities     int                        `json:"entities"`
+	Dropped      int                        `json:"droppedRows"`
+	Carried      int                        `json:"carriedValues"`
+	// Digest is the sha256 of the rows read (timestamps, entities and values).
+	Digest string `json:"digest"`
 }
 
 // ImageShape is the height and width of image inputs.

@@ -58,6 +58,11 @@ func TestTrainsOnPrometheusEntities(t *testing.T) {
 	if model.Meta.ScoringRule != contract.ScoringCausal || !(model.Meta.Threshold.Value > 0) {
 		t.Fatalf("rule %q threshold %v", model.Meta.ScoringRule, model.Meta.Threshold.Value)
 	}
+	// The model file records what it saw.
+	if p := model.Meta.Prometheus; p == nil || p.URL != srv.URL || p.Rows != 2*600+12 || p.Entities != 3 ||
+		!p.End.Equal(end) || p.Step != "1m0s" || len(p.Digest) != len("sha256:")+64 {
+		t.Errorf("provenance %+v", p)
+	}
 	// A Detector on Prometheus without a percentile aims at one alarm in 10,000 rows.
 	if model.Meta.Threshold.Parameter != contract.DefaultStreamPercentile {
 		t.Errorf("threshold percentile %v; want %v", model.Meta.Threshold.Parameter, contract.DefaultStreamPercentile)

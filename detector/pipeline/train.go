@@ -6,6 +6,9 @@ package pipeline
 import (
 	"cmp"
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math"
@@ -62,6 +65,10 @@ func Train(ctx context.Context, req *contract.TrainingRequest, outDir string, pr
 	resolved.Model = contract.ResolvedModel(req.Model, req.Data.Source())
 	resolved.Preprocessing.Scaling = cmp.Or(req.Preprocessing.Scaling, contract.DefaultScaling)
 	req = &resolved
+	if st := tbl.Prometheus; st != nil {
+		fmt.Fprintf(os.Stderr, "detector train: read %d rows of %d entities from %s, %s to %s at step %s, in %d requests; %d values carried over gaps, %d rows left out\n",
+			st.Rows, st.Entities, tbl.Source, st.Start.UTC().Format(time.RFC3339), st.End.UTC().Format(time.RFC3339), st.Step, st.Requests, st.Carried, st.Dropped)
+	}
 	spec, err := modelSpec(req.Model, tbl)
 	if err != nil {
 		return nil, err
@@ -127,6 +134,12 @@ func Train(ctx context.Context, req *contract.TrainingRequest, outDir string, pr
 	}
 	if tbl.ImageRows > 0 {
 		meta.Image = &artifact.ImageShape{Rows: tbl.ImageRows, Cols: tbl.ImageCols}
+	}
+	if st, pr := tbl.Prometheus, req.Data.Prometheus; st != nil && pr != nil {
+		meta.Prometheus = &artifact.PrometheusSource{
+			URL: pr.URL, Queries: pr.Queries, EntityLabels: pr.EntityLabels, Start: st.Start.UTC(), End: st.End.UTC(),
+			Step: st.Step.String(), Rows: st.Rows, Entities: st.Entities, Dropped: st.Dropped, Carried: st.Carried, Digest: rowsDigest(tbl),
+		}
 	}
 	file, digest, err := artifact.Encode(meta, f.net)
 	if err != nil {
@@ -355,6 +368,27 @@ func fitSequence(ctx context.Context, req *contract.TrainingRequest, spec model.
 			short, len(segs), w, len(parts))
 	}
 	return f, nil
+}
+
+// rowsDigest is the sha256 of a table's rows: timestamp, entity and values of each.
+func rowsDigest(tbl *data.Table) string {
+	h := sha256.New()
+	var buf [4]byte
+	for i := range tbl.Rows() {
+		if tbl.Timestamps != nil {
+			h.Write([]byte(tbl.Timestamps[i]))
+		}
+		h.Write([]byte{0})
+		if tbl.Entities != nil {
+			h.Write([]byte(tbl.Entities[i]))
+		}
+		h.Write([]byte{0})
+		for _, v := range tbl.Row(i) {
+			binary.LittleEndian.PutUint32(buf[:], math.Float32bits(v))
+			h.Write(buf[:])
+		}
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil))
 }
 
 // segments are the [from, to) row ranges of each entity of tbl, in time order: the
