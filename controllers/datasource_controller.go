@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	kerrors "k8s.io/apimachinery/pkg/util/errors"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -21,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	kadetv1 "github.com/kadet-dev/kadet/api/v1alpha1"
+	"github.com/kadet-dev/kadet/detector/data"
 )
 
 // secretRecheck is how often a DataSource waiting for a Secret looks again: Secrets
@@ -123,8 +125,96 @@ func (r *DataSourceReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		}
 		return ctrl.Result{}, nil
 	}
+	if ds.Spec.Prometheus != nil {
+		reason, msg, err := r.checkPrometheus(ctx, ds.Namespace, ds.Spec.Prometheus)
+		if err != nil {
+			setCondition(ds, kadetv1.ReadyCondition, metav1.ConditionUnknown, kadetv1.ReasonReconcileError, err.Error())
+			return ctrl.Result{}, err
+		}
+		if reason != "" {
+			setCondition(ds, kadetv1.ReadyCondition, metav1.ConditionFalse, reason, msg)
+			if reason == kadetv1.ReasonServerUnreachable {
+				return ctrl.Result{RequeueAfter: serverRecheck}, nil
+			}
+			return ctrl.Result{}, nil
+		}
+	}
 	setCondition(ds, kadetv1.ReadyCondition, metav1.ConditionTrue, kadetv1.ReasonReferencesResolved, describe(&ds.Spec))
 	return ctrl.Result{}, nil
+}
+
+// serverRecheck is how often a DataSource whose Prometheus did not answer asks again.
+const serverRecheck = 30 * time.Second
+
+// checkPrometheus asks the server each query as an instant query, with the
+// DataSource's credentials: a PromQL error comes back with Prometheus's message and
+// position. It returns the reason and message of a Ready condition that is not True,
+// or an empty reason.
+func (r *DataSourceReconciler) checkPrometheus(ctx context.Context, ns string, pr *kadetv1.PrometheusSource) (reason, msg string, err error) {
+	access := data.PromAccess{}
+	secretKey := func(name, key string) (string, error) {
+		s := &corev1.Secret{}
+		if err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, s); err != nil {
+			return "", err
+		}
+		return string(s.Data[key]), nil
+	}
+	if ref := pr.BearerTokenSecretRef; ref != nil {
+		if access.BearerToken, err = secretKey(ref.Name, ref.Key); err != nil {
+			return "", "", err
+		}
+		access.BearerToken = strings.TrimSpace(access.BearerToken)
+	}
+	if ref := pr.BasicAuthSecretRef; ref != nil {
+		if access.Username, err = secretKey(ref.Name, corev1.BasicAuthUsernameKey); err != nil {
+			return "", "", err
+		}
+		if access.Password, err = secretKey(ref.Name, corev1.BasicAuthPasswordKey); err != nil {
+			return "", "", err
+		}
+	}
+	if t := pr.TLS; t != nil {
+		access.ServerName, access.InsecureSkipVerify = t.ServerName, ptr.Deref(t.InsecureSkipVerify, false)
+		switch {
+		case t.CASecretRef != nil:
+			if access.CA, err = secretKey(t.CASecretRef.Name, t.CASecretRef.Key); err != nil {
+				return "", "", err
+			}
+		case t.CAConfigMapRef != nil:
+			cm := &corev1.ConfigMap{}
+			if err := r.Get(ctx, types.NamespacedName{Namespace: ns, Name: t.CAConfigMapRef.Name}, cm); err != nil {
+				return "", "", err
+			}
+			access.CA = cm.Data[t.CAConfigMapRef.Key]
+		}
+	}
+	for _, h := range pr.Headers {
+		if access.Headers == nil {
+			access.Headers = map[string]string{}
+		}
+		access.Headers[h.Name] = h.Value
+	}
+	promAPI, err := data.NewPromAPI(pr.URL, access)
+	if err != nil {
+		return kadetv1.ReasonQueryRefused, err.Error(), nil
+	}
+	var refused []string
+	for _, q := range pr.Queries {
+		qctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		msg, transient, qerr := data.CheckPromQuery(qctx, promAPI, q.Query)
+		cancel()
+		switch {
+		case qerr == nil:
+		case transient:
+			return kadetv1.ReasonServerUnreachable, fmt.Sprintf("Prometheus at %s did not answer (%s); asking again every %s", pr.URL, msg, serverRecheck), nil
+		default:
+			refused = append(refused, fmt.Sprintf("query %s: %s", q.Name, msg))
+		}
+	}
+	if len(refused) > 0 {
+		return kadetv1.ReasonQueryRefused, fmt.Sprintf("Prometheus at %s refused %s", pr.URL, strings.Join(refused, "; ")), nil
+	}
+	return "", "", nil
 }
 
 // check returns what is wrong with one reference ("" when nothing is), or an error

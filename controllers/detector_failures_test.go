@@ -16,6 +16,7 @@ import (
 	kadetv1 "github.com/kadet-dev/kadet/api/v1alpha1"
 	"github.com/kadet-dev/kadet/controllers/builders"
 	"github.com/kadet-dev/kadet/detector/contract"
+	"github.com/kadet-dev/kadet/hack/promtest"
 )
 
 // expectStalled waits until det is Stalled for reason with a message containing want.
@@ -278,5 +279,38 @@ func TestPrometheusDataSourceWaitsForItsCredentials(t *testing.T) {
 	NewWithT(t).Expect(k8sClient.Update(context.Background(), secret)).To(Succeed())
 	ca.Data["ca.pem"] = "----- "
 	NewWithT(t).Expect(k8sClient.Update(context.Background(), ca)).To(Succeed())
-	expectReady(metav1.ConditionTrue, "")
+	// Every reference is there and the check reads them: this CA bundle is no PEM.
+	expectReady(metav1.ConditionFalse, "https://mimir:443: client settings: unable to use specified CA cert")
+}
+
+// The DataSource asks a real Prometheus each query: a PromQL error comes back with
+// Prometheus's message and its position; a query that parses makes it Ready.
+func TestPrometheusDataSourceChecksItsQueries(t *testing.T) {
+	srv := promtest.Start(t, promtest.Options{History: []promtest.Series{{Metric: "up", Start: time.Now().Add(-time.Hour),
+		Step: time.Minute, Values: make([]float64, 60)}}})
+	ns := newNamespace(t)
+	ds := &kadetv1.DataSource{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "prom"}, Spec: kadetv1.DataSourceSpec{
+		Prometheus: &kadetv1.PrometheusSource{
+			URL: srv.URL, Queries: []kadetv1.PrometheusQuery{{Name: "ok", Query: "up"}, {Name: "broken", Query: "sum(rate(up[5m])"}},
+			Range: metav1.Duration{Duration: time.Hour}, Step: metav1.Duration{Duration: time.Minute},
+		}}}
+	create(t, ds)
+	ready := func(g Gomega) *metav1.Condition {
+		cur := &kadetv1.DataSource{}
+		g.Expect(k8sClient.Get(context.Background(), client.ObjectKeyFromObject(ds), cur)).To(Succeed())
+		ds = cur
+		return readyCondition(cur)
+	}
+	NewWithT(t).Eventually(func(g Gomega) {
+		c := ready(g)
+		g.Expect(c).NotTo(BeNil())
+		g.Expect(c.Reason).To(Equal(kadetv1.ReasonQueryRefused))
+		g.Expect(c.Message).To(ContainSubstring(`query broken: invalid parameter "query": 1:17: parse error: unclosed left parenthesis`))
+		g.Expect(c.Message).NotTo(ContainSubstring("query ok"))
+	}, timeout, interval).Should(Succeed())
+	ds.Spec.Prometheus.Queries[1].Query = "sum(rate(up[5m]))"
+	NewWithT(t).Expect(k8sClient.Update(context.Background(), ds)).To(Succeed())
+	NewWithT(t).Eventually(func(g Gomega) {
+		g.Expect(ready(g)).To(HaveField("Status", metav1.ConditionTrue))
+	}, timeout, interval).Should(Succeed())
 }

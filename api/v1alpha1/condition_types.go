@@ -36,4 +36,8 @@ const (
 const (
 	ReasonReferencesResolved = "ReferencesResolved"
 	ReasonReferenceNotFound  = "ReferenceNotFound"
+	// ReasonServerUnreachable: the Prometheus server did not answer; checked again.
+	ReasonServerUnreachable = "ServerUnreachable"
+	// ReasonQueryRefused: the server refused a query or the credentials.
+	ReasonQueryRefused = "QueryRefused"
 )

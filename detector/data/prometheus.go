@@ -110,31 +110,85 @@ func newPromReader(src *contract.ResolvedPrometheus, opt PromOptions) (*promRead
 	if src.MaxGap != nil {
 		maxGap = int(*src.MaxGap)
 	}
-	hc := promconfig.HTTPClientConfig{BearerTokenFile: src.BearerTokenFile, EnableHTTP2: true}
+	access := PromAccess{BearerTokenFile: src.BearerTokenFile, Headers: src.Headers}
 	if b := src.BasicAuth; b != nil {
-		hc.BasicAuth = &promconfig.BasicAuth{UsernameFile: b.UsernameFile, PasswordFile: b.PasswordFile}
+		access.UsernameFile, access.PasswordFile = b.UsernameFile, b.PasswordFile
 	}
 	if t := src.TLS; t != nil {
-		hc.TLSConfig = promconfig.TLSConfig{CAFile: t.CAFile, ServerName: t.ServerName, InsecureSkipVerify: t.InsecureSkipVerify}
+		access.CAFile, access.ServerName, access.InsecureSkipVerify = t.CAFile, t.ServerName, t.InsecureSkipVerify
 	}
-	if len(src.Headers) > 0 {
+	promAPI, err := NewPromAPI(src.URL, access)
+	if err != nil {
+		return nil, err
+	}
+	return &promReader{src: src, opt: opt, api: promAPI, start: end.Add(-rng), end: end, step: step, maxGap: maxGap}, nil
+}
+
+// PromAccess is how to reach a Prometheus server: credentials as files (the training
+// pod mounts them from Secrets) or as values (the controller reads the Secrets), TLS
+// and extra headers.
+type PromAccess struct {
+	BearerTokenFile, UsernameFile, PasswordFile string
+	BearerToken, Username, Password             string
+	CAFile                                      string
+	CA                                          string // PEM
+	ServerName                                  string
+	InsecureSkipVerify                          bool
+	Headers                                     map[string]string
+}
+
+// NewPromAPI is the client of Prometheus's HTTP API for url with access, built by
+// Prometheus's own libraries.
+func NewPromAPI(url string, a PromAccess) (v1.API, error) {
+	fail := func(err error) error { return &Error{Source: url, Msg: fmt.Sprintf("client settings: %v", err)} }
+	hc := promconfig.HTTPClientConfig{BearerTokenFile: a.BearerTokenFile, BearerToken: promconfig.Secret(a.BearerToken), EnableHTTP2: true,
+		TLSConfig: promconfig.TLSConfig{CAFile: a.CAFile, CA: a.CA, ServerName: a.ServerName, InsecureSkipVerify: a.InsecureSkipVerify}}
+	if a.UsernameFile != "" || a.PasswordFile != "" || a.Username != "" || a.Password != "" {
+		hc.BasicAuth = &promconfig.BasicAuth{UsernameFile: a.UsernameFile, PasswordFile: a.PasswordFile,
+			Username: a.Username, Password: promconfig.Secret(a.Password)}
+	}
+	if len(a.Headers) > 0 {
 		hc.HTTPHeaders = &promconfig.Headers{Headers: map[string]promconfig.Header{}}
-		for k, v := range src.Headers {
+		for k, v := range a.Headers {
 			hc.HTTPHeaders.Headers[k] = promconfig.Header{Values: []string{v}}
 		}
 	}
 	if err := hc.Validate(); err != nil {
-		return nil, fail("client settings: %v", err)
+		return nil, fail(err)
 	}
 	rt, err := promconfig.NewRoundTripperFromConfig(hc, "kadet")
 	if err != nil {
-		return nil, fail("client settings: %v", err)
+		return nil, fail(err)
 	}
-	client, err := api.NewClient(api.Config{Address: src.URL, RoundTripper: rt})
+	client, err := api.NewClient(api.Config{Address: url, RoundTripper: rt})
 	if err != nil {
-		return nil, fail("%v", err)
+		return nil, &Error{Source: url, Msg: err.Error()}
 	}
-	return &promReader{src: src, opt: opt, api: v1.NewAPI(client), start: end.Add(-rng), end: end, step: step, maxGap: maxGap}, nil
+	return v1.NewAPI(client), nil
+}
+
+// CheckPromQuery runs q as an instant query, so a DataSource can say at once whether
+// the server answers and the query parses. Unreachable servers (and 5xx, 429) come
+// back as transient; a refused query or credentials as the server's message.
+func CheckPromQuery(ctx context.Context, promAPI v1.API, q string) (msg string, isTransient bool, err error) {
+	_, _, err = promAPI.Query(ctx, q, time.Now())
+	if err == nil {
+		return "", false, nil
+	}
+	var apiErr *v1.Error
+	if !errors.As(err, &apiErr) {
+		// No answer at all: the server, its DNS name or the network may come back.
+		return firstLine(err.Error()), true, err
+	}
+	switch {
+	case transient(err):
+		return firstLine(apiErr.Error()), true, err
+	case strings.Contains(apiErr.Msg, "401"):
+		return "401 unauthorized: check the bearer token or basic auth credentials", false, err
+	case strings.Contains(apiErr.Msg, "403"):
+		return "403 forbidden: the credentials may not read this data", false, err
+	}
+	return firstLine(apiErr.Msg), false, err
 }
 
 // series is one query's values per entity, by grid index.
