@@ -49,6 +49,10 @@ func TestDataSourceReadyCondition(t *testing.T) {
 			kadetv1.ReasonProgressing, "has not been checked yet"},
 		{"checked at an older generation", dataObservation{name: "src", dataSource: dataSourceWith(3, ready)},
 			metav1.ConditionUnknown, kadetv1.ReasonProgressing, "has not been checked yet"},
+		{"server not answering", dataObservation{name: "src", dataSource: dataSourceWith(2, &metav1.Condition{
+			Type: kadetv1.ReadyCondition, Status: metav1.ConditionFalse, Reason: kadetv1.ReasonServerUnreachable, ObservedGeneration: 2,
+			Message: "Prometheus at http://p:9090 did not answer"})}, metav1.ConditionUnknown, kadetv1.ReasonDataSourceNotReady,
+			"DataSource src is not ready yet: Prometheus at http://p:9090 did not answer"},
 		{"not ready", dataObservation{name: "src", dataSource: dataSourceWith(2, notReady)}, metav1.ConditionFalse,
 			kadetv1.ReasonDataSourceNotReady, `DataSource src is not ready: PersistentVolumeClaim "data" not found`},
 		// The DataSource says ready, but the key the controller hashes went away since.
