@@ -2,12 +2,14 @@ package controllers
 
 import (
 	"fmt"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
 	kadetv1 "github.com/kadet-dev/kadet/api/v1alpha1"
+	"github.com/kadet-dev/kadet/detector/contract"
 )
 
 // The part conditions (DataSourceReady, Trained, Serving) are computed by the pure
@@ -66,6 +68,10 @@ type trainingObservation struct {
 	job string
 	// failure says why the run failed (the Job failed, or succeeded without a result).
 	failure string
+	// insufficient is set when the run found too few rows; retryAt is when enough
+	// should have arrived.
+	insufficient *contract.InsufficientData
+	retryAt      time.Time
 }
 
 func trainedCondition(det *kadetv1.Detector, o trainingObservation) metav1.Condition {
@@ -74,6 +80,10 @@ func trainedCondition(det *kadetv1.Detector, o trainingObservation) metav1.Condi
 	case m != nil && m.SpecHash == o.hash:
 		c.Status, c.Reason = metav1.ConditionTrue, kadetv1.ReasonModelTrained
 		c.Message = "model " + m.Version + " is trained on the current spec"
+	case o.insufficient != nil:
+		c.Status, c.Reason = metav1.ConditionFalse, kadetv1.ReasonInsufficientData
+		c.Message = fmt.Sprintf("not enough data to train yet: %s; trying again at %s", o.insufficient.Message(),
+			o.retryAt.UTC().Format(time.RFC3339))
 	case o.failure != "":
 		c.Status, c.Reason, c.Message = metav1.ConditionFalse, kadetv1.ReasonTrainingFailed, o.failure
 	default:

@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -313,4 +314,42 @@ func TestPrometheusDataSourceChecksItsQueries(t *testing.T) {
 	NewWithT(t).Eventually(func(g Gomega) {
 		g.Expect(ready(g)).To(HaveField("Status", metav1.ConditionTrue))
 	}, timeout, interval).Should(Succeed())
+}
+
+// A range that holds too few rows is not a failure: the Detector says how far it is
+// from enough, is not Stalled, and trains again when enough should have arrived.
+func TestInsufficientDataWaitsAndTriesAgain(t *testing.T) {
+	srv := promtest.Start(t, promtest.Options{History: []promtest.Series{{Metric: "up", Start: time.Now().Add(-time.Hour),
+		Step: time.Minute, Values: make([]float64, 60)}}})
+	ns := newNamespace(t)
+	create(t, &kadetv1.DataSource{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "fresh"}, Spec: kadetv1.DataSourceSpec{
+		Prometheus: &kadetv1.PrometheusSource{
+			URL: srv.URL, Queries: []kadetv1.PrometheusQuery{{Name: "up", Query: "up"}},
+			Range: metav1.Duration{Duration: time.Hour}, Step: metav1.Duration{Duration: time.Second},
+		}}})
+	det := detector(ns, "fresh", "fresh", withModel(kadetv1.ConvAutoencoder))
+	create(t, det)
+	first := waitForOneJob(t, det)
+	msg, _ := json.Marshal(contract.TrainingResult{Error: "not enough data to train yet",
+		InsufficientData: &contract.InsufficientData{Rows: 317, Needed: 320, Entities: 1, Step: "1s"}})
+	failJob(t, first, contract.ExitInsufficientData, string(msg))
+	NewWithT(t).Eventually(func(g Gomega) {
+		d := getDetector(g, det)
+		g.Expect(condition(d, kadetv1.StalledCondition)).To(BeNil())
+		ready := condition(d, kadetv1.ReadyCondition)
+		g.Expect(ready).NotTo(BeNil())
+		g.Expect(ready.Reason).To(Equal(kadetv1.ReasonInsufficientData))
+		g.Expect(ready.Message).To(ContainSubstring("not enough data to train yet: 317 of 320 rows; enough in about 3s at step 1s; trying again at"))
+		g.Expect(condition(d, kadetv1.ReconcilingCondition)).To(HaveField("Status", metav1.ConditionTrue))
+	}, timeout, interval).Should(Succeed())
+	// The shortest recheck is 10 s; then a new Job replaces the failed one.
+	start := time.Now()
+	NewWithT(t).Eventually(func(g Gomega) {
+		jobs := trainingJobs(g, det)
+		g.Expect(jobs).To(HaveLen(1))
+		g.Expect(jobs[0].UID).NotTo(Equal(first.UID))
+	}, 30*time.Second, interval).Should(Succeed())
+	if waited := time.Since(start); waited > 25*time.Second {
+		t.Errorf("the next Job came after %s; want about 10 s", waited)
+	}
 }

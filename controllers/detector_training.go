@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -43,9 +44,24 @@ func (r *DetectorReconciler) reconcileTraining(ctx context.Context, det *kadetv1
 		return nil
 	case c.Reason == kadetv1.ReasonTrainingFailed:
 		return stall(c.Reason, "%s", c.Message)
+	case c.Reason == kadetv1.ReasonInsufficientData:
+		if due := time.Until(o.retryAt); due > 0 {
+			return waitFor(due, c.Reason, "%s", c.Message)
+		}
+		// Enough rows should be there now: the Job goes, and its deletion brings the
+		// pass that starts the next one.
+		job := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Namespace: det.Namespace, Name: o.job}}
+		if err := r.Delete(ctx, job, client.PropagationPolicy(metav1.DeletePropagationBackground)); client.IgnoreNotFound(err) != nil {
+			return err
+		}
+		return waitFor(time.Second, c.Reason, "%s", c.Message)
 	}
 	return wait(c.Reason, "%s", c.Message)
 }
+
+// minDataRecheck is the shortest wait before training again on a range that held too
+// few rows, so a tiny step does not make Jobs back to back.
+const minDataRecheck = 10 * time.Second
 
 // observeTraining starts the current spec's Job if it does not exist, mirrors its
 // progress into status.training and, once it has finished, records its model or
@@ -91,9 +107,28 @@ func (r *DetectorReconciler) observeTraining(ctx context.Context, det *kadetv1.D
 		ts.CompletedAt = job.Status.CompletionTime
 		p.event(corev1.EventTypeNormal, "TrainingSucceeded", "Train", "model %s trained by Job %s", res.Version, o.job)
 	case batchv1.JobFailed:
+		res, err := r.podResult(ctx, job, corev1.PodFailed)
+		if err != nil {
+			return err
+		}
+		if res != nil && res.InsufficientData != nil {
+			o.insufficient = res.InsufficientData
+			o.retryAt = jobFinished(job).Add(max(res.InsufficientData.Wait(), minDataRecheck))
+			return nil
+		}
 		o.failure = r.failureMessage(ctx, job)
 	}
 	return nil
+}
+
+// jobFinished is when the Job completed or failed.
+func jobFinished(job *batchv1.Job) time.Time {
+	for _, c := range job.Status.Conditions {
+		if c.Status == corev1.ConditionTrue && (c.Type == batchv1.JobComplete || c.Type == batchv1.JobFailed) {
+			return c.LastTransitionTime.Time
+		}
+	}
+	return time.Now()
 }
 
 // jobCondition is Complete or Failed once the Job has finished, else "".

@@ -29,12 +29,21 @@ func stall(reason, format string, args ...any) error {
 // waitError is progress the controller waits for (a running Job, a rollout). Every
 // wait is on an object the controller watches, so no requeue is needed: its next
 // change brings the Detector back.
-type waitError struct{ reason, msg string }
+type waitError struct {
+	reason, msg string
+	// after is set for a wait on time rather than on an object (data that has yet to
+	// arrive): the pass runs again then.
+	after time.Duration
+}
 
 func (e *waitError) Error() string { return e.msg }
 
 func wait(reason, format string, args ...any) error {
 	return &waitError{reason: reason, msg: fmt.Sprintf(format, args...)}
+}
+
+func waitFor(after time.Duration, reason, format string, args ...any) error {
+	return &waitError{reason: reason, msg: fmt.Sprintf(format, args...), after: after}
 }
 
 // conditioned is an object with metav1 conditions.
@@ -102,7 +111,7 @@ func summarize(det *kadetv1.Detector, err error) (ctrl.Result, error) {
 		setCondition(det, kadetv1.ReconcilingCondition, metav1.ConditionTrue, wt.reason, wt.msg)
 		removeCondition(det, kadetv1.StalledCondition)
 		det.Status.Phase = phase(det, err)
-		return ctrl.Result{}, nil
+		return ctrl.Result{RequeueAfter: wt.after}, nil
 	default:
 		setCondition(det, kadetv1.ReadyCondition, metav1.ConditionFalse, kadetv1.ReasonReconcileError, err.Error())
 		setCondition(det, kadetv1.ReconcilingCondition, metav1.ConditionTrue, kadetv1.ReasonReconcileError, err.Error())

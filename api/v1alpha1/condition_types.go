@@ -23,6 +23,9 @@ const (
 	ReasonIncompatible       = "IncompatibleDataSource"
 	ReasonStorageConflict    = "StorageConflict"
 	ReasonTrainingFailed     = "TrainingFailed"
+	// ReasonInsufficientData: a Prometheus range holds too few rows to train yet; the
+	// Detector tries again when enough should have arrived.
+	ReasonInsufficientData = "InsufficientData"
 
 	ReasonTraining     = "Training"
 	ReasonModelTrained = "ModelTrained"

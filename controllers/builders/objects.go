@@ -205,7 +205,7 @@ func TrainingJob(det *kadetv1.Detector, plan *TrainingPlan, cfg Config) *batchv1
 			PodFailurePolicy: &batchv1.PodFailurePolicy{Rules: []batchv1.PodFailurePolicyRule{
 				{Action: batchv1.PodFailurePolicyActionFailJob, OnExitCodes: &batchv1.PodFailurePolicyOnExitCodesRequirement{
 					ContainerName: ptr.To(TrainerContainer), Operator: batchv1.PodFailurePolicyOnExitCodesOpIn,
-					Values: []int32{contract.ExitInvalidInput},
+					Values: []int32{contract.ExitInvalidInput, contract.ExitInsufficientData},
 				}},
 				{Action: batchv1.PodFailurePolicyActionIgnore, OnPodConditions: []batchv1.PodFailurePolicyOnPodConditionsPattern{
 					{Type: corev1.DisruptionTarget, Status: corev1.ConditionTrue},

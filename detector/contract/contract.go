@@ -12,6 +12,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -56,9 +58,68 @@ const (
 	// ExitInvalidInput is bad spec, data, model file or flags: retrying cannot help,
 	// so a training Job fails at once on it.
 	ExitInvalidInput = 2
+	// ExitInsufficientData is a Prometheus range that does not hold enough rows yet:
+	// the Job fails at once, and the controller tries again when enough should have
+	// arrived.
+	ExitInsufficientData = 3
 	// ExitCanceled is 128 + SIGTERM: the run was stopped and wrote nothing.
 	ExitCanceled = 143
 )
+
+// InsufficientData says how far a Prometheus range is from enough rows to train.
+type InsufficientData struct {
+	Rows     int `json:"rows"`
+	Needed   int `json:"needed"`
+	Entities int `json:"entities"`
+	// Step is the source's step (a Go duration): each step adds a row per entity.
+	Step string `json:"step"`
+}
+
+// Wait is how long until enough rows should have arrived.
+func (d InsufficientData) Wait() time.Duration {
+	step, err := time.ParseDuration(d.Step)
+	if err != nil || step <= 0 || d.Rows >= d.Needed {
+		return 0
+	}
+	perStep := max(d.Entities, 1)
+	return time.Duration((d.Needed-d.Rows+perStep-1)/perStep) * step
+}
+
+// Message is the sentence a user reads, e.g. "312 of 1,000 rows; enough in about 11h
+// at step 1m".
+func (d InsufficientData) Message() string {
+	return fmt.Sprintf("%s of %s rows; enough in about %s at step %s", thousands(d.Rows), thousands(d.Needed),
+		roundWait(d.Wait()), shortDuration(d.Step))
+}
+
+// shortDuration drops a Go duration's zero tail: 1m0s is 1m, 1h0m0s is 1h.
+func shortDuration(s string) string {
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
+
+func roundWait(d time.Duration) string {
+	switch {
+	case d >= time.Hour:
+		return fmt.Sprintf("%dh", int((d+30*time.Minute)/time.Hour))
+	case d >= time.Minute:
+		return fmt.Sprintf("%dm", int((d+30*time.Second)/time.Minute))
+	}
+	return fmt.Sprintf("%ds", int(d.Round(time.Second)/time.Second))
+}
+
+func thousands(n int) string {
+	s := strconv.Itoa(n)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
+}
 
 // ModelType names a network architecture; the values are the API's.
 type ModelType string
@@ -281,6 +342,8 @@ type TrainingResult struct {
 	ScoringRule string             `json:"scoringRule,omitempty"`
 	Metrics     map[string]float64 `json:"metrics,omitempty"`
 	Error       string             `json:"error,omitempty"`
+	// InsufficientData is set with Error when the range held too few rows.
+	InsufficientData *InsufficientData `json:"insufficientData,omitempty"`
 }
 
 // ParseTrainingResult decodes and checks a termination message.

@@ -122,3 +122,23 @@ func TestHashChangesWithTheRequest(t *testing.T) {
 		t.Error("a request of another version passed")
 	}
 }
+
+func TestInsufficientDataMessage(t *testing.T) {
+	for _, tt := range []struct {
+		d    InsufficientData
+		want string
+		wait time.Duration
+	}{
+		{InsufficientData{Rows: 312, Needed: 1000, Entities: 1, Step: "1m0s"}, "312 of 1,000 rows; enough in about 11h at step 1m", 688 * time.Minute},
+		{InsufficientData{Rows: 40, Needed: 100, Entities: 3, Step: "30s"}, "40 of 100 rows; enough in about 10m at step 30s", 20 * 30 * time.Second},
+		{InsufficientData{Rows: 0, Needed: 320, Entities: 0, Step: "1s"}, "0 of 320 rows; enough in about 5m at step 1s", 320 * time.Second},
+		{InsufficientData{Rows: 90, Needed: 100, Step: "1h0m0s"}, "90 of 100 rows; enough in about 10h at step 1h", 10 * time.Hour},
+	} {
+		if got := tt.d.Message(); got != tt.want {
+			t.Errorf("%+v: %q; want %q", tt.d, got, tt.want)
+		}
+		if got := tt.d.Wait(); got != tt.wait {
+			t.Errorf("%+v: wait %s; want %s", tt.d, got, tt.wait)
+		}
+	}
+}

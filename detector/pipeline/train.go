@@ -39,6 +39,22 @@ type SpecError struct{ Msg string }
 
 func (e *SpecError) Error() string { return e.Msg }
 
+// InsufficientDataError is a Prometheus range that does not hold enough rows to train
+// yet: the data will come, unlike a bad spec.
+type InsufficientDataError struct{ contract.InsufficientData }
+
+func (e *InsufficientDataError) Error() string {
+	return "not enough data to train yet: " + e.Message()
+}
+
+// MinStreamRows is the fewest rows a model trains on from Prometheus; a sequence
+// model wants MinStreamWindows windows' worth when that is more. Below it, a Detector
+// says InsufficientData and waits for the rows to arrive.
+const (
+	MinStreamRows    = 100
+	MinStreamWindows = 10
+)
+
 // IsInputError reports whether err is about the spec or the data (retrying cannot help)
 // rather than the machine.
 func IsInputError(err error) bool {
@@ -72,6 +88,16 @@ func Train(ctx context.Context, req *contract.TrainingRequest, outDir string, pr
 	spec, err := modelSpec(req.Model, tbl)
 	if err != nil {
 		return nil, err
+	}
+	if st := tbl.Prometheus; st != nil {
+		needed := MinStreamRows
+		if spec.Sequence() {
+			needed = max(needed, MinStreamWindows*spec.Window)
+		}
+		if tbl.Rows() < needed {
+			return nil, &InsufficientDataError{contract.InsufficientData{Rows: tbl.Rows(), Needed: needed,
+				Entities: st.Entities, Step: st.Step.String()}}
+		}
 	}
 	if spec.Type == model.MLPClassifier && tbl.Labels == nil {
 		return nil, &SpecError{Msg: "model type MLPClassifier needs a label column"}
@@ -295,6 +321,15 @@ func fitSequence(ctx context.Context, req *contract.TrainingRequest, spec model.
 		msg := fmt.Sprintf("%d rows are too few: training and the validation split need a window of %d rows each", tbl.Rows(), w)
 		if len(segs) > 1 {
 			msg = fmt.Sprintf("none of %d entities has enough rows: training and the validation split need a window of %d rows each", len(segs), w)
+		}
+		if st := tbl.Prometheus; st != nil {
+			// Each entity's rows grow with every step: the data will come.
+			longest := 0
+			for _, sg := range segs {
+				longest = max(longest, sg[1]-sg[0])
+			}
+			needed := w + max(w, int(math.Ceil(float64(longest)*req.Training.ValidationSplit)))
+			return nil, &InsufficientDataError{contract.InsufficientData{Rows: longest, Needed: needed, Entities: 1, Step: st.Step.String()}}
 		}
 		return nil, &data.Error{Source: tbl.Source, Msg: msg}
 	}

@@ -72,9 +72,12 @@ func exitCode(stderr io.Writer, cmd string, err error) int {
 	fmt.Fprintf(stderr, "detector %s: %v\n", cmd, err)
 	var ue usageError
 	var ce canceledError
+	var ide *pipeline.InsufficientDataError
 	switch {
 	case errors.As(err, &ce):
 		return contract.ExitCanceled
+	case errors.As(err, &ide):
+		return contract.ExitInsufficientData
 	case errors.As(err, &ue), pipeline.IsInputError(err):
 		return contract.ExitInvalidInput
 	}

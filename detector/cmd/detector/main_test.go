@@ -245,6 +245,21 @@ func TestTrainFromPrometheus(t *testing.T) {
 	if rows := res.Metrics["trainRows"] + res.Metrics["validationRows"]; rows != 600 {
 		t.Errorf("trained on %v rows; want 600 (two pods of 300)", rows)
 	}
+	// Ten windows of 64 rows need 640 rows; two pods of 300 have 600: not yet.
+	termLog := filepath.Join(dir, "termination-log")
+	if err := os.WriteFile(termLog, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr = detector(t, context.Background(), "train", "--prometheus-url", srv.URL, "--query", "depth=queue_depth",
+		"--range", "5h", "--step", "1m", "--end", end.Format(time.RFC3339), "--entity-labels", "pod",
+		"--model", "LSTMAutoencoder", "--window", "64", "--out", dir, "--termination-log", termLog)
+	term, _ := os.ReadFile(termLog)
+	var failed contract.TrainingResult
+	_ = json.Unmarshal(term, &failed)
+	if code != contract.ExitInsufficientData || failed.InsufficientData == nil ||
+		!strings.Contains(stderr, "not enough data to train yet: 600 of 640 rows; enough in about 20m at step 1m") {
+		t.Errorf("exit %d, result %s: %s", code, term, stderr)
+	}
 	// Without entity labels two series are refused, naming them.
 	code, _, stderr = detector(t, context.Background(), "train", "--prometheus-url", srv.URL, "--query", "depth=queue_depth",
 		"--range", "5h", "--end", end.Format(time.RFC3339), "--out", dir)

@@ -56,7 +56,12 @@ func cmdTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return &outcome.Result, nil
 	}()
 	if err != nil {
-		writeTermination(*termLog, contract.TrainingResult{Error: err.Error()}, stderr)
+		res := contract.TrainingResult{Error: err.Error()}
+		var ide *pipeline.InsufficientDataError
+		if errors.As(err, &ide) {
+			res.InsufficientData = &ide.InsufficientData
+		}
+		writeTermination(*termLog, res, stderr)
 		return err
 	}
 	line, _ := json.Marshal(result)
