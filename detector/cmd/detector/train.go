@@ -11,6 +11,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"unicode"
 	"time"
 
 	"golang.org/x/term"
@@ -261,10 +262,9 @@ func (q *queryFlags) Set(v string) error {
 	if !ok || name == "" || strings.TrimSpace(expr) == "" {
 		return fmt.Errorf("%q: want NAME=PROMQL", v)
 	}
-	for _, c := range name {
-		if !(c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
-			return fmt.Errorf("query name %q: use letters, digits and _", name)
-		}
+	if strings.IndexFunc(name, func(c rune) bool { return c != '_' && !unicode.IsLetter(c) && !unicode.IsDigit(c) }) >= 0 ||
+		unicode.IsDigit([]rune(name)[0]) {
+		return fmt.Errorf("query name %q: use letters, digits and _, not starting with a digit", name)
 	}
 	for _, e := range *q {
 		if e.Name == name {
