@@ -11,8 +11,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"unicode"
 	"time"
+	"unicode"
 
 	"golang.org/x/term"
 
