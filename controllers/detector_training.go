@@ -104,6 +104,10 @@ func (r *DetectorReconciler) observeTraining(ctx context.Context, det *kadetv1.D
 		if res.TrainedAt != nil {
 			det.Status.Model.TrainedAt = new(metav1.NewTime(*res.TrainedAt))
 		}
+		if d := res.Data; d != nil {
+			det.Status.Model.Data = &kadetv1.ModelData{Start: metav1.NewTime(d.Start), End: metav1.NewTime(d.End), Step: d.Step,
+				Rows: int64(d.Rows), Entities: int32(d.Entities), Digest: d.Digest}
+		}
 		ts.CompletedAt = job.Status.CompletionTime
 		p.event(corev1.EventTypeNormal, "TrainingSucceeded", "Train", "model %s trained by Job %s", res.Version, o.job)
 	case batchv1.JobFailed:

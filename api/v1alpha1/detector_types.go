@@ -454,6 +454,34 @@ type ModelStatus struct {
 	// metrics reported by training, e.g. loss, valLoss, samplesPerSecond.
 	// +optional
 	Metrics map[string]float64 `json:"metrics,omitempty"`
+	// data is what a model trained on Prometheus read (the queries and server are the
+	// DataSource's).
+	// +optional
+	Data *ModelData `json:"data,omitempty"`
+}
+
+// ModelData is the range a model read from Prometheus and what it held.
+type ModelData struct {
+	// start of the range read.
+	// +required
+	Start metav1.Time `json:"start"`
+	// end of the range read.
+	// +required
+	End metav1.Time `json:"end"`
+	// step of the range queries.
+	// +required
+	// +kubebuilder:validation:MaxLength=32
+	Step string `json:"step"`
+	// rows read (after gaps), over all entities.
+	// +required
+	Rows int64 `json:"rows"`
+	// entities the rows belong to (1 without entityLabels).
+	// +required
+	Entities int32 `json:"entities"`
+	// digest is the sha256 of the rows read.
+	// +required
+	// +kubebuilder:validation:MaxLength=80
+	Digest string `json:"digest"`
 }
 
 // TrainingStatus is the progress of a training Job.

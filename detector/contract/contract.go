@@ -66,6 +66,17 @@ const (
 	ExitCanceled = 143
 )
 
+// DataProvenance is what a model read from Prometheus: the range, the rows and
+// entities it gave, and the digest of those rows.
+type DataProvenance struct {
+	Start    time.Time `json:"start"`
+	End      time.Time `json:"end"`
+	Step     string    `json:"step"`
+	Rows     int       `json:"rows"`
+	Entities int       `json:"entities"`
+	Digest   string    `json:"digest"`
+}
+
 // InsufficientData says how far a Prometheus range is from enough rows to train.
 type InsufficientData struct {
 	Rows     int `json:"rows"`
@@ -342,6 +353,8 @@ type TrainingResult struct {
 	ScoringRule string             `json:"scoringRule,omitempty"`
 	Metrics     map[string]float64 `json:"metrics,omitempty"`
 	Error       string             `json:"error,omitempty"`
+	// Data says what a model trained on Prometheus saw.
+	Data *DataProvenance `json:"data,omitempty"`
 	// InsufficientData is set with Error when the range held too few rows.
 	InsufficientData *InsufficientData `json:"insufficientData,omitempty"`
 }

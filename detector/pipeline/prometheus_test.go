@@ -63,6 +63,10 @@ func TestTrainsOnPrometheusEntities(t *testing.T) {
 		!p.End.Equal(end) || p.Step != "1m0s" || len(p.Digest) != len("sha256:")+64 {
 		t.Errorf("provenance %+v", p)
 	}
+	// So does the result, which becomes status.model.data.
+	if d := out.Result.Data; d == nil || d.Rows != 1212 || d.Entities != 3 || d.Digest != model.Meta.Prometheus.Digest || !d.End.Equal(end) {
+		t.Errorf("result data %+v", d)
+	}
 	// A Detector on Prometheus without a percentile aims at one alarm in 10,000 rows.
 	if model.Meta.Threshold.Parameter != contract.DefaultStreamPercentile {
 		t.Errorf("threshold percentile %v; want %v", model.Meta.Threshold.Parameter, contract.DefaultStreamPercentile)

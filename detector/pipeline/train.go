@@ -184,10 +184,14 @@ func Train(ctx context.Context, req *contract.TrainingRequest, outDir string, pr
 		return nil, fmt.Errorf("saving model: %w", err)
 	}
 	trainedAt := now.Truncate(time.Second)
-	return &Outcome{Dir: dir, Result: contract.TrainingResult{
+	out := &Outcome{Dir: dir, Result: contract.TrainingResult{
 		Version: version, Digest: digest, Threshold: threshold, Metrics: metrics,
 		TrainedAt: &trainedAt, ScoringRule: meta.ScoringRule,
-	}}, nil
+	}}
+	if p := meta.Prometheus; p != nil {
+		out.Result.Data = &contract.DataProvenance{Start: p.Start, End: p.End, Step: p.Step, Rows: p.Rows, Entities: p.Entities, Digest: p.Digest}
+	}
+	return out, nil
 }
 
 // fitted is a trained network with what calibration and evaluation need.

@@ -39,6 +39,10 @@ type Options struct {
 	WebConfig string
 	// Scheme is "https" when WebConfig serves TLS.
 	Scheme string
+	// Targets are host:port addresses Prometheus scrapes at ScrapeInterval (1s when
+	// not given): live data.
+	Targets        []string
+	ScrapeInterval time.Duration
 }
 
 // Server is a running Prometheus.
@@ -75,7 +79,16 @@ func Start(t testing.TB, opt Options) *Server {
 		}
 	}
 	cfg := filepath.Join(dir, "prometheus.yml")
-	if err := os.WriteFile(cfg, []byte("global: {scrape_interval: 15s}\n"), 0o644); err != nil {
+	config := "global: {scrape_interval: 15s}\n"
+	if len(opt.Targets) > 0 {
+		interval := opt.ScrapeInterval
+		if interval == 0 {
+			interval = time.Second
+		}
+		config += fmt.Sprintf("scrape_configs:\n- job_name: test\n  scrape_interval: %s\n  static_configs:\n  - targets: ['%s']\n",
+			interval, strings.Join(opt.Targets, "', '"))
+	}
+	if err := os.WriteFile(cfg, []byte(config), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	port := freePort(t)
