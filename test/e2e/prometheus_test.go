@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"io"
 	"math"
 	"net"
 	"net/http"
@@ -39,6 +40,17 @@ func TestPrometheusDetectorsBecomeReady(t *testing.T) {
 		History: []promtest.Series{{Metric: "kadet_e2e_load", Labels: map[string]string{"service": "checkout"},
 			Start: end.Add(-time.Duration(len(values)-1) * time.Minute), Step: time.Minute, Values: values}},
 		Targets: []string{l.Addr().String()},
+	})
+	// The new metric exists once Prometheus has scraped it: a query for a metric that
+	// has no series at all is refused, as a typo would be.
+	waitFor(t, "the first scrape of the new metric", time.Minute, func() (bool, error) {
+		resp, err := http.Get(srv.URL + "/api/v1/query?query=kadet_e2e_young")
+		if err != nil {
+			return false, err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		return strings.Contains(string(b), `"__name__":"kadet_e2e_young"`), err
 	})
 	ns := namespace(t, "metrics")
 	mustKubectl(t, []byte(fmt.Sprintf(`apiVersion: anomaly.kadet.dev/v1alpha1
