@@ -379,3 +379,36 @@ func selfSigned(t *testing.T, dir string) (ca, cert, key string) {
 	}
 	return cert, cert, key
 }
+
+// BenchmarkPrometheusRead reads 10 queries of 30 days at 1m (43,201 steps each, four
+// requests per query) from a real Prometheus and reports rows and points per second.
+// go test ./detector/data -run '^$' -bench PrometheusRead -benchtime 3x
+func BenchmarkPrometheusRead(b *testing.B) {
+	const queries, days = 10, 30
+	n := days*24*60 + 1
+	var history []promtest.Series
+	src := &contract.ResolvedPrometheus{Range: "720h", Step: "1m", End: end.Format(time.RFC3339)}
+	for q := range queries {
+		v := make([]float64, n)
+		for i := range v {
+			v[i] = float64((i*7 + q) % 101)
+		}
+		name := fmt.Sprintf("bench_%d", q)
+		history = append(history, promtest.Series{Metric: name, Start: end.Add(-time.Duration(n-1) * time.Minute), Step: time.Minute, Values: v})
+		src.Queries = append(src.Queries, contract.PrometheusQuery{Name: name, Query: name})
+	}
+	srv := promtest.Start(b, promtest.Options{History: history})
+	src.URL = srv.URL
+	b.ResetTimer()
+	rows := 0
+	for range b.N {
+		tbl, err := LoadPrometheus(context.Background(), src, DefaultPromOptions)
+		if err != nil {
+			b.Fatal(err)
+		}
+		rows += tbl.Rows()
+	}
+	sec := b.Elapsed().Seconds()
+	b.ReportMetric(float64(rows)/sec, "rows/s")
+	b.ReportMetric(float64(rows*queries)/sec, "points/s")
+}
