@@ -27,6 +27,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kadet-dev/kadet/hack/bench/internal/cli"
+
 	"github.com/kadet-dev/kadet/detector/artifact"
 	"github.com/kadet-dev/kadet/detector/contract"
 	"github.com/kadet-dev/kadet/detector/pipeline"
@@ -37,6 +39,25 @@ const day = 288 // rows of 5 minutes
 
 var suiteWeekly, noise, percentile float64
 
+// timeFeatures adds the time of day ("day") and the day of the week ("week"), each as
+// a sine and a cosine, to every row as input columns, to measure what a preprocessing
+// option deriving them from the timestamp would give.
+var timeFeatures []string
+
+// timeColumns are the time features of row i, with their names.
+func timeColumns(i int) (names []string, values []float64) {
+	for _, f := range timeFeatures {
+		period := day
+		if f == "week" {
+			period = 7 * day
+		}
+		a := 2 * math.Pi * float64(i%period) / float64(period)
+		names = append(names, f+"_sin", f+"_cos")
+		values = append(values, math.Sin(a), math.Cos(a))
+	}
+	return names, values
+}
+
 func main() {
 	trainRows := flag.Int("train-rows", 604, "clean rows to train on (604: two days and a bit)")
 	testRows := flag.Int("test-rows", 5*day, "clean rows after the training range to score")
@@ -45,6 +66,7 @@ func main() {
 	models := flag.String("models", "Autoencoder,LSTMAutoencoder,ConvAutoencoder", "comma-separated model types")
 	flag.Float64Var(&suiteWeekly, "weekly", 5, "amplitude of the suite's weekly cycle (the daily one is 20; the false-alarm table has none)")
 	flag.Float64Var(&noise, "noise", 1, "standard deviation of the noise")
+	tf := flag.String("time-features", "", "comma-separated time features to add as input columns: day (time of day), week (day of week)")
 	flag.Float64Var(&percentile, "percentile", 0, "threshold percentile (0: the default of a Detector on Prometheus, 99.99)")
 	suiteModels := flag.String("suite-models", "Autoencoder,LSTMAutoencoder,ConvAutoencoder", "model types of the anomaly suite (empty: skip it)")
 	rules := flag.String("rules", "Causal,AllWindows", "scoring rules of the sequence models in the suite")
@@ -52,7 +74,8 @@ func main() {
 	testDays := flag.Int("test-days", 7, "days the suite scores")
 	perKind := flag.Int("per-kind", 2, "anomalies of each kind per series")
 	flag.Parse()
-	if err := run(split(*models), *trainRows, *testRows, *seeds, int32(*epochs)); err != nil {
+	timeFeatures = cli.List(*tf)
+	if err := run(cli.List(*models), *trainRows, *testRows, *seeds, int32(*epochs)); err != nil {
 		fmt.Fprintln(os.Stderr, "metrics:", err)
 		os.Exit(1)
 	}
@@ -62,22 +85,12 @@ func main() {
 	work, err := os.MkdirTemp("", "kadet-metrics-suite-")
 	if err == nil {
 		defer os.RemoveAll(work)
-		err = suite(work, split(*suiteModels), split(*rules), *trainDays, *testDays, *perKind, *seeds, int32(*epochs))
+		err = suite(work, cli.List(*suiteModels), cli.List(*rules), *trainDays, *testDays, *perKind, *seeds, int32(*epochs))
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "metrics:", err)
 		os.Exit(1)
 	}
-}
-
-func split(list string) []string {
-	var out []string
-	for _, v := range strings.Split(list, ",") {
-		if v = strings.TrimSpace(v); v != "" {
-			out = append(out, v)
-		}
-	}
-	return out
 }
 
 // series is a clean seasonal metric: a daily cycle, a weekly one and noise.
@@ -93,9 +106,15 @@ func series(rows int, seed uint64, weekly float64) []float64 {
 
 func writeCSV(path string, values []float64, from int) error {
 	var b strings.Builder
-	b.WriteString("timestamp,value\n")
+	names, _ := timeColumns(0)
+	b.WriteString(strings.Join(append([]string{"timestamp", "value"}, names...), ",") + "\n")
 	for i, v := range values {
-		fmt.Fprintf(&b, "%d,%.4f\n", 1_700_000_000+300*(from+i), v)
+		fmt.Fprintf(&b, "%d,%.4f", 1_700_000_000+300*(from+i), v)
+		_, cols := timeColumns(from + i)
+		for _, c := range cols {
+			fmt.Fprintf(&b, ",%.6f", c)
+		}
+		b.WriteByte('\n')
 	}
 	return os.WriteFile(path, []byte(b.String()), 0o644)
 }
@@ -152,8 +171,12 @@ func trainAndScore(base string, values []float64, trainRows int, m contract.Mode
 	}
 	w := max(model.Network.Spec.Window, 1)
 	x := make([]float32, 0, len(values)-trainRows+w)
-	for _, v := range values[trainRows-w+1:] {
+	for i, v := range values[trainRows-w+1:] {
 		x = append(x, float32(v))
+		_, cols := timeColumns(trainRows - w + 1 + i)
+		for _, c := range cols {
+			x = append(x, float32(c))
+		}
 	}
 	res, err := scoring.Score(model, x)
 	if err != nil {

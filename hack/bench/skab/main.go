@@ -20,6 +20,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kadet-dev/kadet/hack/bench/internal/cli"
+
 	"github.com/kadet-dev/kadet/detector/artifact"
 	"github.com/kadet-dev/kadet/detector/contract"
 	"github.com/kadet-dev/kadet/detector/data"
@@ -60,8 +62,8 @@ func main() {
 			fail(err)
 		}
 	}
-	for _, name := range split(*models) {
-		for _, rule := range split(*rules) {
+	for _, name := range cli.List(*models) {
+		for _, rule := range cli.List(*rules) {
 			m, err := modelSpec(name, int32(*window))
 			if err != nil {
 				fail(err)
@@ -77,8 +79,8 @@ func main() {
 		}
 	}
 	first := -1.0
-	for _, name := range split(*defaults) {
-		for _, rule := range split(*defaultRules) {
+	for _, name := range cli.List(*defaults) {
+		for _, rule := range cli.List(*defaultRules) {
 			m := contract.Model{Type: contract.ModelType(name)}
 			if err := merge(*overrides, &m); err != nil {
 				fail(fmt.Errorf("--model-json: %w", err))
@@ -112,16 +114,6 @@ func main() {
 func fail(err error) {
 	fmt.Fprintln(os.Stderr, "skab:", err)
 	os.Exit(1)
-}
-
-func split(list string) []string {
-	var out []string
-	for _, v := range strings.Split(list, ",") {
-		if v = strings.TrimSpace(v); v != "" {
-			out = append(out, v)
-		}
-	}
-	return out
 }
 
 func merge(js string, v any) error {
