@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"net"
 	"net/http"
@@ -213,7 +214,8 @@ func (r *promReader) load(ctx context.Context) (*Table, error) {
 // the entity labels, which applies to every entity.
 func (r *promReader) fetch(ctx context.Context, q contract.PrometheusQuery) (series, bool, error) {
 	out := series{}
-	labelSets := map[string]model.Metric{}
+	labelSets := map[string]bool{}
+	byEntity := map[string]model.Metric{} // the series each entity got
 	span := time.Duration(max(r.opt.MaxPoints-1, 1)) * r.step
 	for from := r.start; !from.After(r.end); {
 		to := from.Add(span)
@@ -226,18 +228,18 @@ func (r *promReader) fetch(ctx context.Context, q contract.PrometheusQuery) (ser
 		}
 		for _, ss := range m {
 			key := ss.Metric.String()
-			labelSets[key] = ss.Metric
+			labelSets[key] = true
 			ent := r.entity(ss.Metric)
 			vals := out[ent]
 			if vals == nil {
 				vals = map[int]float64{}
 				out[ent] = vals
 			}
-			if prev, ok := labelSets["entity:"+ent]; ok && prev.String() != key && len(r.src.EntityLabels) > 0 {
+			if prev, ok := byEntity[ent]; ok && prev.String() != key && len(r.src.EntityLabels) > 0 {
 				return nil, false, r.queryError(q, "returns several series for entity %s (%s and %s): aggregate by the entity labels, e.g. sum by (%s) (...)",
 					entityName(ent), prev, ss.Metric, strings.Join(r.src.EntityLabels, ", "))
 			}
-			labelSets["entity:"+ent] = ss.Metric
+			byEntity[ent] = ss.Metric
 			for _, p := range ss.Values {
 				k := int(p.Timestamp.Time().Sub(r.start) / r.step)
 				vals[k] = float64(p.Value)
@@ -245,13 +247,7 @@ func (r *promReader) fetch(ctx context.Context, q contract.PrometheusQuery) (ser
 		}
 		from = to.Add(r.step)
 	}
-	var sets []string
-	for k := range labelSets {
-		if !strings.HasPrefix(k, "entity:") {
-			sets = append(sets, k)
-		}
-	}
-	slices.Sort(sets)
+	sets := slices.Sorted(maps.Keys(labelSets))
 	switch {
 	case len(sets) == 0:
 		return nil, false, r.queryError(q, "returned no series between %s and %s", r.start.Format(time.RFC3339), r.end.Format(time.RFC3339))
