@@ -43,8 +43,9 @@ func dataSourceReadyCondition(det *kadetv1.Detector, o dataObservation) metav1.C
 	case ready == nil || ready.ObservedGeneration != ds.Generation:
 		c.Status, c.Reason = metav1.ConditionUnknown, kadetv1.ReasonProgressing
 		c.Message = "DataSource " + ds.Name + " has not been checked yet"
-	case ready.Status != metav1.ConditionTrue && ready.Reason == kadetv1.ReasonServerUnreachable:
-		// The server may answer at the DataSource's next check: wait, do not stall.
+	case ready.Status != metav1.ConditionTrue && (ready.Reason == kadetv1.ReasonServerUnreachable || ready.Reason == kadetv1.ReasonNoSeries):
+		// The server may answer, or the metric appear, at the DataSource's next check:
+		// wait, do not stall.
 		c.Status, c.Reason = metav1.ConditionUnknown, kadetv1.ReasonDataSourceNotReady
 		c.Message = "DataSource " + ds.Name + " is not ready yet: " + ready.Message
 	case ready.Status != metav1.ConditionTrue:

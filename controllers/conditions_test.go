@@ -53,6 +53,10 @@ func TestDataSourceReadyCondition(t *testing.T) {
 			Type: kadetv1.ReadyCondition, Status: metav1.ConditionFalse, Reason: kadetv1.ReasonServerUnreachable, ObservedGeneration: 2,
 			Message: "Prometheus at http://p:9090 did not answer"})}, metav1.ConditionUnknown, kadetv1.ReasonDataSourceNotReady,
 			"DataSource src is not ready yet: Prometheus at http://p:9090 did not answer"},
+		{"metric not scraped yet", dataObservation{name: "src", dataSource: dataSourceWith(2, &metav1.Condition{
+			Type: kadetv1.ReadyCondition, Status: metav1.ConditionFalse, Reason: kadetv1.ReasonNoSeries, ObservedGeneration: 2,
+			Message: "query q returns no series now"})}, metav1.ConditionUnknown, kadetv1.ReasonDataSourceNotReady,
+			"DataSource src is not ready yet: query q returns no series now"},
 		{"not ready", dataObservation{name: "src", dataSource: dataSourceWith(2, notReady)}, metav1.ConditionFalse,
 			kadetv1.ReasonDataSourceNotReady, `DataSource src is not ready: PersistentVolumeClaim "data" not found`},
 		// The DataSource says ready, but the key the controller hashes went away since.

@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -133,7 +134,7 @@ func (r *DataSourceReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		}
 		if reason != "" {
 			setCondition(ds, kadetv1.ReadyCondition, metav1.ConditionFalse, reason, msg)
-			if reason == kadetv1.ReasonServerUnreachable {
+			if reason == kadetv1.ReasonServerUnreachable || reason == kadetv1.ReasonNoSeries {
 				return ctrl.Result{RequeueAfter: serverRecheck}, nil
 			}
 			return ctrl.Result{}, nil
@@ -205,6 +206,10 @@ func (r *DataSourceReconciler) checkPrometheus(ctx context.Context, ns string, p
 		cancel()
 		switch {
 		case qerr == nil:
+		case errors.Is(qerr, data.ErrNoSeriesNow):
+			// A metric that has not been scraped yet: training would be refused, so
+			// the Detector waits for it instead.
+			return kadetv1.ReasonNoSeries, fmt.Sprintf("query %s %s on Prometheus at %s; asking again every %s", q.Name, msg, pr.URL, serverRecheck), nil
 		case transient:
 			return kadetv1.ReasonServerUnreachable, fmt.Sprintf("Prometheus at %s did not answer (%s); asking again every %s", pr.URL, msg, serverRecheck), nil
 		default:

@@ -309,6 +309,14 @@ func TestPrometheusDataSourceChecksItsQueries(t *testing.T) {
 		g.Expect(c.Message).To(ContainSubstring(`query broken: invalid parameter "query": 1:17: parse error: unclosed left parenthesis`))
 		g.Expect(c.Message).NotTo(ContainSubstring("query ok"))
 	}, timeout, interval).Should(Succeed())
+	// A query with no series now is a metric not scraped yet: not final.
+	ds.Spec.Prometheus.Queries[1].Query = "not_scraped_yet"
+	NewWithT(t).Expect(k8sClient.Update(context.Background(), ds)).To(Succeed())
+	NewWithT(t).Eventually(func(g Gomega) {
+		c := ready(g)
+		g.Expect(c.Reason).To(Equal(kadetv1.ReasonNoSeries))
+		g.Expect(c.Message).To(HavePrefix("query broken returns no series now on Prometheus at " + srv.URL))
+	}, timeout, interval).Should(Succeed())
 	ds.Spec.Prometheus.Queries[1].Query = "sum(rate(up[5m]))"
 	NewWithT(t).Expect(k8sClient.Update(context.Background(), ds)).To(Succeed())
 	NewWithT(t).Eventually(func(g Gomega) {

@@ -41,6 +41,9 @@ const (
 	ReasonReferenceNotFound  = "ReferenceNotFound"
 	// ReasonServerUnreachable: the Prometheus server did not answer; checked again.
 	ReasonServerUnreachable = "ServerUnreachable"
+	// ReasonNoSeries: a query returns no series yet (a metric not scraped yet); checked
+	// again.
+	ReasonNoSeries = "NoSeries"
 	// ReasonQueryRefused: the server refused a query or the credentials.
 	ReasonQueryRefused = "QueryRefused"
 )

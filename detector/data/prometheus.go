@@ -168,12 +168,21 @@ func NewPromAPI(url string, a PromAccess) (v1.API, error) {
 	return v1.NewAPI(client), nil
 }
 
+// ErrNoSeriesNow is an instant query that parses but returns nothing: a metric not
+// scraped yet, or no longer.
+var ErrNoSeriesNow = errors.New("returns no series now")
+
 // CheckPromQuery runs q as an instant query, so a DataSource can say at once whether
 // the server answers and the query parses. Unreachable servers (and 5xx, 429) come
-// back as transient; a refused query or credentials as the server's message.
+// back as transient, and so does a query with no series now (ErrNoSeriesNow); a
+// refused query or credentials as the server's message.
 func CheckPromQuery(ctx context.Context, promAPI v1.API, q string) (msg string, isTransient bool, err error) {
-	_, _, err = promAPI.Query(ctx, q, time.Now())
+	var v model.Value
+	v, _, err = promAPI.Query(ctx, q, time.Now())
 	if err == nil {
+		if vec, ok := v.(model.Vector); ok && len(vec) == 0 {
+			return ErrNoSeriesNow.Error(), true, ErrNoSeriesNow
+		}
 		return "", false, nil
 	}
 	var apiErr *v1.Error

@@ -41,8 +41,8 @@ func TestPrometheusDetectorsBecomeReady(t *testing.T) {
 			Start: end.Add(-time.Duration(len(values)-1) * time.Minute), Step: time.Minute, Values: values}},
 		Targets: []string{l.Addr().String()},
 	})
-	// The new metric exists once Prometheus has scraped it: a query for a metric that
-	// has no series at all is refused, as a typo would be.
+	// The new metric exists once Prometheus has scraped it (before that its DataSource
+	// says NoSeries): from then on its rows grow by one a second.
 	waitFor(t, "the first scrape of the new metric", time.Minute, func() (bool, error) {
 		resp, err := http.Get(srv.URL + "/api/v1/query?query=kadet_e2e_young")
 		if err != nil {
