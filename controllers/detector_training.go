@@ -127,22 +127,28 @@ func (r *DetectorReconciler) observeTraining(ctx context.Context, det *kadetv1.D
 
 // jobFinished is when the Job completed or failed.
 func jobFinished(job *batchv1.Job) time.Time {
-	for _, c := range job.Status.Conditions {
-		if c.Status == corev1.ConditionTrue && (c.Type == batchv1.JobComplete || c.Type == batchv1.JobFailed) {
-			return c.LastTransitionTime.Time
-		}
+	if c := finishedCondition(job); c != nil {
+		return c.LastTransitionTime.Time
 	}
 	return time.Now()
 }
 
 // jobCondition is Complete or Failed once the Job has finished, else "".
 func jobCondition(job *batchv1.Job) batchv1.JobConditionType {
-	for _, c := range job.Status.Conditions {
-		if c.Status == corev1.ConditionTrue && (c.Type == batchv1.JobComplete || c.Type == batchv1.JobFailed) {
-			return c.Type
-		}
+	if c := finishedCondition(job); c != nil {
+		return c.Type
 	}
 	return ""
+}
+
+// finishedCondition is the Job's true Complete or Failed condition, or nil.
+func finishedCondition(job *batchv1.Job) *batchv1.JobCondition {
+	for i, c := range job.Status.Conditions {
+		if c.Status == corev1.ConditionTrue && (c.Type == batchv1.JobComplete || c.Type == batchv1.JobFailed) {
+			return &job.Status.Conditions[i]
+		}
+	}
+	return nil
 }
 
 // deleteStaleTraining deletes training Jobs (running or not) and spec ConfigMaps of

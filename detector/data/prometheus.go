@@ -190,13 +190,11 @@ func CheckPromQuery(ctx context.Context, promAPI v1.API, q string) (msg string, 
 		// No answer at all: the server, its DNS name or the network may come back.
 		return firstLine(err.Error()), true, err
 	}
-	switch {
-	case transient(err):
+	if transient(err) {
 		return firstLine(apiErr.Error()), true, err
-	case strings.Contains(apiErr.Msg, "401"):
-		return "401 unauthorized: check the bearer token or basic auth credentials", false, err
-	case strings.Contains(apiErr.Msg, "403"):
-		return "403 forbidden: the credentials may not read this data", false, err
+	}
+	if msg := credentialRefusal(apiErr); msg != "" {
+		return msg, false, err
 	}
 	return firstLine(apiErr.Msg), false, err
 }
@@ -359,12 +357,10 @@ func transient(err error) bool {
 func (r *promReader) describe(q contract.PrometheusQuery, err error) error {
 	var apiErr *v1.Error
 	if errors.As(err, &apiErr) {
-		switch {
-		case strings.Contains(apiErr.Msg, strconv.Itoa(http.StatusUnauthorized)):
-			return r.queryError(q, "was refused: 401 unauthorized: check the bearer token or basic auth credentials")
-		case strings.Contains(apiErr.Msg, strconv.Itoa(http.StatusForbidden)):
-			return r.queryError(q, "was refused: 403 forbidden: the credentials may not read this data")
-		case apiErr.Type == v1.ErrBadData:
+		if msg := credentialRefusal(apiErr); msg != "" {
+			return r.queryError(q, "was refused: %s", msg)
+		}
+		if apiErr.Type == v1.ErrBadData {
 			return r.queryError(q, "was refused by Prometheus: %s", apiErr.Msg)
 		}
 		msg := apiErr.Msg
@@ -374,6 +370,17 @@ func (r *promReader) describe(q contract.PrometheusQuery, err error) error {
 		return r.queryError(q, "failed after %d attempts: %s: %s", r.opt.Attempts, apiErr.Type, msg)
 	}
 	return r.queryError(q, "failed after %d attempts: %v", r.opt.Attempts, err)
+}
+
+// credentialRefusal says what a 401 or 403 means for the user, or "" for other errors.
+func credentialRefusal(apiErr *v1.Error) string {
+	switch {
+	case strings.Contains(apiErr.Msg, strconv.Itoa(http.StatusUnauthorized)):
+		return "401 unauthorized: check the bearer token or basic auth credentials"
+	case strings.Contains(apiErr.Msg, strconv.Itoa(http.StatusForbidden)):
+		return "403 forbidden: the credentials may not read this data"
+	}
+	return ""
 }
 
 func firstLine(s string) string {
