@@ -290,6 +290,26 @@ func (r *promReader) entity(m model.Metric) string {
 
 func entityName(e string) string { return "{" + e + "}" }
 
+// EntityLabels are the label values of an entity key of a Table read from Prometheus
+// (`name="value",...`, in the order of the source's entity labels).
+func EntityLabels(key string) (map[string]string, error) {
+	out := map[string]string{}
+	for rest := key; rest != ""; {
+		name, after, ok := strings.Cut(rest, "=")
+		if !ok || name == "" {
+			return nil, fmt.Errorf("entity %q: no label=value at %q", key, rest)
+		}
+		q, err := strconv.QuotedPrefix(after)
+		if err != nil {
+			return nil, fmt.Errorf("entity %q: label %s has no quoted value", key, name)
+		}
+		v, _ := strconv.Unquote(q)
+		out[name] = v
+		rest = strings.TrimPrefix(after[len(q):], ",")
+	}
+	return out, nil
+}
+
 func (r *promReader) queryError(q contract.PrometheusQuery, format string, args ...any) error {
 	return &Error{Source: r.src.URL, Msg: fmt.Sprintf("query %s (%s) ", q.Name, q.Query) + fmt.Sprintf(format, args...)}
 }

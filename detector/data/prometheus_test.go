@@ -137,6 +137,25 @@ func TestPrometheusEntities(t *testing.T) {
 			t.Errorf("row %d: %s %v; want %s [%v %v]", c.row, tbl.Entities[c.row], got, c.entity, c.latency, loadValue(i))
 		}
 	}
+	// An entity's key gives back its label values, quotes and commas included.
+	for _, key := range []string{tbl.Entities[0], `a="x,y=\"z\"",b=""`} {
+		labels, err := EntityLabels(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		back := ""
+		for _, l := range []string{"namespace", "pod", "a", "b"} {
+			if v, ok := labels[l]; ok {
+				back += fmt.Sprintf(",%s=%q", l, v)
+			}
+		}
+		if back[1:] != key {
+			t.Errorf("EntityLabels(%s) = %v", key, labels)
+		}
+	}
+	if _, err := EntityLabels(`pod=a`); err == nil {
+		t.Error("an unquoted value was read as an entity")
+	}
 	// Two series of one entity cannot both be its column.
 	src.EntityLabels = []string{"namespace"}
 	if _, err := LoadPrometheus(context.Background(), src, fastOpts); err == nil || !strings.Contains(err.Error(), "several series for entity") {

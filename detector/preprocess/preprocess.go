@@ -249,3 +249,18 @@ func Quantile(sorted []float64, q float64) float64 {
 	hi := min(lo+1, len(sorted)-1)
 	return sorted[lo] + (pos-float64(lo))*(sorted[hi]-sorted[lo])
 }
+
+// Inverse undoes Transform: it maps scaled rows x back to the data's own units into
+// dst (which may be x itself) and returns dst.
+func (s *Scaler) Inverse(dst, x []float32) []float32 {
+	if dst == nil {
+		dst = make([]float32, len(x))
+	}
+	d := len(s.Offset)
+	for r := 0; r+d <= len(x); r += d {
+		for j := 0; j < d; j++ {
+			dst[r+j] = x[r+j]*s.Scale[j] + s.Offset[j]
+		}
+	}
+	return dst
+}

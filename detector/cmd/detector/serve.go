@@ -11,6 +11,8 @@ import (
 	"os"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/kadet-dev/kadet/detector/contract"
 	"github.com/kadet-dev/kadet/detector/model"
 	"github.com/kadet-dev/kadet/detector/serve"
@@ -32,6 +34,7 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.IntVar(&opts.MaxInstances, "max-instances", serve.DefaultMaxInstances, "most records per request")
 	fs.DurationVar(&opts.ReloadInterval, "reload-interval", serve.DefaultReloadInterval, "how often to look for a new model")
 	fs.DurationVar(&opts.ShutdownDelay, "shutdown-delay", 5*time.Second, "keep serving this long after SIGTERM while /readyz fails, so traffic moves off the pod first")
+	watchFile := fs.String("watch", "", "a WatchRequest (JSON): also score the newest rows of its Prometheus queries every interval and export them on /metrics")
 	debugAddr := fs.String("debug-addr", "", "serve Go's pprof profiles on this address (e.g. 127.0.0.1:6060); off when empty")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err.Error()}
@@ -57,5 +60,14 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
 			opts.Logger.Error("debug server", "error", http.ListenAndServe(*debugAddr, mux).Error())
 		}()
 	}
-	return serve.New(opts).Run(ctx, *addr, drainTimeout)
+	opts.Registry = prometheus.NewRegistry()
+	srv := serve.New(opts)
+	if *watchFile != "" {
+		wctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		if err := startWatch(wctx, *watchFile, srv.Model, opts.Registry, opts.Logger); err != nil {
+			return err
+		}
+	}
+	return srv.Run(ctx, *addr, drainTimeout)
 }

@@ -1,0 +1,372 @@
+// Package watch scores a Prometheus-backed model as its metrics arrive: every interval
+// it reads the newest window of each entity, scores the newest row from the window
+// that ends at it, and exports the results as Prometheus metrics. It also keeps the
+// episodes people read in the Detector's status. It runs inside `detector serve`.
+package watch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/kadet-dev/kadet/detector/artifact"
+	"github.com/kadet-dev/kadet/detector/contract"
+	"github.com/kadet-dev/kadet/detector/data"
+	"github.com/kadet-dev/kadet/detector/scoring"
+)
+
+// StaleIntervals is how many intervals an entity may go without data before its series
+// are dropped.
+const StaleIntervals = 5
+
+// TopFeatures is how many features' contributions are exported per entity.
+const TopFeatures = 3
+
+// Options configure a Watcher.
+type Options struct {
+	// Namespace and Detector label every exported series.
+	Namespace, Detector string
+	// Prometheus is the server, its access and the step; the queries and entity labels
+	// come from the model's provenance when it has one, else from here.
+	Prometheus contract.ResolvedPrometheus
+	// Interval between ticks; Delay shifts each query's end back.
+	Interval, Delay time.Duration
+	// Model returns the model in service (nil before the first one).
+	Model func() *artifact.Model
+	// Registerer receives the metrics.
+	Registerer prometheus.Registerer
+	Logger     *slog.Logger
+	// Read tunes the Prometheus reads. A tick tries once: the next tick is the retry.
+	Read data.PromOptions
+	// Now is the clock (time.Now when nil); tests tick at chosen times.
+	Now func() time.Time
+}
+
+// Watcher is the watch loop's state: the newest result of each entity and the
+// episodes of the latest anomalies.
+type Watcher struct {
+	opts Options
+	log  *slog.Logger
+	step time.Duration
+
+	mu       sync.Mutex
+	entities map[string]*entity
+	episodes []*contract.AnomalyEpisode // newest first
+	digest   string                     // of the model the entities were scored with
+	last     *time.Time
+	lastErr  string
+
+	lag      prometheus.Gauge
+	errors   prometheus.Counter
+	rows     prometheus.Counter
+	duration prometheus.Histogram
+	entityN  prometheus.Gauge
+}
+
+// entity is one entity's newest result.
+type entity struct {
+	labels   map[string]string
+	at       time.Time // the scored row's time
+	seen     time.Time // when it last had data
+	result   scoring.Newest
+	features []string
+	open     *contract.AnomalyEpisode // the ongoing episode, nil while normal
+}
+
+// New makes a Watcher and registers its metrics.
+func New(opts Options) (*Watcher, error) {
+	step, err := time.ParseDuration(opts.Prometheus.Step)
+	if err != nil || step < time.Second {
+		return nil, fmt.Errorf("watch: step %q is not a duration of at least 1s", opts.Prometheus.Step)
+	}
+	if opts.Interval < time.Second {
+		return nil, fmt.Errorf("watch: interval %s is shorter than 1s", opts.Interval)
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Read.Now == nil {
+		opts.Read = data.DefaultPromOptions
+		opts.Read.Attempts = 1
+		opts.Read.Timeout = min(opts.Interval, 30*time.Second)
+	}
+	w := &Watcher{opts: opts, log: opts.Logger, step: step, entities: map[string]*entity{},
+		lag: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "kadet_watch_lag_seconds", Help: "Age of the newest row when it was scored (the query's end to the end of scoring).",
+		}),
+		errors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "kadet_watch_query_errors_total", Help: "Watch ticks whose Prometheus read failed.",
+		}),
+		rows: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "kadet_watch_rows_scored_total", Help: "Newest rows scored by the watch loop (one per entity per tick).",
+		}),
+		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "kadet_watch_duration_seconds", Help: "Time of one watch tick: the queries and the scoring.",
+			Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}),
+		entityN: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "kadet_watch_entities", Help: "Entities the watch loop scores.",
+		}),
+	}
+	if opts.Registerer != nil {
+		if err := opts.Registerer.Register(w); err != nil {
+			return nil, err
+		}
+		for _, c := range []prometheus.Collector{w.lag, w.errors, w.rows, w.duration, w.entityN} {
+			if err := opts.Registerer.Register(c); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return w, nil
+}
+
+// Run ticks every interval until ctx ends; the first tick is at once.
+func (w *Watcher) Run(ctx context.Context) {
+	t := time.NewTicker(w.opts.Interval)
+	defer t.Stop()
+	for {
+		if err := w.Tick(ctx); err != nil && ctx.Err() == nil && !errors.Is(err, ErrNoModel) {
+			w.logOnce(err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// logOnce logs an error when it differs from the last one: a server down for an hour
+// is one log line, not one a tick.
+func (w *Watcher) logOnce(err error) {
+	w.mu.Lock()
+	same := w.lastErr == err.Error()
+	w.lastErr = err.Error()
+	w.mu.Unlock()
+	if !same {
+		w.log.Error("watch", "error", err.Error())
+	}
+}
+
+// ErrNoModel is a tick before any model is served.
+var ErrNoModel = errors.New("no model to watch with yet")
+
+// Tick reads the newest window of every entity and scores its newest row.
+func (w *Watcher) Tick(ctx context.Context) error {
+	m := w.opts.Model()
+	if m == nil {
+		return ErrNoModel
+	}
+	began := w.opts.Now()
+	defer func(t time.Time) { w.duration.Observe(time.Since(t).Seconds()) }(time.Now())
+	end := began.Add(-w.opts.Delay).Truncate(w.step)
+	src, err := w.source(m, end)
+	if err != nil {
+		w.errors.Inc()
+		return err
+	}
+	tbl, err := data.LoadPrometheus(ctx, src, w.opts.Read)
+	if err != nil {
+		w.errors.Inc()
+		return err
+	}
+	keys, runs, err := w.newestRuns(m, tbl, end)
+	if err != nil {
+		w.errors.Inc()
+		return err
+	}
+	results, err := scoring.ScoreNewest(m, runs, len(keys))
+	if err != nil {
+		return err
+	}
+	w.rows.Add(float64(len(keys)))
+	w.lag.Set(w.opts.Now().Sub(end).Seconds())
+	w.record(m, keys, results, end, began)
+	return nil
+}
+
+// source is the read of one tick: the model's queries over the steps its window needs
+// before end, plus maxGap steps so a gap at the window's start can be bridged.
+func (w *Watcher) source(m *artifact.Model, end time.Time) (*contract.ResolvedPrometheus, error) {
+	src := w.opts.Prometheus
+	if p := m.Meta.Prometheus; p != nil {
+		src.Queries, src.EntityLabels = p.Queries, p.EntityLabels
+	}
+	names := make([]string, len(src.Queries))
+	for i, q := range src.Queries {
+		names[i] = q.Name
+	}
+	if !slices.Equal(names, m.Meta.Features) {
+		return nil, fmt.Errorf("the model's features %v are not the queries %v", m.Meta.Features, names)
+	}
+	gap := contract.DefaultMaxGap
+	if src.MaxGap != nil {
+		gap = int(*src.MaxGap)
+	}
+	steps := scoring.RunRows(m) - 1 + gap
+	src.Range = (time.Duration(max(steps, 1)) * w.step).String()
+	src.End = end.UTC().Format(time.RFC3339)
+	return &src, nil
+}
+
+// newestRuns takes, of each entity that has a row at end, its last RunRows rows when
+// they are consecutive steps. An entity without them is not scored this tick.
+func (w *Watcher) newestRuns(m *artifact.Model, tbl *data.Table, end time.Time) ([]string, []float32, error) {
+	n, f := scoring.RunRows(m), len(tbl.Columns)
+	want := strconv.FormatInt(end.Unix(), 10)
+	var keys []string
+	var runs []float32
+	for lo := 0; lo < tbl.Rows(); {
+		hi := lo + 1
+		for hi < tbl.Rows() && tbl.Entities != nil && tbl.Entities[hi] == tbl.Entities[lo] {
+			hi++
+		}
+		if tbl.Entities == nil {
+			hi = tbl.Rows()
+		}
+		if hi-lo >= n && tbl.Timestamps[hi-1] == want && consecutive(tbl.Timestamps[hi-n:hi], w.step) {
+			key := ""
+			if tbl.Entities != nil {
+				key = tbl.Entities[lo]
+			}
+			keys = append(keys, key)
+			runs = append(runs, tbl.X[(hi-n)*f:hi*f]...)
+		}
+		lo = hi
+	}
+	return keys, runs, nil
+}
+
+func consecutive(ts []string, step time.Duration) bool {
+	prev := int64(0)
+	for i, s := range ts {
+		v, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || (i > 0 && v-prev != int64(step/time.Second)) {
+			return false
+		}
+		prev = v
+	}
+	return true
+}
+
+// record stores each entity's result, opens and closes episodes, and drops entities
+// without data for StaleIntervals intervals.
+func (w *Watcher) record(m *artifact.Model, keys []string, results []scoring.Newest, at, now time.Time) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.digest != m.Digest {
+		// Another model may have other features or entity labels: a series family
+		// must keep one set of label names, so the old model's results go.
+		w.closeAll()
+		w.entities, w.digest = map[string]*entity{}, m.Digest
+	}
+	for i, key := range keys {
+		e := w.entities[key]
+		if e == nil {
+			labels, err := data.EntityLabels(key)
+			if err != nil {
+				continue // keys come from the reader: cannot happen
+			}
+			e = &entity{labels: labels}
+			w.entities[key] = e
+		}
+		e.at, e.seen, e.result, e.features = at, now, results[i], m.Meta.Features
+		top := topFeatures(m.Meta.Features, results[i].Shares, TopFeatures)
+		switch {
+		case results[i].Anomaly && e.open == nil:
+			e.open = &contract.AnomalyEpisode{Entity: key, Start: at, PeakScore: results[i].Score, PeakTime: at, TopFeatures: top}
+			w.episodes = append([]*contract.AnomalyEpisode{e.open}, w.episodes...)
+			if len(w.episodes) > contract.RecentAnomalies {
+				w.episodes = w.episodes[:contract.RecentAnomalies]
+			}
+		case results[i].Anomaly && results[i].Score > e.open.PeakScore:
+			e.open.PeakScore, e.open.PeakTime, e.open.TopFeatures = results[i].Score, at, top
+		case !results[i].Anomaly && e.open != nil:
+			end := at
+			e.open.End = &end
+			e.open = nil
+		}
+	}
+	for key, e := range w.entities {
+		if now.Sub(e.seen) > StaleIntervals*w.opts.Interval {
+			if e.open != nil {
+				end := e.at
+				e.open.End = &end
+			}
+			delete(w.entities, key)
+		}
+	}
+	if len(keys) > 0 {
+		w.last = &at
+	}
+	w.entityN.Set(float64(len(w.entities)))
+}
+
+// closeAll ends every ongoing episode at its entity's last score.
+func (w *Watcher) closeAll() {
+	for _, e := range w.entities {
+		if e.open != nil {
+			end := e.at
+			e.open.End = &end
+			e.open = nil
+		}
+	}
+}
+
+// Reset forgets every entity and episode: a pod that stops watching (it lost the
+// election) must stop exporting scores, or two pods would report one entity.
+func (w *Watcher) Reset() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.entities = map[string]*entity{}
+	w.episodes = nil
+	w.last = nil
+	w.digest = ""
+	w.entityN.Set(0)
+}
+
+// Status is the state people read in the Detector's status.
+func (w *Watcher) Status() contract.WatchStatus {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	s := contract.WatchStatus{Entities: len(w.entities), LastScoreTime: w.last}
+	for _, ep := range w.episodes {
+		c := *ep
+		c.TopFeatures = slices.Clone(ep.TopFeatures)
+		s.Episodes = append(s.Episodes, c)
+	}
+	for _, e := range w.entities {
+		if e.result.Anomaly {
+			s.AnomalousNow++
+		}
+	}
+	return s
+}
+
+func topFeatures(names []string, shares []float32, n int) []string {
+	if len(shares) == 0 {
+		return nil
+	}
+	idx := make([]int, len(shares))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.SliceStable(idx, func(a, b int) bool { return shares[idx[a]] > shares[idx[b]] })
+	out := make([]string, 0, n)
+	for _, i := range idx[:min(n, len(idx))] {
+		out = append(out, names[i])
+	}
+	return out
+}

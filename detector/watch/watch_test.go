@@ -1,0 +1,232 @@
+package watch
+
+import (
+	"context"
+	"math"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/kadet-dev/kadet/detector/artifact"
+	"github.com/kadet-dev/kadet/detector/contract"
+	"github.com/kadet-dev/kadet/detector/model"
+	"github.com/kadet-dev/kadet/detector/preprocess"
+	"github.com/kadet-dev/kadet/detector/scoring"
+	"github.com/kadet-dev/kadet/hack/promtest"
+)
+
+const window = 4
+
+var t0 = time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
+
+// value is entity e's load at minute i: a cycle with a little deterministic noise,
+// and a spike on b at minute 100.
+func value(e string, i int) float64 {
+	v := 10 + 3*math.Sin(2*math.Pi*float64(i)/30) + 0.1*float64((i*7)%5)
+	if e == "b" {
+		v += 2
+		if i == 100 {
+			v += 40
+		}
+	}
+	return v
+}
+
+func series(e string, n int) promtest.Series {
+	v := make([]float64, n)
+	for i := range v {
+		v[i] = value(e, i)
+	}
+	return promtest.Series{Metric: "wt_load", Labels: map[string]string{"entity": e, "namespace": "shop"}, Start: t0, Step: time.Minute, Values: v}
+}
+
+// testModel is an untrained LSTM whose threshold is twice the highest causal score of
+// entity a's normal rows: what matters here is the loop, not the model's skill.
+func testModel(t *testing.T) *artifact.Model {
+	t.Helper()
+	net, err := model.New(model.Spec{Type: model.LSTMAutoencoder, Inputs: window, Window: window, Hidden: []int{4}, Latent: 2, Activation: model.Tanh}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &artifact.Model{Network: net, Digest: "sha256:test", Meta: artifact.Metadata{
+		Features: []string{"load"}, ScoringRule: contract.ScoringCausal,
+		Scaler:    &preprocess.Scaler{Kind: "Standardize", Offset: []float32{11}, Scale: []float32{2.5}},
+		Threshold: artifact.Threshold{Value: 1},
+		Prometheus: &artifact.PrometheusSource{Queries: []contract.PrometheusQuery{{Name: "load", Query: "wt_load"}},
+			EntityLabels: []string{"entity", "namespace"}},
+	}}
+	x := make([]float32, 90)
+	for i := range x {
+		x[i] = float32(value("a", i))
+	}
+	s, err := scoring.Score(m, x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	top := 0.0
+	for _, r := range s {
+		top = math.Max(top, r.Raw)
+	}
+	m.Meta.Threshold.Value = 2 * top
+	return m
+}
+
+func TestWatchScoresTheNewestRowOfEachEntity(t *testing.T) {
+	srv := promtest.Start(t, promtest.Options{History: []promtest.Series{series("a", 120), series("b", 120), series("c", 86)}})
+	m := testModel(t)
+	reg := prometheus.NewRegistry()
+	var now time.Time
+	w, err := New(Options{
+		Namespace: "ns", Detector: "det", Interval: time.Minute, Registerer: reg,
+		Prometheus: contract.ResolvedPrometheus{URL: srv.URL, Step: "1m"},
+		Model:      func() *artifact.Model { return m }, Now: func() time.Time { return now },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tick := func(minute int, seconds time.Duration) {
+		t.Helper()
+		now = t0.Add(time.Duration(minute)*time.Minute + seconds)
+		if err := w.Tick(context.Background()); err != nil {
+			t.Fatalf("tick at minute %d: %v", minute, err)
+		}
+	}
+	score := func(e string) float64 {
+		t.Helper()
+		return testutil.ToFloat64(gauge(t, reg, "kadet_anomaly_score", map[string]string{"entity": e}))
+	}
+
+	// At 80:30 the newest row is minute 80; each entity's score is the causal score of
+	// its rows 77-80 (no later row), c included.
+	tick(80, 30*time.Second)
+	for _, e := range []string{"a", "b", "c"} {
+		x := make([]float32, window)
+		for i := range x {
+			x[i] = float32(value(e, 77+i))
+		}
+		want, err := scoring.ScoreNewest(m, x, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := score(e); math.Abs(got-want[0].Score) > 1e-6 {
+			t.Errorf("entity %s at minute 80: score %v; want %v", e, got, want[0].Score)
+		}
+	}
+	if got := testutil.ToFloat64(w.lag); got != 30 {
+		t.Errorf("lag %v s; want 30 (the row of minute 80 scored at 80:30)", got)
+	}
+	// The series carry the Detector's namespace; the entity's own is entity_namespace.
+	if c := gauge(t, reg, "kadet_anomaly", map[string]string{"namespace": "ns", "detector": "det", "entity": "b", "entity_namespace": "shop"}); testutil.ToFloat64(c) != 0 {
+		t.Error("b is anomalous at minute 80")
+	}
+
+	// Minute 100: b spikes, a does not; the episode opens with b's top feature.
+	tick(100, 0)
+	if score("b") <= 1 || score("a") >= 1 {
+		t.Errorf("minute 100: scores a %v, b %v; want b above 1 and a below", score("a"), score("b"))
+	}
+	st := w.Status()
+	if st.AnomalousNow != 1 || len(st.Episodes) != 1 || st.Episodes[0].Entity != `entity="b",namespace="shop"` ||
+		st.Episodes[0].End != nil || st.Episodes[0].TopFeatures[0] != "load" || !st.Episodes[0].Start.Equal(t0.Add(100*time.Minute)) {
+		t.Errorf("status at minute 100: %+v", st)
+	}
+	if got := testutil.ToFloat64(gauge(t, reg, "kadet_anomaly_contribution", map[string]string{"entity": "b", "feature": "load"})); got != 1 {
+		t.Errorf("contribution of the only feature %v; want 1", got)
+	}
+	exp := testutil.ToFloat64(gauge(t, reg, "kadet_expected_value", map[string]string{"entity": "a", "feature": "load"}))
+	if math.Abs(exp-value("a", 100)) > 10 {
+		t.Errorf("expected value of a at minute 100: %v, observed %v", exp, value("a", 100))
+	}
+	// c has had no data since minute 85 (Prometheus bridged to 90): five intervals
+	// later its series are gone.
+	if strings.Contains(gather(t, reg), `entity="c"`) {
+		t.Error("c still exported 15 minutes after its last sample")
+	}
+
+	// Once the spike has left the window, b is normal and its episode ended.
+	tick(105, 0)
+	st = w.Status()
+	if st.AnomalousNow != 0 || st.Episodes[0].End == nil || st.Episodes[0].PeakScore < score("b") {
+		t.Errorf("status at minute 105: %+v", st)
+	}
+	if got := testutil.ToFloat64(w.rows); got != 3+2+2 {
+		t.Errorf("%v rows scored; want 7", got)
+	}
+
+	// Losing the lead drops every series.
+	w.Reset()
+	if s := gather(t, reg); strings.Contains(s, "kadet_anomaly_score") {
+		t.Errorf("after Reset: %s", s)
+	}
+}
+
+func TestWatchCountsQueryErrors(t *testing.T) {
+	m := testModel(t)
+	reg := prometheus.NewRegistry()
+	w, err := New(Options{Interval: time.Second, Registerer: reg, Prometheus: contract.ResolvedPrometheus{URL: "http://127.0.0.1:1", Step: "1s"},
+		Model: func() *artifact.Model { return m }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Tick(context.Background()); err == nil || !strings.Contains(err.Error(), "127.0.0.1:1") {
+		t.Errorf("tick against a closed port: %v", err)
+	}
+	if got := testutil.ToFloat64(w.errors); got != 1 {
+		t.Errorf("%v query errors; want 1", got)
+	}
+	// A model whose features are not the queries is refused, not scored.
+	m.Meta.Features = []string{"other"}
+	if err := w.Tick(context.Background()); err == nil || !strings.Contains(err.Error(), "are not the queries") {
+		t.Errorf("mismatched model: %v", err)
+	}
+	if _, err := New(Options{Interval: 500 * time.Millisecond, Prometheus: contract.ResolvedPrometheus{Step: "1s"}}); err == nil {
+		t.Error("an interval under 1s was accepted")
+	}
+}
+
+// gauge finds the one series of name whose labels include want.
+func gauge(t *testing.T, reg *prometheus.Registry, name string, want map[string]string) prometheus.Collector {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	next:
+		for _, m := range mf.GetMetric() {
+			have := map[string]string{}
+			for _, l := range m.GetLabel() {
+				have[l.GetName()] = l.GetValue()
+			}
+			for k, v := range want {
+				if have[k] != v {
+					continue next
+				}
+			}
+			g := prometheus.NewGauge(prometheus.GaugeOpts{Name: name})
+			g.Set(m.GetGauge().GetValue())
+			return g
+		}
+	}
+	t.Fatalf("no series %s%v in:\n%s", name, want, gather(t, reg))
+	return nil
+}
+
+func gather(t *testing.T, reg *prometheus.Registry) string {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	for _, mf := range mfs {
+		b.WriteString(mf.String() + "\n")
+	}
+	return b.String()
+}
