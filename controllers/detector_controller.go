@@ -9,11 +9,13 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -53,6 +55,7 @@ type pass struct {
 	det        *kadetv1.Detector
 	dataSource *kadetv1.DataSource
 	plan       *builders.TrainingPlan
+	watch      *builders.WatchPlan
 	events     []pendingEvent
 }
 
@@ -103,7 +106,7 @@ func (r *DetectorReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 		return ctrl.Result{}, nil
 	}
 	for _, step := range []subReconciler{
-		r.reconcileDataSource, r.reconcileStorage, r.reconcileSpec, r.reconcileTraining, r.reconcileScoring,
+		r.reconcileDataSource, r.reconcileStorage, r.reconcileSpec, r.reconcileWatch, r.reconcileTraining, r.reconcileScoring,
 	} {
 		if err := step(ctx, det, p); err != nil {
 			return ctrl.Result{}, err
@@ -245,6 +248,10 @@ func (r *DetectorReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Owns(&rbacv1.RoleBinding{}).
 		Watches(&kadetv1.DataSource{}, handler.EnqueueRequestsFromMapFunc(r.detectorsForDataSource)).
 		Watches(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.detectorsForConfigMap)).
+		WatchesMetadata(&apiextensionsv1.CustomResourceDefinition{}, handler.EnqueueRequestsFromMapFunc(r.detectorsForCRD),
+			builder.WithPredicates(predicate.NewPredicateFuncs(func(o client.Object) bool {
+				return slices.Contains(monitoringCRDs, o.GetName())
+			}))).
 		Complete(r)
 }
 

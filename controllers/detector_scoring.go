@@ -17,7 +17,7 @@ import (
 func (r *DetectorReconciler) reconcileScoring(ctx context.Context, det *kadetv1.Detector, p *pass) error {
 	var o servingObservation
 	if model := det.Status.Model; model != nil {
-		dep := builders.ScoringDeployment(det, model, r.Config)
+		dep := builders.ScoringDeployment(det, model, p.watch, r.Config)
 		for _, obj := range []client.Object{dep, builders.ScoringService(det)} {
 			if err := r.apply(ctx, obj); err != nil {
 				return err

@@ -9,6 +9,9 @@ const (
 	DataSourceReadyCondition = "DataSourceReady"
 	TrainedCondition         = "Trained"
 	ServingCondition         = "Serving"
+	// AlertingCondition says whether the PrometheusRule and PodMonitor of a Detector on
+	// a Prometheus DataSource exist; absent when alerting is off or not applicable.
+	AlertingCondition = "Alerting"
 )
 
 // Reasons of a Detector's conditions. The Stalled ones are listed in README's
@@ -33,6 +36,12 @@ const (
 	ReasonRollingOut   = "RollingOut"
 	ReasonModelServed  = "ModelServed"
 	ReasonScaledToZero = "ScaledToZero"
+
+	// ReasonAlertsConfigured: the PrometheusRule and PodMonitor are applied.
+	ReasonAlertsConfigured = "AlertsConfigured"
+	// ReasonPrometheusOperatorMissing: the monitoring.coreos.com CRDs are not installed;
+	// kadet creates the objects once they are.
+	ReasonPrometheusOperatorMissing = "PrometheusOperatorMissing"
 )
 
 // Reasons of a DataSource's Ready condition.

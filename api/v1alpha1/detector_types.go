@@ -90,6 +90,12 @@ type DetectorSpec struct {
 	// +kubebuilder:default={size: "1Gi", accessMode: ReadWriteOnce, retentionPolicy: Retain}
 	Storage StorageSpec `json:"storage,omitempty"`
 
+	// alerting is the PrometheusRule kadet generates for a Detector on a Prometheus
+	// DataSource, with alert KadetAnomaly, and the PodMonitor that scrapes the scoring
+	// pods (both when the prometheus-operator CRDs exist).
+	// +optional
+	Alerting AlertingSpec `json:"alerting,omitempty"`
+
 	// suspend stops the controller from starting training or changing scoring; what
 	// already runs is left alone.
 	// +optional
@@ -334,6 +340,7 @@ type ThresholdSpec struct {
 }
 
 // ScoringSpec shapes the scoring Deployment and its Service.
+// +kubebuilder:validation:XValidation:rule="!has(self.interval) || duration(self.interval) >= duration('1s')",message="scoring.interval must be at least 1s"
 type ScoringSpec struct {
 	// replicas of the scoring Deployment; 0 trains without serving.
 	// +optional
@@ -352,6 +359,53 @@ type ScoringSpec struct {
 	// resources of the scoring container.
 	// +optional
 	Resources corev1.ResourceRequirements `json:"resources,omitempty"`
+
+	// interval between two scorings of the newest rows of a Detector on a Prometheus
+	// DataSource (at least 1s; default the DataSource's step).
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(ms|s|m|h))+$`
+	Interval *metav1.Duration `json:"interval,omitempty"`
+
+	// delay shifts the end of each watch query back, for stores where samples arrive
+	// late (remote-write pipelines); default 0.
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(ms|s|m|h))+$`
+	Delay *metav1.Duration `json:"delay,omitempty"`
+}
+
+// AlertingSpec configures the generated alert.
+type AlertingSpec struct {
+	// enabled generates the PrometheusRule and PodMonitor; default true for a
+	// Prometheus DataSource (other sources are not watched, so have nothing to alert on).
+	// +optional
+	Enabled *bool `json:"enabled,omitempty"`
+
+	// for is how long a score must stay above 1 before the alert fires (default 5m).
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(ms|s|m|h))+$`
+	For *metav1.Duration `json:"for,omitempty"`
+
+	// severity is the alert's severity label (default warning).
+	// +optional
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-zA-Z0-9_-]*$`
+	Severity string `json:"severity,omitempty"`
+
+	// labels are added to the alert's labels (keys are Prometheus label names).
+	// +optional
+	// +kubebuilder:validation:MaxProperties=20
+	// +kubebuilder:validation:XValidation:rule="self.all(k, k.matches('^[a-zA-Z_][a-zA-Z0-9_]*$') && !k.startsWith('__'))",message="alerting.labels keys must be Prometheus label names (letters, digits, underscores; not starting with __)"
+	Labels map[string]string `json:"labels,omitempty"`
+
+	// annotations are added to the alert's annotations (they may use Prometheus's
+	// template language, e.g. {{ $labels.pod }}).
+	// +optional
+	// +kubebuilder:validation:MaxProperties=20
+	// +kubebuilder:validation:XValidation:rule="self.all(k, k.matches('^[a-zA-Z_][a-zA-Z0-9_]*$'))",message="alerting.annotations keys must be Prometheus label names (letters, digits, underscores)"
+	Annotations map[string]string `json:"annotations,omitempty"`
 }
 
 // DefaultModelStorage is the CRD's default model volume size, for objects that did not
@@ -428,6 +482,55 @@ type DetectorStatus struct {
 	// endpoint is the scoring Service's in-cluster URL.
 	// +optional
 	Endpoint string `json:"endpoint,omitempty"`
+
+	// watch is what the scoring pods see while watching a Prometheus DataSource,
+	// reported at most every 30 s.
+	// +optional
+	Watch *WatchStatus `json:"watch,omitempty"`
+}
+
+// WatchStatus is the state of the watch loop.
+type WatchStatus struct {
+	// lastScoreTime is the time of the newest row scored.
+	// +optional
+	LastScoreTime *metav1.Time `json:"lastScoreTime,omitempty"`
+	// entities scored by the latest ticks.
+	// +optional
+	Entities int32 `json:"entities,omitempty"`
+	// anomalousEntities is how many entities score above 1 now.
+	// +optional
+	AnomalousEntities int32 `json:"anomalousEntities,omitempty"`
+	// leader is the scoring pod that watches.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	Leader string `json:"leader,omitempty"`
+	// recentAnomalies are the latest ten anomaly episodes, newest first.
+	// +optional
+	// +kubebuilder:validation:MaxItems=10
+	// +listType=atomic
+	RecentAnomalies []AnomalyEpisode `json:"recentAnomalies,omitempty"`
+}
+
+// AnomalyEpisode is a run of anomalous scores of one entity.
+type AnomalyEpisode struct {
+	// entity is the entity's labels as in a PromQL selector; empty without entityLabels.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	Entity string `json:"entity,omitempty"`
+	// start is the time of the episode's first anomalous row.
+	// +required
+	Start metav1.Time `json:"start"`
+	// end is the time of the first row back under the threshold; absent while ongoing.
+	// +optional
+	End *metav1.Time `json:"end,omitempty"`
+	// peakScore is the episode's highest score (1 is the threshold).
+	// +required
+	PeakScore float64 `json:"peakScore"`
+	// topFeatures contributed most to the peak score, largest first.
+	// +optional
+	// +kubebuilder:validation:MaxItems=3
+	// +listType=atomic
+	TopFeatures []string `json:"topFeatures,omitempty"`
 }
 
 // ModelStatus describes a trained model.
@@ -527,6 +630,8 @@ type TrainingStatus struct {
 // +kubebuilder:printcolumn:name="Epoch",type=integer,JSONPath=`.status.training.epoch`,priority=1
 // +kubebuilder:printcolumn:name="Loss",type=number,JSONPath=`.status.training.loss`,priority=1
 // +kubebuilder:printcolumn:name="Endpoint",type=string,JSONPath=`.status.endpoint`,priority=1
+// +kubebuilder:printcolumn:name="Anomalous",type=integer,JSONPath=`.status.watch.anomalousEntities`,priority=1
+// +kubebuilder:printcolumn:name="Last-Score",type=date,JSONPath=`.status.watch.lastScoreTime`,priority=1
 type Detector struct {
 	metav1.TypeMeta `json:",inline"`
 	// metadata is the standard object metadata.

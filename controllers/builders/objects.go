@@ -248,7 +248,9 @@ func TrainingJob(det *kadetv1.Detector, plan *TrainingPlan, cfg Config) *batchv1
 // ScoringDeployment serves model with `detector serve`. The model's version and digest
 // are on the pod template, so a new model rolls the pods; maxUnavailable 0 keeps the old
 // pods serving until new ones are ready.
-func ScoringDeployment(det *kadetv1.Detector, model *kadetv1.ModelStatus, cfg Config) *appsv1.Deployment {
+//
+// With a watch plan the pods also watch the Prometheus queries (see watchPod).
+func ScoringDeployment(det *kadetv1.Detector, model *kadetv1.ModelStatus, w *WatchPlan, cfg Config) *appsv1.Deployment {
 	s := det.Spec.Scoring
 	port := scoringPort(det)
 	probe := func(p string) *corev1.Probe {
@@ -257,7 +259,7 @@ func ScoringDeployment(det *kadetv1.Detector, model *kadetv1.ModelStatus, cfg Co
 		}}, PeriodSeconds: 5}
 	}
 	labels := commonLabels(det, ComponentScoring)
-	return &appsv1.Deployment{
+	dep := &appsv1.Deployment{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"},
 		ObjectMeta: objectMeta(det, ScoringName(det), ComponentScoring),
 		Spec: appsv1.DeploymentSpec{
@@ -302,6 +304,11 @@ func ScoringDeployment(det *kadetv1.Detector, model *kadetv1.ModelStatus, cfg Co
 			},
 		},
 	}
+	if w != nil {
+		tmpl := &dep.Spec.Template
+		watchPod(det, w, &tmpl.Spec, tmpl.Annotations)
+	}
+	return dep
 }
 
 // ScoringService exposes the scoring pods inside the cluster.
