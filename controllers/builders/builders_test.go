@@ -352,7 +352,7 @@ func TestScoringDeploymentAndService(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			dep := ScoringDeployment(tt.det, model, cfg)
+			dep := ScoringDeployment(tt.det, model, nil, cfg)
 			checkDeployment(t, dep, model, tt.wantReplicas, tt.wantPort)
 			svc := ScoringService(tt.det)
 			if svc.Name != dep.Name || svc.Spec.Ports[0].Port != tt.wantPort {

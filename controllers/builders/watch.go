@@ -8,7 +8,9 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"time"
 
+	prommodel "github.com/prometheus/common/model"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -236,20 +238,13 @@ func PrometheusRule(det *kadetv1.Detector, w *WatchPlan) *unstructured.Unstructu
 
 func alertFor(det *kadetv1.Detector) string {
 	if f := det.Spec.Alerting.For; f != nil {
-		return promDuration(f.Duration.String())
+		return promDuration(f.Duration)
 	}
 	return DefaultAlertFor
 }
 
-// promDuration turns Go's 5m0s into Prometheus's 5m.
-func promDuration(d string) string {
-	for _, z := range []string{"0s", "0m"} {
-		if strings.HasSuffix(d, z) && len(d) > len(z) && strings.ContainsAny(d[:len(d)-len(z)], "hm") {
-			d = strings.TrimSuffix(d, z)
-		}
-	}
-	return d
-}
+// promDuration writes d as Prometheus writes durations (5m, 1h30s).
+func promDuration(d time.Duration) string { return prommodel.Duration(d).String() }
 
 // PodMonitor scrapes det's scoring pods at the watch interval. honorLabels keeps the
 // series' namespace (the Detector's) rather than renaming it exported_namespace.
@@ -262,7 +257,7 @@ func PodMonitor(det *kadetv1.Detector, w *WatchPlan) *unstructured.Unstructured 
 			}},
 			"podMetricsEndpoints": []any{map[string]any{
 				"port": "http", "path": "/metrics", "honorLabels": true,
-				"interval": promDuration(w.Interval.Duration.String()),
+				"interval": promDuration(w.Interval.Duration),
 			}},
 		},
 	}}
