@@ -64,7 +64,7 @@ func TestScoreNewestIsTheCausalScoreOfTheLastRow(t *testing.T) {
 				last := batch[((k+1)*n-1)*f : (k+1)*n*f]
 				var se float64
 				for j := range f {
-					e := float64((g.Expected[j]-last[j])/scaler.Scale[j])
+					e := float64((g.Expected[j] - last[j]) / scaler.Scale[j])
 					se += e * e
 				}
 				if math.Abs(se/f-g.Raw) > 1e-4*math.Max(1, g.Raw) {

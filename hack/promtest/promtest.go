@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -43,12 +44,20 @@ type Options struct {
 	// not given): live data.
 	Targets        []string
 	ScrapeInterval time.Duration
+	// ScrapeConfigs are more scrape_configs entries, as YAML list items.
+	ScrapeConfigs string
+	// RuleFiles are globs of rule files, evaluated every EvaluationInterval (1s when
+	// not given); files added later load on Reload.
+	RuleFiles          []string
+	EvaluationInterval time.Duration
 }
 
 // Server is a running Prometheus.
 type Server struct {
 	URL string
 	Dir string
+	cmd *exec.Cmd
+	log *syncBuffer
 }
 
 // Binaries returns the paths of prometheus and promtool, failing the test with what to
@@ -79,15 +88,26 @@ func Start(t testing.TB, opt Options) *Server {
 		}
 	}
 	cfg := filepath.Join(dir, "prometheus.yml")
-	config := "global: {scrape_interval: 15s}\n"
+	eval := opt.EvaluationInterval
+	if eval == 0 {
+		eval = time.Second
+	}
+	config := fmt.Sprintf("global: {scrape_interval: 15s, evaluation_interval: %s}\n", eval)
+	if len(opt.RuleFiles) > 0 {
+		config += "rule_files: ['" + strings.Join(opt.RuleFiles, "', '") + "']\n"
+	}
+	if len(opt.Targets) > 0 || opt.ScrapeConfigs != "" {
+		config += "scrape_configs:\n"
+	}
 	if len(opt.Targets) > 0 {
 		interval := opt.ScrapeInterval
 		if interval == 0 {
 			interval = time.Second
 		}
-		config += fmt.Sprintf("scrape_configs:\n- job_name: test\n  scrape_interval: %s\n  static_configs:\n  - targets: ['%s']\n",
+		config += fmt.Sprintf("- job_name: test\n  scrape_interval: %s\n  static_configs:\n  - targets: ['%s']\n",
 			interval, strings.Join(opt.Targets, "', '"))
 	}
+	config += opt.ScrapeConfigs
 	if err := os.WriteFile(cfg, []byte(config), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +135,7 @@ func Start(t testing.TB, opt Options) *Server {
 	if opt.Scheme != "" {
 		scheme = opt.Scheme
 	}
-	s := &Server{URL: scheme + "://127.0.0.1:" + port, Dir: dir}
+	s := &Server{URL: scheme + "://127.0.0.1:" + port, Dir: dir, cmd: cmd, log: log}
 	// Readiness: with TLS or auth the probe is refused or fails its handshake, but the
 	// port answering is enough once the log says the server is ready.
 	deadline := time.Now().Add(60 * time.Second)
@@ -129,6 +149,30 @@ func Start(t testing.TB, opt Options) *Server {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// Reload makes Prometheus read its configuration and rule files again (SIGHUP) and
+// waits until it has.
+func (s *Server) Reload(t testing.TB) {
+	t.Helper()
+	const done = "Completed loading of configuration file"
+	before := strings.Count(s.log.String(), done)
+	if err := s.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for strings.Count(s.log.String(), done) == before {
+		if time.Now().After(deadline) {
+			t.Fatalf("prometheus did not reload:\n%s", s.log.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if strings.Contains(s.log.String(), "Error loading config") || strings.Contains(s.log.String(), "loading groups failed") {
+		t.Fatalf("prometheus refused its configuration:\n%s", s.log.String())
+	}
+}
+
+// Log is what Prometheus has logged so far.
+func (s *Server) Log() string { return s.log.String() }
 
 // syncBuffer collects the server's log while the test reads it.
 type syncBuffer struct {

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -56,11 +58,17 @@ func startWatch(ctx context.Context, file string, model func() *artifact.Model, 
 		return err
 	}
 	lease, renew, retry := electionTimes(times.Interval)
+	// The identity is the pod's name plus a per-process suffix: a restarted container
+	// keeps its pod's name, and with that name alone it would take for its own the
+	// lease its dead predecessor held, skipping the standby, which is ready now.
+	var suffix [4]byte
+	_, _ = rand.Read(suffix[:])
+	identity := pod + "_" + hex.EncodeToString(suffix[:])
 	elector, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
 		Lock: &resourcelock.LeaseLock{
 			LeaseMeta:  metav1.ObjectMeta{Namespace: ns, Name: req.Lease},
 			Client:     client.CoordinationV1(),
-			LockConfig: resourcelock.ResourceLockConfig{Identity: pod},
+			LockConfig: resourcelock.ResourceLockConfig{Identity: identity},
 		},
 		LeaseDuration: lease, RenewDeadline: renew, RetryPeriod: retry,
 		// A pod told to stop hands the lead over at once instead of after the lease.
