@@ -128,17 +128,18 @@ SKAB_DATA ?= ../shared/data/skab
 
 .PHONY: bench-deps
 bench-deps: ## Install what the benchmarks compare against and link with (Debian packages).
-	@if ! /usr/bin/python3 -c 'import torch' 2>/dev/null || [ -z "$(CBLAS_HEADER)" ] || ! command -v wrk >/dev/null; then \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-torch libopenblas-dev wrk; fi
+	@if ! /usr/bin/python3 -c 'import torch' 2>/dev/null || [ -z "$(CBLAS_HEADER)" ] || ! command -v wrk >/dev/null || ! command -v promtool >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-torch libopenblas-dev wrk prometheus; fi
 
 .PHONY: bench
-bench: bench-deps ## Speed against PyTorch, a load test of detector serve, SKAB, generated metrics and one-class MNIST accuracy.
+bench: bench-deps ## Speed against PyTorch, a load test of detector serve, SKAB, generated metrics, one-class MNIST accuracy and the watch loop against Prometheus.
 	go build -tags $(BLAS) -o $(BIN)/detector-$(BLAS) ./detector/cmd/detector
 	OPENBLAS_NUM_THREADS=$${OPENBLAS_NUM_THREADS:-2} go run -tags $(BLAS) ./hack/bench/speed --detector $(BIN)/detector-$(BLAS)
 	OPENBLAS_NUM_THREADS=$${OPENBLAS_NUM_THREADS:-1} go run -tags $(BLAS) ./hack/bench/serve --detector $(BIN)/detector-$(BLAS)
 	OPENBLAS_NUM_THREADS=$${OPENBLAS_NUM_THREADS:-2} go run -tags $(BLAS) ./hack/bench/skab --data $(SKAB_DATA)
 	OPENBLAS_NUM_THREADS=$${OPENBLAS_NUM_THREADS:-2} go run -tags $(BLAS) ./hack/bench/metrics
 	OPENBLAS_NUM_THREADS=$${OPENBLAS_NUM_THREADS:-2} go run -tags $(BLAS) ./hack/bench/mnist-oneclass
+	OPENBLAS_NUM_THREADS=$${OPENBLAS_NUM_THREADS:-2} go run -tags $(BLAS) ./hack/bench/watch
 
 .PHONY: fuzz
 fuzz: ## Fuzz the model file loader and the scoring request decoder, 60 s each.

@@ -18,7 +18,6 @@ import (
 	"strings"
 	"sync"
 	"syscall"
-	"testing"
 	"time"
 )
 
@@ -56,13 +55,24 @@ type Options struct {
 type Server struct {
 	URL string
 	Dir string
+	Pid int
 	cmd *exec.Cmd
 	log *syncBuffer
 }
 
+// T is what the helpers need of a test: testing.TB has it, and so can a benchmark
+// program outside `go test`.
+type T interface {
+	Helper()
+	Fatal(args ...any)
+	Fatalf(format string, args ...any)
+	TempDir() string
+	Cleanup(func())
+}
+
 // Binaries returns the paths of prometheus and promtool, failing the test with what to
 // install when they are missing.
-func Binaries(t testing.TB) (prometheus, promtool string) {
+func Binaries(t T) (prometheus, promtool string) {
 	t.Helper()
 	p, err1 := exec.LookPath("prometheus")
 	pt, err2 := exec.LookPath("promtool")
@@ -73,7 +83,7 @@ func Binaries(t testing.TB) (prometheus, promtool string) {
 }
 
 // Start writes the history into blocks and starts Prometheus on a free loopback port.
-func Start(t testing.TB, opt Options) *Server {
+func Start(t T, opt Options) *Server {
 	t.Helper()
 	prom, promtool := Binaries(t)
 	dir := t.TempDir()
@@ -135,7 +145,7 @@ func Start(t testing.TB, opt Options) *Server {
 	if opt.Scheme != "" {
 		scheme = opt.Scheme
 	}
-	s := &Server{URL: scheme + "://127.0.0.1:" + port, Dir: dir, cmd: cmd, log: log}
+	s := &Server{URL: scheme + "://127.0.0.1:" + port, Dir: dir, Pid: cmd.Process.Pid, cmd: cmd, log: log}
 	// Readiness: with TLS or auth the probe is refused or fails its handshake, but the
 	// port answering is enough once the log says the server is ready.
 	deadline := time.Now().Add(60 * time.Second)
@@ -152,7 +162,7 @@ func Start(t testing.TB, opt Options) *Server {
 
 // Reload makes Prometheus read its configuration and rule files again (SIGHUP) and
 // waits until it has.
-func (s *Server) Reload(t testing.TB) {
+func (s *Server) Reload(t T) {
 	t.Helper()
 	const done = "Completed loading of configuration file"
 	before := strings.Count(s.log.String(), done)
@@ -251,7 +261,7 @@ func labelText(l map[string]string) string {
 	return "{" + strings.Join(parts, ",") + "}"
 }
 
-func freePort(t testing.TB) string {
+func freePort(t T) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
