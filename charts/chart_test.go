@@ -5,6 +5,7 @@ package charts
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +16,8 @@ import (
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
+
+	"github.com/kadet-dev/kadet/hack/promtest"
 )
 
 const chart = "kadet"
@@ -156,6 +159,11 @@ func TestAllFeaturesRender(t *testing.T) {
 						Expr string `json:"expr"`
 					} `json:"targets"`
 				} `json:"panels"`
+				Annotations struct {
+					List []struct {
+						Expr string `json:"expr"`
+					} `json:"list"`
+				} `json:"annotations"`
 			}
 			if err := json.Unmarshal([]byte(o.Object["data"].(map[string]any)["kadet.json"].(string)), &dash); err != nil {
 				t.Fatalf("dashboard is not JSON: %v", err)
@@ -167,11 +175,19 @@ func TestAllFeaturesRender(t *testing.T) {
 				}
 			}
 			all := strings.Join(exprs, "\n")
-			for _, metric := range []string{"kadet_anomalies_total", "kadet_score_bucket", "kadet_detector_threshold", "kadet_detector_training_loss"} {
+			for _, metric := range []string{"kadet_anomalies_total", "kadet_score_bucket", "kadet_detector_threshold", "kadet_detector_training_loss",
+				"kadet_anomaly_score", "kadet_expected_value"} {
 				if !strings.Contains(all, metric) {
 					t.Errorf("no dashboard panel reads %s", metric)
 				}
 			}
+			if len(dash.Annotations.List) == 0 || !strings.Contains(dash.Annotations.List[0].Expr, "kadet_anomaly{") {
+				t.Errorf("no annotation marks anomaly episodes: %+v", dash.Annotations)
+			}
+			for _, a := range dash.Annotations.List {
+				exprs = append(exprs, a.Expr)
+			}
+			checkPromQL(t, exprs)
 		}
 	}
 }
@@ -335,5 +351,26 @@ func checkCRDs(t *testing.T, objs []*unstructured.Unstructured, keep bool) {
 	}
 	if seen != len(want) {
 		t.Errorf("%d CRDs rendered; config/crd/bases has %d", seen, len(want))
+	}
+}
+
+// checkPromQL has promtool parse each expression (Grafana's variables stand for a
+// regular expression), as recording rules.
+func checkPromQL(t *testing.T, exprs []string) {
+	t.Helper()
+	_, promtool := promtest.Binaries(t)
+	var b strings.Builder
+	b.WriteString("groups:\n- name: dashboard\n  rules:\n")
+	for i, e := range exprs {
+		e = strings.NewReplacer("$namespace", ".*", "$detector", ".*").Replace(e)
+		q, _ := json.Marshal(e)
+		fmt.Fprintf(&b, "  - record: dashboard:expr%d\n    expr: %s\n", i, q)
+	}
+	f := filepath.Join(t.TempDir(), "dashboard.yml")
+	if err := os.WriteFile(f, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(promtool, "check", "rules", f).CombinedOutput(); err != nil {
+		t.Errorf("a dashboard query does not parse: %v\n%s", err, out)
 	}
 }
