@@ -134,7 +134,7 @@ func episodeEvents(before, after *kadetv1.WatchStatus) []pendingEvent {
 				msg: fmt.Sprintf("%s normal again at %s after an anomaly from %s (peak score %.2f)", who, e.End.UTC().Format("15:04:05"), e.Start.UTC().Format("15:04:05"), e.PeakScore)})
 		}
 	}
-	cap := func(evs []pendingEvent, what string) []pendingEvent {
+	limit := func(evs []pendingEvent, what string) []pendingEvent {
 		if len(evs) <= maxEpisodeEvents {
 			return evs
 		}
@@ -143,7 +143,7 @@ func episodeEvents(before, after *kadetv1.WatchStatus) []pendingEvent {
 		evs[len(evs)-1].msg += fmt.Sprintf(" (and %d more %s)", rest, what)
 		return evs
 	}
-	return append(cap(started, "episodes started"), cap(ended, "episodes ended")...)
+	return append(limit(started, "episodes started"), limit(ended, "episodes ended")...)
 }
 
 // reconcileAlerting applies the PrometheusRule and PodMonitor when the

@@ -19,7 +19,7 @@ func TestScoreNewestIsTheCausalScoreOfTheLastRow(t *testing.T) {
 		{Type: model.LSTMAutoencoder, Inputs: w * f, Window: w, Hidden: []int{3}, Latent: 2, Activation: model.Tanh},
 		{Type: model.Autoencoder, Inputs: f, Hidden: []int{3}, Latent: 1, Activation: model.Tanh},
 	} {
-		t.Run(string(spec.Type), func(t *testing.T) {
+		t.Run(spec.Type, func(t *testing.T) {
 			net, err := model.New(spec, 1)
 			if err != nil {
 				t.Fatal(err)
@@ -31,14 +31,13 @@ func TestScoreNewestIsTheCausalScoreOfTheLastRow(t *testing.T) {
 			}}
 			n := RunRows(m)
 			// Three different runs; each run's newest row is scored from its last n rows.
-			var x, batch []float32
+			var batch []float32
 			whole := make([][]Scored, runs)
 			for k := range runs {
 				run := make([]float32, rows*f)
 				for i := range run {
 					run[i] = float32(10*math.Sin(float64(i+7*k)*0.6)) + scaler.Offset[i%f]
 				}
-				x = append(x, run...)
 				if whole[k], err = Score(m, run); err != nil {
 					t.Fatal(err)
 				}

@@ -367,7 +367,7 @@ type atomicString struct {
 }
 
 func (a *atomicString) Store(s string) { a.mu.Lock(); a.s = s; a.mu.Unlock() }
-func (a *atomicString) Load() string  { a.mu.Lock(); defer a.mu.Unlock(); return a.s }
+func (a *atomicString) Load() string   { a.mu.Lock(); defer a.mu.Unlock(); return a.s }
 
 type sdTarget struct {
 	Targets []string          `json:"targets"`
