@@ -184,6 +184,7 @@ func TestKubectlWaitAndPrinterColumns(t *testing.T) {
 		g.Expect(rows[0]).To(Equal(map[string]string{
 			"NAME": "metrics", "MODEL": "Autoencoder", "PHASE": "Training", "VERSION": "", "THRESHOLD": "",
 			"READY": "False", "AGE": rows[0]["AGE"], "EPOCH": "4", "LOSS": "0.125", "ENDPOINT": "",
+			"ANOMALOUS": "", "LAST-SCORE": "", // a Detector on a file is not watched
 		}))
 		g.Expect(rows[0]["AGE"]).NotTo(BeEmpty())
 	}, timeout, interval).Should(Succeed())

@@ -495,11 +495,12 @@ type WatchStatus struct {
 	// +optional
 	LastScoreTime *metav1.Time `json:"lastScoreTime,omitempty"`
 	// entities scored by the latest ticks.
-	// +optional
-	Entities int32 `json:"entities,omitempty"`
-	// anomalousEntities is how many entities score above 1 now.
-	// +optional
-	AnomalousEntities int32 `json:"anomalousEntities,omitempty"`
+	// +required
+	Entities int32 `json:"entities"`
+	// anomalousEntities is how many entities score above 1 now (0 shows as 0 in
+	// kubectl get, not as none).
+	// +required
+	AnomalousEntities int32 `json:"anomalousEntities"`
 	// leader is the scoring pod that watches.
 	// +optional
 	// +kubebuilder:validation:MaxLength=253

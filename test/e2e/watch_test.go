@@ -295,6 +295,11 @@ spec:
 	if evs := events(t, ns, "signal", "AnomalyStarted"); len(evs) == 0 {
 		t.Error("no AnomalyStarted event")
 	}
+	wide := mustKubectl(t, nil, "get", "detector", "signal", "-n", ns, "-o", "wide")
+	if lines := strings.Split(strings.TrimSpace(wide), "\n"); len(lines) != 2 || !strings.Contains(lines[0], "ANOMALOUS") ||
+		!strings.Contains(lines[0], "LAST-SCORE") || strings.Contains(lines[1], "<none>") {
+		t.Errorf("kubectl get -o wide:\n%s", wide)
+	}
 
 	// Kill the watching pod's process: the other replica takes over.
 	lease := &coordinationv1.Lease{}
