@@ -12,6 +12,9 @@ const (
 	// AlertingCondition says whether the PrometheusRule and PodMonitor of a Detector on
 	// a Prometheus DataSource exist; absent when alerting is off or not applicable.
 	AlertingCondition = "Alerting"
+	// TrainingFailedCondition is True while the latest retraining of the current spec
+	// failed and an earlier model keeps serving (the Detector stays Ready).
+	TrainingFailedCondition = "TrainingFailed"
 )
 
 // Reasons of a Detector's conditions. The Stalled ones are listed in README's
@@ -26,6 +29,12 @@ const (
 	ReasonIncompatible       = "IncompatibleDataSource"
 	ReasonStorageConflict    = "StorageConflict"
 	ReasonTrainingFailed     = "TrainingFailed"
+	// ReasonInvalidSchedule: spec.training.schedule or timeZone does not parse.
+	ReasonInvalidSchedule = "InvalidSchedule"
+	// ReasonModelVersionNotFound: spec.scoring.modelVersion names no ModelVersion.
+	ReasonModelVersionNotFound = "ModelVersionNotFound"
+	// ReasonRetrainingFailed: a retraining failed; the earlier model serves.
+	ReasonRetrainingFailed = "RetrainingFailed"
 	// ReasonInsufficientData: a Prometheus range holds too few rows to train yet; the
 	// Detector tries again when enough should have arrived.
 	ReasonInsufficientData = "InsufficientData"

@@ -280,6 +280,25 @@ type TrainingSpec struct {
 	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:validation:Maximum=10
 	BackoffLimit *int32 `json:"backoffLimit,omitempty"`
+
+	// schedule retrains on a cron schedule (five fields, or @daily, @hourly, @every 6h;
+	// parsed by robfig/cron). Ticks missed while kadet was down give one catch-up run.
+	// Each run of a Prometheus-backed Detector reads the newest range.
+	// +optional
+	// +kubebuilder:validation:MaxLength=128
+	// +kubebuilder:validation:XValidation:rule="self.startsWith('@') || self.split(' ').filter(f, f != '').size() == 5",message="training.schedule must be five cron fields (minute hour day-of-month month day-of-week) or a descriptor such as @daily or @every 6h"
+	Schedule string `json:"schedule,omitempty"`
+
+	// timeZone of the schedule, an IANA name such as Europe/Berlin (default UTC).
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	TimeZone string `json:"timeZone,omitempty"`
+
+	// maxModelAge retrains when the newest model is older than this.
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(ms|s|m|h))+$`
+	MaxModelAge *metav1.Duration `json:"maxModelAge,omitempty"`
 }
 
 // EarlyStoppingSpec stops training when the validation loss stops improving.
@@ -367,6 +386,12 @@ type ScoringSpec struct {
 	// +kubebuilder:validation:Pattern=`^([0-9]+(ms|s|m|h))+$`
 	Interval *metav1.Duration `json:"interval,omitempty"`
 
+	// modelVersion pins the served model version (a ModelVersion's spec.version): set
+	// it to an older one to roll back. Empty serves the newest successful version.
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	ModelVersion string `json:"modelVersion,omitempty"`
+
 	// delay shifts the end of each watch query back, for stores where samples arrive
 	// late (remote-write pipelines); default 0.
 	// +optional
@@ -438,6 +463,13 @@ type StorageSpec struct {
 	// +optional
 	// +kubebuilder:default=Retain
 	RetentionPolicy RetentionPolicy `json:"retentionPolicy,omitempty"`
+
+	// keepVersions is how many model versions stay on the volume (default 5); older
+	// files are removed with their ModelVersions, never the served or the pinned one.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000
+	KeepVersions *int32 `json:"keepVersions,omitempty"`
 }
 
 // Phase summarises where a Detector is in its life.
@@ -483,10 +515,35 @@ type DetectorStatus struct {
 	// +optional
 	Endpoint string `json:"endpoint,omitempty"`
 
+	// servedVersion is the model version the scoring Deployment serves: the pinned one,
+	// or the newest.
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	ServedVersion string `json:"servedVersion,omitempty"`
+
+	// retraining is the state of scheduled and model-age retraining.
+	// +optional
+	Retraining *RetrainingStatus `json:"retraining,omitempty"`
+
 	// watch is what the scoring pods see while watching a Prometheus DataSource,
 	// reported at most every 30 s.
 	// +optional
 	Watch *WatchStatus `json:"watch,omitempty"`
+}
+
+// RetrainingStatus is the state of retraining on a schedule or by model age.
+type RetrainingStatus struct {
+	// lastScheduleTime is the last schedule tick acted on (or when the schedule was
+	// first seen); ticks after it and before now start one run.
+	// +optional
+	LastScheduleTime *metav1.Time `json:"lastScheduleTime,omitempty"`
+	// lastRun is the time of the latest retraining kadet started (a tick, or the time
+	// the model grew older than maxModelAge); it makes the run's spec hash.
+	// +optional
+	LastRun *metav1.Time `json:"lastRun,omitempty"`
+	// nextRun is when the next one is due.
+	// +optional
+	NextRun *metav1.Time `json:"nextRun,omitempty"`
 }
 
 // WatchStatus is the state of the watch loop.
@@ -548,6 +605,11 @@ type ModelStatus struct {
 	// specHash is the hash of the training spec that produced this model.
 	// +required
 	SpecHash string `json:"specHash"`
+	// baseHash is specHash without the retrain token and scheduled run: a training of
+	// the same base hash is a retraining of the same spec.
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	BaseHash string `json:"baseHash,omitempty"`
 	// scoringRule is the rule a sequence model scores rows with (AllWindows or
 	// Causal); empty for the other model types.
 	// +optional
@@ -624,7 +686,7 @@ type TrainingStatus struct {
 // +kubebuilder:validation:XValidation:rule="self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",message="metadata.name must be a DNS label starting with a letter: it names the Detector's Service"
 // +kubebuilder:printcolumn:name="Model",type=string,JSONPath=`.spec.model.type`
 // +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
-// +kubebuilder:printcolumn:name="Version",type=string,JSONPath=`.status.model.version`
+// +kubebuilder:printcolumn:name="Version",type=string,JSONPath=`.status.servedVersion`
 // +kubebuilder:printcolumn:name="Threshold",type=number,JSONPath=`.status.model.threshold`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`

@@ -1,5 +1,5 @@
-// Package v1alpha1 contains the anomaly.kadet.dev/v1alpha1 API: DataSource and
-// Detector, and their condition types and reasons.
+// Package v1alpha1 contains the anomaly.kadet.dev/v1alpha1 API: DataSource, Detector
+// and ModelVersion, and their condition types and reasons.
 // +kubebuilder:object:generate=true
 // +groupName=anomaly.kadet.dev
 package v1alpha1
@@ -23,7 +23,7 @@ var (
 )
 
 func addKnownTypes(s *runtime.Scheme) error {
-	s.AddKnownTypes(GroupVersion, &DataSource{}, &DataSourceList{}, &Detector{}, &DetectorList{})
+	s.AddKnownTypes(GroupVersion, &DataSource{}, &DataSourceList{}, &Detector{}, &DetectorList{}, &ModelVersion{}, &ModelVersionList{})
 	metav1.AddToGroupVersion(s, GroupVersion)
 	return nil
 }

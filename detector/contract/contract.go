@@ -168,6 +168,9 @@ type TrainingRequest struct {
 	Data          ResolvedData       `json:"data"`
 	// RetrainToken is copied from the retrain annotation, so setting it starts a new run.
 	RetrainToken string `json:"retrainToken,omitempty"`
+	// Run is the time of the scheduled (or model-age) retraining this request is for,
+	// so each one is a run of its own.
+	Run string `json:"run,omitempty"`
 }
 
 // ObjectKey names a namespaced object.
@@ -334,6 +337,14 @@ func (r *TrainingRequest) Hash() (string, error) {
 	return hex.EncodeToString(sum[:])[:10], nil
 }
 
+// BaseHash is Hash without the retrain token and run: equal base hashes mean the same
+// spec trained again, on newer data.
+func (r *TrainingRequest) BaseHash() (string, error) {
+	c := *r
+	c.RetrainToken, c.Run = "", ""
+	return c.Hash()
+}
+
 // CheckVersion refuses a request written for another version of the contract.
 func (r *TrainingRequest) CheckVersion() error {
 	if r.Kind != Kind || r.APIVersion != APIVersion {
@@ -355,6 +366,8 @@ type TrainingResult struct {
 	Error       string             `json:"error,omitempty"`
 	// Data says what a model trained on Prometheus saw.
 	Data *DataProvenance `json:"data,omitempty"`
+	// Kadet is the version of the detector binary that trained the model.
+	Kadet string `json:"kadetVersion,omitempty"`
 	// InsufficientData is set with Error when the range held too few rows.
 	InsufficientData *InsufficientData `json:"insufficientData,omitempty"`
 }

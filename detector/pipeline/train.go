@@ -186,7 +186,7 @@ func Train(ctx context.Context, req *contract.TrainingRequest, outDir string, pr
 	trainedAt := now.Truncate(time.Second)
 	out := &Outcome{Dir: dir, Result: contract.TrainingResult{
 		Version: version, Digest: digest, Threshold: threshold, Metrics: metrics,
-		TrainedAt: &trainedAt, ScoringRule: meta.ScoringRule,
+		TrainedAt: &trainedAt, ScoringRule: meta.ScoringRule, Kadet: Version,
 	}}
 	if p := meta.Prometheus; p != nil {
 		out.Result.Data = &contract.DataProvenance{Start: p.Start, End: p.End, Step: p.Step, Rows: p.Rows, Entities: p.Entities, Digest: p.Digest}

@@ -99,12 +99,12 @@ func startWatch(ctx context.Context, file string, model func() *artifact.Model, 
 	return nil
 }
 
-// electionTimes scale the Lease to the interval, so a standby takes over within about
-// two intervals of the leader's death (1.5 intervals for the lease to expire, then a
-// retry), between 2 s and 15 s so short intervals do not hammer the API server and long
-// ones do not leave a gap of minutes.
+// electionTimes scale the Lease to the interval, so a standby takes over within two
+// intervals of the leader's death (one for the lease to expire, then a retry of a
+// sixth of it, jittered by up to 1.2), between 2 s and 15 s so short intervals do not
+// hammer the API server and long ones do not leave a gap of minutes.
 func electionTimes(interval time.Duration) (lease, renew, retry time.Duration) {
-	lease = min(max(interval*3/2, 2*time.Second), 15*time.Second)
+	lease = min(max(interval, 2*time.Second), 15*time.Second)
 	return lease, lease * 2 / 3, lease / 6
 }
 
