@@ -101,12 +101,14 @@ func trainedCondition(det *kadetv1.Detector, o trainingObservation) metav1.Condi
 // deployment when there is no model to serve.
 type servingObservation struct {
 	deployment *appsv1.Deployment
+	// model is the one the Deployment is to serve.
+	model *kadetv1.ModelStatus
 }
 
 func servingCondition(det *kadetv1.Detector, o servingObservation) metav1.Condition {
 	c := metav1.Condition{Type: kadetv1.ServingCondition, ObservedGeneration: det.Generation}
 	want := ptr.Deref(det.Spec.Scoring.Replicas, 1)
-	switch model := det.Status.Model; {
+	switch model := o.model; {
 	case model == nil || o.deployment == nil:
 		c.Status, c.Reason, c.Message = metav1.ConditionFalse, kadetv1.ReasonNoModel, "no model has been trained yet"
 	case want == 0:

@@ -128,15 +128,15 @@ func TestServingCondition(t *testing.T) {
 		msg      string
 	}{
 		{"no model", nil, nil, servingObservation{}, metav1.ConditionFalse, kadetv1.ReasonNoModel, "no model"},
-		{"scaled to zero", model, new(int32(0)), servingObservation{deployment: dep(1, 1, 0, 0, 0)}, metav1.ConditionFalse,
+		{"scaled to zero", model, new(int32(0)), servingObservation{deployment: dep(1, 1, 0, 0, 0), model: model}, metav1.ConditionFalse,
 			kadetv1.ReasonScaledToZero, "scoring.replicas is 0"},
-		{"new template not yet seen", model, nil, servingObservation{deployment: dep(2, 1, 1, 1, 1)}, metav1.ConditionFalse,
+		{"new template not yet seen", model, nil, servingObservation{deployment: dep(2, 1, 1, 1, 1), model: model}, metav1.ConditionFalse,
 			kadetv1.ReasonRollingOut, "rolling out model v2: 1/1"},
-		{"an old pod remains", model, new(int32(2)), servingObservation{deployment: dep(2, 2, 3, 2, 3)}, metav1.ConditionFalse,
+		{"an old pod remains", model, new(int32(2)), servingObservation{deployment: dep(2, 2, 3, 2, 3), model: model}, metav1.ConditionFalse,
 			kadetv1.ReasonRollingOut, "2/2 scoring replicas"},
-		{"new pods not available", model, new(int32(2)), servingObservation{deployment: dep(2, 2, 2, 2, 1)}, metav1.ConditionFalse,
+		{"new pods not available", model, new(int32(2)), servingObservation{deployment: dep(2, 2, 2, 2, 1), model: model}, metav1.ConditionFalse,
 			kadetv1.ReasonRollingOut, "1/2 scoring replicas"},
-		{"served", model, new(int32(2)), servingObservation{deployment: dep(2, 2, 2, 2, 2)}, metav1.ConditionTrue,
+		{"served", model, new(int32(2)), servingObservation{deployment: dep(2, 2, 2, 2, 2), model: model}, metav1.ConditionTrue,
 			kadetv1.ReasonModelServed, "model v2 served by 2 replicas"},
 	}
 	for _, tt := range tests {

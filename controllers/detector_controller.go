@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
@@ -22,6 +23,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	kerrors "k8s.io/apimachinery/pkg/util/errors"
+	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -47,6 +49,8 @@ type DetectorReconciler struct {
 	APIReader client.Reader
 	Recorder  recorder.EventRecorder
 	Config    builders.Config
+	// Clock tells the time of schedules and model ages; nil is the real clock.
+	Clock clock.PassiveClock
 }
 
 // pass carries what one reconcile learns from one step to the next, and the events
@@ -56,7 +60,24 @@ type pass struct {
 	dataSource *kadetv1.DataSource
 	plan       *builders.TrainingPlan
 	watch      *builders.WatchPlan
-	events     []pendingEvent
+	// served is the model the scoring pods should serve: the pin, or the newest.
+	served *kadetv1.ModelStatus
+	// versions counts the Detector's ModelVersions; kadetVersion is the detector
+	// binary's version from the latest training result.
+	versions     int
+	kadetVersion string
+	// requeueAfter asks for a pass at a time (the next scheduled run), when nothing
+	// else brings one sooner.
+	requeueAfter time.Duration
+	events       []pendingEvent
+}
+
+// requeue asks for a pass after d at the latest.
+func (p *pass) requeue(d time.Duration) {
+	d = max(d, time.Second)
+	if p.requeueAfter == 0 || d < p.requeueAfter {
+		p.requeueAfter = d
+	}
 }
 
 type subReconciler func(context.Context, *kadetv1.Detector, *pass) error
@@ -78,7 +99,7 @@ func (r *DetectorReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 	det := &kadetv1.Detector{}
 	if err := r.Get(ctx, req.NamespacedName, det); err != nil {
 		if apierrors.IsNotFound(err) {
-			forgetMetrics(req.Namespace, req.Name)
+			forgetDetector(req.Namespace, req.Name)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
@@ -87,11 +108,14 @@ func (r *DetectorReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 		return ctrl.Result{}, nil
 	}
 	before := det.DeepCopy()
-	p := &pass{det: det}
+	p := &pass{det: det, versions: -1}
 	defer func() {
 		result, retErr = summarize(det, retErr)
+		if retErr == nil && p.requeueAfter > 0 && (result.RequeueAfter == 0 || p.requeueAfter < result.RequeueAfter) {
+			result.RequeueAfter = p.requeueAfter
+		}
 		p.recordTransition(before, det)
-		recordMetrics(det)
+		recordMetrics(det, p.versions)
 		requeue, err := patchStatus(ctx, r.Client, det, before)
 		r.flushEvents(p, err == nil && !requeue)
 		if err != nil {
@@ -106,7 +130,8 @@ func (r *DetectorReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 		return ctrl.Result{}, nil
 	}
 	for _, step := range []subReconciler{
-		r.reconcileDataSource, r.reconcileStorage, r.reconcileSpec, r.reconcileWatch, r.reconcileTraining, r.reconcileScoring,
+		r.reconcileDataSource, r.reconcileStorage, r.reconcileRetraining, r.reconcileSpec, r.reconcileWatch,
+		r.reconcileTraining, r.reconcileVersions, r.reconcileScoring,
 	} {
 		if err := step(ctx, det, p); err != nil {
 			return ctrl.Result{}, err
@@ -243,6 +268,7 @@ func (r *DetectorReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Owns(&corev1.Service{}).
 		Owns(&corev1.ConfigMap{}).
 		Owns(&corev1.PersistentVolumeClaim{}).
+		Owns(&kadetv1.ModelVersion{}).
 		Owns(&corev1.ServiceAccount{}).
 		Owns(&rbacv1.Role{}).
 		Owns(&rbacv1.RoleBinding{}).

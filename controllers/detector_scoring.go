@@ -16,7 +16,7 @@ import (
 // Service and waits until every replica runs that model.
 func (r *DetectorReconciler) reconcileScoring(ctx context.Context, det *kadetv1.Detector, p *pass) error {
 	var o servingObservation
-	if model := det.Status.Model; model != nil {
+	if model := p.served; model != nil {
 		dep := builders.ScoringDeployment(det, model, p.watch, r.Config)
 		for _, obj := range []client.Object{dep, builders.ScoringService(det)} {
 			if err := r.apply(ctx, obj); err != nil {
@@ -29,7 +29,7 @@ func (r *DetectorReconciler) reconcileScoring(ctx context.Context, det *kadetv1.
 		if err := r.Get(ctx, client.ObjectKeyFromObject(dep), dep); err != nil {
 			return err
 		}
-		o.deployment = dep
+		o.deployment, o.model = dep, model
 	}
 	c := servingCondition(det, o)
 	if prev := apimeta.FindStatusCondition(det.Status.Conditions, kadetv1.ServingCondition); c.Status == metav1.ConditionTrue &&
@@ -37,6 +37,10 @@ func (r *DetectorReconciler) reconcileScoring(ctx context.Context, det *kadetv1.
 		p.event(corev1.EventTypeNormal, "ModelServed", "Serve", "%s", c.Message)
 	}
 	setStatusCondition(det, c)
+	if c.Status == metav1.ConditionTrue || c.Reason == kadetv1.ReasonScaledToZero {
+		det.Status.ServedVersion = p.served.Version
+		r.markVersions(ctx, det)
+	}
 	if c.Reason == kadetv1.ReasonRollingOut {
 		return wait(c.Reason, "%s", c.Message)
 	}

@@ -11,6 +11,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
@@ -37,10 +38,14 @@ func (r *DetectorReconciler) reconcileTraining(ctx context.Context, det *kadetv1
 			return err
 		}
 	}
+	if m := det.Status.Model; m != nil && m.BaseHash != "" && m.BaseHash == p.plan.BaseHash && m.SpecHash != o.hash {
+		return r.retrainingOutcome(det, p, o)
+	}
 	c := trainedCondition(det, o)
 	setStatusCondition(det, c)
 	switch {
 	case c.Status == metav1.ConditionTrue:
+		removeCondition(det, kadetv1.TrainingFailedCondition)
 		return nil
 	case c.Reason == kadetv1.ReasonTrainingFailed:
 		return stall(c.Reason, "%s", c.Message)
@@ -57,6 +62,37 @@ func (r *DetectorReconciler) reconcileTraining(ctx context.Context, det *kadetv1
 		return waitFor(time.Second, c.Reason, "%s", c.Message)
 	}
 	return wait(c.Reason, "%s", c.Message)
+}
+
+// retrainingOutcome is a retraining of the spec the served model was trained on (by
+// schedule, model age or the retrain annotation): the model keeps serving and the
+// Detector stays Ready while it runs; when it fails, TrainingFailed says why (with a
+// Warning event) until a later run succeeds.
+func (r *DetectorReconciler) retrainingOutcome(det *kadetv1.Detector, p *pass, o trainingObservation) error {
+	m := det.Status.Model
+	c := metav1.Condition{Type: kadetv1.TrainedCondition, ObservedGeneration: det.Generation, Status: metav1.ConditionTrue,
+		Reason: kadetv1.ReasonModelTrained}
+	failure := o.failure
+	if o.insufficient != nil {
+		failure = "not enough data to train yet: " + o.insufficient.Message()
+	}
+	switch {
+	case failure != "":
+		c.Message = fmt.Sprintf("model %s is trained on the current spec; retraining Job %s failed", m.Version, o.job)
+		msg := fmt.Sprintf("retraining Job %s failed; model %s keeps serving: %s", o.job, m.Version, failure)
+		if prev := apimeta.FindStatusCondition(det.Status.Conditions, kadetv1.TrainingFailedCondition); prev == nil || prev.Message != msg {
+			p.event(corev1.EventTypeWarning, kadetv1.ReasonRetrainingFailed, "Train", "%s", msg)
+		}
+		setStatusCondition(det, metav1.Condition{Type: kadetv1.TrainingFailedCondition, Status: metav1.ConditionTrue,
+			Reason: kadetv1.ReasonRetrainingFailed, Message: msg, ObservedGeneration: det.Generation})
+	default:
+		c.Message = fmt.Sprintf("model %s is trained on the current spec; retraining Job %s is running", m.Version, o.job)
+		if ts := det.Status.Training; ts != nil && ts.Job == o.job && ts.Epoch > 0 {
+			c.Message += fmt.Sprintf(" (epoch %d/%d)", ts.Epoch, ts.Epochs)
+		}
+	}
+	setStatusCondition(det, c)
+	return nil
 }
 
 // minDataRecheck is the shortest wait before training again on a range that held too
@@ -99,10 +135,14 @@ func (r *DetectorReconciler) observeTraining(ctx context.Context, det *kadetv1.D
 		}
 		det.Status.Model = &kadetv1.ModelStatus{
 			Version: res.Version, Digest: res.Digest, Threshold: res.Threshold, SpecHash: o.hash, Metrics: res.Metrics,
-			ScoringRule: res.ScoringRule,
+			ScoringRule: res.ScoringRule, BaseHash: p.plan.BaseHash,
 		}
-		if res.TrainedAt != nil {
+		p.kadetVersion = res.Kadet
+		switch {
+		case res.TrainedAt != nil:
 			det.Status.Model.TrainedAt = new(metav1.NewTime(*res.TrainedAt))
+		case job.Status.CompletionTime != nil:
+			det.Status.Model.TrainedAt = job.Status.CompletionTime.DeepCopy()
 		}
 		if d := res.Data; d != nil {
 			det.Status.Model.Data = &kadetv1.ModelData{Start: metav1.NewTime(d.Start), End: metav1.NewTime(d.End), Step: d.Step,

@@ -1,6 +1,9 @@
 package controllers
 
 import (
+	"sync"
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -26,14 +29,48 @@ var (
 	detectorEpoch = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "kadet_detector_training_epoch", Help: "The last reported epoch of the Detector's current or last run.",
 	}, []string{"namespace", "detector"})
+	modelVersions = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "kadet_model_versions", Help: "ModelVersions of the Detector (model files on its volume, once pruning has run).",
+	}, []string{"namespace", "detector"})
+	modelAge = &ageCollector{trained: map[[2]string]time.Time{}, desc: prometheus.NewDesc("kadet_model_age_seconds",
+		"Age of the model the Detector serves, from its training's end.", []string{"namespace", "detector"}, nil)}
 )
 
 func init() {
-	ctrlmetrics.Registry.MustRegister(detectorPhase, detectorStalled, detectorThreshold, detectorLoss, detectorEpoch)
+	ctrlmetrics.Registry.MustRegister(detectorPhase, detectorStalled, detectorThreshold, detectorLoss, detectorEpoch, modelVersions, modelAge)
 }
 
-// recordMetrics publishes det's status.
-func recordMetrics(det *kadetv1.Detector) {
+// ageCollector computes each served model's age when scraped, so it never goes stale
+// between reconciles.
+type ageCollector struct {
+	mu      sync.Mutex
+	trained map[[2]string]time.Time
+	desc    *prometheus.Desc
+}
+
+func (c *ageCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *ageCollector) Collect(ch chan<- prometheus.Metric) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k, t := range c.trained {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, time.Since(t).Seconds(), k[0], k[1])
+	}
+}
+
+func (c *ageCollector) set(ns, name string, t *time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if t == nil {
+		delete(c.trained, [2]string{ns, name})
+		return
+	}
+	c.trained[[2]string{ns, name}] = *t
+}
+
+// recordMetrics publishes det's status and, when the pass counted them (versions >= 0),
+// how many ModelVersions it has.
+func recordMetrics(det *kadetv1.Detector, versions int) {
 	forgetMetrics(det.Namespace, det.Name)
 	ns, name := det.Namespace, det.Name
 	detectorPhase.WithLabelValues(ns, name, string(det.Status.Phase)).Set(1)
@@ -42,6 +79,16 @@ func recordMetrics(det *kadetv1.Detector) {
 	}
 	if m := det.Status.Model; m != nil {
 		detectorThreshold.WithLabelValues(ns, name).Set(m.Threshold)
+	}
+	if versions >= 0 {
+		modelVersions.WithLabelValues(ns, name).Set(float64(versions))
+	}
+	var trained *time.Time
+	if m := det.Status.Model; m != nil && m.TrainedAt != nil && det.Status.ServedVersion == m.Version {
+		trained = &m.TrainedAt.Time
+	}
+	if trained != nil || det.Status.ServedVersion == "" {
+		modelAge.set(ns, name, trained)
 	}
 	if t := det.Status.Training; t != nil {
 		detectorEpoch.WithLabelValues(ns, name).Set(float64(t.Epoch))
@@ -58,4 +105,11 @@ func forgetMetrics(ns, name string) {
 	for _, v := range []*prometheus.GaugeVec{detectorPhase, detectorStalled, detectorThreshold, detectorLoss, detectorEpoch} {
 		v.DeletePartialMatch(l)
 	}
+}
+
+// forgetDetector drops every series of a deleted Detector.
+func forgetDetector(ns, name string) {
+	forgetMetrics(ns, name)
+	modelVersions.DeletePartialMatch(prometheus.Labels{"namespace": ns, "detector": name})
+	modelAge.set(ns, name, nil)
 }

@@ -92,7 +92,7 @@ func summarize(det *kadetv1.Detector, err error) (ctrl.Result, error) {
 		if m := det.Status.Model; m != nil {
 			msg = "model " + m.Version + " is trained"
 			if c := apimeta.FindStatusCondition(det.Status.Conditions, kadetv1.ServingCondition); c != nil && c.Reason == kadetv1.ReasonModelServed {
-				msg = "serving model " + m.Version
+				msg = "serving model " + det.Status.ServedVersion
 			}
 		}
 		setCondition(det, kadetv1.ReadyCondition, metav1.ConditionTrue, kadetv1.ReasonSucceeded, msg)

@@ -73,8 +73,8 @@ type ModelVersionSpec struct {
 	ScoringRule string `json:"scoringRule,omitempty"`
 
 	// trainedAt is when training finished.
-	// +required
-	TrainedAt metav1.Time `json:"trainedAt"`
+	// +optional
+	TrainedAt *metav1.Time `json:"trainedAt,omitempty"`
 }
 
 // ModelVersionData is the data a model saw.

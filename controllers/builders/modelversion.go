@@ -30,9 +30,7 @@ func ModelVersion(det *kadetv1.Detector, ds *kadetv1.DataSource, plan *TrainingP
 	if plan != nil {
 		mv.Spec.Seed = plan.Request.Training.Seed
 	}
-	if m.TrainedAt != nil {
-		mv.Spec.TrainedAt = *m.TrainedAt
-	}
+	mv.Spec.TrainedAt = m.TrainedAt
 	return mv
 }
 

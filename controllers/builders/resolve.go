@@ -6,6 +6,7 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/utils/ptr"
@@ -19,8 +20,10 @@ import (
 type TrainingPlan struct {
 	Request contract.TrainingRequest
 	Hash    string
-	Volumes []corev1.Volume
-	Mounts  []corev1.VolumeMount
+	// BaseHash leaves out the retrain token and scheduled run: the spec alone.
+	BaseHash string
+	Volumes  []corev1.Volume
+	Mounts   []corev1.VolumeMount
 }
 
 // IncompatibleError says a Detector cannot train on its DataSource as declared.
@@ -60,6 +63,9 @@ func ResolveTraining(det *kadetv1.Detector, ds *kadetv1.DataSource, dataDigest s
 		Threshold:    contract.ResolvedThreshold(contractThreshold(det.Spec.Threshold), src),
 		RetrainToken: det.Annotations[AnnotationRetrain],
 	}}
+	if rs := det.Status.Retraining; rs != nil && rs.LastRun != nil {
+		p.Request.Run = rs.LastRun.UTC().Format(time.RFC3339)
+	}
 	if es := t.EarlyStopping; es != nil {
 		p.Request.Training.EarlyStopping = &contract.EarlyStopping{Patience: es.Patience, MinDelta: es.MinDelta}
 	}
@@ -70,6 +76,9 @@ func ResolveTraining(det *kadetv1.Detector, ds *kadetv1.DataSource, dataDigest s
 		return nil, err
 	}
 	p.Hash = hash
+	if p.BaseHash, err = p.Request.BaseHash(); err != nil {
+		return nil, err
+	}
 	return p, nil
 }
 

@@ -22,6 +22,7 @@ commands:
   score     score a CSV: --model PATH --input CSV [--output CSV]
   evaluate  print detection metrics as JSON: --model PATH --input CSV --label-column NAME
   serve     serve a model over HTTP: --model-dir DIR [--model-version V] [--addr HOST:PORT]
+  prune     remove model versions: --model-dir DIR --versions V1,V2
 
 Run 'detector <command> -h' for the flags of a command.
 `
@@ -47,6 +48,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = cmdEvaluate(args[1:], stdout)
 	case "serve":
 		err = cmdServe(ctx, args[1:], stderr)
+	case "prune":
+		err = cmdPrune(args[1:], stdout, stderr)
 	default:
 		fmt.Fprintf(stderr, "detector: unknown command %q\n\n%s", args[0], usage)
 		return contract.ExitInvalidInput
