@@ -218,25 +218,30 @@ func (r *DetectorReconciler) ensureModelVersion(ctx context.Context, det *kadetv
 	return nil
 }
 
-// prune removes the oldest versions beyond keepVersions, never the served or the
-// pinned one: a Job deletes their files from the volume (only a pod mounts it), and
+// prune keeps keepVersions versions: the served, the pinned and the newest model
+// first, then the newest others; it never removes the first three. The rest go: a Job deletes their files from the volume (only a pod mounts it), and
 // their ModelVersions go once it has.
 func (r *DetectorReconciler) prune(ctx context.Context, det *kadetv1.Detector, p *pass, versions []kadetv1.ModelVersion) error {
 	keep := int(ptr.Deref(det.Spec.Storage.KeepVersions, DefaultKeepVersions))
 	protected := map[string]bool{p.served.Version: true, det.Status.Model.Version: true, det.Spec.Scoring.ModelVersion: true,
 		det.Status.ServedVersion: true}
-	var old []kadetv1.ModelVersion
+	// The protected versions take their places first, then the newest others.
 	kept := 0
+	for _, v := range versions {
+		if protected[v.Spec.Version] {
+			kept++
+		}
+	}
+	var old []kadetv1.ModelVersion
 	for i := len(versions) - 1; i >= 0; i-- {
 		v := versions[i]
 		switch {
 		case protected[v.Spec.Version]:
 		case kept < keep:
+			kept++
 		default:
 			old = append(old, v)
-			continue
 		}
-		kept++
 	}
 	if len(old) == 0 {
 		return nil

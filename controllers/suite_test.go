@@ -102,6 +102,7 @@ func runSuite(m *testing.M) int {
 	}
 	if err := (&DetectorReconciler{
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("kadet"), Config: testCfg,
+		Clock: testClock,
 	}).SetupWithManager(mgr); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
