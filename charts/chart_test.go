@@ -102,7 +102,7 @@ func TestLint(t *testing.T) {
 func TestDefaultRender(t *testing.T) {
 	objs := render(t)
 	want := map[string]int{
-		"CustomResourceDefinition": 2, "ServiceAccount": 1, "ClusterRole": 1, "ClusterRoleBinding": 1,
+		"CustomResourceDefinition": 3, "ServiceAccount": 1, "ClusterRole": 1, "ClusterRoleBinding": 1,
 		"Role": 1, "RoleBinding": 1, "Deployment": 1, "Service": 1,
 	}
 	if got := kinds(objs); !reflect.DeepEqual(got, want) {
@@ -224,7 +224,7 @@ func TestKustomizeDefault(t *testing.T) {
 	}
 	objs := parse(t, out)
 	k := kinds(objs)
-	if k["CustomResourceDefinition"] != 2 || k["Deployment"] != 1 || k["ClusterRole"] != 1 || k["Namespace"] != 1 {
+	if k["CustomResourceDefinition"] != 3 || k["Deployment"] != 1 || k["ClusterRole"] != 1 || k["Namespace"] != 1 {
 		t.Fatalf("kinds %v", k)
 	}
 	for _, o := range objs {
