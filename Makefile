@@ -103,8 +103,9 @@ controlplane: ## Build (once per machine) etcd, kube-apiserver, kubectl, ...; pr
 	@hack/controlplane.sh
 
 .PHONY: test
-test: generate manifests vet ## Run every test against a real kube-apiserver + etcd (builds them, and helm, on first use) and a real Prometheus (installs Debian's package when missing), then the end-to-end tests.
+test: generate manifests vet ## Run every test against a real kube-apiserver + etcd (builds them, and helm, on first use) , a real Prometheus and headless Chromium (installs Debian's packages when missing), then the end-to-end tests.
 	hack/prometheus.sh
+	hack/chromium.sh
 	KUBEBUILDER_ASSETS="$${KUBEBUILDER_ASSETS:-$$(hack/controlplane.sh)}" KADET_HELM="$${KADET_HELM:-$$(hack/helm.sh)}" \
 		go test $(GO_TEST_FLAGS) ./...
 	cd hack/localcluster && KUBEBUILDER_ASSETS="$${KUBEBUILDER_ASSETS:-$$($(CURDIR)/hack/controlplane.sh)}" \

@@ -102,6 +102,15 @@ type TrainingInfo struct {
 	ValidationSplit float64            `json:"validationSplit"`
 	Rows            int                `json:"rows"`
 	Metrics         map[string]float64 `json:"metrics"`
+	// History is the loss (and validation loss) of every epoch run.
+	History []EpochLoss `json:"history,omitempty"`
+}
+
+// EpochLoss is one epoch's losses; ValLoss is absent without a validation split.
+type EpochLoss struct {
+	Epoch   int      `json:"epoch"`
+	Loss    float64  `json:"loss"`
+	ValLoss *float64 `json:"valLoss,omitempty"`
 }
 
 // TensorInfo names a weight tensor stored after the metadata.
@@ -236,6 +245,33 @@ func (m *Metadata) check() error {
 
 // FileName is the model file's name inside its version folder.
 const FileName = "model.kadet"
+
+// ReadMeta reads only the header and metadata of a model file: what a listing of
+// versions needs, without the weights or the digest check Load does.
+func ReadMeta(path string) (*Metadata, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	head := make([]byte, headerLen)
+	if _, err := io.ReadFull(f, head); err != nil || string(head[:len(Magic)]) != Magic {
+		return nil, errors.New("not a kadet model file (bad magic number or truncated header)")
+	}
+	mlen := int(binary.LittleEndian.Uint32(head[12:16]))
+	if mlen > MaxMetadata {
+		return nil, fmt.Errorf("model file metadata length %d is too large", mlen)
+	}
+	body := make([]byte, mlen)
+	if _, err := io.ReadFull(f, body); err != nil {
+		return nil, fmt.Errorf("model file metadata is truncated: %w", err)
+	}
+	var meta Metadata
+	if err := json.Unmarshal(body, &meta); err != nil {
+		return nil, fmt.Errorf("model file metadata is not valid JSON: %w", err)
+	}
+	return &meta, nil
+}
 
 // Load reads and verifies a model file.
 func Load(path string) (*Model, error) {

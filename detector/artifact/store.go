@@ -79,6 +79,9 @@ func writeSynced(path string, b []byte) error {
 	return f.Close()
 }
 
+// ReportFileName is the score histogram training writes beside each model file.
+const ReportFileName = "report.png"
+
 // Versions lists the model versions in dir, oldest first.
 func Versions(dir string) ([]string, error) {
 	entries, err := os.ReadDir(dir)

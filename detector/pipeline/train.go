@@ -32,7 +32,7 @@ import (
 var Version = "v0.1.0-dev"
 
 // ReportFileName is the training report inside a model version's folder.
-const ReportFileName = "report.png"
+const ReportFileName = artifact.ReportFileName
 
 // SpecError is a TrainingRequest the engine cannot carry out as written.
 type SpecError struct{ Msg string }
@@ -118,7 +118,19 @@ func Train(ctx context.Context, req *contract.TrainingRequest, outDir string, pr
 	if spec.Sequence() {
 		fitter = fitSequence
 	}
-	f, err := fitter(ctx, req, spec, tbl, th, cfg, progress)
+	// Every epoch's losses go into the model file, for its page's loss curve.
+	var history []artifact.EpochLoss
+	record := func(p train.Progress) {
+		e := artifact.EpochLoss{Epoch: p.Epoch, Loss: p.Loss}
+		if !math.IsNaN(p.ValLoss) {
+			e.ValLoss = new(p.ValLoss)
+		}
+		history = append(history, e)
+		if progress != nil {
+			progress(p)
+		}
+	}
+	f, err := fitter(ctx, req, spec, tbl, th, cfg, record)
 	if err != nil {
 		return nil, err
 	}
@@ -150,7 +162,7 @@ func Train(ctx context.Context, req *contract.TrainingRequest, outDir string, pr
 		Threshold: artifact.Threshold{Method: th.Method, Parameter: thresholdParameter(th), Value: threshold},
 		Training: artifact.TrainingInfo{
 			Seed: cfg.Seed, Epochs: res.Epochs, BatchSize: cfg.BatchSize, LearningRate: cfg.LearningRate,
-			ValidationSplit: cfg.ValidationSplit, Rows: tbl.Rows(), Metrics: metrics,
+			ValidationSplit: cfg.ValidationSplit, Rows: tbl.Rows(), Metrics: metrics, History: history,
 		},
 		Data: preprocess.SummarizeRows(f.fitX, tbl.Columns, f.fitRows), Kadet: Version, CreatedAt: now,
 	}

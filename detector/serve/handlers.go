@@ -25,6 +25,8 @@ func (s *Server) Handler() http.Handler {
 	route("GET /v2/models/{name}", s.modelMetadata)
 	route("GET /v2/models/{name}/ready", s.modelReady)
 	route("POST /v2/models/{name}/infer", s.infer)
+	route("GET /{$}", s.page)
+	route("GET /report.png", s.reportPNG)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.opts.Registry, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no route for %s %s", r.Method, r.URL.Path))
