@@ -23,8 +23,8 @@ import (
 // versionRow is one version in the page's table.
 type versionRow struct {
 	Version, TrainedAt, Threshold, Loss, ValLoss, Extra string
-	Served                                             bool
-	Err                                                string
+	Served                                              bool
+	Err                                                 string
 }
 
 type pageData struct {

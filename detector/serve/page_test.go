@@ -73,8 +73,13 @@ func TestModelPageRendersInChromium(t *testing.T) {
 			t.Errorf("page has no %q", want)
 		}
 	}
-	if r, _ := http.Get(ts.URL + "/report.png?version=../../etc"); r == nil || r.StatusCode != http.StatusBadRequest {
-		t.Errorf("a path as version: %v", r)
+	r, err := http.Get(ts.URL + "/report.png?version=../../etc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Body.Close()
+	if r.StatusCode != http.StatusBadRequest {
+		t.Errorf("a path as version: %s", r.Status)
 	}
 
 	chromium, err := exec.LookPath("chromium")
