@@ -9,6 +9,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	kadetv1 "github.com/kadet-dev/kadet/api/v1alpha1"
+	"github.com/kadet-dev/kadet/controllers/builders"
 	"github.com/kadet-dev/kadet/detector/contract"
 )
 
@@ -113,7 +114,9 @@ func servingCondition(det *kadetv1.Detector, o servingObservation) metav1.Condit
 		c.Status, c.Reason, c.Message = metav1.ConditionFalse, kadetv1.ReasonNoModel, "no model has been trained yet"
 	case want == 0:
 		c.Status, c.Reason, c.Message = metav1.ConditionFalse, kadetv1.ReasonScaledToZero, "scoring.replicas is 0"
-	case !rolledOut(o.deployment, want):
+	case !rolledOut(o.deployment, want) || o.deployment.Spec.Template.Annotations[builders.AnnotationModelVersion] != model.Version:
+		// The copy read after applying may be the cache's older one: its template
+		// must already name the model, or its status says nothing about it.
 		s := o.deployment.Status
 		c.Status, c.Reason = metav1.ConditionFalse, kadetv1.ReasonRollingOut
 		c.Message = fmt.Sprintf("rolling out model %s: %d/%d scoring replicas updated and available",

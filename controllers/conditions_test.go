@@ -8,6 +8,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	kadetv1 "github.com/kadet-dev/kadet/api/v1alpha1"
+	"github.com/kadet-dev/kadet/controllers/builders"
 )
 
 func detectorAt(gen int64) *kadetv1.Detector {
@@ -114,10 +115,14 @@ func TestServingCondition(t *testing.T) {
 	model := &kadetv1.ModelStatus{Version: "v2"}
 	dep := func(gen, observed int64, replicas, updated, available int32) *appsv1.Deployment {
 		d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Generation: gen}}
+		d.Spec.Template.Annotations = map[string]string{builders.AnnotationModelVersion: "v2"}
 		d.Status = appsv1.DeploymentStatus{ObservedGeneration: observed, Replicas: replicas,
 			UpdatedReplicas: updated, AvailableReplicas: available}
 		return d
 	}
+	// A stale copy: rolled out, but of the template before the new model.
+	stale := dep(2, 2, 2, 2, 2)
+	stale.Spec.Template.Annotations[builders.AnnotationModelVersion] = "v1"
 	tests := []struct {
 		name     string
 		model    *kadetv1.ModelStatus
@@ -136,6 +141,8 @@ func TestServingCondition(t *testing.T) {
 			kadetv1.ReasonRollingOut, "2/2 scoring replicas"},
 		{"new pods not available", model, new(int32(2)), servingObservation{deployment: dep(2, 2, 2, 2, 1), model: model}, metav1.ConditionFalse,
 			kadetv1.ReasonRollingOut, "1/2 scoring replicas"},
+		{"a stale copy of the previous model's rollout", model, new(int32(2)), servingObservation{deployment: stale, model: model}, metav1.ConditionFalse,
+			kadetv1.ReasonRollingOut, "rolling out model v2"},
 		{"served", model, new(int32(2)), servingObservation{deployment: dep(2, 2, 2, 2, 2), model: model}, metav1.ConditionTrue,
 			kadetv1.ReasonModelServed, "model v2 served by 2 replicas"},
 	}

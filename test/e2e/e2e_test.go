@@ -274,6 +274,7 @@ func scoringURLs(ctx context.Context, ns, det string, port int32) ([]string, err
 type detectResponse struct {
 	Model struct {
 		Version string `json:"version"`
+		Digest  string `json:"digest"`
 	} `json:"model"`
 	Results []struct {
 		Score   float64 `json:"score"`

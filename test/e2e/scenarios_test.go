@@ -361,7 +361,25 @@ func TestManagerRestartAdoptsTraining(t *testing.T) {
 			t.Fatalf("%d %s events (want exactly one, no series): %+v", len(evs), reason, evs)
 		}
 	}
-	t.Logf("model %s recorded once; scenario took %s", det.Status.Model.Version, time.Since(start).Round(time.Millisecond))
+	// One ModelVersion, and still one after another restart once it exists.
+	countVersions := func() int {
+		list := &kadetv1.ModelVersionList{}
+		if err := env.client.List(context.Background(), list, client.InNamespace(ns)); err != nil {
+			t.Fatal(err)
+		}
+		return len(list.Items)
+	}
+	waitFor(t, "the ModelVersion", 30*time.Second, func() (bool, error) { return countVersions() == 1, nil })
+	stopManager()
+	if err := startManager(); err != nil {
+		t.Fatal(err)
+	}
+	mustKubectl(t, nil, "wait", "-n", ns, "--for=condition=Ready", "--timeout=2m", "detector/slow")
+	time.Sleep(3 * time.Second)
+	if n := countVersions(); n != 1 {
+		t.Fatalf("%d ModelVersions after the second restart; want 1", n)
+	}
+	t.Logf("model %s recorded once (one ModelVersion across two restarts); scenario took %s", det.Status.Model.Version, time.Since(start).Round(time.Millisecond))
 }
 
 // 6. Deleting a Detector garbage-collects its Jobs, Deployment, Service and
