@@ -34,6 +34,7 @@ func main() {
 	flag.StringVar(&pullPolicy, "detector-image-pull-policy", "IfNotPresent", "pull policy of the detector image")
 	flag.StringVar(&command, "detector-command", strings.Join(builders.DefaultCommand, " "), "command that runs the detector binary in the image")
 	opts := zap.Options{}
+	flag.IntVar(&workers, "max-concurrent-reconciles", 4, "Detectors (and DataSources) reconciled at once; one object is never reconciled twice at once")
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
@@ -72,18 +73,21 @@ func main() {
 	}
 }
 
+// workers is --max-concurrent-reconciles.
+var workers = 4
+
 // setup registers kadet's indexes and controllers with mgr.
 func setup(mgr ctrl.Manager, cfg builders.Config) error {
 	if err := controllers.SetupIndexes(context.Background(), mgr.GetFieldIndexer()); err != nil {
 		return err
 	}
 	if err := (&controllers.DataSourceReconciler{
-		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(),
+		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Workers: workers,
 	}).SetupWithManager(mgr); err != nil {
 		return err
 	}
 	return (&controllers.DetectorReconciler{
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(),
-		Recorder: mgr.GetEventRecorder("kadet"), Config: cfg,
+		Recorder: mgr.GetEventRecorder("kadet"), Config: cfg, Workers: workers,
 	}).SetupWithManager(mgr)
 }

@@ -18,6 +18,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -35,6 +36,8 @@ type DataSourceReconciler struct {
 	client.Client
 	// APIReader reads Secrets without caching them.
 	APIReader client.Reader
+	// Workers is how many DataSources are reconciled at once (at least one).
+	Workers int
 }
 
 // reference is one object a DataSource needs.
@@ -290,6 +293,7 @@ func (r *DataSourceReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		For(&kadetv1.DataSource{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.referrers("ConfigMap"))).
 		Watches(&corev1.PersistentVolumeClaim{}, handler.EnqueueRequestsFromMapFunc(r.referrers("PersistentVolumeClaim"))).
+		WithOptions(controller.Options{MaxConcurrentReconciles: max(r.Workers, 1)}).
 		Complete(r)
 }
 

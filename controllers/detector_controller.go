@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -27,6 +28,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
@@ -51,6 +53,9 @@ type DetectorReconciler struct {
 	Config    builders.Config
 	// Clock tells the time of schedules and model ages; nil is the real clock.
 	Clock clock.PassiveClock
+	// Workers is how many Detectors are reconciled at once (at least one); the work
+	// queue never hands one Detector to two workers.
+	Workers int
 }
 
 // pass carries what one reconcile learns from one step to the next, and the events
@@ -229,7 +234,7 @@ func (r *DetectorReconciler) reconcileSpec(ctx context.Context, det *kadetv1.Det
 		return err
 	}
 	for _, obj := range []client.Object{spec, builders.ProgressConfigMap(det)} {
-		if err := r.Create(ctx, obj); err != nil && !apierrors.IsAlreadyExists(err) {
+		if err := r.createOnce(ctx, r.Client, obj); err != nil {
 			return err
 		}
 	}
@@ -243,8 +248,15 @@ func (r *DetectorReconciler) reconcileSpec(ctx context.Context, det *kadetv1.Det
 	return nil
 }
 
+// AnnotationAppliedHash on a child records the hash of what kadet last applied, so a
+// pass that would apply the same object again writes nothing.
+const AnnotationAppliedHash = "anomaly.kadet.dev/applied-hash"
+
 // apply server-side applies a child built by the builders: kadet owns the fields it
-// sets and leaves the apiserver's defaults and other managers' fields alone.
+// sets and leaves the apiserver's defaults and other managers' fields alone. When the
+// cached copy carries the hash of the same desired object, nothing is sent: a pass
+// that finds everything as it should be makes no write. (A field changed by hand
+// behind kadet's back is put back at kadet's next change of the object.)
 func (r *DetectorReconciler) apply(ctx context.Context, obj client.Object) error {
 	u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
 	if err != nil {
@@ -253,8 +265,40 @@ func (r *DetectorReconciler) apply(ctx context.Context, obj client.Object) error
 	// A typed object serializes empty status and timestamps; they are not ours to own.
 	delete(u, "status")
 	unstructured.RemoveNestedField(u, "metadata", "creationTimestamp")
+	b, err := json.Marshal(u)
+	if err != nil {
+		return err
+	}
+	sum := sha256.Sum256(b)
+	hash := hex.EncodeToString(sum[:8])
+	existing, ok := obj.DeepCopyObject().(client.Object)
+	if ok && r.Get(ctx, client.ObjectKeyFromObject(obj), existing) == nil && existing.GetAnnotations()[AnnotationAppliedHash] == hash {
+		return nil
+	}
+	if err := unstructured.SetNestedField(u, hash, "metadata", "annotations", AnnotationAppliedHash); err != nil {
+		return err
+	}
 	return r.Apply(ctx, client.ApplyConfigurationFromUnstructured(&unstructured.Unstructured{Object: u}),
 		FieldOwner, client.ForceOwnership)
+}
+
+// createOnce creates a child that others write after kadet creates it (a progress or
+// status ConfigMap the pods patch): a copy in the cache means it exists.
+func (r *DetectorReconciler) createOnce(ctx context.Context, reader client.Reader, obj client.Object) error {
+	existing, ok := obj.DeepCopyObject().(client.Object)
+	if ok {
+		err := reader.Get(ctx, client.ObjectKeyFromObject(obj), existing)
+		if err == nil {
+			return nil
+		}
+		if !apierrors.IsNotFound(err) {
+			return err
+		}
+	}
+	if err := r.Create(ctx, obj); err != nil && !apierrors.IsAlreadyExists(err) {
+		return err
+	}
+	return nil
 }
 
 // SetupWithManager registers the controller and what it watches; it needs SetupIndexes.
@@ -278,6 +322,7 @@ func (r *DetectorReconciler) SetupWithManager(mgr ctrl.Manager) error {
 			builder.WithPredicates(predicate.NewPredicateFuncs(func(o client.Object) bool {
 				return slices.Contains(monitoringCRDs, o.GetName())
 			}))).
+		WithOptions(controller.Options{MaxConcurrentReconciles: max(r.Workers, 1)}).
 		Complete(r)
 }
 

@@ -245,13 +245,15 @@ func TestScheduledRetraining(t *testing.T) {
 	testClock.advance(next.Sub(testClock.Now()) + 48*time.Hour + time.Minute)
 	poke(t, det)
 	job := waitForOneJob(t, det, builders.TrainingJobName(det, getDetector(NewWithT(t), det).Status.Model.SpecHash))
-	d := getDetector(NewWithT(t), det)
-	if lr := d.Status.Retraining.LastRun; lr == nil || !lr.Time.Equal(next.Add(48*time.Hour)) {
-		t.Errorf("last run %v; want the latest missed tick %s", lr, next.Add(48*time.Hour))
-	}
-	if c := condition(d, kadetv1.ReadyCondition); c.Status != metav1.ConditionTrue {
-		t.Errorf("Ready %s while retraining: %s", c.Status, c.Message)
-	}
+	// The Job is created within the pass; its status lands at the pass's end.
+	NewWithT(t).Eventually(func(g Gomega) {
+		d := getDetector(g, det)
+		lr := d.Status.Retraining.LastRun
+		g.Expect(lr).NotTo(BeNil())
+		g.Expect(lr.Time.Equal(next.Add(48*time.Hour))).To(BeTrue(), "last run %s; want the latest missed tick %s", lr, next.Add(48*time.Hour))
+		c := condition(d, kadetv1.ReadyCondition)
+		g.Expect(c.Status).To(Equal(metav1.ConditionTrue), "Ready while retraining: %s", c.Message)
+	}, timeout, interval).Should(Succeed())
 	trainedVersion(t, det, job, "20261129-120000-bbbbbbbb")
 
 	// An expression CEL lets through but cron cannot read stalls, naming the field.

@@ -53,10 +53,12 @@ func (r *DetectorReconciler) reconcileWatch(ctx context.Context, det *kadetv1.De
 		}
 	}
 	// The pods write the status ConfigMap and the Lease: created once, never applied.
-	for _, obj := range []client.Object{builders.WatchStatusConfigMap(det), builders.ScoringLease(det)} {
-		if err := r.Create(ctx, obj); err != nil && !apierrors.IsAlreadyExists(err) {
-			return err
-		}
+	// Leases are not cached (kadet watches none), so that one is read directly.
+	if err := r.createOnce(ctx, r.Client, builders.WatchStatusConfigMap(det)); err != nil {
+		return err
+	}
+	if err := r.createOnce(ctx, r.APIReader, builders.ScoringLease(det)); err != nil {
+		return err
 	}
 	r.mirrorWatch(ctx, det, p)
 	return r.reconcileAlerting(ctx, det, p)

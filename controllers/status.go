@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -148,6 +149,9 @@ const staleRetry = 100 * time.Millisecond
 // condition beside a Pending phase). A conflict only means a newer copy exists, so
 // the caller requeues instead of reporting an error.
 func patchStatus(ctx context.Context, c client.Client, obj, before client.Object) (requeue bool, err error) {
+	if sameStatus(obj, before) {
+		return false, nil // nothing changed: nothing to write
+	}
 	err = c.Status().Patch(ctx, obj, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}))
 	switch {
 	case apierrors.IsConflict(err):
@@ -156,4 +160,17 @@ func patchStatus(ctx context.Context, c client.Client, obj, before client.Object
 		return false, nil
 	}
 	return false, err
+}
+
+// sameStatus reports a pass that left the status as it found it.
+func sameStatus(obj, before client.Object) bool {
+	switch o := obj.(type) {
+	case *kadetv1.Detector:
+		b, ok := before.(*kadetv1.Detector)
+		return ok && equality.Semantic.DeepEqual(o.Status, b.Status)
+	case *kadetv1.DataSource:
+		b, ok := before.(*kadetv1.DataSource)
+		return ok && equality.Semantic.DeepEqual(o.Status, b.Status)
+	}
+	return false
 }

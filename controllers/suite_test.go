@@ -3,8 +3,10 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -81,6 +83,7 @@ func runSuite(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "granting the manager's RBAC:", err)
 		return 1
 	}
+	managerCfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { return &writeCounter{next: rt} })
 	mgr, err := ctrl.NewManager(managerCfg, ctrl.Options{
 		Scheme:     scheme,
 		Metrics:    metricsserver.Options{BindAddress: "0"},
@@ -96,13 +99,13 @@ func runSuite(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	if err := (&DataSourceReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader()}).SetupWithManager(mgr); err != nil {
+	if err := (&DataSourceReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Workers: 4}).SetupWithManager(mgr); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	if err := (&DetectorReconciler{
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("kadet"), Config: testCfg,
-		Clock: testClock,
+		Clock: testClock, Workers: 4,
 	}).SetupWithManager(mgr); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -163,3 +166,26 @@ const (
 	timeout  = 20 * time.Second
 	interval = 100 * time.Millisecond
 )
+
+// writeCounter counts the manager's writes to the API server (every request but
+// reads), so a test can check a pass that finds nothing to do writes nothing.
+type writeCounter struct{ next http.RoundTripper }
+
+var managerWrites struct {
+	sync.Mutex
+	n    int
+	last []string
+}
+
+func (w *writeCounter) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Method != http.MethodGet && req.Method != http.MethodHead {
+		managerWrites.Lock()
+		managerWrites.n++
+		managerWrites.last = append(managerWrites.last, req.Method+" "+req.URL.Path)
+		if len(managerWrites.last) > 50 {
+			managerWrites.last = managerWrites.last[1:]
+		}
+		managerWrites.Unlock()
+	}
+	return w.next.RoundTrip(req)
+}
