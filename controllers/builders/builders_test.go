@@ -407,12 +407,16 @@ func TestModelPVC(t *testing.T) {
 		wantSize  string
 		wantMode  corev1.PersistentVolumeAccessMode
 		wantOwner bool
+		wantClass *string
 	}{
-		{"defaults retain the models", det(), "1Gi", corev1.ReadWriteOnce, false},
+		{"defaults retain the models", det(), "1Gi", corev1.ReadWriteOnce, false, nil},
 		{"delete policy owns the PVC", det(func(d *kadetv1.Detector) {
 			d.Spec.Storage = kadetv1.StorageSpec{Size: ptr.To(resource.MustParse("5Gi")), AccessMode: corev1.ReadWriteMany,
 				RetentionPolicy: kadetv1.DeleteModels, StorageClassName: ptr.To("fast")}
-		}), "5Gi", corev1.ReadWriteMany, true},
+		}), "5Gi", corev1.ReadWriteMany, true, ptr.To("fast")},
+		{"an empty class is the default class, not none", det(func(d *kadetv1.Detector) {
+			d.Spec.Storage.StorageClassName = ptr.To("")
+		}), "1Gi", corev1.ReadWriteOnce, false, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -425,6 +429,9 @@ func TestModelPVC(t *testing.T) {
 			}
 			if pvc.Labels[LabelDetector] != "fraud" {
 				t.Error("PVC lacks the detector label that adoption relies on")
+			}
+			if !ptr.Equal(pvc.Spec.StorageClassName, tt.wantClass) {
+				t.Errorf("storage class %v; want %v", ptr.Deref(pvc.Spec.StorageClassName, "<nil>"), ptr.Deref(tt.wantClass, "<nil>"))
 			}
 		})
 	}

@@ -121,12 +121,18 @@ func ModelPVC(det *kadetv1.Detector) *corev1.PersistentVolumeClaim {
 	if mode == "" {
 		mode = corev1.ReadWriteOnce
 	}
+	// An empty class is documented as the default class; on a PVC an empty class means
+	// no class at all (static volumes only), so it is left out.
+	class := s.StorageClassName
+	if class != nil && *class == "" {
+		class = nil
+	}
 	pvc := &corev1.PersistentVolumeClaim{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "PersistentVolumeClaim"},
 		ObjectMeta: objectMeta(det, ModelPVCName(det), "models"),
 		Spec: corev1.PersistentVolumeClaimSpec{
 			AccessModes:      []corev1.PersistentVolumeAccessMode{mode},
-			StorageClassName: s.StorageClassName,
+			StorageClassName: class,
 			Resources: corev1.VolumeResourceRequirements{
 				Requests: corev1.ResourceList{corev1.ResourceStorage: ptr.Deref(s.Size, kadetv1.DefaultModelStorage)},
 			},
