@@ -222,6 +222,11 @@ func (r *DetectorReconciler) reconcileStorage(ctx context.Context, det *kadetv1.
 			desired.Name)
 	case err != nil && !apierrors.IsNotFound(err):
 		return err
+	case err == nil:
+		// A bound claim's class never changes: keep what it has (a claim made when an
+		// empty class was still copied onto it has "", which applying without it would
+		// try to unset).
+		desired.Spec.StorageClassName = existing.Spec.StorageClassName
 	}
 	return r.apply(ctx, desired)
 }
