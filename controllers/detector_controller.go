@@ -67,10 +67,12 @@ type pass struct {
 	watch      *builders.WatchPlan
 	// served is the model the scoring pods should serve: the pin, or the newest.
 	served *kadetv1.ModelStatus
-	// versions counts the Detector's ModelVersions; kadetVersion is the detector
-	// binary's version from the latest training result.
-	versions     int
-	kadetVersion string
+	// versions counts the Detector's ModelVersions (-1: not counted), listed in
+	// modelVersions; kadetVersion is the detector binary's version from the latest
+	// training result.
+	versions      int
+	modelVersions []kadetv1.ModelVersion
+	kadetVersion  string
 	// requeueAfter asks for a pass at a time (the next scheduled run), when nothing
 	// else brings one sooner.
 	requeueAfter time.Duration
@@ -120,7 +122,7 @@ func (r *DetectorReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 			result.RequeueAfter = p.requeueAfter
 		}
 		p.recordTransition(before, det)
-		recordMetrics(det, p.versions)
+		recordMetrics(det, p.versions, p.served)
 		requeue, err := patchStatus(ctx, r.Client, det, before)
 		r.flushEvents(p, err == nil && !requeue)
 		if err != nil {

@@ -188,7 +188,7 @@ func (r *DetectorReconciler) reconcileVersions(ctx context.Context, det *kadetv1
 	}
 	versions := list.Items
 	slices.SortFunc(versions, func(a, b kadetv1.ModelVersion) int { return strings.Compare(a.Spec.Version, b.Spec.Version) })
-	p.versions = len(versions)
+	p.versions, p.modelVersions = len(versions), versions
 	served := &kadetv1.ModelStatus{Version: m.Version, Digest: m.Digest, Threshold: m.Threshold, TrainedAt: m.TrainedAt}
 	if pin := det.Spec.Scoring.ModelVersion; pin != "" {
 		i := slices.IndexFunc(versions, func(v kadetv1.ModelVersion) bool { return v.Spec.Version == pin })
@@ -282,14 +282,10 @@ func (r *DetectorReconciler) prune(ctx context.Context, det *kadetv1.Detector, p
 	return nil
 }
 
-// markVersions sets each ModelVersion's phase from what is served.
-func (r *DetectorReconciler) markVersions(ctx context.Context, det *kadetv1.Detector) {
-	list := &kadetv1.ModelVersionList{}
-	if err := r.List(ctx, list, client.InNamespace(det.Namespace), client.MatchingLabels{builders.LabelDetector: det.Name}); err != nil {
-		return
-	}
-	for i := range list.Items {
-		v := &list.Items[i]
+// markVersions sets the phase of each ModelVersion the pass listed from what is served.
+func (r *DetectorReconciler) markVersions(ctx context.Context, det *kadetv1.Detector, versions []kadetv1.ModelVersion) {
+	for i := range versions {
+		v := &versions[i]
 		switch {
 		case v.Status.Phase == kadetv1.ModelRetired:
 		case v.Spec.Version == det.Status.ServedVersion:

@@ -169,7 +169,7 @@ func TestModelVersionsPinningAndPruning(t *testing.T) {
 	// The pinned first stays; the second is the oldest unprotected one beyond two.
 	var prune batchv1.Job
 	NewWithT(t).Eventually(func(g Gomega) {
-		for _, j := range trainingJobsAll(g, det) {
+		for _, j := range trainingJobs(g, det) {
 			if j.Labels[builders.LabelComponent] == builders.ComponentPruning {
 				prune = j
 			}
@@ -207,11 +207,6 @@ func TestModelVersionsPinningAndPruning(t *testing.T) {
 		g.Expect(st.Reason).To(Equal(kadetv1.ReasonModelVersionNotFound))
 		g.Expect(st.Message).To(ContainSubstring(`spec.scoring.modelVersion "20261129-090000-dddddddd"`))
 	}, timeout, interval).Should(Succeed())
-}
-
-// trainingJobsAll lists every Job of det (training and pruning).
-func trainingJobsAll(g Gomega, det *kadetv1.Detector) []batchv1.Job {
-	return trainingJobs(g, det)
 }
 
 // A schedule starts a run at each tick (the clock moved forward), a run of its own

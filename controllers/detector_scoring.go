@@ -39,7 +39,7 @@ func (r *DetectorReconciler) reconcileScoring(ctx context.Context, det *kadetv1.
 	setStatusCondition(det, c)
 	if c.Status == metav1.ConditionTrue || c.Reason == kadetv1.ReasonScaledToZero {
 		det.Status.ServedVersion = p.served.Version
-		r.markVersions(ctx, det)
+		r.markVersions(ctx, det, p.modelVersions)
 	}
 	if c.Reason == kadetv1.ReasonRollingOut {
 		return wait(c.Reason, "%s", c.Message)

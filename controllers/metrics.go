@@ -68,9 +68,10 @@ func (c *ageCollector) set(ns, name string, t *time.Time) {
 	c.trained[[2]string{ns, name}] = *t
 }
 
-// recordMetrics publishes det's status and, when the pass counted them (versions >= 0),
-// how many ModelVersions it has.
-func recordMetrics(det *kadetv1.Detector, versions int) {
+// recordMetrics publishes det's status, and what the pass learned of its versions: how
+// many (when counted, versions >= 0) and the one served (nil when the pass stopped
+// before choosing, which leaves the age as it was).
+func recordMetrics(det *kadetv1.Detector, versions int, served *kadetv1.ModelStatus) {
 	forgetMetrics(det.Namespace, det.Name)
 	ns, name := det.Namespace, det.Name
 	detectorPhase.WithLabelValues(ns, name, string(det.Status.Phase)).Set(1)
@@ -83,12 +84,11 @@ func recordMetrics(det *kadetv1.Detector, versions int) {
 	if versions >= 0 {
 		modelVersions.WithLabelValues(ns, name).Set(float64(versions))
 	}
-	var trained *time.Time
-	if m := det.Status.Model; m != nil && m.TrainedAt != nil && det.Status.ServedVersion == m.Version {
-		trained = &m.TrainedAt.Time
-	}
-	if trained != nil || det.Status.ServedVersion == "" {
-		modelAge.set(ns, name, trained)
+	switch {
+	case det.Status.Model == nil:
+		modelAge.set(ns, name, nil)
+	case served != nil && served.TrainedAt != nil:
+		modelAge.set(ns, name, &served.TrainedAt.Time)
 	}
 	if t := det.Status.Training; t != nil {
 		detectorEpoch.WithLabelValues(ns, name).Set(float64(t.Epoch))
