@@ -64,7 +64,7 @@ export KUBECONFIG=$dir/cluster/kubeconfig
 
 log "installing the CRDs and starting the manager"
 "$kubectl" apply -f config/crd/bases >/dev/null
-"$kubectl" wait --for condition=established --timeout=60s crd/detectors.anomaly.kadet.dev crd/datasources.anomaly.kadet.dev >/dev/null
+"$kubectl" wait --for condition=established --timeout=60s crd/detectors.anomaly.kadet.dev crd/datasources.anomaly.kadet.dev crd/modelversions.anomaly.kadet.dev >/dev/null
 setsid bin/manager --detector-image "$image" --metrics-bind-address 0 \
   --health-probe-bind-address 127.0.0.1:0 >"$dir/manager.log" 2>&1 &
 echo $! >"$dir/manager.pid"

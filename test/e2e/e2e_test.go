@@ -140,7 +140,7 @@ func run(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "installing the CRDs: %v\n%s", err, out)
 		return 1
 	}
-	if out, err := kubectl(nil, "wait", "--for=condition=established", "--timeout=60s", "crd/detectors.anomaly.kadet.dev", "crd/datasources.anomaly.kadet.dev"); err != nil {
+	if out, err := kubectl(nil, "wait", "--for=condition=established", "--timeout=60s", "crd/detectors.anomaly.kadet.dev", "crd/datasources.anomaly.kadet.dev", "crd/modelversions.anomaly.kadet.dev"); err != nil {
 		fmt.Fprintf(os.Stderr, "%v\n%s", err, out)
 		return 1
 	}
