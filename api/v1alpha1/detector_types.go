@@ -200,7 +200,7 @@ type ModelSpec struct {
 	// decoder; scoring keeps them all.
 	// +optional
 	// +kubebuilder:validation:Minimum=0
-	// +kubebuilder:validation:Maximum=0.9
+	// +kubebuilder:validation:XValidation:rule="self <= 0.9",message="model.dropout must be a share from 0 to 0.9"
 	Dropout *float64 `json:"dropout,omitempty"`
 }
 
@@ -252,7 +252,7 @@ type TrainingSpec struct {
 	// +optional
 	// +kubebuilder:default=0.1
 	// +kubebuilder:validation:Minimum=0
-	// +kubebuilder:validation:Maximum=0.5
+	// +kubebuilder:validation:XValidation:rule="self <= 0.5",message="training.validationSplit must be a fraction of the rows from 0 to 0.5, e.g. 0.1"
 	ValidationSplit *float64 `json:"validationSplit,omitempty"`
 
 	// seed makes training repeatable: the same seed, data and machine give the same weights.
@@ -331,10 +331,9 @@ type ThresholdSpec struct {
 	// DataSource, where every alarm pages someone). When fewer than 10 scores lie above
 	// it, it is extrapolated from a generalised Pareto fit of their tail.
 	// +optional
-	// +kubebuilder:validation:ExclusiveMinimum=true
-	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:validation:ExclusiveMaximum=true
 	// +kubebuilder:validation:Maximum=100
+	// +kubebuilder:validation:XValidation:rule="self >= 1",message="threshold.percentile is a percentage from 1 to 100, not a fraction: write 99 for the 99th percentile"
 	Percentile *float64 `json:"percentile,omitempty"`
 
 	// stdDevs is k in mean + k * stddev of the held-out training scores (default 3).
@@ -352,9 +351,7 @@ type ThresholdSpec struct {
 
 	// contamination is the expected fraction of anomalies in the training data (default 0.01).
 	// +optional
-	// +kubebuilder:validation:ExclusiveMinimum=true
-	// +kubebuilder:validation:Minimum=0
-	// +kubebuilder:validation:Maximum=0.5
+	// +kubebuilder:validation:XValidation:rule="self > 0.0 && self <= 0.5",message="threshold.contamination must be a fraction above 0 and at most 0.5, e.g. 0.01"
 	Contamination *float64 `json:"contamination,omitempty"`
 }
 
