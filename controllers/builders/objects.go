@@ -82,9 +82,14 @@ func ProgressConfigMap(det *kadetv1.Detector) *corev1.ConfigMap {
 
 // TrainerServiceAccount is the identity of training pods.
 func TrainerServiceAccount(det *kadetv1.Detector) *corev1.ServiceAccount {
+	return serviceAccount(det, TrainerName(det), ComponentTraining)
+}
+
+// serviceAccount is a pod identity of det's; its Role and RoleBinding share its name.
+func serviceAccount(det *kadetv1.Detector, name, component string) *corev1.ServiceAccount {
 	return &corev1.ServiceAccount{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "ServiceAccount"},
-		ObjectMeta: objectMeta(det, TrainerName(det), ComponentTraining),
+		ObjectMeta: objectMeta(det, name, component),
 	}
 }
 
@@ -103,13 +108,16 @@ func TrainerRole(det *kadetv1.Detector) *rbacv1.Role {
 
 // TrainerRoleBinding binds TrainerRole to TrainerServiceAccount.
 func TrainerRoleBinding(det *kadetv1.Detector) *rbacv1.RoleBinding {
+	return roleBinding(det, TrainerName(det), ComponentTraining)
+}
+
+// roleBinding binds the Role of a name to the ServiceAccount of the same name.
+func roleBinding(det *kadetv1.Detector, name, component string) *rbacv1.RoleBinding {
 	return &rbacv1.RoleBinding{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "RoleBinding"},
-		ObjectMeta: objectMeta(det, TrainerName(det), ComponentTraining),
-		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: TrainerName(det)},
-		Subjects: []rbacv1.Subject{{
-			Kind: "ServiceAccount", Name: TrainerName(det), Namespace: det.Namespace,
-		}},
+		ObjectMeta: objectMeta(det, name, component),
+		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: name},
+		Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: name, Namespace: det.Namespace}},
 	}
 }
 

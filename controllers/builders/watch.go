@@ -144,10 +144,7 @@ func ScoringLease(det *kadetv1.Detector) *coordinationv1.Lease {
 
 // ScorerServiceAccount is the identity of watching scoring pods.
 func ScorerServiceAccount(det *kadetv1.Detector) *corev1.ServiceAccount {
-	return &corev1.ServiceAccount{
-		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "ServiceAccount"},
-		ObjectMeta: objectMeta(det, ScorerName(det), ComponentScoring),
-	}
+	return serviceAccount(det, ScorerName(det), ComponentScoring)
 }
 
 // ScorerRole lets scoring pods hold their one Lease and write their one status
@@ -167,12 +164,7 @@ func ScorerRole(det *kadetv1.Detector) *rbacv1.Role {
 
 // ScorerRoleBinding binds ScorerRole to ScorerServiceAccount.
 func ScorerRoleBinding(det *kadetv1.Detector) *rbacv1.RoleBinding {
-	return &rbacv1.RoleBinding{
-		TypeMeta:   metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "RoleBinding"},
-		ObjectMeta: objectMeta(det, ScorerName(det), ComponentScoring),
-		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: ScorerName(det)},
-		Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: ScorerName(det), Namespace: det.Namespace}},
-	}
+	return roleBinding(det, ScorerName(det), ComponentScoring)
 }
 
 // AlertingEnabled says whether det gets a PrometheusRule and PodMonitor: by default
