@@ -25,13 +25,12 @@ func TestParseSchedule(t *testing.T) {
 		switch {
 		case c.err == "" && err != nil:
 			t.Errorf("%q in %q: %v", c.schedule, c.zone, err)
-		case c.err != "" && (err == nil || !contains(err.Error(), c.err)):
+		case c.err != "" && (err == nil || !strings.Contains(err.Error(), c.err)):
 			t.Errorf("%q in %q: error %v; want one containing %q", c.schedule, c.zone, err, c.err)
 		}
 	}
 }
 
-func contains(s, sub string) bool { return strings.Contains(s, sub) }
 
 func TestRetrainingDue(t *testing.T) {
 	berlin, _ := time.LoadLocation("Europe/Berlin")
