@@ -31,7 +31,6 @@ func TestParseSchedule(t *testing.T) {
 	}
 }
 
-
 func TestRetrainingDue(t *testing.T) {
 	berlin, _ := time.LoadLocation("Europe/Berlin")
 	at := func(s string) time.Time {
