@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -56,6 +57,15 @@ type DetectorReconciler struct {
 	// Workers is how many Detectors are reconciled at once (at least one); the work
 	// queue never hands one Detector to two workers.
 	Workers int
+
+	// csvChecks remembers the outcome of reading each DataSource's ConfigMap CSV, by the
+	// digest of its content and options, so a pass parses a file only when it changed.
+	csvChecks sync.Map // types.NamespacedName -> csvCheck
+}
+
+type csvCheck struct {
+	key string
+	err error
 }
 
 // pass carries what one reconcile learns from one step to the next, and the events
@@ -167,6 +177,9 @@ func (r *DetectorReconciler) reconcileDataSource(ctx context.Context, det *kadet
 		if missing == "" {
 			var inc *builders.IncompatibleError
 			plan, err = builders.ResolveTraining(det, ds, digest)
+			if err == nil {
+				err = r.checkCSV(ctx, ds, digest)
+			}
 			if errors.As(err, &inc) {
 				o.incompatible = inc.Error()
 			} else if err != nil {
@@ -210,6 +223,41 @@ func (r *DetectorReconciler) dataDigest(ctx context.Context, ds *kadetv1.DataSou
 		return "", fmt.Sprintf("ConfigMap %q has no key %q", ref.Name, ref.Key), nil
 	}
 	return "sha256:" + hex.EncodeToString(h.Sum(nil)), "", nil
+}
+
+// checkCSV reads a ConfigMap CSV as the training pod will (builders.CheckCSV), once
+// per content and options.
+func (r *DetectorReconciler) checkCSV(ctx context.Context, ds *kadetv1.DataSource, digest string) error {
+	if digest == "" || ds.Spec.CSV == nil || ds.Spec.CSV.ConfigMapKeyRef == nil {
+		return nil
+	}
+	opts, err := json.Marshal(ds.Spec.CSV)
+	if err != nil {
+		return err
+	}
+	key := digest + string(opts)
+	name := client.ObjectKeyFromObject(ds)
+	if c, ok := r.csvChecks.Load(name); ok && c.(csvCheck).key == key {
+		return c.(csvCheck).err
+	}
+	ref := ds.Spec.CSV.ConfigMapKeyRef
+	cm := &corev1.ConfigMap{}
+	if err := r.Get(ctx, types.NamespacedName{Namespace: ds.Namespace, Name: ref.Name}, cm); err != nil {
+		return err
+	}
+	content, ok := cm.BinaryData[ref.Key]
+	if v, isText := cm.Data[ref.Key]; isText {
+		content, ok = []byte(v), true
+	}
+	if !ok {
+		return nil // dataDigest reports the missing key
+	}
+	err = builders.CheckCSV(ds, content)
+	var inc *builders.IncompatibleError
+	if err == nil || errors.As(err, &inc) {
+		r.csvChecks.Store(name, csvCheck{key: key, err: err})
+	}
+	return err
 }
 
 // reconcileStorage creates or updates the model PVC. A PVC of the same name that kadet

@@ -142,6 +142,27 @@ func TestIncompatibleModelAndData(t *testing.T) {
 	g.Expect(job.Spec.Template.Spec.Volumes).NotTo(BeEmpty())
 }
 
+// A ConfigMap CSV that cannot train stalls the Detector before any Job exists, and
+// fixing the file brings the Job.
+func TestUnreadableCSVStallsBeforeTraining(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	cm := csvConfigMap(ns, "labels-csv", "amount,hour,label\n12.5,3,0\n80.1,14,2\n")
+	det := detector(ns, "labels", "labels-data")
+	create(t, cm, csvDataSource(ns, "labels-data", "labels-csv", withLabelColumn("label")), det)
+	expectStalled(t, det, kadetv1.ReasonIncompatible,
+		`DataSource "labels-data" spec.csv: ConfigMap "labels-csv" key "data.csv" line 3, column "label": label "2" is not 0 or 1`)
+	g.Consistently(func(g Gomega) { g.Expect(trainingJobs(g, det)).To(BeEmpty()) }, "1s", interval).Should(Succeed())
+
+	g.Eventually(func(g Gomega) {
+		cur := &corev1.ConfigMap{}
+		g.Expect(k8sClient.Get(context.Background(), client.ObjectKeyFromObject(cm), cur)).To(Succeed())
+		cur.Data["data.csv"] = sampleCSV
+		g.Expect(k8sClient.Update(context.Background(), cur)).To(Succeed())
+	}, timeout, interval).Should(Succeed())
+	waitForOneJob(t, det)
+}
+
 func TestForeignPVCIsNotTakenOver(t *testing.T) {
 	g := NewWithT(t)
 	ns := newNamespace(t)

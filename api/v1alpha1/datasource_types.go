@@ -76,6 +76,7 @@ type CSVSource struct {
 
 // ImageSource is a set of 8-bit images in IDX format, optionally with IDX labels.
 // +kubebuilder:validation:XValidation:rule="!has(self.classes) || has(self.labelFile)",message="classes needs labelFile to know each image's class"
+// +kubebuilder:validation:XValidation:rule="!has(self.labelFile) || !((has(self.labelFile.url) && has(self.file.url) && self.labelFile.url == self.file.url) || (has(self.labelFile.persistentVolumeClaim) && has(self.file.persistentVolumeClaim) && self.labelFile.persistentVolumeClaim.claimName == self.file.persistentVolumeClaim.claimName && self.labelFile.persistentVolumeClaim.path == self.file.persistentVolumeClaim.path))",message="labelFile must be the labels file, not the images file again"
 type ImageSource struct {
 	// file is the IDX images file (magic 0x00000803), gzip-compressed or raw.
 	// +required
@@ -114,6 +115,7 @@ type ConfigMapKeyReference struct {
 	// name of the ConfigMap.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')",message="must be the name of a Kubernetes object: lowercase letters, digits, '-' and '.', starting and ending with a letter or digit"
 	// +required
 	Name string `json:"name"`
 	// key within it.
@@ -129,6 +131,7 @@ type SecretKeyReference struct {
 	// name of the Secret.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')",message="must be the name of a Kubernetes object: lowercase letters, digits, '-' and '.', starting and ending with a letter or digit"
 	// +required
 	Name string `json:"name"`
 	// key within it.
@@ -144,6 +147,7 @@ type PVCFile struct {
 	// claimName is the PVC's name.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')",message="must be the name of a Kubernetes object: lowercase letters, digits, '-' and '.', starting and ending with a letter or digit"
 	// +required
 	ClaimName string `json:"claimName"`
 

@@ -107,6 +107,7 @@ type LocalObjectReference struct {
 	// name of the object.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')",message="must be the name of a Kubernetes object: lowercase letters, digits, '-' and '.', starting and ending with a letter or digit"
 	// +required
 	Name string `json:"name"`
 }
@@ -116,7 +117,12 @@ type LocalObjectReference struct {
 // +kubebuilder:validation:XValidation:rule="!has(self.window) || self.type in ['LSTMAutoencoder', 'ConvAutoencoder']",message="window applies only to types LSTMAutoencoder and ConvAutoencoder"
 // +kubebuilder:validation:XValidation:rule="!has(self.stride) || self.type in ['LSTMAutoencoder', 'ConvAutoencoder']",message="stride applies only to types LSTMAutoencoder and ConvAutoencoder"
 // +kubebuilder:validation:XValidation:rule="self.type != 'ConvAutoencoder' || !has(self.window) || self.window % [1, 2, 4, 8, 16, 32, 64, 128, 256][has(self.channels) ? size(self.channels) : 2] == 0",message="a ConvAutoencoder's window must be divisible by 2 to the number of channels (4 for the default two): each conv block halves it"
-// +kubebuilder:validation:XValidation:rule="!has(self.stride) || !has(self.window) || self.stride <= self.window",message="stride must not exceed window, or rows between windows would never be scored"
+// +kubebuilder:validation:XValidation:rule="!has(self.stride) || self.stride <= (has(self.window) ? self.window : 32)",message="stride must not exceed window (32 when not given), or rows between windows would never be scored"
+// +kubebuilder:validation:XValidation:rule="!has(self.kernelSize) || !has(self.window) || self.kernelSize <= self.window",message="kernelSize must not exceed window: a kernel wider than the window sees only padding at its edges"
+// +kubebuilder:validation:XValidation:rule="!has(self.hiddenLayers) || self.type != 'ConvAutoencoder'",message="hiddenLayers does not apply to type ConvAutoencoder: its sizes are channels and latentSize"
+// +kubebuilder:validation:XValidation:rule="!has(self.hiddenLayers) || self.type != 'LSTMAutoencoder' || size(self.hiddenLayers) == 1",message="an LSTMAutoencoder has one recurrent layer: give hiddenLayers exactly one size"
+// +kubebuilder:validation:XValidation:rule="!has(self.hiddenLayers) || self.type != 'LSTMAutoencoder' || self.hiddenLayers[0] <= 4096",message="an LSTMAutoencoder's hidden size must be at most 4096: its 4 x size x size recurrent weights would not fit in memory"
+// +kubebuilder:validation:XValidation:rule="!has(self.hiddenLayers) || !has(self.latentSize) || self.hiddenLayers[size(self.hiddenLayers) - 1] * self.latentSize <= 67108864",message="the last hidden layer times latentSize must be at most 67,108,864 weights (e.g. 8192 x 8192): larger layers would not fit in memory"
 // +kubebuilder:validation:XValidation:rule="!has(self.scoringRule) || self.type in ['LSTMAutoencoder', 'ConvAutoencoder']",message="scoringRule applies only to types LSTMAutoencoder and ConvAutoencoder (over rows of a series)"
 // +kubebuilder:validation:XValidation:rule="!has(self.channels) || self.type == 'ConvAutoencoder'",message="channels applies only to type ConvAutoencoder"
 // +kubebuilder:validation:XValidation:rule="!has(self.kernelSize) || self.type == 'ConvAutoencoder'",message="kernelSize applies only to type ConvAutoencoder"
@@ -132,9 +138,11 @@ type ModelSpec struct {
 	// hiddenLayers are the widths of the encoder's hidden layers (mirrored by the decoder);
 	// for LSTMAutoencoder, the LSTM hidden sizes.
 	// +optional
+	// +kubebuilder:validation:MinItems=1
 	// +kubebuilder:validation:MaxItems=16
 	// +kubebuilder:validation:items:Minimum=1
 	// +kubebuilder:validation:items:Maximum=65536
+	// +kubebuilder:validation:XValidation:rule="[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14].all(i, i + 1 >= size(self) || self[i] * self[i + 1] <= 67108864)",message="two neighbouring hiddenLayers may hold at most 67,108,864 weights between them (e.g. 8192 x 8192): larger layers would not fit in memory"
 	// +listType=atomic
 	HiddenLayers []int32 `json:"hiddenLayers,omitempty"`
 
@@ -164,6 +172,7 @@ type ModelSpec struct {
 
 	// channels are the ConvAutoencoder encoder's channel counts, one per conv block.
 	// +optional
+	// +kubebuilder:validation:MinItems=1
 	// +kubebuilder:validation:MaxItems=8
 	// +kubebuilder:validation:items:Minimum=1
 	// +kubebuilder:validation:items:Maximum=1024
@@ -224,6 +233,7 @@ type PreprocessingSpec struct {
 }
 
 // TrainingSpec holds optimisation settings and the training pod's limits.
+// +kubebuilder:validation:XValidation:rule="!has(self.earlyStopping) || !has(self.validationSplit) || self.validationSplit > 0.0",message="earlyStopping watches the validation loss: it needs validationSplit above 0"
 type TrainingSpec struct {
 	// epochs is how many passes over the training rows to make (fewer with early stopping).
 	// +optional
@@ -266,6 +276,9 @@ type TrainingSpec struct {
 
 	// resources of the training container.
 	// +optional
+	// +kubebuilder:validation:XValidation:rule="!has(self.requests) || !has(self.limits) || ['cpu', 'memory', 'ephemeral-storage'].all(k, !(k in self.requests) || !(k in self.limits) || quantity(string(self.requests[k])).compareTo(quantity(string(self.limits[k]))) <= 0)",message="resources.requests of cpu, memory and ephemeral-storage must not exceed resources.limits"
+	// +kubebuilder:validation:XValidation:rule="['memory'].all(k, !has(self.requests) || !(k in self.requests) || quantity(string(self.requests[k])).compareTo(quantity('1Mi')) >= 0)",message="memory is a number of bytes: a request under 1Mi (such as 512) is missing its unit; write 512Mi"
+	// +kubebuilder:validation:XValidation:rule="['memory'].all(k, !has(self.limits) || !(k in self.limits) || quantity(string(self.limits[k])).compareTo(quantity('1Mi')) >= 0)",message="memory is a number of bytes: a limit under 1Mi (such as 512) is missing its unit; write 512Mi"
 	Resources corev1.ResourceRequirements `json:"resources,omitempty"`
 
 	// activeDeadlineSeconds bounds the training Job's run time.
@@ -374,6 +387,9 @@ type ScoringSpec struct {
 
 	// resources of the scoring container.
 	// +optional
+	// +kubebuilder:validation:XValidation:rule="!has(self.requests) || !has(self.limits) || ['cpu', 'memory', 'ephemeral-storage'].all(k, !(k in self.requests) || !(k in self.limits) || quantity(string(self.requests[k])).compareTo(quantity(string(self.limits[k]))) <= 0)",message="resources.requests of cpu, memory and ephemeral-storage must not exceed resources.limits"
+	// +kubebuilder:validation:XValidation:rule="['memory'].all(k, !has(self.requests) || !(k in self.requests) || quantity(string(self.requests[k])).compareTo(quantity('1Mi')) >= 0)",message="memory is a number of bytes: a request under 1Mi (such as 512) is missing its unit; write 512Mi"
+	// +kubebuilder:validation:XValidation:rule="['memory'].all(k, !has(self.limits) || !(k in self.limits) || quantity(string(self.limits[k])).compareTo(quantity('1Mi')) >= 0)",message="memory is a number of bytes: a limit under 1Mi (such as 512) is missing its unit; write 512Mi"
 	Resources corev1.ResourceRequirements `json:"resources,omitempty"`
 
 	// interval between two scorings of the newest rows of a Detector on a Prometheus
@@ -442,11 +458,13 @@ type StorageSpec struct {
 	// size of the model volume; it can grow but not shrink.
 	// +optional
 	// +kubebuilder:default="1Gi"
+	// +kubebuilder:validation:XValidation:rule="quantity(string(self)).compareTo(quantity('1Mi')) >= 0",message="storage.size must be at least 1Mi, e.g. 1Gi"
 	Size *resource.Quantity `json:"size,omitempty"`
 
 	// storageClassName of the PVC; empty uses the cluster's default class.
 	// +optional
 	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:XValidation:rule="self == '' || self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')",message="storageClassName must be empty (the default class) or the name of a StorageClass: lowercase letters, digits, '-' and '.'"
 	StorageClassName *string `json:"storageClassName,omitempty"`
 
 	// accessMode ReadWriteOnce keeps training and scoring pods on the volume's node;

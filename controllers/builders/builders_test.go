@@ -2,6 +2,7 @@ package builders
 
 import (
 	"encoding/json"
+	"errors"
 	"reflect"
 	"strconv"
 	"strings"
@@ -217,6 +218,18 @@ func TestResolveTrainingRefusesIncompatibleData(t *testing.T) {
 			"LSTMAutoencoder needs a csv or prometheus DataSource"},
 		{"best f1 without labels", det(func(d *kadetv1.Detector) { d.Spec.Threshold.Method = kadetv1.ThresholdBestF1 }),
 			csvDS(nil), "BestF1 needs labels"},
+		{"six conv blocks over the default window", det(func(d *kadetv1.Detector) {
+			d.Spec.Model.Type, d.Spec.Model.Channels = kadetv1.ConvAutoencoder, []int32{8, 8, 8, 8, 8, 8}
+		}), csvDS(nil), "spec.model.channels: 6 conv blocks halve the window 6 times, and the default window of 32 rows cannot be halved that often; set spec.model.window to a multiple of 64"},
+		{"five conv blocks over the default window", det(func(d *kadetv1.Detector) {
+			d.Spec.Model.Type, d.Spec.Model.Channels = kadetv1.ConvAutoencoder, []int32{8, 8, 8, 8, 8}
+		}), csvDS(nil), ""},
+		{"six conv blocks over a window of 64", det(func(d *kadetv1.Detector) {
+			d.Spec.Model.Type, d.Spec.Model.Channels, d.Spec.Model.Window = kadetv1.ConvAutoencoder, []int32{8, 8, 8, 8, 8, 8}, ptr.To[int32](64)
+		}), csvDS(nil), ""},
+		{"six conv blocks over images", det(func(d *kadetv1.Detector) {
+			d.Spec.Model.Type, d.Spec.Model.Channels = kadetv1.ConvAutoencoder, []int32{8, 8, 8, 8, 8, 8}
+		}), images, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -486,4 +499,50 @@ func hasBLASThreads(c corev1.Container, name string) bool {
 		}
 	}
 	return false
+}
+
+func TestCheckCSV(t *testing.T) {
+	const good = "t,amount,hour,fraud\n1,12.5,3,0\n2,80.1,14,1\n"
+	tests := []struct {
+		name    string
+		content string
+		opts    func(*kadetv1.CSVSource)
+		want    string // "" means it trains
+	}{
+		{"every column named and present", good, func(c *kadetv1.CSVSource) {
+			c.Columns, c.TimestampColumn, c.LabelColumn = []string{"amount", "hour"}, "t", "fraud"
+		}, ""},
+		{"label column missing", good, func(c *kadetv1.CSVSource) { c.LabelColumn = "label" },
+			`DataSource "tx" spec.csv.labelColumn: column "label" is not in the header of ConfigMap "tx-csv" key "data.csv" (columns: t, amount, hour, fraud)`},
+		{"timestamp column missing", good, func(c *kadetv1.CSVSource) { c.TimestampColumn = "time" },
+			`spec.csv.timestampColumn: column "time" is not in the header`},
+		{"second feature column missing", good, func(c *kadetv1.CSVSource) { c.Columns = []string{"amount", "minute"} },
+			`spec.csv.columns[1]: column "minute" is not in the header`},
+		{"label that is not 0 or 1", "amount,fraud\n1,0\n2,2\n", func(c *kadetv1.CSVSource) { c.LabelColumn = "fraud" },
+			`DataSource "tx" spec.csv: ConfigMap "tx-csv" key "data.csv" line 3, column "fraud": label "2" is not 0 or 1`},
+		{"value that is not a number", "amount,hour\n1,3\nx,4\n", nil, `line 3, column "amount": "x" is not a number`},
+		{"semicolons", "amount;hour\n1;3\n", func(c *kadetv1.CSVSource) { c.Delimiter = ";" }, ""},
+		{"semicolons read as commas", "amount;hour\n1;3\n", nil, `column "amount" is not in the header`},
+		{"empty file", "", nil, "file is empty"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ds := &kadetv1.DataSource{ObjectMeta: metav1.ObjectMeta{Name: "tx"}, Spec: kadetv1.DataSourceSpec{CSV: &kadetv1.CSVSource{
+				ConfigMapKeyRef: &kadetv1.ConfigMapKeyReference{Name: "tx-csv", Key: "data.csv"},
+			}}}
+			if tt.opts != nil {
+				tt.opts(ds.Spec.CSV)
+			} else {
+				ds.Spec.CSV.Columns = []string{"amount", "hour"}
+			}
+			err := CheckCSV(ds, []byte(tt.content))
+			var inc *IncompatibleError
+			switch {
+			case tt.want == "" && err != nil:
+				t.Fatalf("unexpected error: %v", err)
+			case tt.want != "" && (!errors.As(err, &inc) || !strings.Contains(err.Error(), tt.want)):
+				t.Fatalf("error = %v; want an IncompatibleError containing %q", err, tt.want)
+			}
+		})
+	}
 }

@@ -114,6 +114,10 @@ func checkCompatible(det *kadetv1.Detector, ds *kadetv1.DataSource) error {
 		return incompatible("window, stride and scoringRule are for a ConvAutoencoder over a series (csv or prometheus); DataSource %q is images", ds.Name)
 	case model == kadetv1.LSTMAutoencoder && src == "images":
 		return incompatible("model type LSTMAutoencoder needs a csv or prometheus DataSource; DataSource %q is images", ds.Name)
+	case model == kadetv1.ConvAutoencoder && src != "images" && det.Spec.Model.Window == nil &&
+		contract.DefaultWindow%(1<<len(det.Spec.Model.Channels)) != 0:
+		return incompatible("spec.model.channels: %d conv blocks halve the window %d times, and the default window of %d rows cannot be halved that often; set spec.model.window to a multiple of %d",
+			len(det.Spec.Model.Channels), len(det.Spec.Model.Channels), contract.DefaultWindow, 1<<len(det.Spec.Model.Channels))
 	case det.Spec.Threshold.Method == kadetv1.ThresholdBestF1 && !hasLabels:
 		return incompatible("threshold method BestF1 needs labels (csv labelColumn or images labelFile); DataSource %q has none", ds.Name)
 	}
