@@ -94,7 +94,7 @@ func argoHealth(t *testing.T, script string, det *kadetv1.Detector) (string, str
 func TestArgoCDHealthCheck(t *testing.T) {
 	script := argoHealthScript(t)
 	ns := newNamespace(t)
-	create(t, csvConfigMap(ns, "tx", "a,b\n1,2\n3,4\n"), csvDataSource(ns, "tx", "tx"))
+	create(t, csvConfigMap(ns, "tx", sampleCSV), csvDataSource(ns, "tx", "tx"))
 	det := detector(ns, "argo", "tx")
 	create(t, det)
 	ctx := context.Background()

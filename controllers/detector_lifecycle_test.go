@@ -82,7 +82,7 @@ func servedArg(g Gomega, det *kadetv1.Detector) string {
 // the pinned one.
 func TestModelVersionsPinningAndPruning(t *testing.T) {
 	ns := newNamespace(t)
-	create(t, csvConfigMap(ns, "tx", "a,b\n1,2\n3,4\n"), csvDataSource(ns, "tx", "tx"))
+	create(t, csvConfigMap(ns, "tx", sampleCSV), csvDataSource(ns, "tx", "tx"))
 	det := detector(ns, "life", "tx", func(d *kadetv1.Detector) { d.Spec.Storage.KeepVersions = new(int32(2)) })
 	create(t, det)
 	ctx := context.Background()
@@ -214,7 +214,7 @@ func TestModelVersionsPinningAndPruning(t *testing.T) {
 // schedule stalls naming the field.
 func TestScheduledRetraining(t *testing.T) {
 	ns := newNamespace(t)
-	create(t, csvConfigMap(ns, "tx", "a,b\n1,2\n3,4\n"), csvDataSource(ns, "tx", "tx"))
+	create(t, csvConfigMap(ns, "tx", sampleCSV), csvDataSource(ns, "tx", "tx"))
 	det := detector(ns, "sched", "tx", func(d *kadetv1.Detector) {
 		d.Spec.Training.Schedule = "0 3 * * *"
 		d.Spec.Training.TimeZone = "Europe/Berlin"

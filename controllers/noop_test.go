@@ -49,7 +49,7 @@ func labelValue(m *dto.Metric, name string) string {
 // nothing: no apply, no create answered 409, no status patch, no event.
 func TestNoOpPassWritesNothing(t *testing.T) {
 	ns := newNamespace(t)
-	create(t, csvConfigMap(ns, "tx", "a,b\n1,2\n3,4\n"), csvDataSource(ns, "tx", "tx"))
+	create(t, csvConfigMap(ns, "tx", sampleCSV), csvDataSource(ns, "tx", "tx"))
 	det := detector(ns, "quiet", "tx")
 	create(t, det)
 	trainedVersion(t, det, waitForOneJob(t, det), "20261129-100000-aaaaaaaa")

@@ -1,0 +1,509 @@
+// Command operator-scale measures the manager under many Detectors on a real
+// kube-apiserver and etcd (envtest's, from hack/controlplane.sh) with no kubelet: N
+// inline-CSV DataSources and Detectors are applied in bulk, the bench plays the Job and
+// Deployment controllers and the kubelet (a finished training pod with its result, a
+// rolled-out Deployment) as the controller tests do, and the manager, run as its own
+// process from this checkout, brings every Detector to Ready.
+//
+// It prints the time until all N are Ready, the manager's peak and steady RSS, its
+// reconciles and API requests while nothing changes, and its writes per Detector,
+// ending with `scale: N detectors ready in X s` and `manager peak RSS: X MB`.
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	toolscache "k8s.io/client-go/tools/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	kadetv1 "github.com/kadet-dev/kadet/api/v1alpha1"
+	"github.com/kadet-dev/kadet/controllers/builders"
+	"github.com/kadet-dev/kadet/detector/contract"
+)
+
+const csvData = "amount,hour\n12.5,3\n80.1,14\n9.0,2\n"
+
+func main() {
+	n := flag.Int("detectors", 1000, "Detectors (each with its own DataSource and ConfigMap)")
+	namespaces := flag.Int("namespaces", 10, "namespaces to spread them over")
+	rest := flag.Duration("rest", 30*time.Second, "how long to watch the manager once everything is Ready")
+	timeout := flag.Duration("timeout", 10*time.Minute, "give up after this long")
+	workers := flag.Int("workers", 0, "--max-concurrent-reconciles of the manager (0: its default)")
+	keep := flag.Bool("keep", false, "keep the manager's log (its path is printed)")
+	flag.Parse()
+	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
+		log.Fatal("KUBEBUILDER_ASSETS is not set: run `make bench-scale`, or export KUBEBUILDER_ASSETS=$(hack/controlplane.sh)")
+	}
+	root := must(filepath.Abs("."))
+	if _, err := os.Stat(filepath.Join(root, "config", "crd", "bases")); err != nil {
+		log.Fatal("run from the repository root")
+	}
+	tmp := must(os.MkdirTemp("", "kadet-scale-"))
+	defer func() {
+		if !*keep {
+			os.RemoveAll(tmp)
+		}
+	}()
+
+	env := &envtest.Environment{
+		CRDDirectoryPaths:     []string{filepath.Join(root, "config", "crd", "bases")},
+		ErrorIfCRDPathMissing: true,
+	}
+	cfg := must(env.Start())
+	defer func() { _ = env.Stop() }()
+	cfg.QPS, cfg.Burst = 2000, 4000
+	scheme := runtime.NewScheme()
+	check(clientgoscheme.AddToScheme(scheme))
+	check(kadetv1.AddToScheme(scheme))
+	c := must(client.NewWithWatch(cfg, client.Options{Scheme: scheme}))
+
+	// The manager gets a kubeconfig of its own, as a pod gets its token.
+	user := must(env.ControlPlane.AddUser(envtest.User{Name: "kadet-manager", Groups: []string{"system:masters"}}, nil))
+	kubeconfig := filepath.Join(tmp, "kubeconfig")
+	check(os.WriteFile(kubeconfig, must(user.KubeConfig()), 0o600))
+	managerBin := filepath.Join(tmp, "manager")
+	build := exec.Command("go", "build", "-o", managerBin, ".")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	check(build.Run())
+	metricsAddr := freeAddr()
+	args := []string{"--metrics-bind-address=" + metricsAddr, "--health-probe-bind-address=0", "--zap-log-level=error"}
+	if *workers > 0 {
+		args = append(args, fmt.Sprintf("--max-concurrent-reconciles=%d", *workers))
+	}
+	mgr := exec.Command(managerBin, args...)
+	mgr.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig)
+	mgrLog := must(os.Create(filepath.Join(tmp, "manager.log")))
+	mgr.Stdout, mgr.Stderr = mgrLog, mgrLog
+	check(mgr.Start())
+	defer func() { _ = mgr.Process.Kill(); _, _ = mgr.Process.Wait() }()
+	rss := &rssSampler{pid: mgr.Process.Pid}
+	go rss.run()
+	waitForMetrics(metricsAddr)
+	idle := rss.current()
+
+	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	defer cancel()
+	for i := range *namespaces {
+		check(c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: nsName(i)}}))
+	}
+	sim := &simulator{c: c}
+	check(sim.start(ctx))
+	ready := &readyCounter{}
+	check(ready.start(ctx, c))
+
+	start := time.Now()
+	parallel(*n, 64, func(i int) {
+		ns, name := nsName(i%*namespaces), fmt.Sprintf("d%05d", i)
+		create(ctx, c, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name + "-csv"},
+			Data: map[string]string{"data.csv": csvData}})
+		create(ctx, c, &kadetv1.DataSource{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name + "-data"},
+			Spec: kadetv1.DataSourceSpec{CSV: &kadetv1.CSVSource{
+				ConfigMapKeyRef: &kadetv1.ConfigMapKeyReference{Name: name + "-csv", Key: "data.csv"},
+			}}})
+		create(ctx, c, &kadetv1.Detector{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+			Spec: kadetv1.DetectorSpec{
+				DataSourceRef: kadetv1.LocalObjectReference{Name: name + "-data"},
+				Model:         kadetv1.ModelSpec{Type: kadetv1.Autoencoder},
+			}})
+	})
+	applied := time.Since(start)
+	fmt.Printf("applied %d ConfigMaps, DataSources and Detectors in %.1f s\n", *n, applied.Seconds())
+	progress := time.Now()
+	for ready.count() < *n {
+		if ctx.Err() != nil {
+			log.Fatalf("only %d of %d Detectors Ready after %s (the manager's log: %s)", ready.count(), *n, *timeout, mgrLog.Name())
+		}
+		if time.Since(progress) > 10*time.Second {
+			progress = time.Now()
+			log.Printf("%.0f s: %d Ready, %d Jobs completed, %d Deployments rolled out, manager RSS %.0f MB",
+				time.Since(start).Seconds(), ready.count(), sim.jobs.Load(), sim.deployments.Load(), mb(rss.current()))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	readyIn := time.Since(start)
+	peakBusy := rss.peak()
+	fmt.Printf("jobs completed by the bench: %d (last at %.1f s), deployments rolled out: %d (last at %.1f s)\n",
+		sim.jobs.Load(), sim.lastJob.Load().Sub(start).Seconds(), sim.deployments.Load(), sim.lastDeployment.Load().Sub(start).Seconds())
+	if *keep {
+		fmt.Println("manager log:", mgrLog.Name())
+	}
+
+	// At rest: nothing changes, so the manager should neither reconcile nor write.
+	time.Sleep(5 * time.Second)
+	before := scrape(metricsAddr)
+	time.Sleep(*rest)
+	after := scrape(metricsAddr)
+	steady := rss.current()
+
+	fmt.Printf("manager RSS: idle %.0f MB, steady %.0f MB with %d Detectors\n", mb(idle), mb(steady), *n)
+	fmt.Printf("at rest for %s: %.0f reconciles, %.0f API requests (%s)\n", *rest,
+		after.sum("controller_runtime_reconcile_total")-before.sum("controller_runtime_reconcile_total"),
+		after.sum("rest_client_requests_total")-before.sum("rest_client_requests_total"),
+		after.byMethod(before))
+	writes := 0.0
+	for _, m := range []string{"POST", "PUT", "PATCH", "DELETE"} {
+		writes += after.sum("rest_client_requests_total", `method="`+m+`"`)
+	}
+	fmt.Printf("manager writes per Detector: %.1f; reconciles per Detector: %.1f\n", writes/float64(*n),
+		after.sum("controller_runtime_reconcile_total", `controller="detector"`)/float64(*n))
+	fmt.Printf("scale: %d detectors ready in %.1f s\n", *n, readyIn.Seconds())
+	fmt.Printf("manager peak RSS: %.0f MB\n", mb(max(peakBusy, rss.peak())))
+}
+
+func nsName(i int) string { return fmt.Sprintf("scale-%02d", i) }
+
+func create(ctx context.Context, c client.Client, obj client.Object) {
+	for {
+		err := c.Create(ctx, obj)
+		if err == nil {
+			return
+		}
+		if ctx.Err() != nil {
+			log.Fatalf("creating %s: %v", obj.GetName(), err)
+		}
+		log.Printf("creating %s: %v (retrying)", obj.GetName(), err)
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// simulator plays the Job controller and kubelet (a training Job gets a pod that ends
+// with the detector's result, then the Job completes) and the Deployment controller
+// (every replica of the newest template is available).
+type simulator struct {
+	c                       client.WithWatch
+	jobs, deployments       atomic.Int64
+	lastJob, lastDeployment atomic.Pointer[time.Time]
+}
+
+func (s *simulator) start(ctx context.Context) error {
+	jobs := make(chan *batchv1.Job, 1<<16)
+	deps := make(chan *appsv1.Deployment, 1<<16)
+	if err := watchAll(ctx, s.c, &batchv1.JobList{}, func(o runtime.Object) {
+		if j := o.(*batchv1.Job); j.Status.CompletionTime == nil {
+			jobs <- j
+		}
+	}); err != nil {
+		return err
+	}
+	if err := watchAll(ctx, s.c, &appsv1.DeploymentList{}, func(o runtime.Object) {
+		if d := o.(*appsv1.Deployment); d.Status.ObservedGeneration != d.Generation {
+			deps <- d
+		}
+	}); err != nil {
+		return err
+	}
+	for range 32 {
+		go func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case j := <-jobs:
+					s.completeJob(ctx, j)
+				case d := <-deps:
+					s.rollOut(ctx, d)
+				}
+			}
+		}()
+	}
+	return nil
+}
+
+func (s *simulator) completeJob(ctx context.Context, job *batchv1.Job) {
+	msg := must(json.Marshal(contract.TrainingResult{
+		Version: "20261129-120000-" + job.Name[len(job.Name)-8:], Digest: "sha256:" + job.Name, Threshold: 1,
+	}))
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: job.Namespace, GenerateName: job.Name + "-",
+			Labels: map[string]string{batchv1.JobNameLabel: job.Name}},
+		Spec: *job.Spec.Template.Spec.DeepCopy(),
+	}
+	if err := s.c.Create(ctx, pod); err != nil {
+		log.Printf("pod of %s: %v", job.Name, err)
+		return
+	}
+	now := metav1.Now()
+	pod.Status = corev1.PodStatus{Phase: corev1.PodSucceeded, ContainerStatuses: []corev1.ContainerStatus{{
+		Name: builders.TrainerContainer, Image: pod.Spec.Containers[0].Image,
+		State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{
+			Message: string(msg), StartedAt: now, FinishedAt: now,
+		}},
+	}}}
+	retry(ctx, func() error { return s.c.Status().Update(ctx, pod) })
+	retry(ctx, func() error {
+		cur := &batchv1.Job{}
+		if err := s.c.Get(ctx, client.ObjectKeyFromObject(job), cur); err != nil {
+			return err
+		}
+		start := metav1.NewTime(now.Add(-time.Second))
+		cur.Status.StartTime, cur.Status.CompletionTime, cur.Status.Succeeded = &start, &now, 1
+		cur.Status.Conditions = []batchv1.JobCondition{
+			{Type: batchv1.JobSuccessCriteriaMet, Status: corev1.ConditionTrue, LastTransitionTime: now},
+			{Type: batchv1.JobComplete, Status: corev1.ConditionTrue, LastTransitionTime: now},
+		}
+		return s.c.Status().Update(ctx, cur)
+	})
+	s.jobs.Add(1)
+	s.lastJob.Store(new(time.Now()))
+}
+
+func (s *simulator) rollOut(ctx context.Context, d *appsv1.Deployment) {
+	retry(ctx, func() error {
+		cur := &appsv1.Deployment{}
+		if err := s.c.Get(ctx, client.ObjectKeyFromObject(d), cur); err != nil {
+			return err
+		}
+		if cur.Status.ObservedGeneration == cur.Generation {
+			return nil
+		}
+		r := *cur.Spec.Replicas
+		cur.Status = appsv1.DeploymentStatus{ObservedGeneration: cur.Generation, Replicas: r, UpdatedReplicas: r, ReadyReplicas: r, AvailableReplicas: r}
+		return s.c.Status().Update(ctx, cur)
+	})
+	s.deployments.Add(1)
+	s.lastDeployment.Store(new(time.Now()))
+}
+
+func retry(ctx context.Context, f func() error) {
+	for ctx.Err() == nil {
+		if err := f(); err == nil {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// watchAll lists and watches every object of list's kind, calling f on each added or
+// modified one; it re-watches from the last version when the server ends a watch.
+func watchAll(ctx context.Context, c client.WithWatch, list client.ObjectList, f func(runtime.Object)) error {
+	lw := &toolscache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
+			l := list.DeepCopyObject().(client.ObjectList)
+			return l, c.List(ctx, l, &client.ListOptions{Raw: &opts})
+		},
+		WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
+			l := list.DeepCopyObject().(client.ObjectList)
+			return c.Watch(ctx, l, &client.ListOptions{Raw: &opts})
+		},
+	}
+	item := itemOf(list)
+	_, informer := toolscache.NewInformerWithOptions(toolscache.InformerOptions{
+		ListerWatcher: lw, ObjectType: item,
+		Handler: toolscache.ResourceEventHandlerFuncs{
+			AddFunc:    func(o any) { f(o.(runtime.Object)) },
+			UpdateFunc: func(_, o any) { f(o.(runtime.Object)) },
+		},
+	})
+	go informer.RunWithContext(ctx)
+	return nil
+}
+
+func itemOf(list client.ObjectList) runtime.Object {
+	switch list.(type) {
+	case *batchv1.JobList:
+		return &batchv1.Job{}
+	case *appsv1.DeploymentList:
+		return &appsv1.Deployment{}
+	case *kadetv1.DetectorList:
+		return &kadetv1.Detector{}
+	}
+	panic(fmt.Sprintf("no item type for %T", list))
+}
+
+// readyCounter counts Detectors whose Ready condition is True for their generation.
+type readyCounter struct {
+	mu    sync.Mutex
+	ready map[string]bool
+}
+
+func (r *readyCounter) start(ctx context.Context, c client.WithWatch) error {
+	r.ready = map[string]bool{}
+	return watchAll(ctx, c, &kadetv1.DetectorList{}, func(o runtime.Object) {
+		d := o.(*kadetv1.Detector)
+		cond := apimeta.FindStatusCondition(d.Status.Conditions, kadetv1.ReadyCondition)
+		ok := cond != nil && cond.Status == metav1.ConditionTrue && cond.ObservedGeneration == d.Generation
+		r.mu.Lock()
+		r.ready[d.Namespace+"/"+d.Name] = ok
+		r.mu.Unlock()
+	})
+}
+
+func (r *readyCounter) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, ok := range r.ready {
+		if ok {
+			n++
+		}
+	}
+	return n
+}
+
+// rssSampler follows a process's resident set every 100 ms; the kernel's high-water
+// mark (VmHWM) catches peaks between samples.
+type rssSampler struct {
+	pid int
+	max atomic.Int64
+}
+
+func (s *rssSampler) run() {
+	for {
+		v := s.current()
+		if v == 0 {
+			return
+		}
+		if v > s.max.Load() {
+			s.max.Store(v)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func (s *rssSampler) field(name string) int64 {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", s.pid))
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), name+":"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return kb * 1024
+		}
+	}
+	return 0
+}
+
+func (s *rssSampler) current() int64 { return s.field("VmRSS") }
+func (s *rssSampler) peak() int64    { return max(s.max.Load(), s.field("VmHWM")) }
+
+func mb(b int64) float64 { return float64(b) / (1 << 20) }
+
+// metrics is one scrape of the manager's /metrics: series line -> value.
+type metrics map[string]float64
+
+var sample = regexp.MustCompile(`^([a-zA-Z_:][a-zA-Z0-9_:]*(\{[^}]*\})?) (\S+)$`)
+
+func scrape(addr string) metrics {
+	resp, err := http.Get("http://" + addr + "/metrics")
+	check(err)
+	defer resp.Body.Close()
+	m := metrics{}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		if s := sample.FindStringSubmatch(sc.Text()); s != nil {
+			m[s[1]], _ = strconv.ParseFloat(s[3], 64)
+		}
+	}
+	return m
+}
+
+// sum adds the series of metric name whose labels include each of labels (`k="v"`).
+func (m metrics) sum(name string, labels ...string) float64 {
+	t := 0.0
+	for k, v := range m {
+		if k != name && !strings.HasPrefix(k, name+"{") {
+			continue
+		}
+		ok := true
+		for _, l := range labels {
+			ok = ok && strings.Contains(k, l)
+		}
+		if ok {
+			t += v
+		}
+	}
+	return t
+}
+
+// byMethod lists the API requests made since before, by HTTP method.
+func (m metrics) byMethod(before metrics) string {
+	var parts []string
+	for _, verb := range []string{"GET", "LIST", "WATCH", "POST", "PUT", "PATCH", "DELETE"} {
+		key := `method="` + verb + `"`
+		if d := m.sum("rest_client_requests_total", key) - before.sum("rest_client_requests_total", key); d > 0 {
+			parts = append(parts, fmt.Sprintf("%s %.0f", verb, d))
+		}
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, ", ")
+}
+
+func waitForMetrics(addr string) {
+	for range 600 {
+		if resp, err := http.Get("http://" + addr + "/metrics"); err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	log.Fatal("the manager's /metrics never answered")
+}
+
+func freeAddr() string {
+	l := must(net.Listen("tcp", "127.0.0.1:0"))
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func parallel(n, workers int, f func(i int)) {
+	var wg sync.WaitGroup
+	next := atomic.Int64{}
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				f(i)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+func must[T any](v T, err error) T {
+	check(err)
+	return v
+}
+
+func check(err error) {
+	if err != nil {
+		log.Fatal(err)
+	}
+}
