@@ -13,6 +13,7 @@ import (
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -24,11 +25,12 @@ import (
 
 func main() {
 	var (
-		metricsAddr, probeAddr, image, pullPolicy, command string
-		leaderElect                                        bool
+		metricsAddr, probeAddr, pprofAddr, image, pullPolicy, command string
+		leaderElect                                                   bool
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "address of the Prometheus metrics endpoint; 0 disables it")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "address of /healthz and /readyz")
+	flag.StringVar(&pprofAddr, "pprof-bind-address", "0", "address of Go's /debug/pprof endpoints; 0 (the default) disables them")
 	flag.BoolVar(&leaderElect, "leader-elect", false, "elect a leader so only one replica reconciles")
 	flag.StringVar(&image, "detector-image", "ghcr.io/kadet-dev/kadet:latest", "image of training and scoring pods")
 	flag.StringVar(&pullPolicy, "detector-image-pull-policy", "IfNotPresent", "pull policy of the detector image")
@@ -49,8 +51,12 @@ func main() {
 		Scheme:                 scheme,
 		Metrics:                metricsserver.Options{BindAddress: metricsAddr},
 		HealthProbeBindAddress: probeAddr,
-		LeaderElection:         leaderElect,
-		LeaderElectionID:       "kadet-manager.anomaly.kadet.dev",
+		PprofBindAddress:       pprofAddr,
+		// The cache holds every object kadet watches; their managedFields are never
+		// read and make up a good share of each.
+		Cache:            cache.Options{DefaultTransform: cache.TransformStripManagedFields()},
+		LeaderElection:   leaderElect,
+		LeaderElectionID: "kadet-manager.anomaly.kadet.dev",
 	})
 	if err != nil {
 		log.Error(err, "cannot create manager")

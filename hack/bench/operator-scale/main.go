@@ -24,6 +24,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -37,7 +38,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -56,6 +59,9 @@ func main() {
 	timeout := flag.Duration("timeout", 10*time.Minute, "give up after this long")
 	workers := flag.Int("workers", 0, "--max-concurrent-reconciles of the manager (0: its default)")
 	keep := flag.Bool("keep", false, "keep the manager's log (its path is printed)")
+	apiProfile := flag.String("apiserver-cpuprofile", "", "write a 30 s CPU profile of the kube-apiserver from the start of the bulk apply to this file")
+	heapProfile := flag.String("manager-heapprofile", "", "write the manager's heap profile at rest to this file")
+	breakdown := flag.Bool("breakdown", false, "print the API server's writes per Detector by resource and verb (the bench's own included)")
 	flag.Parse()
 	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
 		log.Fatal("KUBEBUILDER_ASSETS is not set: run `make bench-scale`, or export KUBEBUILDER_ASSETS=$(hack/controlplane.sh)")
@@ -75,6 +81,8 @@ func main() {
 		CRDDirectoryPaths:     []string{filepath.Join(root, "config", "crd", "bases")},
 		ErrorIfCRDPathMissing: true,
 	}
+	// envtest's default /24 of Service addresses holds 254 scoring Services.
+	env.ControlPlane.GetAPIServer().Configure().Set("service-cluster-ip-range", "10.96.0.0/16")
 	cfg := must(env.Start())
 	defer func() { _ = env.Stop() }()
 	cfg.QPS, cfg.Burst = 2000, 4000
@@ -92,7 +100,9 @@ func main() {
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	check(build.Run())
 	metricsAddr := freeAddr()
-	args := []string{"--metrics-bind-address=" + metricsAddr, "--health-probe-bind-address=0", "--zap-log-level=error"}
+	pprofAddr := freeAddr()
+	args := []string{"--metrics-bind-address=" + metricsAddr, "--health-probe-bind-address=0", "--zap-log-level=error",
+		"--pprof-bind-address=" + pprofAddr}
 	if *workers > 0 {
 		args = append(args, fmt.Sprintf("--max-concurrent-reconciles=%d", *workers))
 	}
@@ -117,6 +127,13 @@ func main() {
 	ready := &readyCounter{}
 	check(ready.start(ctx, c))
 
+	if *apiProfile != "" {
+		go func() {
+			raw, err := kubernetes.NewForConfigOrDie(cfg).RESTClient().Get().AbsPath("/debug/pprof/profile").Param("seconds", "30").DoRaw(ctx)
+			check(err)
+			check(os.WriteFile(*apiProfile, raw, 0o644))
+		}()
+	}
 	start := time.Now()
 	parallel(*n, 64, func(i int) {
 		ns, name := nsName(i%*namespaces), fmt.Sprintf("d%05d", i)
@@ -147,6 +164,7 @@ func main() {
 		time.Sleep(50 * time.Millisecond)
 	}
 	readyIn := time.Since(start)
+	fmt.Printf("CPU seconds until Ready: %s\n", cpuUse(mgr.Process.Pid))
 	peakBusy := rss.peak()
 	fmt.Printf("jobs completed by the bench: %d (last at %.1f s), deployments rolled out: %d (last at %.1f s)\n",
 		sim.jobs.Load(), sim.lastJob.Load().Sub(start).Seconds(), sim.deployments.Load(), sim.lastDeployment.Load().Sub(start).Seconds())
@@ -160,6 +178,12 @@ func main() {
 	time.Sleep(*rest)
 	after := scrape(metricsAddr)
 	steady := rss.current()
+	if *heapProfile != "" {
+		resp, err := http.Get("http://" + pprofAddr + "/debug/pprof/heap?gc=1")
+		check(err)
+		check(os.WriteFile(*heapProfile, must(io.ReadAll(resp.Body)), 0o644))
+		resp.Body.Close()
+	}
 
 	fmt.Printf("manager RSS: idle %.0f MB, steady %.0f MB with %d Detectors\n", mb(idle), mb(steady), *n)
 	fmt.Printf("at rest for %s: %.0f reconciles, %.0f API requests (%s)\n", *rest,
@@ -172,6 +196,9 @@ func main() {
 	}
 	fmt.Printf("manager writes per Detector: %.1f; reconciles per Detector: %.1f\n", writes/float64(*n),
 		after.sum("controller_runtime_reconcile_total", `controller="detector"`)/float64(*n))
+	if *breakdown {
+		printWrites(ctx, cfg, *n)
+	}
 	fmt.Printf("scale: %d detectors ready in %.1f s\n", *n, readyIn.Seconds())
 	fmt.Printf("manager peak RSS: %.0f MB\n", mb(max(peakBusy, rss.peak())))
 }
@@ -506,4 +533,67 @@ func check(err error) {
 	if err != nil {
 		log.Fatal(err)
 	}
+}
+
+// printWrites prints the kube-apiserver's count of write requests per Detector, by
+// resource and verb: the manager's and the bench's together.
+func printWrites(ctx context.Context, cfg *rest.Config, n int) {
+	raw, err := kubernetes.NewForConfigOrDie(cfg).RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
+	check(err)
+	re := regexp.MustCompile(`^apiserver_request_total\{(.*)\} (\S+)$`)
+	label := func(labels, name string) string {
+		m := regexp.MustCompile(name + `="([^"]*)"`).FindStringSubmatch(labels)
+		if m == nil {
+			return ""
+		}
+		return m[1]
+	}
+	counts := map[string]float64{}
+	for _, line := range strings.Split(string(raw), "\n") {
+		m := re.FindStringSubmatch(line)
+		if m == nil {
+			continue
+		}
+		verb := label(m[1], "verb")
+		if verb == "GET" || verb == "LIST" || verb == "WATCH" {
+			continue
+		}
+		key := fmt.Sprintf("%-8s %s%s", verb, label(m[1], "resource"), "/"+label(m[1], "subresource"))
+		v, _ := strconv.ParseFloat(m[2], 64)
+		counts[strings.TrimSuffix(key, "/")+" "+label(m[1], "code")] += v
+	}
+	keys := make([]string, 0, len(counts))
+	for k := range counts {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	fmt.Println("API server writes per Detector (verb, resource, code):")
+	for _, k := range keys {
+		fmt.Printf("  %-50s %.2f\n", k, counts[k]/float64(n))
+	}
+}
+
+// cpuUse sums user and system CPU time of the manager, the control plane's processes
+// and the bench itself, so the bench shows where the machine's time went.
+func cpuUse(managerPid int) string {
+	ticks := func(pid string) float64 {
+		raw, err := os.ReadFile("/proc/" + pid + "/stat")
+		if err != nil {
+			return 0
+		}
+		f := strings.Fields(string(raw[strings.LastIndexByte(string(raw), ')')+2:]))
+		u, _ := strconv.ParseFloat(f[11], 64)
+		st, _ := strconv.ParseFloat(f[12], 64)
+		return (u + st) / 100 // USER_HZ
+	}
+	parts := []string{fmt.Sprintf("manager %.1f", ticks(strconv.Itoa(managerPid))), fmt.Sprintf("bench %.1f", ticks("self"))}
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		cmd, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if err != nil || !strings.Contains(string(cmd), os.Getenv("KUBEBUILDER_ASSETS")) {
+			continue
+		}
+		parts = append(parts, fmt.Sprintf("%s %.1f", filepath.Base(strings.Split(string(cmd), "\x00")[0]), ticks(e.Name())))
+	}
+	return strings.Join(parts, ", ")
 }
