@@ -118,7 +118,7 @@ test: generate manifests vet ## Run every test against a real kube-apiserver + e
 
 .PHONY: test-e2e
 test-e2e: ## Only the end-to-end tests: local cluster, the manager, real training and scoring pods (make test runs them too).
-	KUBEBUILDER_ASSETS="$${KUBEBUILDER_ASSETS:-$$(hack/controlplane.sh)}" go test $(GO_TEST_FLAGS) -v ./test/e2e/
+	KUBEBUILDER_ASSETS="$${KUBEBUILDER_ASSETS:-$$(hack/controlplane.sh)}" KADET_HELM="$${KADET_HELM:-$$(hack/helm.sh)}" go test $(GO_TEST_FLAGS) -v ./test/e2e/
 
 ##@ Benchmarks
 

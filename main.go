@@ -5,6 +5,8 @@ import (
 	"context"
 	"flag"
 	"os"
+	"runtime/debug"
+	"strconv"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -41,6 +43,9 @@ func main() {
 	flag.Parse()
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
 	log := ctrl.Log.WithName("setup")
+	if limit := memoryLimit(); limit > 0 {
+		log.Info("Go memory limit set to 90% of the container's", "bytes", limit)
+	}
 
 	scheme := runtime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
@@ -96,4 +101,25 @@ func setup(mgr ctrl.Manager, cfg builders.Config) error {
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(),
 		Recorder: mgr.GetEventRecorder("kadet"), Config: cfg, Workers: workers,
 	}).SetupWithManager(mgr)
+}
+
+// memoryLimit makes the Go runtime collect garbage harder as the heap nears 90% of the
+// container's memory limit (cgroup v2 memory.max), instead of growing to twice the live
+// heap and being killed at the limit. GOMEMLIMIT, when set, wins. It returns the limit
+// set, or 0.
+func memoryLimit() int64 {
+	if os.Getenv("GOMEMLIMIT") != "" {
+		return 0
+	}
+	raw, err := os.ReadFile("/sys/fs/cgroup/memory.max")
+	if err != nil {
+		return 0
+	}
+	max, err := strconv.ParseInt(strings.TrimSpace(string(raw)), 10, 64)
+	if err != nil || max <= 0 { // "max": no limit
+		return 0
+	}
+	limit := max / 10 * 9
+	debug.SetMemoryLimit(limit)
+	return limit
 }

@@ -102,7 +102,7 @@ func TestLint(t *testing.T) {
 func TestDefaultRender(t *testing.T) {
 	objs := render(t)
 	want := map[string]int{
-		"CustomResourceDefinition": 3, "ServiceAccount": 1, "ClusterRole": 1, "ClusterRoleBinding": 1,
+		"CustomResourceDefinition": 3, "ServiceAccount": 1, "ClusterRole": 2, "ClusterRoleBinding": 1,
 		"Role": 1, "RoleBinding": 1, "Deployment": 1, "Service": 1,
 	}
 	if got := kinds(objs); !reflect.DeepEqual(got, want) {
@@ -192,6 +192,24 @@ func TestAllFeaturesRender(t *testing.T) {
 	}
 }
 
+// The manager reads Secrets only in the namespaces the values list, each by a
+// RoleBinding of the secret reader; nothing binds it cluster-wide.
+func TestSecretReaderNamespaces(t *testing.T) {
+	objs := render(t, "rbac.secretReaderNamespaces={team-a,team-b}")
+	var bound []string
+	for _, o := range objs {
+		if o.GetKind() == "ClusterRoleBinding" && o.Object["roleRef"].(map[string]any)["name"] != "kadet-manager" {
+			t.Errorf("ClusterRoleBinding %s binds %v cluster-wide", o.GetName(), o.Object["roleRef"])
+		}
+		if o.GetKind() == "RoleBinding" && o.Object["roleRef"].(map[string]any)["name"] == "kadet-secret-reader" {
+			bound = append(bound, o.GetNamespace())
+		}
+	}
+	if !slices.Equal(bound, []string{"team-a", "team-b"}) {
+		t.Fatalf("secret reader bound in %v; want team-a and team-b", bound)
+	}
+}
+
 func TestCRDOptions(t *testing.T) {
 	if k := kinds(render(t, "crds.enabled=false")); k["CustomResourceDefinition"] != 0 {
 		t.Fatalf("crds.enabled=false still renders CRDs: %v", k)
@@ -224,7 +242,7 @@ func TestKustomizeDefault(t *testing.T) {
 	}
 	objs := parse(t, out)
 	k := kinds(objs)
-	if k["CustomResourceDefinition"] != 3 || k["Deployment"] != 1 || k["ClusterRole"] != 1 || k["Namespace"] != 1 {
+	if k["CustomResourceDefinition"] != 3 || k["Deployment"] != 1 || k["ClusterRole"] != 2 || k["Namespace"] != 1 {
 		t.Fatalf("kinds %v", k)
 	}
 	for _, o := range objs {
@@ -277,13 +295,18 @@ func checkSecurity(t *testing.T, objs []*unstructured.Unstructured) {
 // generated from the controllers' markers.
 func checkRBAC(t *testing.T, objs []*unstructured.Unstructured) {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join("..", "config", "rbac", "role.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	generated := map[string]any{}
-	if err := yaml.Unmarshal(raw, &generated); err != nil {
-		t.Fatal(err)
+	// Each ClusterRole of the chart is one of config/rbac, rule for rule.
+	want := map[string]map[string]any{}
+	for suffix, file := range map[string]string{"-manager": "role.yaml", "-secret-reader": "secret_reader_role.yaml"} {
+		raw, err := os.ReadFile(filepath.Join("..", "config", "rbac", file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		role := map[string]any{}
+		if err := yaml.Unmarshal(raw, &role); err != nil {
+			t.Fatal(err)
+		}
+		want[suffix] = role
 	}
 	for _, o := range objs {
 		if o.GetKind() != "ClusterRole" && o.GetKind() != "Role" {
@@ -298,8 +321,15 @@ func checkRBAC(t *testing.T, objs []*unstructured.Unstructured) {
 				}
 			}
 		}
-		if o.GetKind() == "ClusterRole" && !reflect.DeepEqual(rules, generated["rules"]) {
-			t.Errorf("ClusterRole %s rules differ from config/rbac/role.yaml", o.GetName())
+		if o.GetKind() != "ClusterRole" {
+			continue
+		}
+		suffix := "-manager"
+		if strings.HasSuffix(o.GetName(), "-secret-reader") {
+			suffix = "-secret-reader"
+		}
+		if w := want[suffix]; !reflect.DeepEqual(rules, w["rules"]) {
+			t.Errorf("ClusterRole %s rules differ from config/rbac", o.GetName())
 		}
 	}
 }

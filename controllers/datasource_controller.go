@@ -87,7 +87,6 @@ func references(spec *kadetv1.DataSourceSpec) []reference {
 
 // +kubebuilder:rbac:groups=anomaly.kadet.dev,resources=datasources,verbs=get;list;watch
 // +kubebuilder:rbac:groups=anomaly.kadet.dev,resources=datasources/status,verbs=get;update;patch
-// +kubebuilder:rbac:groups="",resources=secrets,verbs=get
 
 // Reconcile sets the DataSource's Ready condition from its references.
 func (r *DataSourceReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
@@ -108,8 +107,13 @@ func (r *DataSourceReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	ds.Status.SourceType = ds.Spec.Type()
 	var missing []string
 	waitsForSecret := false
+	secretsHidden := false
 	for _, ref := range references(&ds.Spec) {
 		problem, err := r.check(ctx, ds.Namespace, ref)
+		if errors.Is(err, errSecretsHidden) {
+			secretsHidden = true
+			continue
+		}
 		if err != nil {
 			setCondition(ds, kadetv1.ReadyCondition, metav1.ConditionUnknown, kadetv1.ReasonReconcileError, err.Error())
 			return ctrl.Result{}, err
@@ -129,6 +133,14 @@ func (r *DataSourceReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		}
 		return ctrl.Result{}, nil
 	}
+	if secretsHidden {
+		// The pods that read the data mount the Secrets themselves; without them the
+		// server cannot be asked as they will ask it.
+		setCondition(ds, kadetv1.ReadyCondition, metav1.ConditionTrue, kadetv1.ReasonReferencesResolved,
+			fmt.Sprintf("%s; its Secrets are not checked: kadet may not read Secrets in namespace %s (bind the ClusterRole kadet-secret-reader there, or list the namespace in the chart's rbac.secretReaderNamespaces, to have them and the server checked before training)",
+				describe(&ds.Spec), ds.Namespace))
+		return ctrl.Result{}, nil
+	}
 	if ds.Spec.Prometheus != nil {
 		reason, msg, err := r.checkPrometheus(ctx, ds.Namespace, ds.Spec.Prometheus)
 		if err != nil {
@@ -146,6 +158,11 @@ func (r *DataSourceReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	setCondition(ds, kadetv1.ReadyCondition, metav1.ConditionTrue, kadetv1.ReasonReferencesResolved, describe(&ds.Spec))
 	return ctrl.Result{}, nil
 }
+
+// errSecretsHidden says the manager may not read Secrets in the DataSource's
+// namespace: by default it holds no cluster-wide right to them, and a namespace grants
+// it by binding the kadet-secret-reader ClusterRole.
+var errSecretsHidden = errors.New("kadet may not read Secrets in this namespace")
 
 // serverRecheck is how often a DataSource whose Prometheus did not answer asks again.
 const serverRecheck = 30 * time.Second
@@ -250,6 +267,8 @@ func (r *DataSourceReconciler) check(ctx context.Context, ns string, ref referen
 	switch {
 	case apierrors.IsNotFound(err):
 		return fmt.Sprintf("%s %q not found", ref.kind, ref.name), nil
+	case ref.kind == "Secret" && apierrors.IsForbidden(err):
+		return "", errSecretsHidden
 	case err != nil:
 		return "", err
 	case !hasKey:

@@ -275,6 +275,7 @@ func parseTable(out string) []map[string]string {
 // says which key is missing.
 func TestPrometheusDataSourceWaitsForItsCredentials(t *testing.T) {
 	ns := newNamespace(t)
+	allowSecrets(t, ns)
 	ds := &kadetv1.DataSource{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "mimir"}, Spec: kadetv1.DataSourceSpec{
 		Prometheus: &kadetv1.PrometheusSource{
 			URL: "https://mimir:443", Queries: []kadetv1.PrometheusQuery{{Name: "lat", Query: "latency"}},
@@ -306,6 +307,26 @@ func TestPrometheusDataSourceWaitsForItsCredentials(t *testing.T) {
 	NewWithT(t).Expect(k8sClient.Update(context.Background(), ca)).To(Succeed())
 	// Every reference is there and the check reads them: this CA bundle is no PEM.
 	expectReady(metav1.ConditionFalse, "https://mimir:443: client settings: unable to use specified CA cert")
+}
+
+// Where the manager may not read Secrets (the default: it holds no cluster-wide right
+// to them), a DataSource that names one is Ready with its Secrets unchecked and says
+// how to have them checked; it never waits for what it cannot see.
+func TestPrometheusDataSourceWithoutSecretAccess(t *testing.T) {
+	ns := newNamespace(t)
+	ds := &kadetv1.DataSource{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "mimir"}, Spec: kadetv1.DataSourceSpec{
+		Prometheus: &kadetv1.PrometheusSource{
+			URL: "https://mimir:443", Queries: []kadetv1.PrometheusQuery{{Name: "lat", Query: "latency"}},
+			Range: metav1.Duration{Duration: 24 * time.Hour}, Step: metav1.Duration{Duration: time.Minute},
+			BearerTokenSecretRef: &kadetv1.SecretKeyReference{Name: "mimir-token", Key: "token"},
+		}}}
+	create(t, ds, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "mimir-token"}, Data: map[string][]byte{"token": []byte("t")}})
+	NewWithT(t).Eventually(func(g Gomega) {
+		cur := &kadetv1.DataSource{}
+		g.Expect(k8sClient.Get(context.Background(), client.ObjectKeyFromObject(ds), cur)).To(Succeed())
+		g.Expect(readyCondition(cur)).To(HaveField("Status", metav1.ConditionTrue))
+		g.Expect(readyCondition(cur).Message).To(ContainSubstring("its Secrets are not checked: kadet may not read Secrets in namespace " + ns))
+	}, timeout, interval).Should(Succeed())
 }
 
 // The DataSource asks a real Prometheus each query: a PromQL error comes back with

@@ -145,11 +145,34 @@ func managerUser(admin *rest.Config) (*rest.Config, error) {
 	if err := k8sClient.Create(ctx, binding); err != nil {
 		return nil, err
 	}
+	// The secret reader exists, bound nowhere: tests bind it in their namespace.
+	raw, err = os.ReadFile(filepath.Join("..", "config", "rbac", "secret_reader_role.yaml"))
+	if err != nil {
+		return nil, err
+	}
+	reader := &rbacv1.ClusterRole{}
+	if err := yaml.UnmarshalStrict(raw, reader); err != nil {
+		return nil, err
+	}
+	if err := k8sClient.Create(ctx, reader); err != nil {
+		return nil, err
+	}
 	user, err := testEnv.AddUser(envtest.User{Name: "kadet-manager"}, admin)
 	if err != nil {
 		return nil, err
 	}
 	return user.Config(), nil
+}
+
+// allowSecrets lets the manager read Secrets in ns, as a RoleBinding of the chart's
+// secret reader (rbac.secretReaderNamespaces) does.
+func allowSecrets(t *testing.T, ns string) {
+	t.Helper()
+	create(t, &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "kadet-secret-reader"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "kadet-secret-reader"},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: "kadet-manager"}},
+	})
 }
 
 // newNamespace gives a test its own namespace, so tests cannot see each other's objects.

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // Table is a dense, row-major matrix of features with optional labels and timestamps.
@@ -96,6 +97,9 @@ func ReadCSV(r io.Reader, source string, opt CSVOptions) (*Table, error) {
 	cr.ReuseRecord = true
 	cr.Comma = ','
 	if opt.Delimiter != 0 {
+		if d := opt.Delimiter; d == '"' || d == '\r' || d == '\n' || d == utf8.RuneError || !utf8.ValidRune(d) {
+			return nil, &Error{Source: source, Msg: fmt.Sprintf("delimiter %q cannot separate fields: use a character other than a quote or a line break", d)}
+		}
 		cr.Comma = opt.Delimiter
 	}
 	header, err := cr.Read()

@@ -1,6 +1,7 @@
 // Package e2e runs kadet for real: a local cluster (real etcd, kube-apiserver,
 // kube-controller-manager and kube-scheduler, one node whose pods are processes; see
-// hack/localcluster), the CRDs, bin/manager as its own process, and the detector
+// hack/localcluster), kadet installed by its Helm chart (the manager a pod of the local
+// node, under the chart's ServiceAccount and ClusterRole), and the detector
 // binary in the training and scoring pods it creates. Each test drives it with
 // kubectl and YAML, as a user would, and checks what the pods actually did.
 package e2e
@@ -44,8 +45,6 @@ var env struct {
 	client                              client.Client
 	cluster                             *exec.Cmd
 	mu                                  sync.Mutex
-	manager                             *exec.Cmd
-	managerRuns                         int
 }
 
 func TestMain(m *testing.M) {
@@ -104,7 +103,6 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer func() {
-		stopManager()
 		_ = env.cluster.Process.Signal(syscall.SIGTERM)
 		_ = env.cluster.Wait()
 		if keep {
@@ -136,15 +134,15 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	if out, err := kubectl(nil, "apply", "-f", filepath.Join(root, "config", "crd", "bases")); err != nil {
-		fmt.Fprintf(os.Stderr, "installing the CRDs: %v\n%s", err, out)
+	if err := installChart(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	if out, err := kubectl(nil, "wait", "--for=condition=established", "--timeout=60s", "crd/detectors.anomaly.kadet.dev", "crd/datasources.anomaly.kadet.dev", "crd/modelversions.anomaly.kadet.dev"); err != nil {
 		fmt.Fprintf(os.Stderr, "%v\n%s", err, out)
 		return 1
 	}
-	if err := startManager(); err != nil {
+	if err := waitForManager(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
@@ -152,37 +150,62 @@ func run(m *testing.M) int {
 	return m.Run()
 }
 
-// startManager runs bin/manager against the cluster as its own process.
-func startManager() error {
-	env.mu.Lock()
-	defer env.mu.Unlock()
-	env.managerRuns++
-	logf, err := os.Create(filepath.Join(env.dir, fmt.Sprintf("manager-%d.log", env.managerRuns)))
+// The manager runs as users install it: `helm install` of charts/kadet, so it is a pod
+// under the chart's ServiceAccount and ClusterRole, and a permission the chart lacks
+// fails a test. Its image maps to the binaries built above, as the detector's does.
+const (
+	managerNamespace  = "kadet-system"
+	managerDeployment = "kadet-manager"
+)
+
+func installChart() error {
+	helm := os.Getenv("KADET_HELM")
+	if helm == "" {
+		return fmt.Errorf("KADET_HELM is not set: run `make test-e2e`, which builds helm from the Go module proxy")
+	}
+	repo, tag, _ := strings.Cut(image, ":")
+	cmd := exec.Command(helm, "install", "kadet", filepath.Join(env.root, "charts", "kadet"),
+		"--kubeconfig", env.kubeconfig, "--namespace", managerNamespace, "--create-namespace",
+		"--set", "image.repository="+repo, "--set", "image.tag="+tag, "--set", "logLevel=debug")
+	out, err := cmd.CombinedOutput()
 	if err != nil {
-		return err
+		return fmt.Errorf("helm install: %v\n%s", err, out)
 	}
-	cmd := exec.Command(filepath.Join(env.bin, "manager"), "--detector-image", image,
-		"--metrics-bind-address", "0", "--health-probe-bind-address", "127.0.0.1:0")
-	cmd.Env = append(os.Environ(), "KUBECONFIG="+env.kubeconfig)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	env.manager = cmd
 	return nil
 }
 
-// stopManager kills the manager without warning, as a node failure would.
+// waitForManager waits until the manager's Deployment has a ready pod.
+func waitForManager() error {
+	out, err := kubectl(nil, "rollout", "status", "-n", managerNamespace, "deployment/"+managerDeployment, "--timeout=2m")
+	if err != nil {
+		logs, _ := kubectl(nil, "logs", "-n", managerNamespace, "deployment/"+managerDeployment, "--tail=50")
+		return fmt.Errorf("the manager installed by the chart is not ready: %v\n%s\n%s", err, out, logs)
+	}
+	return nil
+}
+
+// startManager brings the manager's Deployment back to one replica and waits for it.
+func startManager() error {
+	env.mu.Lock()
+	defer env.mu.Unlock()
+	if out, err := kubectl(nil, "scale", "-n", managerNamespace, "deployment/"+managerDeployment, "--replicas=1"); err != nil {
+		return fmt.Errorf("%v\n%s", err, out)
+	}
+	return waitForManager()
+}
+
+// stopManager kills the manager without warning, as a node failure would: no replica
+// is left to replace it, and its pod goes without a grace period.
 func stopManager() {
 	env.mu.Lock()
 	defer env.mu.Unlock()
-	if env.manager == nil {
-		return
+	if out, err := kubectl(nil, "scale", "-n", managerNamespace, "deployment/"+managerDeployment, "--replicas=0"); err != nil {
+		fmt.Fprintf(os.Stderr, "scaling the manager to 0: %v\n%s", err, out)
 	}
-	_ = env.manager.Process.Kill()
-	_ = env.manager.Wait()
-	env.manager = nil
+	if out, err := kubectl(nil, "delete", "pod", "-n", managerNamespace, "-l", "app.kubernetes.io/name=kadet",
+		"--grace-period=0", "--force", "--wait=true"); err != nil {
+		fmt.Fprintf(os.Stderr, "killing the manager: %v\n%s", err, out)
+	}
 }
 
 func kubectl(stdin []byte, args ...string) (string, error) {
