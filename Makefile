@@ -142,10 +142,17 @@ bench: bench-deps ## Speed against PyTorch, a load test of detector serve, SKAB,
 	OPENBLAS_NUM_THREADS=$${OPENBLAS_NUM_THREADS:-2} go run -tags $(BLAS) ./hack/bench/mnist-oneclass
 	OPENBLAS_NUM_THREADS=$${OPENBLAS_NUM_THREADS:-2} go run -tags $(BLAS) ./hack/bench/watch
 
+.PHONY: bench-scale
+bench-scale: ## The manager under N Detectors on a real kube-apiserver: time to all Ready, RSS, writes, requests at rest (N=1000).
+	KUBEBUILDER_ASSETS="$${KUBEBUILDER_ASSETS:-$$(hack/controlplane.sh)}" go run ./hack/bench/operator-scale --detectors $${N:-1000}
+
 .PHONY: fuzz
-fuzz: ## Fuzz the model file loader and the scoring request decoder, 60 s each.
-	go test -run '^$$' -fuzz FuzzDecode -fuzztime 60s -fuzzminimizetime 5s ./detector/artifact/
-	go test -run '^$$' -fuzz FuzzDecodeDetect -fuzztime 60s -fuzzminimizetime 5s ./detector/serve/
+fuzz: ## Fuzz every reader of outside input, 60 s each: model files, scoring requests, CSV, IDX, Prometheus responses.
+	go test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime 60s -fuzzminimizetime 5s ./detector/artifact/
+	go test -run '^$$' -fuzz '^FuzzDecodeDetect$$' -fuzztime 60s -fuzzminimizetime 5s ./detector/serve/
+	go test -run '^$$' -fuzz '^FuzzReadCSV$$' -fuzztime 60s -fuzzminimizetime 5s ./detector/data/
+	go test -run '^$$' -fuzz '^FuzzReadIDX$$' -fuzztime 60s -fuzzminimizetime 5s ./detector/data/
+	go test -run '^$$' -fuzz '^FuzzPrometheusResponse$$' -fuzztime 60s -fuzzminimizetime 5s ./detector/data/
 
 .PHONY: help
 help: ## List the targets.

@@ -9,8 +9,13 @@ import (
 
 	. "github.com/onsi/gomega"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -142,6 +147,28 @@ func TestIncompatibleModelAndData(t *testing.T) {
 	}, timeout, interval).Should(Succeed())
 	job := waitForOneJob(t, det)
 	g.Expect(job.Spec.Template.Spec.Volumes).NotTo(BeEmpty())
+}
+
+// A trainer killed with SIGKILL (exit 137) is reported as killed, most likely out of
+// memory, with its limit and the field that raises it.
+func TestKilledTrainingSuggestsMoreMemory(t *testing.T) {
+	ns := newNamespace(t)
+	det := detector(ns, "big", "big-data", func(d *kadetv1.Detector) {
+		d.Spec.Training.Resources.Limits = corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("256Mi")}
+	})
+	create(t, csvConfigMap(ns, "big-csv", sampleCSV), csvDataSource(ns, "big-data", "big-csv"), det)
+	job := waitForOneJob(t, det)
+	finishTrainingPod(t, job, corev1.PodFailed, 137, "")
+	now := metav1.Now()
+	setJobStatus(t, job, func(s *batchv1.JobStatus) {
+		s.StartTime, s.Failed = &now, 2
+		s.Conditions = []batchv1.JobCondition{
+			{Type: batchv1.JobFailureTarget, Status: corev1.ConditionTrue, Reason: batchv1.JobReasonBackoffLimitExceeded, LastTransitionTime: now},
+			{Type: batchv1.JobFailed, Status: corev1.ConditionTrue, Reason: batchv1.JobReasonBackoffLimitExceeded, LastTransitionTime: now},
+		}
+	})
+	expectStalled(t, det, kadetv1.ReasonTrainingFailed, "training Job "+job.Name+" failed (BackoffLimitExceeded): the training container was killed (SIGKILL, exit code 137), "+
+		"most likely for running out of memory with a memory limit of 256Mi: give it more with spec.training.resources.limits.memory")
 }
 
 // A ConfigMap CSV that cannot train stalls the Detector before any Job exists, and
@@ -405,4 +432,32 @@ func TestInsufficientDataWaitsAndTriesAgain(t *testing.T) {
 	if waited := time.Since(start); waited > 25*time.Second {
 		t.Errorf("the next Job came after %s; want about 10 s", waited)
 	}
+}
+
+// spec.scoring.networkPolicy brings a NetworkPolicy owned by the Detector; taking it
+// out of the spec deletes it.
+func TestScoringNetworkPolicyFollowsTheSpec(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := newNamespace(t)
+	det := detector(ns, "guarded", "guarded-data", func(d *kadetv1.Detector) {
+		d.Spec.Scoring.NetworkPolicy = &kadetv1.ScoringNetworkPolicy{From: []networkingv1.NetworkPolicyPeer{
+			{PodSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "payments"}}},
+		}}
+	})
+	create(t, csvConfigMap(ns, "guarded-csv", sampleCSV), csvDataSource(ns, "guarded-data", "guarded-csv"), det)
+	completeJob(t, waitForOneJob(t, det), contract.TrainingResult{Version: "20261129-100000-aaaaaaaa", Digest: "sha256:aa", Threshold: 1})
+	key := types.NamespacedName{Namespace: ns, Name: "guarded-scoring"}
+	np := &networkingv1.NetworkPolicy{}
+	g.Eventually(func() error { return k8sClient.Get(ctx, key, np) }, timeout, interval).Should(Succeed())
+	g.Expect(metav1.IsControlledBy(np, getDetector(g, det))).To(BeTrue())
+	g.Expect(np.Spec.Ingress).To(HaveLen(1))
+	g.Expect(np.Spec.Ingress[0].From[0].PodSelector.MatchLabels).To(HaveKeyWithValue("app", "payments"))
+
+	g.Eventually(func(g Gomega) {
+		cur := getDetector(g, det)
+		cur.Spec.Scoring.NetworkPolicy = nil
+		g.Expect(k8sClient.Update(ctx, cur)).To(Succeed())
+	}, timeout, interval).Should(Succeed())
+	g.Eventually(func() bool { return apierrors.IsNotFound(k8sClient.Get(ctx, key, &networkingv1.NetworkPolicy{})) }, timeout, interval).Should(BeTrue())
 }

@@ -4,8 +4,10 @@ import (
 	"context"
 
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kadetv1 "github.com/kadet-dev/kadet/api/v1alpha1"
@@ -22,6 +24,9 @@ func (r *DetectorReconciler) reconcileScoring(ctx context.Context, det *kadetv1.
 			if err := r.apply(ctx, obj); err != nil {
 				return err
 			}
+		}
+		if err := r.reconcileNetworkPolicy(ctx, det); err != nil {
+			return err
 		}
 		det.Status.Endpoint = builders.Endpoint(det)
 		// Applying returned nothing we can trust for readiness: read what the Deployment
@@ -45,4 +50,18 @@ func (r *DetectorReconciler) reconcileScoring(ctx context.Context, det *kadetv1.
 		return wait(c.Reason, "%s", c.Message)
 	}
 	return nil
+}
+
+// reconcileNetworkPolicy applies the scoring pods' NetworkPolicy when the spec asks
+// for one, and deletes kadet's when it no longer does.
+func (r *DetectorReconciler) reconcileNetworkPolicy(ctx context.Context, det *kadetv1.Detector) error {
+	if np := builders.ScoringNetworkPolicy(det); np != nil {
+		return r.apply(ctx, np)
+	}
+	existing := &networkingv1.NetworkPolicy{}
+	err := r.Get(ctx, types.NamespacedName{Namespace: det.Namespace, Name: builders.ScoringName(det)}, existing)
+	if err != nil || !metav1.IsControlledBy(existing, det) {
+		return client.IgnoreNotFound(err)
+	}
+	return client.IgnoreNotFound(r.Delete(ctx, existing))
 }

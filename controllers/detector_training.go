@@ -296,6 +296,9 @@ func (r *DetectorReconciler) failureMessage(ctx context.Context, job *batchv1.Jo
 		if res, err := contract.ParseTrainingResult(detail); err == nil && res.Error != "" {
 			detail = res.Error
 		}
+		if k := killedMessage(job, t); k != "" {
+			detail = k
+		}
 		if detail == "" {
 			detail = "exit code " + strconv.Itoa(int(t.ExitCode))
 		}
@@ -305,6 +308,27 @@ func (r *DetectorReconciler) failureMessage(ctx context.Context, job *batchv1.Jo
 		return msg + ": " + detail
 	}
 	return msg
+}
+
+// killedMessage explains a trainer that was killed rather than one that failed: exit
+// code 137 is SIGKILL, which on a node almost always comes from the out-of-memory
+// killer (the kubelet says OOMKilled when it knows). It returns "" for other exits.
+func killedMessage(job *batchv1.Job, t *corev1.ContainerStateTerminated) string {
+	if t.ExitCode != 137 && t.Reason != "OOMKilled" {
+		return ""
+	}
+	limit := "no memory limit"
+	for _, c := range job.Spec.Template.Spec.Containers {
+		if q, ok := c.Resources.Limits[corev1.ResourceMemory]; ok && c.Name == builders.TrainerContainer {
+			limit = "a memory limit of " + q.String()
+		}
+	}
+	cause := "was killed (SIGKILL, exit code 137), most likely for running out of memory"
+	if t.Reason == "OOMKilled" {
+		cause = "ran out of memory and was killed (OOMKilled)"
+	}
+	return fmt.Sprintf("the training container %s with %s: give it more with spec.training.resources.limits.memory, or train a smaller model or batch",
+		cause, limit)
 }
 
 // mirrorProgress copies the progress the training pod reports for this spec into

@@ -2,6 +2,7 @@ package v1alpha1
 
 import (
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -411,6 +412,23 @@ type ScoringSpec struct {
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:Pattern=`^([0-9]+(ms|s|m|h))+$`
 	Delay *metav1.Duration `json:"delay,omitempty"`
+
+	// networkPolicy, when set, admits to the scoring pods only the peers it lists, on the
+	// scoring port: a NetworkPolicy <detector>-scoring. The pods' /metrics is on that
+	// port too, so list Prometheus among the peers when it scrapes them.
+	// +optional
+	NetworkPolicy *ScoringNetworkPolicy `json:"networkPolicy,omitempty"`
+}
+
+// ScoringNetworkPolicy limits who may call a Detector's scoring pods.
+type ScoringNetworkPolicy struct {
+	// from are the peers allowed in (pods, namespaces or IP blocks, as in a
+	// NetworkPolicy's ingress rule); every other caller is refused.
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=16
+	// +listType=atomic
+	// +required
+	From []networkingv1.NetworkPolicyPeer `json:"from"`
 }
 
 // AlertingSpec configures the generated alert.

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -11,8 +12,10 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/utils/ptr"
 
 	kadetv1 "github.com/kadet-dev/kadet/api/v1alpha1"
@@ -542,6 +545,57 @@ func TestCheckCSV(t *testing.T) {
 				t.Fatalf("unexpected error: %v", err)
 			case tt.want != "" && (!errors.As(err, &inc) || !strings.Contains(err.Error(), tt.want)):
 				t.Fatalf("error = %v; want an IncompatibleError containing %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestScoringNetworkPolicy(t *testing.T) {
+	monitoring := networkingv1.NetworkPolicyPeer{NamespaceSelector: &metav1.LabelSelector{
+		MatchLabels: map[string]string{"kubernetes.io/metadata.name": "monitoring"}}}
+	clients := networkingv1.NetworkPolicyPeer{PodSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "payments"}}}
+	tests := []struct {
+		name     string
+		det      *kadetv1.Detector
+		wantPort int32
+		wantFrom []networkingv1.NetworkPolicyPeer
+	}{
+		{"none asked for", det(), 0, nil},
+		{"clients and Prometheus on the default port", det(func(d *kadetv1.Detector) {
+			d.Spec.Scoring.NetworkPolicy = &kadetv1.ScoringNetworkPolicy{From: []networkingv1.NetworkPolicyPeer{clients, monitoring}}
+		}), 8080, []networkingv1.NetworkPolicyPeer{clients, monitoring}},
+		{"another port", det(func(d *kadetv1.Detector) {
+			d.Spec.Scoring.Port = 9000
+			d.Spec.Scoring.NetworkPolicy = &kadetv1.ScoringNetworkPolicy{From: []networkingv1.NetworkPolicyPeer{clients}}
+		}), 9000, []networkingv1.NetworkPolicyPeer{clients}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			np := ScoringNetworkPolicy(tt.det)
+			if tt.wantFrom == nil {
+				if np != nil {
+					t.Fatalf("a NetworkPolicy nobody asked for: %+v", np)
+				}
+				return
+			}
+			// It selects exactly the scoring pods the Deployment makes.
+			dep := ScoringDeployment(tt.det, &kadetv1.ModelStatus{Version: "v", Digest: "sha256:1"}, nil, Config{Image: "i"})
+			sel, err := metav1.LabelSelectorAsSelector(&np.Spec.PodSelector)
+			if err != nil || !sel.Matches(labels.Set(dep.Spec.Template.Labels)) || sel.Empty() {
+				t.Fatalf("selector %v does not pick the scoring pods %v", np.Spec.PodSelector, dep.Spec.Template.Labels)
+			}
+			if !slices.Equal(np.Spec.PolicyTypes, []networkingv1.PolicyType{networkingv1.PolicyTypeIngress}) || len(np.Spec.Ingress) != 1 {
+				t.Fatalf("policy types %v, %d ingress rules", np.Spec.PolicyTypes, len(np.Spec.Ingress))
+			}
+			in := np.Spec.Ingress[0]
+			if len(in.Ports) != 1 || in.Ports[0].Port.IntVal != tt.wantPort || *in.Ports[0].Protocol != corev1.ProtocolTCP {
+				t.Errorf("ports %+v; want TCP %d", in.Ports, tt.wantPort)
+			}
+			if !reflect.DeepEqual(in.From, tt.wantFrom) {
+				t.Errorf("from %+v; want %+v", in.From, tt.wantFrom)
+			}
+			if np.Name != ScoringName(tt.det) || np.Namespace != tt.det.Namespace {
+				t.Errorf("named %s/%s", np.Namespace, np.Name)
 			}
 		})
 	}

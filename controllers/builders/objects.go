@@ -4,11 +4,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"path"
+	"slices"
 	"strconv"
 
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -335,6 +337,28 @@ func ScoringService(det *kadetv1.Detector) *corev1.Service {
 			Selector: selectorLabels(det, ComponentScoring),
 			Ports: []corev1.ServicePort{{
 				Name: "http", Port: port, TargetPort: intstr.FromString("http"), Protocol: corev1.ProtocolTCP,
+			}},
+		},
+	}
+}
+
+// ScoringNetworkPolicy admits only spec.scoring.networkPolicy.from to det's scoring
+// pods, on the scoring port; nil when the Detector asks for none.
+func ScoringNetworkPolicy(det *kadetv1.Detector) *networkingv1.NetworkPolicy {
+	np := det.Spec.Scoring.NetworkPolicy
+	if np == nil {
+		return nil
+	}
+	port := intstr.FromInt32(scoringPort(det))
+	return &networkingv1.NetworkPolicy{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "networking.k8s.io/v1", Kind: "NetworkPolicy"},
+		ObjectMeta: objectMeta(det, ScoringName(det), ComponentScoring),
+		Spec: networkingv1.NetworkPolicySpec{
+			PodSelector: metav1.LabelSelector{MatchLabels: selectorLabels(det, ComponentScoring)},
+			PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress},
+			Ingress: []networkingv1.NetworkPolicyIngressRule{{
+				From:  slices.Clone(np.From),
+				Ports: []networkingv1.NetworkPolicyPort{{Protocol: ptr.To(corev1.ProtocolTCP), Port: &port}},
 			}},
 		},
 	}

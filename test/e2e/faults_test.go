@@ -1,0 +1,143 @@
+package e2e
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	kadetv1 "github.com/kadet-dev/kadet/api/v1alpha1"
+	"github.com/kadet-dev/kadet/controllers/builders"
+)
+
+// 10. The model volume fills up while a retrained model is saved. The volume is a
+// real 4 MiB filesystem (a tmpfs, mounted by the test, which needs root) behind a
+// PersistentVolume bound to the Detector's claim. Training fails with "no space left
+// on device" in the Detector's status, the previous model keeps serving, no partial
+// model is ever visible on the volume, and freeing space lets the next retraining
+// through.
+func TestFullModelVolumeKeepsServing(t *testing.T) {
+	start := time.Now()
+	ns := namespace(t, "full")
+	vol := filepath.Join(env.dir, "tiny-volume-"+ns)
+	if err := os.MkdirAll(vol, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mount("tmpfs", vol, "tmpfs", 0, "size=4m,mode=0777"); err != nil {
+		t.Skipf("mounting a small tmpfs needs root (CAP_SYS_ADMIN): %v", err)
+	}
+	t.Cleanup(func() { _ = syscall.Unmount(vol, syscall.MNT_DETACH) })
+	pv := &corev1.PersistentVolume{
+		ObjectMeta: metav1.ObjectMeta{Name: ns + "-models"},
+		Spec: corev1.PersistentVolumeSpec{
+			Capacity:                      corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("4Mi")},
+			AccessModes:                   []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+			StorageClassName:              "kadet-tiny",
+			PersistentVolumeReclaimPolicy: corev1.PersistentVolumeReclaimRetain,
+			PersistentVolumeSource:        corev1.PersistentVolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: vol}},
+			ClaimRef:                      &corev1.ObjectReference{Namespace: ns, Name: "cards-models"},
+		},
+	}
+	if err := env.client.Create(context.Background(), pv); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = env.client.Delete(context.Background(), pv) })
+
+	mustKubectl(t, cardManifest("cards", cardCSV(400, 3), 5, "  storage: {storageClassName: kadet-tiny, size: 4Mi}\n"), "apply", "-n", ns, "-f", "-")
+	mustKubectl(t, nil, "wait", "-n", ns, "--for=condition=Ready", "--timeout=5m", "detector/cards")
+	first := getDetector(t, ns, "cards").Status.ServedVersion
+	if first == "" {
+		t.Fatal("no served version")
+	}
+
+	// Fill what is left, then retrain.
+	filler, err := os.Create(filepath.Join(vol, "filler"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunk := make([]byte, 16<<10)
+	for {
+		if _, err := filler.Write(chunk); err != nil {
+			if !errors.Is(err, syscall.ENOSPC) {
+				t.Fatal(err)
+			}
+			break
+		}
+	}
+	filler.Close()
+	filled := time.Now()
+	mustKubectl(t, nil, "annotate", "-n", ns, "detector/cards", builders.AnnotationRetrain+"=full", "--overwrite")
+
+	var failedMsg string
+	waitFor(t, "the failed retraining in the Detector's status", 3*time.Minute, func() (bool, error) {
+		det := getDetector(t, ns, "cards")
+		c := apimeta.FindStatusCondition(det.Status.Conditions, kadetv1.TrainingFailedCondition)
+		if c != nil && c.Status == metav1.ConditionTrue && strings.Contains(c.Message, "no space left on device") {
+			failedMsg = c.Message
+			return true, nil
+		}
+		// No partial model is ever visible while it fails.
+		return false, checkVolume(vol, first)
+	})
+	t.Logf("retraining failed %s after the volume filled: %s", time.Since(filled).Round(time.Millisecond), failedMsg)
+	det := getDetector(t, ns, "cards")
+	if det.Status.ServedVersion != first || !apimeta.IsStatusConditionTrue(det.Status.Conditions, kadetv1.ReadyCondition) {
+		t.Fatalf("served %s (Ready %v); want %s still served and Ready", det.Status.ServedVersion, readyCondition(det), first)
+	}
+	urls, err := scoringURLs(context.Background(), ns, "cards", det.Spec.Scoring.Port)
+	if err != nil || len(urls) == 0 {
+		t.Fatalf("no ready scoring pod: %v", err)
+	}
+	resp, err := detect(urls[0], normalRecords)
+	if err != nil || resp.Model.Version != first {
+		t.Fatalf("scoring after the failure: %v, %+v", err, resp)
+	}
+	if err := checkVolume(vol, first); err != nil {
+		t.Fatal(err)
+	}
+
+	// Space again: the next retraining saves and serves a new version.
+	if err := os.Remove(filepath.Join(vol, "filler")); err != nil {
+		t.Fatal(err)
+	}
+	freed := time.Now()
+	mustKubectl(t, nil, "annotate", "-n", ns, "detector/cards", builders.AnnotationRetrain+"=freed", "--overwrite")
+	waitFor(t, "a new version served", 3*time.Minute, func() (bool, error) {
+		det := getDetector(t, ns, "cards")
+		return det.Status.ServedVersion != first && det.Status.ServedVersion != "" && !apimeta.IsStatusConditionTrue(det.Status.Conditions, kadetv1.TrainingFailedCondition), nil
+	})
+	t.Logf("recovered %s after space was freed (served %s); scenario took %s", time.Since(freed).Round(time.Millisecond),
+		getDetector(t, ns, "cards").Status.ServedVersion, time.Since(start).Round(time.Millisecond))
+}
+
+// checkVolume fails unless the volume's model versions are exactly want (hidden
+// partial folders aside, which the scoring pods never list) and no version folder is
+// incomplete.
+func checkVolume(vol string, want string) error {
+	entries, err := os.ReadDir(vol)
+	if err != nil {
+		return err
+	}
+	var versions []string
+	for _, e := range entries {
+		if e.IsDir() && !strings.HasPrefix(e.Name(), ".") {
+			versions = append(versions, e.Name())
+			if _, err := os.Stat(filepath.Join(vol, e.Name(), "model.kadet")); err != nil {
+				return errors.New("version " + e.Name() + " has no model file: a partial model is visible")
+			}
+		}
+	}
+	if len(versions) != 1 || versions[0] != want {
+		return errors.New("volume holds versions " + strings.Join(versions, ", ") + "; want only " + want)
+	}
+	return nil
+}
