@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	kadetv1 "github.com/kadet-dev/kadet/api/v1alpha1"
@@ -28,11 +29,12 @@ import (
 func main() {
 	var (
 		metricsAddr, probeAddr, pprofAddr, image, pullPolicy, command string
-		leaderElect                                                   bool
+		leaderElect, secureMetrics                                    bool
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "address of the Prometheus metrics endpoint; 0 disables it")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "address of /healthz and /readyz")
 	flag.StringVar(&pprofAddr, "pprof-bind-address", "0", "address of Go's /debug/pprof endpoints; 0 (the default) disables them")
+	flag.BoolVar(&secureMetrics, "metrics-secure", true, "serve /metrics over HTTPS (a self-signed certificate) to callers the API server authenticates and authorizes for GET /metrics; false serves plain HTTP to anyone")
 	flag.BoolVar(&leaderElect, "leader-elect", false, "elect a leader so only one replica reconciles")
 	flag.StringVar(&image, "detector-image", "ghcr.io/kadet-dev/kadet:latest", "image of training and scoring pods")
 	flag.StringVar(&pullPolicy, "detector-image-pull-policy", "IfNotPresent", "pull policy of the detector image")
@@ -54,7 +56,7 @@ func main() {
 
 	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
 		Scheme:                 scheme,
-		Metrics:                metricsserver.Options{BindAddress: metricsAddr},
+		Metrics:                metricsOptions(metricsAddr, secureMetrics),
 		HealthProbeBindAddress: probeAddr,
 		PprofBindAddress:       pprofAddr,
 		// The cache holds every object kadet watches; their managedFields are never
@@ -122,4 +124,15 @@ func memoryLimit() int64 {
 	limit := max / 10 * 9
 	debug.SetMemoryLimit(limit)
 	return limit
+}
+
+// metricsOptions serves /metrics, over HTTPS with authentication and authorization by
+// the API server (TokenReview, SubjectAccessReview) when secure, as kubebuilder's layout
+// does: a scraper needs a token whose subject may get the /metrics URL.
+func metricsOptions(addr string, secure bool) metricsserver.Options {
+	o := metricsserver.Options{BindAddress: addr, SecureServing: secure}
+	if secure {
+		o.FilterProvider = filters.WithAuthenticationAndAuthorization
+	}
+	return o
 }

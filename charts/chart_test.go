@@ -102,7 +102,7 @@ func TestLint(t *testing.T) {
 func TestDefaultRender(t *testing.T) {
 	objs := render(t)
 	want := map[string]int{
-		"CustomResourceDefinition": 3, "ServiceAccount": 1, "ClusterRole": 2, "ClusterRoleBinding": 1,
+		"CustomResourceDefinition": 3, "ServiceAccount": 1, "ClusterRole": 3, "ClusterRoleBinding": 1,
 		"Role": 1, "RoleBinding": 1, "Deployment": 1, "Service": 1,
 	}
 	if got := kinds(objs); !reflect.DeepEqual(got, want) {
@@ -242,7 +242,7 @@ func TestKustomizeDefault(t *testing.T) {
 	}
 	objs := parse(t, out)
 	k := kinds(objs)
-	if k["CustomResourceDefinition"] != 3 || k["Deployment"] != 1 || k["ClusterRole"] != 2 || k["Namespace"] != 1 {
+	if k["CustomResourceDefinition"] != 3 || k["Deployment"] != 1 || k["ClusterRole"] != 3 || k["Namespace"] != 1 {
 		t.Fatalf("kinds %v", k)
 	}
 	for _, o := range objs {
@@ -297,7 +297,7 @@ func checkRBAC(t *testing.T, objs []*unstructured.Unstructured) {
 	t.Helper()
 	// Each ClusterRole of the chart is one of config/rbac, rule for rule.
 	want := map[string]map[string]any{}
-	for suffix, file := range map[string]string{"-manager": "role.yaml", "-secret-reader": "secret_reader_role.yaml"} {
+	for suffix, file := range map[string]string{"-manager": "role.yaml", "-secret-reader": "secret_reader_role.yaml", "-metrics-reader": "metrics_reader_role.yaml"} {
 		raw, err := os.ReadFile(filepath.Join("..", "config", "rbac", file))
 		if err != nil {
 			t.Fatal(err)
@@ -325,8 +325,10 @@ func checkRBAC(t *testing.T, objs []*unstructured.Unstructured) {
 			continue
 		}
 		suffix := "-manager"
-		if strings.HasSuffix(o.GetName(), "-secret-reader") {
-			suffix = "-secret-reader"
+		for _, s := range []string{"-secret-reader", "-metrics-reader"} {
+			if strings.HasSuffix(o.GetName(), s) {
+				suffix = s
+			}
 		}
 		if w := want[suffix]; !reflect.DeepEqual(rules, w["rules"]) {
 			t.Errorf("ClusterRole %s rules differ from config/rbac", o.GetName())

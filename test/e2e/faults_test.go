@@ -2,7 +2,10 @@ package e2e
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +17,7 @@ import (
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kadetv1 "github.com/kadet-dev/kadet/api/v1alpha1"
 	"github.com/kadet-dev/kadet/controllers/builders"
@@ -140,4 +144,49 @@ func checkVolume(vol string, want string) error {
 		return errors.New("volume holds versions " + strings.Join(versions, ", ") + "; want only " + want)
 	}
 	return nil
+}
+
+// 11. The manager installed by the chart serves /metrics over HTTPS to callers the API
+// server authorizes: no token gets 401, a ServiceAccount without the metrics reader 403,
+// one bound to it the metrics.
+func TestManagerMetricsNeedAuthorization(t *testing.T) {
+	ns := namespace(t, "scraper")
+	pods := &corev1.PodList{}
+	if err := env.client.List(context.Background(), pods, client.InNamespace(managerNamespace),
+		client.MatchingLabels{"app.kubernetes.io/component": "manager"}); err != nil || len(pods.Items) != 1 || pods.Items[0].Status.PodIP == "" {
+		t.Fatalf("the manager pod: %v %+v", err, pods.Items)
+	}
+	url := "https://" + pods.Items[0].Status.PodIP + ":8080/metrics"
+	mustKubectl(t, nil, "create", "serviceaccount", "-n", ns, "prometheus")
+	mustKubectl(t, nil, "create", "serviceaccount", "-n", ns, "nosy")
+	mustKubectl(t, nil, "create", "clusterrolebinding", ns+"-metrics", "--clusterrole=kadet-metrics-reader", "--serviceaccount="+ns+":prometheus")
+	t.Cleanup(func() { _, _ = kubectl(nil, "delete", "clusterrolebinding", ns+"-metrics") })
+
+	get := func(token string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, url, nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		// The certificate is self-signed, as kubebuilder's layout serves it.
+		c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, _ := get(""); code != http.StatusUnauthorized {
+		t.Errorf("no token: %d; want 401", code)
+	}
+	if code, _ := get(strings.TrimSpace(mustKubectl(t, nil, "create", "token", "-n", ns, "nosy"))); code != http.StatusForbidden {
+		t.Errorf("a token without the metrics reader: %d; want 403", code)
+	}
+	token := strings.TrimSpace(mustKubectl(t, nil, "create", "token", "-n", ns, "prometheus"))
+	waitFor(t, "the bound token to be authorized", 30*time.Second, func() (bool, error) {
+		code, body := get(token)
+		return code == http.StatusOK && strings.Contains(body, "controller_runtime_reconcile_total"), nil
+	})
 }

