@@ -166,6 +166,9 @@ func resolveColumns(source string, header []string, opt CSVOptions) (columnIndex
 	pos := make(map[string]int, len(header))
 	for i, h := range header {
 		h = strings.TrimSpace(h)
+		if h == "" {
+			return columnIndex{}, &Error{Source: source, Line: 1, Msg: fmt.Sprintf("column %d of the header has no name: every column needs one", i+1)}
+		}
 		if _, dup := pos[h]; dup {
 			return columnIndex{}, &Error{Source: source, Line: 1, Column: h, Msg: "column name appears twice in the header"}
 		}

@@ -53,6 +53,9 @@ func TestReadCSVErrorsNameTheirPlace(t *testing.T) {
 		{"duplicate header", "a,a\n1,2\n", CSVOptions{}, `tx.csv line 1, column "a": column name appears twice`},
 		{"only label", "y\n1\n", CSVOptions{LabelColumn: "y"}, "no feature columns"},
 		{"bare quote", "a,b\n1,\"2\n", CSVOptions{}, "tx.csv line 2"},
+		// Found by FuzzReadCSV: an unnamed column read as feature -1.
+		{"unnamed column", ",0\n,0\n", CSVOptions{}, "tx.csv line 1: column 1 of the header has no name"},
+		{"quote as delimiter", "a\n1\n", CSVOptions{Delimiter: '"'}, `tx.csv: delimiter '"' cannot separate fields`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

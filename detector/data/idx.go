@@ -2,6 +2,7 @@ package data
 
 import (
 	"bufio"
+	"bytes"
 	"compress/gzip"
 	"encoding/binary"
 	"fmt"
@@ -39,11 +40,18 @@ func ReadIDXImages(r io.Reader, source string) (*Images, error) {
 	if n == 0 || rows == 0 || cols == 0 || n > maxIDXItems || rows*cols > 1<<20 {
 		return nil, &Error{Source: source, Msg: fmt.Sprintf("implausible IDX image dimensions %d x %d x %d", n, rows, cols)}
 	}
-	im := &Images{Count: n, Rows: rows, Cols: cols, Pixels: make([]uint8, n*rows*cols)}
-	if got, err := io.ReadFull(br, im.Pixels); err != nil {
-		return nil, &Error{Source: source, Msg: fmt.Sprintf("truncated: header promises %d images of %dx%d, data holds %d full images",
-			n, rows, cols, got/(rows*cols))}
+	// The buffer grows with the data actually read, so a header that promises more than
+	// the file holds costs no more memory than the file.
+	var buf bytes.Buffer
+	got, err := io.CopyN(&buf, br, int64(n)*int64(rows*cols))
+	if err != nil && err != io.EOF {
+		return nil, &Error{Source: source, Msg: fmt.Sprintf("reading images: %v", err)}
 	}
+	if int(got) != n*rows*cols {
+		return nil, &Error{Source: source, Msg: fmt.Sprintf("truncated: header promises %d images of %dx%d, data holds %d full images",
+			n, rows, cols, int(got)/(rows*cols))}
+	}
+	im := &Images{Count: n, Rows: rows, Cols: cols, Pixels: buf.Bytes()}
 	return im, drain(br, source)
 }
 
