@@ -117,11 +117,11 @@ func memoryLimit() int64 {
 	if err != nil {
 		return 0
 	}
-	max, err := strconv.ParseInt(strings.TrimSpace(string(raw)), 10, 64)
-	if err != nil || max <= 0 { // "max": no limit
+	container, err := strconv.ParseInt(strings.TrimSpace(string(raw)), 10, 64)
+	if err != nil || container <= 0 { // "max": no limit
 		return 0
 	}
-	limit := max / 10 * 9
+	limit := container / 10 * 9
 	debug.SetMemoryLimit(limit)
 	return limit
 }

@@ -413,7 +413,7 @@ type ScoringSpec struct {
 	// +kubebuilder:validation:Pattern=`^([0-9]+(ms|s|m|h))+$`
 	Delay *metav1.Duration `json:"delay,omitempty"`
 
-	// networkPolicy, when set, admits to the scoring pods only the peers it lists, on the
+	// networkPolicy admits to the scoring pods, when set, only the peers it lists, on the
 	// scoring port: a NetworkPolicy <detector>-scoring. The pods' /metrics is on that
 	// port too, so list Prometheus among the peers when it scrapes them.
 	// +optional

@@ -63,39 +63,34 @@ func detSpec(extra string) string {
 	return "spec:\n  dataSourceRef: {name: tx}\n" + extra
 }
 
-// invalidCase is one file of testdata/invalid: a manifest a user might write, refused
-// at admission. Its leading comments say why and what the refusal must contain:
+// invalidCases reads testdata/invalid: one manifest a user might write per file,
+// refused at admission. Its leading comments say why and what the refusal must
+// contain; each case maps file, field, message and manifest to their text.
 //
 //	# what is wrong
 //	# field: spec.model.window
 //	# message: window applies only to ...
-type invalidCase struct {
-	file, field, message string
-	manifest             string
-}
-
-func invalidCases(t *testing.T) []invalidCase {
+func invalidCases(t *testing.T) []map[string]string {
 	t.Helper()
 	files, err := filepath.Glob(filepath.Join("testdata", "invalid", "*.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var cases []invalidCase
+	var cases []map[string]string
 	for _, f := range files {
 		raw, err := os.ReadFile(f)
 		if err != nil {
 			t.Fatal(err)
 		}
-		c := invalidCase{file: filepath.Base(f), manifest: string(raw)}
-		for _, line := range strings.Split(c.manifest, "\n") {
-			if v, ok := strings.CutPrefix(line, "# field: "); ok {
-				c.field = v
-			}
-			if v, ok := strings.CutPrefix(line, "# message: "); ok {
-				c.message = v
+		c := map[string]string{"file": filepath.Base(f), "manifest": string(raw)}
+		for _, line := range strings.Split(string(raw), "\n") {
+			for _, key := range []string{"field", "message"} {
+				if v, ok := strings.CutPrefix(line, "# "+key+": "); ok {
+					c[key] = v
+				}
 			}
 		}
-		if c.field == "" || c.message == "" {
+		if c["field"] == "" || c["message"] == "" {
 			t.Fatalf("%s: needs '# field:' and '# message:' comments", f)
 		}
 		cases = append(cases, c)
@@ -110,19 +105,19 @@ func TestInvalidManifestsAreRefused(t *testing.T) {
 		t.Fatalf("only %d invalid manifests in testdata/invalid", len(cases))
 	}
 	for _, c := range cases {
-		t.Run(strings.TrimSuffix(c.file, ".yaml"), func(t *testing.T) {
-			obj := object(t, c.manifest)
+		t.Run(strings.TrimSuffix(c["file"], ".yaml"), func(t *testing.T) {
+			obj := object(t, c["manifest"])
 			err := k8sClient.Create(context.Background(), obj)
 			if err == nil {
 				_ = k8sClient.Delete(context.Background(), obj)
-				t.Fatalf("accepted:\n%s", c.manifest)
+				t.Fatalf("accepted:\n%s", c["manifest"])
 			}
 			msg := err.Error()
-			if !strings.Contains(msg, c.field+":") && !strings.Contains(msg, c.field+"[") && !strings.Contains(msg, c.field+" ") {
-				t.Errorf("error does not name field %s:\n%s", c.field, msg)
+			if !strings.Contains(msg, c["field"]+":") && !strings.Contains(msg, c["field"]+"[") && !strings.Contains(msg, c["field"]+" ") {
+				t.Errorf("error does not name field %s:\n%s", c["field"], msg)
 			}
-			if !strings.Contains(msg, c.message) {
-				t.Errorf("error does not say %q:\n%s", c.message, msg)
+			if !strings.Contains(msg, c["message"]) {
+				t.Errorf("error does not say %q:\n%s", c["message"], msg)
 			}
 		})
 	}

@@ -6,17 +6,25 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kadetv1 "github.com/kadet-dev/kadet/api/v1alpha1"
@@ -189,4 +197,218 @@ func TestManagerMetricsNeedAuthorization(t *testing.T) {
 		code, body := get(token)
 		return code == http.StatusOK && strings.Contains(body, "controller_runtime_reconcile_total"), nil
 	})
+}
+
+// 12. The control plane goes away while a training Job runs: the kube-apiserver is
+// frozen (SIGSTOP) for 15 s, then etcd for 20 s. Pods keep running; the manager loses
+// its lease and restarts or rides it out; afterwards the Detector converges with the
+// result recorded once: one Job, one ModelVersion, Ready. (The apiserver is frozen, not
+// restarted: envtest, which runs the local cluster's, starts it only once.)
+func TestControlPlaneOutagesDuringTraining(t *testing.T) {
+	start := time.Now()
+	ns := namespace(t, "outage")
+	mustKubectl(t, cardManifest("slow", cardCSV(2000, 5), 1200, ""), "apply", "-n", ns, "-f", "-")
+	waitFor(t, "training under way", 3*time.Minute, func() (bool, error) {
+		tr := getDetector(t, ns, "slow").Status.Training
+		return tr != nil && tr.Epoch >= 2, nil
+	})
+	apiserver, etcd := controlPlanePids(t)
+	restartsBefore := managerRestarts(t)
+
+	freeze := func(name string, pid int, d time.Duration) {
+		t.Helper()
+		if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%s (pid %d) frozen at %s for %s", name, pid, time.Since(start).Round(time.Millisecond), d)
+		time.Sleep(d)
+		if err := syscall.Kill(pid, syscall.SIGCONT); err != nil {
+			t.Fatal(err)
+		}
+	}
+	freeze("kube-apiserver", apiserver, 15*time.Second)
+	// Let the apiserver answer again before etcd goes.
+	waitFor(t, "the API server after its outage", time.Minute, func() (bool, error) {
+		_, err := kubectl(nil, "get", "--raw", "/readyz")
+		return err == nil, nil
+	})
+	freeze("etcd", etcd, 20*time.Second)
+	back := time.Now()
+	mustKubectl(t, nil, "wait", "-n", ns, "--for=condition=Ready", "--timeout=5m", "detector/slow")
+	t.Logf("Ready %s after etcd came back", time.Since(back).Round(time.Millisecond))
+
+	jobs := &batchv1.JobList{}
+	if err := env.client.List(context.Background(), jobs, client.InNamespace(ns)); err != nil {
+		t.Fatal(err)
+	}
+	versions := &kadetv1.ModelVersionList{}
+	if err := env.client.List(context.Background(), versions, client.InNamespace(ns)); err != nil {
+		t.Fatal(err)
+	}
+	det := getDetector(t, ns, "slow")
+	if len(jobs.Items) != 1 || len(versions.Items) != 1 || det.Status.Model == nil || versions.Items[0].Spec.Version != det.Status.Model.Version {
+		t.Fatalf("%d Jobs, %d ModelVersions, model %+v; want one of each, recorded once", len(jobs.Items), len(versions.Items), det.Status.Model)
+	}
+	if err := waitForManager(); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("one Job, one ModelVersion (%s); the manager restarted %d times; scenario took %s",
+		det.Status.Model.Version, managerRestarts(t)-restartsBefore, time.Since(start).Round(time.Millisecond))
+}
+
+// controlPlanePids finds the local cluster's kube-apiserver (by the port of the
+// kubeconfig's server) and the etcd it uses.
+func controlPlanePids(t *testing.T) (apiserver, etcd int) {
+	t.Helper()
+	cfg, err := clientcmd.BuildConfigFromFlags("", env.kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := url.Parse(cfg.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := func(pid string) []string {
+		raw, _ := os.ReadFile("/proc/" + pid + "/cmdline")
+		return strings.Split(strings.TrimRight(string(raw), "\x00"), "\x00")
+	}
+	find := func(binary, flag, value string) (int, []string) {
+		entries, _ := os.ReadDir("/proc")
+		for _, e := range entries {
+			pid, err := strconv.Atoi(e.Name())
+			if err != nil {
+				continue
+			}
+			a := args(e.Name())
+			if len(a) == 0 || filepath.Base(a[0]) != binary {
+				continue
+			}
+			for _, arg := range a {
+				if v, ok := strings.CutPrefix(arg, flag+"="); ok && strings.Contains(v, value) {
+					return pid, a
+				}
+			}
+		}
+		t.Fatalf("no %s with %s=%s", binary, flag, value)
+		return 0, nil
+	}
+	apiserver, apiArgs := find("kube-apiserver", "--secure-port", u.Port())
+	etcdURL := ""
+	for _, a := range apiArgs {
+		if v, ok := strings.CutPrefix(a, "--etcd-servers="); ok {
+			etcdURL = strings.Split(v, ",")[0]
+		}
+	}
+	etcd, _ = find("etcd", "--listen-client-urls", etcdURL)
+	return apiserver, etcd
+}
+
+// managerRestarts is the restart count of the manager's container.
+func managerRestarts(t *testing.T) int32 {
+	t.Helper()
+	pods := &corev1.PodList{}
+	if err := env.client.List(context.Background(), pods, client.InNamespace(managerNamespace),
+		client.MatchingLabels{"app.kubernetes.io/component": "manager"}); err != nil {
+		t.Fatal(err)
+	}
+	var n int32
+	for _, p := range pods.Items {
+		for _, c := range p.Status.ContainerStatuses {
+			n += c.RestartCount
+		}
+	}
+	return n
+}
+
+// 13. One of two scoring pods is SIGKILLed under steady load. The client sends to the
+// ready pods, as kube-proxy routes to ready endpoints (it refreshes the list every
+// 50 ms), and never retries: the failed share is what callers see.
+func TestScoringPodKilledUnderLoad(t *testing.T) {
+	start := time.Now()
+	ns := namespace(t, "kill")
+	mustKubectl(t, cardManifest("cards", cardCSV(400, 6), 10, "  scoring: {replicas: 2}\n"), "apply", "-n", ns, "-f", "-")
+	mustKubectl(t, nil, "wait", "-n", ns, "--for=condition=Ready", "--timeout=5m", "detector/cards")
+	port := getDetector(t, ns, "cards").Spec.Scoring.Port
+	waitFor(t, "two ready scoring pods", 2*time.Minute, func() (bool, error) {
+		u, err := scoringURLs(context.Background(), ns, "cards", port)
+		return len(u) == 2, err
+	})
+
+	ctx, stop := context.WithCancel(context.Background())
+	var (
+		mu          sync.Mutex
+		urls        []string
+		ok, fail    atomic.Int64
+		firstErrors []string
+		wg          sync.WaitGroup
+	)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for ctx.Err() == nil {
+			if u, err := scoringURLs(ctx, ns, "cards", port); err == nil {
+				mu.Lock()
+				urls = u
+				mu.Unlock()
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}()
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ctx.Err() == nil; i++ {
+				mu.Lock()
+				u := urls
+				mu.Unlock()
+				if len(u) == 0 {
+					time.Sleep(5 * time.Millisecond)
+					continue
+				}
+				if _, err := detect(u[i%len(u)], normalRecords[:1]); err != nil {
+					fail.Add(1)
+					mu.Lock()
+					if len(firstErrors) < 3 {
+						firstErrors = append(firstErrors, err.Error())
+					}
+					mu.Unlock()
+				} else {
+					ok.Add(1)
+				}
+			}
+		}()
+	}
+	time.Sleep(10 * time.Second)
+	mu.Lock()
+	victim := strings.TrimPrefix(urls[0], "http://")
+	mu.Unlock()
+	killed := time.Now()
+	if out, err := exec.Command("pkill", "-KILL", "-f", "serve .*--addr "+regexp.QuoteMeta(victim)).CombinedOutput(); err != nil {
+		t.Fatalf("killing the scoring process at %s: %v %s", victim, err, out)
+	}
+	failedBefore := fail.Load()
+	waitFor(t, "the killed pod out of the ready list", time.Minute, func() (bool, error) {
+		u, err := scoringURLs(ctx, ns, "cards", port)
+		for _, x := range u {
+			if strings.Contains(x, victim) {
+				return false, err
+			}
+		}
+		return true, err
+	})
+	t.Logf("the killed pod left the ready list %s after the kill", time.Since(killed).Round(time.Millisecond))
+	time.Sleep(20 * time.Second)
+	stop()
+	wg.Wait()
+	total := ok.Load() + fail.Load()
+	share := float64(fail.Load()) / float64(total)
+	t.Logf("%d requests, %d failed (%.3f%%; %d before the kill), first errors %v; scenario took %s", total, fail.Load(), 100*share,
+		failedBefore, firstErrors, time.Since(start).Round(time.Millisecond))
+	if total < 1000 {
+		t.Fatalf("only %d requests: the load is too light to measure 0.1%%", total)
+	}
+	if share > 0.001 {
+		t.Errorf("%.3f%% of requests failed; the target is at most 0.1%%", 100*share)
+	}
 }

@@ -310,7 +310,7 @@ spec:
   model: {type: Autoencoder, hiddenLayers: [16, 8], latentSize: 3}
   training: {epochs: 10, batchSize: 16}
 `, url)), "apply", "-n", ns, "-f", "-")
-	det = stalled("remote")
+	stalled("remote")
 	// No crash loop: the Job failed at once and stays at one pod.
 	time.Sleep(5 * time.Second)
 	if n := trainingPods("remote"); n != 1 {
