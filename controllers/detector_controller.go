@@ -62,6 +62,29 @@ type DetectorReconciler struct {
 	// csvChecks remembers the outcome of reading each DataSource's ConfigMap CSV, by the
 	// digest of its content and options, so a pass parses a file only when it changed.
 	csvChecks sync.Map // types.NamespacedName -> csvCheck
+
+	// applied remembers, for each child this process applied, the hash it sent and the
+	// generation the API server answered with. The cache can lag behind kadet's own
+	// writes: a copy that still shows an earlier state (A, then B written, then A
+	// wanted again) must neither skip the write back to A nor pass for a finished
+	// rollout of it.
+	applied sync.Map // "kind/namespace/name" -> appliedState
+}
+
+type appliedState struct {
+	hash       string
+	generation int64
+}
+
+func appliedKey(obj client.Object) string {
+	return obj.GetObjectKind().GroupVersionKind().Kind + "/" + obj.GetNamespace() + "/" + obj.GetName()
+}
+
+// cacheBehind reports whether obj, read from the cache, is older than what this
+// process last applied to it.
+func (r *DetectorReconciler) cacheBehind(kind string, obj client.Object) bool {
+	m, ok := r.applied.Load(kind + "/" + obj.GetNamespace() + "/" + obj.GetName())
+	return ok && m.(appliedState).generation > obj.GetGeneration()
 }
 
 type csvCheck struct {
@@ -331,15 +354,22 @@ func (r *DetectorReconciler) apply(ctx context.Context, obj client.Object) error
 	}
 	sum := sha256.Sum256(b)
 	hash := hex.EncodeToString(sum[:8])
+	key := appliedKey(obj)
+	memo, known := r.applied.Load(key)
 	existing, ok := obj.DeepCopyObject().(client.Object)
-	if ok && r.Get(ctx, client.ObjectKeyFromObject(obj), existing) == nil && existing.GetAnnotations()[AnnotationAppliedHash] == hash {
+	if ok && r.Get(ctx, client.ObjectKeyFromObject(obj), existing) == nil && existing.GetAnnotations()[AnnotationAppliedHash] == hash &&
+		(!known || memo.(appliedState).hash == hash) {
 		return nil
 	}
 	if err := unstructured.SetNestedField(u, hash, "metadata", "annotations", AnnotationAppliedHash); err != nil {
 		return err
 	}
-	return r.Apply(ctx, client.ApplyConfigurationFromUnstructured(&unstructured.Unstructured{Object: u}),
-		FieldOwner, client.ForceOwnership)
+	sent := &unstructured.Unstructured{Object: u}
+	if err := r.Apply(ctx, client.ApplyConfigurationFromUnstructured(sent), FieldOwner, client.ForceOwnership); err != nil {
+		return err
+	}
+	r.applied.Store(key, appliedState{hash: hash, generation: sent.GetGeneration()})
+	return nil
 }
 
 // createOnce creates a child that others write after kadet creates it (a progress or

@@ -34,6 +34,10 @@ func (r *DetectorReconciler) reconcileScoring(ctx context.Context, det *kadetv1.
 		if err := r.Get(ctx, client.ObjectKeyFromObject(dep), dep); err != nil {
 			return err
 		}
+		if r.cacheBehind("Deployment", dep) {
+			// Its next event brings this Detector back.
+			return wait(kadetv1.ReasonRollingOut, "waiting for Deployment %s to show the model %s", dep.Name, model.Version)
+		}
 		o.deployment, o.model = dep, model
 	}
 	c := servingCondition(det, o)

@@ -386,11 +386,11 @@ func TestScoringPodKilledUnderLoad(t *testing.T) {
 	mu.Lock()
 	victim := strings.TrimPrefix(urls[0], "http://")
 	mu.Unlock()
+	failedBefore := fail.Load()
 	killed := time.Now()
 	if out, err := exec.Command("pkill", "-KILL", "-f", "serve .*--addr "+regexp.QuoteMeta(victim)).CombinedOutput(); err != nil {
 		t.Fatalf("killing the scoring process at %s: %v %s", victim, err, out)
 	}
-	failedBefore := fail.Load()
 	waitFor(t, "the killed pod out of the ready list", time.Minute, func() (bool, error) {
 		u, err := scoringURLs(ctx, ns, "cards", port)
 		for _, x := range u {
