@@ -107,9 +107,9 @@ test: generate manifests vet ## Run every test against a real kube-apiserver + e
 	hack/prometheus.sh
 	hack/chromium.sh
 	KUBEBUILDER_ASSETS="$${KUBEBUILDER_ASSETS:-$$(hack/controlplane.sh)}" KADET_HELM="$${KADET_HELM:-$$(hack/helm.sh)}" \
-		go test $(GO_TEST_FLAGS) ./...
+		go test -timeout 40m $(GO_TEST_FLAGS) ./...
 	cd hack/localcluster && KUBEBUILDER_ASSETS="$${KUBEBUILDER_ASSETS:-$$($(CURDIR)/hack/controlplane.sh)}" \
-		go test $(GO_TEST_FLAGS) ./...
+		go test -timeout 40m $(GO_TEST_FLAGS) ./...
 	@# The detector engine again as the benchmarks build it: OpenBLAS orders its sums
 	@# differently from Gonum, so results that hold in one build may not in the other.
 	@if [ -n "$(CBLAS_HEADER)" ]; then \
@@ -118,7 +118,7 @@ test: generate manifests vet ## Run every test against a real kube-apiserver + e
 
 .PHONY: test-e2e
 test-e2e: ## Only the end-to-end tests: local cluster, the manager, real training and scoring pods (make test runs them too).
-	KUBEBUILDER_ASSETS="$${KUBEBUILDER_ASSETS:-$$(hack/controlplane.sh)}" KADET_HELM="$${KADET_HELM:-$$(hack/helm.sh)}" go test $(GO_TEST_FLAGS) -v ./test/e2e/
+	KUBEBUILDER_ASSETS="$${KUBEBUILDER_ASSETS:-$$(hack/controlplane.sh)}" KADET_HELM="$${KADET_HELM:-$$(hack/helm.sh)}" go test -timeout 40m $(GO_TEST_FLAGS) -v ./test/e2e/
 
 ##@ Benchmarks
 

@@ -76,14 +76,14 @@ type appliedState struct {
 	generation int64
 }
 
-func appliedKey(obj client.Object) string {
-	return obj.GetObjectKind().GroupVersionKind().Kind + "/" + obj.GetNamespace() + "/" + obj.GetName()
+func appliedKey(kind string, obj client.Object) string {
+	return kind + "/" + obj.GetNamespace() + "/" + obj.GetName()
 }
 
-// cacheBehind reports whether obj, read from the cache, is older than what this
-// process last applied to it.
+// cacheBehind reports whether obj of kind, read from the cache (where objects carry
+// no kind), is older than what this process last applied to it.
 func (r *DetectorReconciler) cacheBehind(kind string, obj client.Object) bool {
-	m, ok := r.applied.Load(kind + "/" + obj.GetNamespace() + "/" + obj.GetName())
+	m, ok := r.applied.Load(appliedKey(kind, obj))
 	return ok && m.(appliedState).generation > obj.GetGeneration()
 }
 
@@ -197,7 +197,7 @@ func (r *DetectorReconciler) reconcileDataSource(ctx context.Context, det *kadet
 	}
 	var plan *builders.TrainingPlan
 	if o.dataSource != nil && dataSourceReady(ds) {
-		digest, missing, err := r.dataDigest(ctx, ds)
+		digest, content, missing, err := r.dataDigest(ctx, ds)
 		if err != nil {
 			return err
 		}
@@ -206,7 +206,7 @@ func (r *DetectorReconciler) reconcileDataSource(ctx context.Context, det *kadet
 			var inc *builders.IncompatibleError
 			plan, err = builders.ResolveTraining(det, ds, digest)
 			if err == nil {
-				err = r.checkCSV(ctx, ds, digest)
+				err = r.checkCSV(ds, digest, content)
 			}
 			if errors.As(err, &inc) {
 				o.incompatible = inc.Error()
@@ -228,35 +228,35 @@ func (r *DetectorReconciler) reconcileDataSource(ctx context.Context, det *kadet
 }
 
 // dataDigest hashes the data when it lives in the cluster (a ConfigMap key), so that a
-// change to the data changes the spec hash and starts a new training run. missing says
-// what is not there.
-func (r *DetectorReconciler) dataDigest(ctx context.Context, ds *kadetv1.DataSource) (digest, missing string, err error) {
+// change to the data changes the spec hash and starts a new training run, and returns
+// that data. missing says what is not there.
+func (r *DetectorReconciler) dataDigest(ctx context.Context, ds *kadetv1.DataSource) (digest string, content []byte, missing string, err error) {
 	if ds.Spec.CSV == nil || ds.Spec.CSV.ConfigMapKeyRef == nil {
-		return "", "", nil
+		return "", nil, "", nil
 	}
 	ref := ds.Spec.CSV.ConfigMapKeyRef
 	cm := &corev1.ConfigMap{}
 	if err := r.Get(ctx, types.NamespacedName{Namespace: ds.Namespace, Name: ref.Name}, cm); err != nil {
 		if apierrors.IsNotFound(err) {
-			return "", fmt.Sprintf("ConfigMap %q not found", ref.Name), nil
+			return "", nil, fmt.Sprintf("ConfigMap %q not found", ref.Name), nil
 		}
-		return "", "", err
+		return "", nil, "", err
 	}
-	h := sha256.New()
 	if v, ok := cm.Data[ref.Key]; ok {
-		h.Write([]byte(v))
+		content = []byte(v)
 	} else if b, ok := cm.BinaryData[ref.Key]; ok {
-		h.Write(b)
+		content = b
 	} else {
-		return "", fmt.Sprintf("ConfigMap %q has no key %q", ref.Name, ref.Key), nil
+		return "", nil, fmt.Sprintf("ConfigMap %q has no key %q", ref.Name, ref.Key), nil
 	}
-	return "sha256:" + hex.EncodeToString(h.Sum(nil)), "", nil
+	sum := sha256.Sum256(content)
+	return "sha256:" + hex.EncodeToString(sum[:]), content, "", nil
 }
 
-// checkCSV reads a ConfigMap CSV as the training pod will (builders.CheckCSV), once
-// per content and options.
-func (r *DetectorReconciler) checkCSV(ctx context.Context, ds *kadetv1.DataSource, digest string) error {
-	if digest == "" || ds.Spec.CSV == nil || ds.Spec.CSV.ConfigMapKeyRef == nil {
+// checkCSV reads a ConfigMap CSV, content with its digest, as the training pod will
+// (builders.CheckCSV), once per content and options.
+func (r *DetectorReconciler) checkCSV(ds *kadetv1.DataSource, digest string, content []byte) error {
+	if digest == "" {
 		return nil
 	}
 	opts, err := json.Marshal(ds.Spec.CSV)
@@ -267,18 +267,6 @@ func (r *DetectorReconciler) checkCSV(ctx context.Context, ds *kadetv1.DataSourc
 	name := client.ObjectKeyFromObject(ds)
 	if c, ok := r.csvChecks.Load(name); ok && c.(csvCheck).key == key {
 		return c.(csvCheck).err
-	}
-	ref := ds.Spec.CSV.ConfigMapKeyRef
-	cm := &corev1.ConfigMap{}
-	if err := r.Get(ctx, types.NamespacedName{Namespace: ds.Namespace, Name: ref.Name}, cm); err != nil {
-		return err
-	}
-	content, ok := cm.BinaryData[ref.Key]
-	if v, isText := cm.Data[ref.Key]; isText {
-		content, ok = []byte(v), true
-	}
-	if !ok {
-		return nil // dataDigest reports the missing key
 	}
 	err = builders.CheckCSV(ds, content)
 	var inc *builders.IncompatibleError
@@ -354,7 +342,7 @@ func (r *DetectorReconciler) apply(ctx context.Context, obj client.Object) error
 	}
 	sum := sha256.Sum256(b)
 	hash := hex.EncodeToString(sum[:8])
-	key := appliedKey(obj)
+	key := appliedKey(obj.GetObjectKind().GroupVersionKind().Kind, obj)
 	memo, known := r.applied.Load(key)
 	existing, ok := obj.DeepCopyObject().(client.Object)
 	if ok && r.Get(ctx, client.ObjectKeyFromObject(obj), existing) == nil && existing.GetAnnotations()[AnnotationAppliedHash] == hash &&

@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -411,4 +412,60 @@ var outlierRecords = []map[string]float64{
 	{"amount": 2400, "hour": 3, "merchant_risk": 0.95, "distance_km": 900},
 	{"amount": 950, "hour": 14, "merchant_risk": 0.90, "distance_km": 12},
 	{"amount": 15, "hour": 11, "merchant_risk": 0.10, "distance_km": 3000},
+}
+
+// load sends scoring requests to a Detector's ready pods until stopped, as kube-proxy
+// routes to ready endpoints: the list is refreshed every 50 ms, requests go round it,
+// and none is retried. Each answer or error goes to record, from any of the workers.
+type load struct {
+	stop func()
+	wg   sync.WaitGroup
+	mu   sync.Mutex
+	urls []string
+}
+
+func startLoad(ns, det string, port int32, workers int, pause time.Duration, record func(*detectResponse, error)) *load {
+	ctx, cancel := context.WithCancel(context.Background())
+	l := &load{stop: cancel}
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		for ctx.Err() == nil {
+			if u, err := scoringURLs(ctx, ns, det, port); err == nil {
+				l.mu.Lock()
+				l.urls = u
+				l.mu.Unlock()
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}()
+	for range workers {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			for i := 0; ctx.Err() == nil; i++ {
+				u := l.ready()
+				if len(u) == 0 {
+					time.Sleep(5 * time.Millisecond)
+					continue
+				}
+				record(detect(u[i%len(u)], normalRecords[:1]))
+				time.Sleep(pause)
+			}
+		}()
+	}
+	return l
+}
+
+// ready is the list of ready pods the load is sending to.
+func (l *load) ready() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.urls)
+}
+
+// Stop ends the load and waits for its last requests.
+func (l *load) Stop() {
+	l.stop()
+	l.wg.Wait()
 }

@@ -334,65 +334,35 @@ func TestScoringPodKilledUnderLoad(t *testing.T) {
 		return len(u) == 2, err
 	})
 
-	ctx, stop := context.WithCancel(context.Background())
 	var (
 		mu          sync.Mutex
-		urls        []string
 		ok, fail    atomic.Int64
 		firstErrors []string
 		lastFailure atomic.Int64 // unix nanoseconds
-		wg          sync.WaitGroup
 	)
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for ctx.Err() == nil {
-			if u, err := scoringURLs(ctx, ns, "cards", port); err == nil {
-				mu.Lock()
-				urls = u
-				mu.Unlock()
-			}
-			time.Sleep(50 * time.Millisecond)
+	traffic := startLoad(ns, "cards", port, 4, 0, func(_ *detectResponse, err error) {
+		if err == nil {
+			ok.Add(1)
+			return
 		}
-	}()
-	for range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; ctx.Err() == nil; i++ {
-				mu.Lock()
-				u := urls
-				mu.Unlock()
-				if len(u) == 0 {
-					time.Sleep(5 * time.Millisecond)
-					continue
-				}
-				if _, err := detect(u[i%len(u)], normalRecords[:1]); err != nil {
-					fail.Add(1)
-					lastFailure.Store(time.Now().UnixNano())
-					mu.Lock()
-					if len(firstErrors) < 3 {
-						firstErrors = append(firstErrors, err.Error())
-					}
-					mu.Unlock()
-				} else {
-					ok.Add(1)
-				}
-			}
-		}()
-	}
+		fail.Add(1)
+		lastFailure.Store(time.Now().UnixNano())
+		mu.Lock()
+		if len(firstErrors) < 3 {
+			firstErrors = append(firstErrors, err.Error())
+		}
+		mu.Unlock()
+	})
 	loadStart := time.Now()
 	time.Sleep(10 * time.Second)
-	mu.Lock()
-	victim := strings.TrimPrefix(urls[0], "http://")
-	mu.Unlock()
+	victim := strings.TrimPrefix(traffic.ready()[0], "http://")
 	failedBefore := fail.Load()
 	killed := time.Now()
 	if out, err := exec.Command("pkill", "-KILL", "-f", "serve .*--addr "+regexp.QuoteMeta(victim)).CombinedOutput(); err != nil {
 		t.Fatalf("killing the scoring process at %s: %v %s", victim, err, out)
 	}
 	waitFor(t, "the killed pod out of the ready list", time.Minute, func() (bool, error) {
-		u, err := scoringURLs(ctx, ns, "cards", port)
+		u, err := scoringURLs(context.Background(), ns, "cards", port)
 		for _, x := range u {
 			if strings.Contains(x, victim) {
 				return false, err
@@ -403,8 +373,7 @@ func TestScoringPodKilledUnderLoad(t *testing.T) {
 	left := time.Now()
 	t.Logf("the killed pod left the ready list %s after the kill", left.Sub(killed).Round(time.Millisecond))
 	time.Sleep(20 * time.Second)
-	stop()
-	wg.Wait()
+	traffic.Stop()
 	loadEnd := time.Now()
 	total := ok.Load() + fail.Load()
 	share := float64(fail.Load()) / float64(total)

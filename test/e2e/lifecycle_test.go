@@ -7,7 +7,6 @@ import (
 	stdimage "image"
 	"image/png"
 	"io"
-	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -108,50 +107,23 @@ func TestScheduleKeepVersionsAndPinning(t *testing.T) {
 
 	// Pin the older version under load: every answer after the switch carries its
 	// digest, none fails.
-	ctx, stop := context.WithCancel(context.Background())
 	var (
 		ok, fail atomic.Int64
 		mu       sync.Mutex
-		urls     []string
 		digests  []string
 		firstErr atomic.Value
-		wg       sync.WaitGroup
 	)
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		for ctx.Err() == nil {
-			if u, err := scoringURLs(ctx, ns, "cards", 8080); err == nil {
-				mu.Lock()
-				urls = u
-				mu.Unlock()
-			}
-			time.Sleep(50 * time.Millisecond)
+	traffic := startLoad(ns, "cards", 8080, 1, 5*time.Millisecond, func(r *detectResponse, err error) {
+		if err != nil {
+			fail.Add(1)
+			firstErr.CompareAndSwap(nil, err.Error())
+			return
 		}
-	}()
-	go func() {
-		defer wg.Done()
-		for ctx.Err() == nil {
-			mu.Lock()
-			u := slices.Clone(urls)
-			mu.Unlock()
-			if len(u) == 0 {
-				time.Sleep(10 * time.Millisecond)
-				continue
-			}
-			r, err := detect(u[rand.IntN(len(u))], normalRecords[:1])
-			if err != nil {
-				fail.Add(1)
-				firstErr.CompareAndSwap(nil, err.Error())
-			} else {
-				ok.Add(1)
-				mu.Lock()
-				digests = append(digests, r.Model.Digest)
-				mu.Unlock()
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
-	}()
+		ok.Add(1)
+		mu.Lock()
+		digests = append(digests, r.Model.Digest)
+		mu.Unlock()
+	})
 	pinned := time.Now()
 	mustKubectl(t, nil, "patch", "-n", ns, "detector/cards", "--type=merge", "-p",
 		fmt.Sprintf(`{"spec":{"scoring":{"modelVersion":%q}}}`, older.Spec.Version))
@@ -165,8 +137,7 @@ func TestScheduleKeepVersionsAndPinning(t *testing.T) {
 	mark := len(digests)
 	mu.Unlock()
 	time.Sleep(2 * time.Second)
-	stop()
-	wg.Wait()
+	traffic.Stop()
 	if fail.Load() != 0 {
 		t.Errorf("%d of %d requests failed while pinning; first: %v", fail.Load(), fail.Load()+ok.Load(), firstErr.Load())
 	}

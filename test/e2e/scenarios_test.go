@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -153,50 +152,24 @@ func TestEditRollsOutWithoutFailedRequests(t *testing.T) {
 	oldVersion, oldJob := before.Status.Model.Version, before.Status.Training.Job
 
 	// The load: a request every few milliseconds to a ready pod, as kube-proxy would route.
-	ctx, stop := context.WithCancel(context.Background())
 	var (
 		mu       sync.Mutex
-		urls     []string
 		ok, fail atomic.Int64
 		versions sync.Map
 		errs     []string
-		wg       sync.WaitGroup
 	)
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		for ctx.Err() == nil {
-			if u, err := scoringURLs(ctx, ns, "cards", before.Spec.Scoring.Port); err == nil {
-				mu.Lock()
-				urls = u
-				mu.Unlock()
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	}()
-	go func() {
-		defer wg.Done()
-		for ctx.Err() == nil {
+	traffic := startLoad(ns, "cards", before.Spec.Scoring.Port, 1, 5*time.Millisecond, func(resp *detectResponse, err error) {
+		if err != nil {
+			fail.Add(1)
 			mu.Lock()
-			u := urls
+			errs = append(errs, err.Error())
 			mu.Unlock()
-			if len(u) == 0 {
-				time.Sleep(10 * time.Millisecond)
-				continue
-			}
-			resp, err := detect(u[rand.IntN(len(u))], normalRecords[:1])
-			if err != nil {
-				fail.Add(1)
-				mu.Lock()
-				errs = append(errs, err.Error())
-				mu.Unlock()
-			} else {
-				ok.Add(1)
-				versions.Store(resp.Model.Version, true)
-			}
-			time.Sleep(5 * time.Millisecond)
+			return
 		}
-	}()
+		ok.Add(1)
+		versions.Store(resp.Model.Version, true)
+	})
+	ctx := context.Background()
 
 	mustKubectl(t, nil, "patch", "-n", ns, "detector/cards", "--type=merge", "-p", `{"spec":{"training":{"epochs":40}}}`)
 	var det *kadetv1.Detector
@@ -217,8 +190,7 @@ func TestEditRollsOutWithoutFailedRequests(t *testing.T) {
 	})
 	// Keep the load on a moment longer on the new pod alone.
 	time.Sleep(time.Second)
-	stop()
-	wg.Wait()
+	traffic.Stop()
 
 	if det.Status.Training.Job == oldJob {
 		t.Fatalf("the edit did not start a new training Job (still %s)", oldJob)
