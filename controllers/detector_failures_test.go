@@ -158,15 +158,7 @@ func TestKilledTrainingSuggestsMoreMemory(t *testing.T) {
 	})
 	create(t, csvConfigMap(ns, "big-csv", sampleCSV), csvDataSource(ns, "big-data", "big-csv"), det)
 	job := waitForOneJob(t, det)
-	finishTrainingPod(t, job, corev1.PodFailed, 137, "")
-	now := metav1.Now()
-	setJobStatus(t, job, func(s *batchv1.JobStatus) {
-		s.StartTime, s.Failed = &now, 2
-		s.Conditions = []batchv1.JobCondition{
-			{Type: batchv1.JobFailureTarget, Status: corev1.ConditionTrue, Reason: batchv1.JobReasonBackoffLimitExceeded, LastTransitionTime: now},
-			{Type: batchv1.JobFailed, Status: corev1.ConditionTrue, Reason: batchv1.JobReasonBackoffLimitExceeded, LastTransitionTime: now},
-		}
-	})
+	failJobFor(t, job, batchv1.JobReasonBackoffLimitExceeded, 137, "")
 	expectStalled(t, det, kadetv1.ReasonTrainingFailed, "training Job "+job.Name+" failed (BackoffLimitExceeded): the training container was killed (SIGKILL, exit code 137), "+
 		"most likely for running out of memory with a memory limit of 256Mi: give it more with spec.training.resources.limits.memory")
 }

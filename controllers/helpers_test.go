@@ -112,14 +112,21 @@ func completeJob(t *testing.T, job *batchv1.Job, res contract.TrainingResult) {
 // matched the pod's exit code.
 func failJob(t *testing.T, job *batchv1.Job, exitCode int32, message string) {
 	t.Helper()
+	failJobFor(t, job, batchv1.JobReasonPodFailurePolicy, exitCode, message)
+}
+
+// failJobFor marks job failed for reason (PodFailurePolicy, BackoffLimitExceeded) after
+// a pod ended with exitCode and message.
+func failJobFor(t *testing.T, job *batchv1.Job, reason string, exitCode int32, message string) {
+	t.Helper()
 	finishTrainingPod(t, job, corev1.PodFailed, exitCode, message)
 	start := metav1.NewTime(time.Now().Add(-time.Minute))
 	now := metav1.Now()
 	setJobStatus(t, job, func(s *batchv1.JobStatus) {
 		s.StartTime, s.Failed = &start, 1
 		s.Conditions = []batchv1.JobCondition{
-			{Type: batchv1.JobFailureTarget, Status: corev1.ConditionTrue, Reason: batchv1.JobReasonPodFailurePolicy, LastTransitionTime: now},
-			{Type: batchv1.JobFailed, Status: corev1.ConditionTrue, Reason: batchv1.JobReasonPodFailurePolicy, LastTransitionTime: now},
+			{Type: batchv1.JobFailureTarget, Status: corev1.ConditionTrue, Reason: reason, LastTransitionTime: now},
+			{Type: batchv1.JobFailed, Status: corev1.ConditionTrue, Reason: reason, LastTransitionTime: now},
 		}
 	})
 }
