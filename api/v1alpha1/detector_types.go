@@ -125,6 +125,7 @@ type LocalObjectReference struct {
 // +kubebuilder:validation:XValidation:rule="!has(self.hiddenLayers) || self.type != 'LSTMAutoencoder' || self.hiddenLayers[0] <= 4096",message="an LSTMAutoencoder's hidden size must be at most 4096: its 4 x size x size recurrent weights would not fit in memory"
 // +kubebuilder:validation:XValidation:rule="!has(self.hiddenLayers) || !has(self.latentSize) || self.hiddenLayers[size(self.hiddenLayers) - 1] * self.latentSize <= 67108864",message="the last hidden layer times latentSize must be at most 67,108,864 weights (e.g. 8192 x 8192): larger layers would not fit in memory"
 // +kubebuilder:validation:XValidation:rule="!has(self.scoringRule) || self.type in ['LSTMAutoencoder', 'ConvAutoencoder']",message="scoringRule applies only to types LSTMAutoencoder and ConvAutoencoder (over rows of a series)"
+// +kubebuilder:validation:XValidation:rule="!has(self.stuckValues) || self.type in ['LSTMAutoencoder', 'ConvAutoencoder']",message="stuckValues applies only to types LSTMAutoencoder and ConvAutoencoder (over rows of a series)"
 // +kubebuilder:validation:XValidation:rule="!has(self.channels) || self.type == 'ConvAutoencoder'",message="channels applies only to type ConvAutoencoder"
 // +kubebuilder:validation:XValidation:rule="!has(self.kernelSize) || self.type == 'ConvAutoencoder'",message="kernelSize applies only to type ConvAutoencoder"
 // +kubebuilder:validation:XValidation:rule="!has(self.latentSize) || self.type != 'MLPClassifier'",message="latentSize does not apply to type MLPClassifier"
@@ -195,6 +196,15 @@ type ModelSpec struct {
 	// +optional
 	// +kubebuilder:validation:Enum=AllWindows;Causal
 	ScoringRule string `json:"scoringRule,omitempty"`
+
+	// stuckValues is what a sequence model makes of a value repeated for longer than
+	// its feature ever repeated one in the training data (twice its longest run
+	// there, at least 8 rows, and checked only when that fits in the window): Flag
+	// (the default) scores the row as an anomaly and names the feature, Ignore leaves
+	// it to the reconstruction error, which hardly moves on a flat line.
+	// +optional
+	// +kubebuilder:validation:Enum=Flag;Ignore
+	StuckValues string `json:"stuckValues,omitempty"`
 
 	// resampling is how a ConvAutoencoder shrinks and grows its input: Pooling (max
 	// pooling after each conv block, a dense layer of latentSize between encoder and

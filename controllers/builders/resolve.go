@@ -87,7 +87,7 @@ func contractModel(m kadetv1.ModelSpec) contract.Model {
 	return contract.Model{
 		Type: contract.ModelType(m.Type), HiddenLayers: slices.Clone(m.HiddenLayers), LatentSize: m.LatentSize,
 		Activation: string(m.Activation), Window: m.Window, Stride: m.Stride, Channels: slices.Clone(m.Channels),
-		KernelSize: m.KernelSize, ScoringRule: m.ScoringRule, Resampling: string(m.Resampling), Dropout: m.Dropout,
+		KernelSize: m.KernelSize, ScoringRule: m.ScoringRule, StuckValues: m.StuckValues, Resampling: string(m.Resampling), Dropout: m.Dropout,
 	}
 }
 

@@ -48,6 +48,9 @@ type Metadata struct {
 	// ScoringRule is how a sequence model turns window errors into row scores:
 	// AllWindows (empty in older files) or Causal.
 	ScoringRule string `json:"scoringRule,omitempty"`
+	// FlatLimits is, per feature of a sequence model, the longest run of one repeated
+	// value that is not an anomaly (0: not checked); absent when none is checked.
+	FlatLimits []int `json:"flatLimits,omitempty"`
 	// Image is set when the features are the pixels of images of this size.
 	Image     *ImageShape                 `json:"image,omitempty"`
 	Features  []string                    `json:"features"`
@@ -227,6 +230,16 @@ func (m *Metadata) check() error {
 	case "", contract.ScoringAllWindows, contract.ScoringCausal:
 	default:
 		return fmt.Errorf("scoring rule %q is not %s or %s", m.ScoringRule, contract.ScoringAllWindows, contract.ScoringCausal)
+	}
+	if m.FlatLimits != nil {
+		if !m.Model.Sequence() || len(m.FlatLimits) != len(m.Features) {
+			return fmt.Errorf("%d flat-line limits for a %s model of %d features", len(m.FlatLimits), m.Model.Type, len(m.Features))
+		}
+		for j, l := range m.FlatLimits {
+			if l < 0 {
+				return fmt.Errorf("flat-line limit %d of feature %q is negative", l, m.Features[j])
+			}
+		}
 	}
 	if m.Scaler == nil {
 		return errors.New("no scaler")

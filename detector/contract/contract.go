@@ -190,6 +190,7 @@ type Model struct {
 	Channels     []int32   `json:"channels,omitempty"`
 	KernelSize   *int32    `json:"kernelSize,omitempty"`
 	ScoringRule  string    `json:"scoringRule,omitempty"`
+	StuckValues  string    `json:"stuckValues,omitempty"`
 	Resampling   string    `json:"resampling,omitempty"`
 	Dropout      *float64  `json:"dropout,omitempty"`
 }
@@ -209,6 +210,13 @@ const (
 	// ScoringCausal scores a row by its error in the window that ends at it, so a
 	// row's score never depends on rows after it: the rule for watching a stream.
 	ScoringCausal = "Causal"
+)
+
+// What a sequence model makes of a value repeated for longer than in its training
+// data, as in the Detector API: StuckFlag (the default) or StuckIgnore.
+const (
+	StuckFlag   = "Flag"
+	StuckIgnore = "Ignore"
 )
 
 // Preprocessing says how features are scaled: Standardize, MinMax or None.

@@ -169,6 +169,9 @@ func Train(ctx context.Context, req *contract.TrainingRequest, outDir string, pr
 	if spec.Sequence() {
 		meta.Stride = stride(req.Model)
 		meta.ScoringRule = cmp.Or(req.Model.ScoringRule, contract.ScoringAllWindows)
+		if req.Model.StuckValues != contract.StuckIgnore {
+			meta.FlatLimits = calibrate.FlatLimits(tbl.X, len(tbl.Columns), segments(tbl), spec.Window)
+		}
 	}
 	if tbl.ImageRows > 0 {
 		meta.Image = &artifact.ImageShape{Rows: tbl.ImageRows, Cols: tbl.ImageCols}
@@ -574,6 +577,10 @@ func modelSpec(m contract.Model, tbl *data.Table) (model.Spec, error) {
 		return s, &SpecError{Msg: fmt.Sprintf("scoring rule %q: want %s or %s", m.ScoringRule, contract.ScoringAllWindows, contract.ScoringCausal)}
 	case m.ScoringRule != "" && !s.Sequence():
 		return s, &SpecError{Msg: "a scoring rule is for sequence models (LSTMAutoencoder, or ConvAutoencoder over rows of a series)"}
+	case m.StuckValues != "" && m.StuckValues != contract.StuckFlag && m.StuckValues != contract.StuckIgnore:
+		return s, &SpecError{Msg: fmt.Sprintf("stuck values %q: want %s or %s", m.StuckValues, contract.StuckFlag, contract.StuckIgnore)}
+	case m.StuckValues != "" && !s.Sequence():
+		return s, &SpecError{Msg: "stuckValues is for sequence models (LSTMAutoencoder, or ConvAutoencoder over rows of a series)"}
 	}
 	if m.LatentSize != nil && m.Type != contract.MLPClassifier {
 		s.Latent = int(*m.LatentSize)

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -205,5 +206,57 @@ func TestScaledToHeldOut(t *testing.T) {
 	}
 	if got := scaledToHeldOut(fit, nil); got != nil {
 		t.Errorf("without held-out rows: %v", got)
+	}
+}
+
+// A sequence model's file holds the flat-line limit its training data gives (a
+// continuous series: the minimum), a stuck stretch of a new series is flagged from the
+// first row past it, naming the feature, and stuckValues: Ignore (or a row model)
+// records none.
+func TestStuckValuesAreFlaggedPastTheTrainingLimit(t *testing.T) {
+	dir := t.TempDir()
+	trainCSV := filepath.Join(dir, "train.csv")
+	writeMetric(t, trainCSV, 480, 48, nil, 1)
+	test := writeMetric(t, filepath.Join(dir, "test.csv"), 192, 48, nil, 2)
+	const from, n = 100, 30 // rows from+1 .. from+n-1 repeat row from's value
+	for i := from + 1; i < from+n; i++ {
+		test[i] = test[from]
+	}
+	m := contract.Model{Type: contract.ConvAutoencoder, Window: new(int32(16)), Channels: []int32{4, 4}, KernelSize: new(int32(3)),
+		LatentSize: new(int32(4)), ScoringRule: contract.ScoringCausal}
+	out, err := Train(context.Background(), metricRequest(trainCSV, m, 0.2), filepath.Join(dir, "flag"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	model, err := artifact.Load(out.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := model.Meta.FlatLimits; len(got) != 1 || got[0] != 8 {
+		t.Fatalf("flat-line limits %v, want [8] for a continuous series", got)
+	}
+	res, err := scoring.Score(model, test)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := from; i < from+n+3; i++ {
+		stuck := i >= from+8 && i < from+n // the run is 9 rows long at from+8
+		if (res[i].Stuck != nil) != stuck || stuck && (!res[i].Anomaly || res[i].Stuck[0] != "value") {
+			t.Errorf("row %d (run of %d): %+v", i, i-from+1, res[i])
+		}
+	}
+
+	m.StuckValues = contract.StuckIgnore
+	out, err = Train(context.Background(), metricRequest(trainCSV, m, 0.2), filepath.Join(dir, "ignore"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if model, err = artifact.Load(out.Dir); err != nil || model.Meta.FlatLimits != nil {
+		t.Fatalf("stuckValues Ignore: limits %v (%v), want none", model.Meta.FlatLimits, err)
+	}
+	dense := contract.Model{Type: contract.Autoencoder, StuckValues: contract.StuckFlag}
+	var spec *SpecError
+	if _, err := Train(context.Background(), metricRequest(trainCSV, dense, 0.2), filepath.Join(dir, "dense"), nil); !errors.As(err, &spec) {
+		t.Fatalf("stuckValues on an Autoencoder: %v, want a spec error", err)
 	}
 }

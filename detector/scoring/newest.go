@@ -71,6 +71,13 @@ func ScoreNewest(m *artifact.Model, x []float32, runs int) ([]Newest, error) {
 			Shares: shares[k*f : (k+1)*f : (k+1)*f], Expected: expected[k*f : (k+1)*f : (k+1)*f],
 		}
 		copy(res[k].Expected, out[last:last+f])
+		if limits := m.Meta.FlatLimits; limits != nil {
+			runs := flatRuns(x[k*w*f:(k+1)*w*f], f, w, w, limits)
+			if flat, idx := flatScore(runs, limits, w-1, f); flat > 1 {
+				res[k].flag(flat, idx, m.Meta.Features)
+				explainStuck(res[k].Shares, idx)
+			}
+		}
 	}
 	m.Meta.Scaler.Inverse(expected, expected)
 	return res, nil

@@ -11,11 +11,36 @@ import (
 )
 
 // Scored is one record's result. Score is the normalised contract every model type
-// shares: raw / threshold, so Score > 1 means anomaly.
+// shares: raw / threshold, so Score > 1 means anomaly. For a sequence model, a value
+// repeated for longer than its feature's limit (see calibrate.FlatLimits) makes the
+// row an anomaly too, scored run / limit when that is higher, with the features named
+// in Stuck.
 type Scored struct {
-	Score   float64 `json:"score"`
-	Raw     float64 `json:"raw"`
-	Anomaly bool    `json:"anomaly"`
+	Score   float64  `json:"score"`
+	Raw     float64  `json:"raw"`
+	Anomaly bool     `json:"anomaly"`
+	Stuck   []string `json:"stuck,omitempty"`
+}
+
+// flag marks s stuck on the features at idx when flat (run / limit) is above 1.
+func (s *Scored) flag(flat float64, idx []int, names []string) {
+	if flat <= 1 {
+		return
+	}
+	s.Score = max(s.Score, flat)
+	s.Anomaly = true
+	for _, j := range idx {
+		s.Stuck = append(s.Stuck, names[j])
+	}
+}
+
+// explainStuck gives the stuck features all of a row's explanation, in equal shares:
+// their reconstruction error is what does not explain the anomaly.
+func explainStuck(shares []float32, idx []int) {
+	clear(shares)
+	for _, j := range idx {
+		shares[j] = 1 / float32(len(idx))
+	}
 }
 
 // Score scales rows (width = the model's features, in its order) and scores them. It is
@@ -66,6 +91,17 @@ func score(m *artifact.Model, x []float32, explain bool) ([]Scored, []float32, e
 	for i, r := range raw {
 		s := float64(r) / t
 		out[i] = Scored{Score: s, Raw: float64(r), Anomaly: s > 1}
+	}
+	if limits := m.Meta.FlatLimits; limits != nil {
+		runs := flatRuns(x, d, rows, m.Network.Spec.Window, limits)
+		for i := range out {
+			if flat, idx := flatScore(runs, limits, i, d); flat > 1 {
+				out[i].flag(flat, idx, m.Meta.Features)
+				if shares != nil {
+					explainStuck(shares[i*d:(i+1)*d], idx)
+				}
+			}
+		}
 	}
 	return out, shares, nil
 }

@@ -95,11 +95,11 @@ func writeTermination(path string, res contract.TrainingResult, stderr io.Writer
 
 // localTrainFlags train without a controller: on a CSV with flags for the model.
 type localTrainFlags struct {
-	prometheus                                                                                                         promFlags
-	data, model, columns, label, timestamp, delimiter, hidden, channels, activation, scaling, method, rule, resampling string
-	epochs, batch, latent, patience, window, stride, kernel                                                            int
-	lr, valSplit, param, dropout                                                                                       float64
-	seed                                                                                                               int64
+	prometheus                                                                                                                promFlags
+	data, model, columns, label, timestamp, delimiter, hidden, channels, activation, scaling, method, rule, stuck, resampling string
+	epochs, batch, latent, patience, window, stride, kernel                                                                   int
+	lr, valSplit, param, dropout                                                                                              float64
+	seed                                                                                                                      int64
 }
 
 func localFlags(fs *flag.FlagSet) *localTrainFlags {
@@ -122,6 +122,7 @@ func localFlags(fs *flag.FlagSet) *localTrainFlags {
 	fs.IntVar(&l.window, "window", 0, "LSTMAutoencoder, ConvAutoencoder: rows per window, in timestamp order (default 32)")
 	fs.IntVar(&l.stride, "stride", 0, "LSTMAutoencoder, ConvAutoencoder: rows between window starts (default 1)")
 	fs.StringVar(&l.rule, "scoring-rule", "", "LSTMAutoencoder, ConvAutoencoder: Causal (default: a row's score from the window ending at it) or AllWindows (its mean error over every window holding it)")
+	fs.StringVar(&l.stuck, "stuck-values", "", "LSTMAutoencoder, ConvAutoencoder: Flag (default: a value repeated for twice its longest run in the training data, at least 8 rows, is an anomaly) or Ignore")
 	fs.StringVar(&l.channels, "channels", "", "ConvAutoencoder: comma-separated channels per conv block (default 16,32)")
 	fs.IntVar(&l.kernel, "kernel-size", 0, "ConvAutoencoder: odd kernel size in rows (default 3)")
 	fs.StringVar(&l.resampling, "resampling", "", "ConvAutoencoder: Pooling (default) or Strided (stride-2 convolutions, no dense layer)")
@@ -227,6 +228,7 @@ func trainingRequest(specFile string, l *localTrainFlags) (*contract.TrainingReq
 	}
 	// The pipeline refuses a rule for a row model or an unknown one, with its reason.
 	req.Model.ScoringRule = l.rule
+	req.Model.StuckValues = l.stuck
 	if l.patience > 0 {
 		req.Training.EarlyStopping = &contract.EarlyStopping{Patience: int32(l.patience)}
 	}

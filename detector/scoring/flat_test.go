@@ -1,0 +1,91 @@
+package scoring
+
+import (
+	"math"
+	"slices"
+	"testing"
+
+	"github.com/kadet-dev/kadet/detector/artifact"
+	"github.com/kadet-dev/kadet/detector/contract"
+	"github.com/kadet-dev/kadet/detector/model"
+	"github.com/kadet-dev/kadet/detector/preprocess"
+)
+
+// A value repeated past its feature's limit makes a row an anomaly, in a whole run and
+// in a stream alike, names the feature and gets the row's whole explanation; the
+// reconstruction's raw score is left as it is, and a model file with no limits (older
+// files) flags nothing for a flat line.
+func TestStuckValues(t *testing.T) {
+	const w, f, rows, limit, stuckFrom = 12, 2, 60, 5, 30
+	net, err := model.New(model.Spec{Type: model.LSTMAutoencoder, Inputs: w * f, Window: w, Hidden: []int{3}, Latent: 2, Activation: model.Tanh}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	scaler := &preprocess.Scaler{Kind: "Standardize", Offset: []float32{0, 0}, Scale: []float32{1, 1}}
+	m := &artifact.Model{Network: net, Meta: artifact.Metadata{
+		Features: []string{"a", "b"}, Scaler: scaler, ScoringRule: contract.ScoringCausal,
+		Threshold: artifact.Threshold{Value: 1e6}, // no reconstruction error reaches it
+	}}
+	x := make([]float32, rows*f)
+	for r := range rows {
+		x[r*f] = float32(math.Sin(float64(r) * 0.3))
+		x[r*f+1] = float32(math.Cos(float64(r) * 0.7))
+		if r >= stuckFrom { // b repeats its value from row stuckFrom-1 on
+			x[r*f+1] = x[(stuckFrom-1)*f+1]
+		}
+	}
+	plain, err := Score(m, x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, s := range plain {
+		if s.Anomaly || s.Stuck != nil {
+			t.Fatalf("row %d flagged %+v by a model with no flat-line limits", i, s)
+		}
+	}
+
+	m.Meta.FlatLimits = []int{limit, limit}
+	got, shares, err := ScoreExplained(m, x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, s := range got {
+		// Row stuckFrom-1 starts the run; the run is limit+1 long at stuckFrom-1+limit.
+		run := min(max(i-(stuckFrom-1)+1, 1), w)
+		want := run > limit
+		if s.Anomaly != want {
+			t.Errorf("row %d (run %d, limit %d): anomaly %v", i, run, limit, s.Anomaly)
+		}
+		if s.Raw != plain[i].Raw {
+			t.Errorf("row %d: raw %v, %v without limits", i, s.Raw, plain[i].Raw)
+		}
+		if !want {
+			continue
+		}
+		if wantScore := float64(run) / limit; math.Abs(s.Score-wantScore) > 1e-12 || !slices.Equal(s.Stuck, []string{"b"}) {
+			t.Errorf("row %d: score %v stuck %v, want %v [b]", i, s.Score, s.Stuck, wantScore)
+		}
+		if sh := shares[i*f : (i+1)*f]; sh[0] != 0 || sh[1] != 1 {
+			t.Errorf("row %d: shares %v, want all on b", i, sh)
+		}
+	}
+
+	// A stream sees each newest row with its window: the same verdicts.
+	var batch []float32
+	for end := w - 1; end < rows; end++ {
+		batch = append(batch, x[(end-w+1)*f:(end+1)*f]...)
+	}
+	newest, err := ScoreNewest(m, batch, rows-w+1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, n := range newest {
+		i := k + w - 1
+		if n.Anomaly != got[i].Anomaly || n.Score != got[i].Score || !slices.Equal(n.Stuck, got[i].Stuck) {
+			t.Errorf("row %d: stream %+v, whole run %+v", i, n.Scored, got[i])
+		}
+		if n.Stuck != nil && (n.Shares[0] != 0 || n.Shares[1] != 1) {
+			t.Errorf("row %d: stream shares %v, want all on b", i, n.Shares)
+		}
+	}
+}
