@@ -70,6 +70,9 @@ type trainingObservation struct {
 	job string
 	// failure says why the run failed (the Job failed, or succeeded without a result).
 	failure string
+	// retry says which attempt of a Job that is still running this is and why the
+	// last one failed; empty on its first attempt.
+	retry string
 	// insufficient is set when the run found too few rows; retryAt is when enough
 	// should have arrived.
 	insufficient *contract.InsufficientData
@@ -93,6 +96,9 @@ func trainedCondition(det *kadetv1.Detector, o trainingObservation) metav1.Condi
 		c.Message = fmt.Sprintf("training Job %s is running", o.job)
 		if ts := det.Status.Training; ts != nil && ts.Job == o.job && ts.Epoch > 0 {
 			c.Message = fmt.Sprintf("training Job %s: epoch %d/%d", o.job, ts.Epoch, ts.Epochs)
+		}
+		if o.retry != "" {
+			c.Message += " (" + o.retry + ")"
 		}
 	}
 	return c

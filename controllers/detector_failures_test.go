@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -161,6 +162,47 @@ func TestKilledTrainingSuggestsMoreMemory(t *testing.T) {
 	failJobFor(t, job, batchv1.JobReasonBackoffLimitExceeded, 137, "")
 	expectStalled(t, det, kadetv1.ReasonTrainingFailed, "training Job "+job.Name+" failed (BackoffLimitExceeded): the training container was killed (SIGKILL, exit code 137), "+
 		"most likely for running out of memory with a memory limit of 256Mi: give it more with spec.training.resources.limits.memory")
+}
+
+// A training pod lost with its node (the kubelet's ContainerStatusUnknown, exit code
+// 137) while its Job runs another: the Detector stays Reconciling, names the attempt
+// and the lost pod (not a lack of memory), records one TrainingRetried event, and the
+// retry's model makes it Ready.
+func TestLostTrainingPodIsRetried(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := newNamespace(t)
+	det := detector(ns, "lost", "lost-data")
+	create(t, csvConfigMap(ns, "lost-csv", sampleCSV), csvDataSource(ns, "lost-data", "lost-csv"), det)
+	job := waitForOneJob(t, det)
+	pod := finishTrainingPod(t, job, corev1.PodFailed, 137, "")
+	pod.Status.ContainerStatuses[0].State.Terminated.Reason = "ContainerStatusUnknown"
+	g.Expect(k8sClient.Status().Update(ctx, pod)).To(Succeed())
+	setJobStatus(t, job, func(s *batchv1.JobStatus) { s.Failed, s.Active = 1, 1 })
+
+	want := "training Job " + job.Name + " is running (attempt 2 of 2; pod " + pod.Name + " failed: the training container was lost " +
+		"when its node restarted or went down (ContainerStatusUnknown); the Job retries it while spec.training.backoffLimit allows)"
+	g.Eventually(func(g Gomega) {
+		d := getDetector(g, det)
+		g.Expect(condition(d, kadetv1.TrainedCondition)).To(HaveField("Message", want))
+		g.Expect(condition(d, kadetv1.ReconcilingCondition)).To(HaveField("Status", metav1.ConditionTrue))
+		g.Expect(condition(d, kadetv1.StalledCondition)).To(BeNil())
+		evs := &eventsv1.EventList{}
+		g.Expect(k8sClient.List(ctx, evs, client.InNamespace(ns))).To(Succeed())
+		n := 0
+		for _, e := range evs.Items {
+			if e.Reason == kadetv1.ReasonTrainingRetried && e.Regarding.Name == det.Name {
+				n += max(1, int(e.DeprecatedCount))
+				g.Expect(e.Note).To(ContainSubstring("pod " + pod.Name + " failed"))
+			}
+		}
+		g.Expect(n).To(Equal(1))
+	}, timeout, interval).Should(Succeed())
+
+	completeJob(t, job, contract.TrainingResult{Version: "v2", Digest: "sha256:abc", Threshold: 0.75})
+	g.Eventually(func(g Gomega) {
+		g.Expect(condition(getDetector(g, det), kadetv1.TrainedCondition)).To(HaveField("Status", metav1.ConditionTrue))
+	}, timeout, interval).Should(Succeed())
 }
 
 // A ConfigMap CSV that cannot train stalls the Detector before any Job exists, and

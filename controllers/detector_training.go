@@ -38,6 +38,12 @@ func (r *DetectorReconciler) reconcileTraining(ctx context.Context, det *kadetv1
 			return err
 		}
 	}
+	if o.retry != "" {
+		// One event per failed attempt: the condition carries the attempt's message.
+		if prev := apimeta.FindStatusCondition(det.Status.Conditions, kadetv1.TrainedCondition); prev == nil || !strings.Contains(prev.Message, o.retry) {
+			p.event(corev1.EventTypeWarning, kadetv1.ReasonTrainingRetried, "Train", "training Job %s: %s", o.job, o.retry)
+		}
+	}
 	if m := det.Status.Model; m != nil && m.BaseHash != "" && m.BaseHash == p.plan.BaseHash && m.SpecHash != o.hash {
 		return r.retrainingOutcome(det, p, o)
 	}
@@ -89,6 +95,9 @@ func (r *DetectorReconciler) retrainingOutcome(det *kadetv1.Detector, p *pass, o
 		c.Message = fmt.Sprintf("model %s is trained on the current spec; retraining Job %s is running", m.Version, o.job)
 		if ts := det.Status.Training; ts != nil && ts.Job == o.job && ts.Epoch > 0 {
 			c.Message += fmt.Sprintf(" (epoch %d/%d)", ts.Epoch, ts.Epochs)
+		}
+		if o.retry != "" {
+			c.Message += " (" + o.retry + ")"
 		}
 	}
 	setStatusCondition(det, c)
@@ -150,6 +159,17 @@ func (r *DetectorReconciler) observeTraining(ctx context.Context, det *kadetv1.D
 		}
 		ts.CompletedAt = job.Status.CompletionTime
 		p.event(corev1.EventTypeNormal, "TrainingSucceeded", "Train", "model %s trained by Job %s", res.Version, o.job)
+	case "":
+		if job.Status.Failed > 0 {
+			pods, err := r.jobPods(ctx, job)
+			if err != nil {
+				return err
+			}
+			if pod, detail := lastPodFailure(job, pods); pod != "" {
+				o.retry = fmt.Sprintf("attempt %d of %d; pod %s failed: %s", job.Status.Failed+1,
+					ptr.Deref(job.Spec.BackoffLimit, 6)+1, pod, detail)
+			}
+		}
 	case batchv1.JobFailed:
 		res, err := r.podResult(ctx, job, corev1.PodFailed)
 		if err != nil {
@@ -287,6 +307,15 @@ func (r *DetectorReconciler) failureMessage(ctx context.Context, job *batchv1.Jo
 	if err != nil {
 		return msg
 	}
+	if _, detail := lastPodFailure(job, pods); detail != "" {
+		return msg + ": " + detail
+	}
+	return msg
+}
+
+// lastPodFailure names the newest of pods (newest first) whose trainer failed, and
+// says why: the trainer's own error, or how it was killed or lost.
+func lastPodFailure(job *batchv1.Job, pods []corev1.Pod) (pod, detail string) {
 	for i := range pods {
 		t := terminated(&pods[i])
 		if t == nil || t.ExitCode == 0 {
@@ -305,15 +334,24 @@ func (r *DetectorReconciler) failureMessage(ctx context.Context, job *batchv1.Jo
 		if len(detail) > maxMessage {
 			detail = detail[:maxMessage] + "..."
 		}
-		return msg + ": " + detail
+		return pods[i].Name, detail
 	}
-	return msg
+	return "", ""
 }
+
+// containerLost is the kubelet's reason for a container that was running when its
+// node went down or restarted and that no runtime knew of afterwards (exit code 137).
+const containerLost = "ContainerStatusUnknown"
 
 // killedMessage explains a trainer that was killed rather than one that failed: exit
 // code 137 is SIGKILL, which on a node almost always comes from the out-of-memory
-// killer (the kubelet says OOMKilled when it knows). It returns "" for other exits.
+// killer (the kubelet says OOMKilled when it knows), unless the kubelet says the
+// container was lost with its node. It returns "" for other exits.
 func killedMessage(job *batchv1.Job, t *corev1.ContainerStateTerminated) string {
+	if t.Reason == containerLost {
+		return "the training container was lost when its node restarted or went down (" + containerLost +
+			"); the Job retries it while spec.training.backoffLimit allows"
+	}
 	if t.ExitCode != 137 && t.Reason != "OOMKilled" {
 		return ""
 	}

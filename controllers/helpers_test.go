@@ -61,7 +61,7 @@ func waitForOneJob(t *testing.T, det *kadetv1.Detector, exclude ...string) *batc
 
 // finishTrainingPod creates the pod a Job would run and gives it the final state the
 // kubelet would report: its phase, exit code and termination message.
-func finishTrainingPod(t *testing.T, job *batchv1.Job, phase corev1.PodPhase, exitCode int32, message string) {
+func finishTrainingPod(t *testing.T, job *batchv1.Job, phase corev1.PodPhase, exitCode int32, message string) *corev1.Pod {
 	t.Helper()
 	ctx := context.Background()
 	pod := &corev1.Pod{
@@ -87,6 +87,7 @@ func finishTrainingPod(t *testing.T, job *batchv1.Job, phase corev1.PodPhase, ex
 	if err := k8sClient.Status().Update(ctx, pod); err != nil {
 		t.Fatal(err)
 	}
+	return pod
 }
 
 // completeJob marks job succeeded the way the Job controller does.
@@ -100,7 +101,7 @@ func completeJob(t *testing.T, job *batchv1.Job, res contract.TrainingResult) {
 	start := metav1.NewTime(time.Now().Add(-time.Minute))
 	now := metav1.Now()
 	setJobStatus(t, job, func(s *batchv1.JobStatus) {
-		s.StartTime, s.CompletionTime, s.Succeeded = &start, &now, 1
+		s.StartTime, s.CompletionTime, s.Succeeded, s.Active = &start, &now, 1, 0
 		s.Conditions = []batchv1.JobCondition{
 			{Type: batchv1.JobSuccessCriteriaMet, Status: corev1.ConditionTrue, LastTransitionTime: now},
 			{Type: batchv1.JobComplete, Status: corev1.ConditionTrue, LastTransitionTime: now},

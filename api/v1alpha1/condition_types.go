@@ -35,6 +35,9 @@ const (
 	ReasonModelVersionNotFound = "ModelVersionNotFound"
 	// ReasonRetrainingFailed: a retraining failed; the earlier model serves.
 	ReasonRetrainingFailed = "RetrainingFailed"
+	// ReasonTrainingRetried: a training pod failed and its Job runs another (the
+	// event's reason; the Trained condition names the attempt and the cause).
+	ReasonTrainingRetried = "TrainingRetried"
 	// ReasonInsufficientData: a Prometheus range holds too few rows to train yet; the
 	// Detector tries again when enough should have arrived.
 	ReasonInsufficientData = "InsufficientData"

@@ -6,6 +6,13 @@
 //
 // writes DIR/kubeconfig, then DIR/ready once the node takes pods, and runs until
 // SIGTERM or SIGINT, when it stops every pod's processes and the control plane.
+//
+// Faults, for trying what survives them: SIGUSR1 restarts the kube-apiserver (same
+// flags, certificates and etcd) and adds a line to DIR/apiserver-restarts once it is
+// ready again; SIGUSR2 crashes the node (every pod's processes SIGKILLed, no more
+// lease or status) and creates DIR/node-down, and the next SIGUSR2 starts it again
+// as after a reboot (a Job's running pod fails with ContainerStatusUnknown, exit code
+// 137; a Deployment's restarts) and removes DIR/node-down.
 package main
 
 import (
@@ -90,8 +97,47 @@ func main() {
 		logf("writing ready file: %v", err)
 	}
 	logf("cluster ready in %.1fs; export KUBECONFIG=%s", time.Since(start).Seconds(), c.Kubeconfig)
-	<-ctx.Done()
+	faults := make(chan os.Signal, 4)
+	signal.Notify(faults, syscall.SIGUSR1, syscall.SIGUSR2)
+	nodeDown := filepath.Join(absDir, "node-down")
+	_ = os.Remove(nodeDown)
+	for running := true; running; {
+		select {
+		case <-ctx.Done():
+			running = false
+		case s := <-faults:
+			if err := fault(ctx, c, s, absDir, nodeDown); err != nil {
+				logf("%v", err)
+			}
+		}
+	}
 	logf("stopping")
 	c.Stop()
 	_ = os.Remove(filepath.Join(absDir, "ready"))
+	_ = os.Remove(nodeDown)
+}
+
+// fault carries out the fault signal s asks for (see the package comment).
+func fault(ctx context.Context, c *cluster.Cluster, s os.Signal, dir, nodeDown string) error {
+	if s == syscall.SIGUSR1 {
+		started := time.Now()
+		if err := c.RestartAPIServer(ctx); err != nil {
+			return fmt.Errorf("restarting kube-apiserver: %w", err)
+		}
+		f, err := os.OpenFile(filepath.Join(dir, "apiserver-restarts"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		_, err = fmt.Fprintf(f, "%s ready again after %.1fs\n", time.Now().UTC().Format(time.RFC3339Nano), time.Since(started).Seconds())
+		return err
+	}
+	if _, err := os.Stat(nodeDown); err == nil {
+		if err := c.StartNode(ctx); err != nil {
+			return fmt.Errorf("starting the node again: %w", err)
+		}
+		return os.Remove(nodeDown)
+	}
+	c.CrashNode()
+	return os.WriteFile(nodeDown, nil, 0o644)
 }

@@ -22,6 +22,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -76,11 +78,17 @@ type Cluster struct {
 	Kubeconfig string
 	Client     kubernetes.Interface
 
+	opts     Options
+	apiURL   *url.URL
 	env      *envtest.Environment
 	procs    []*exec.Cmd
 	provider *localnode.Provider
 	stopNode context.CancelFunc
 	nodeDone <-chan struct{}
+	// apiserver is the kube-apiserver started by RestartAPIServer (nil: envtest's);
+	// apiserverDone is closed once it has exited and been reaped.
+	apiserver     *exec.Cmd
+	apiserverDone chan struct{}
 }
 
 // Start brings the cluster up and returns once the node is Ready and schedulable.
@@ -102,7 +110,7 @@ func Start(ctx context.Context, o Options) (c *Cluster, err error) {
 	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
 		return nil, err
 	}
-	c = &Cluster{}
+	c = &Cluster{opts: o}
 	defer func() {
 		if err != nil {
 			c.Stop()
@@ -165,6 +173,7 @@ func Start(ctx context.Context, o Options) (c *Cluster, err error) {
 	if err != nil {
 		return nil, err
 	}
+	c.apiURL = u
 	o.Logf("starting node %s", o.NodeName)
 	if err := c.startNode(ctx, o, u); err != nil {
 		return nil, err
@@ -265,6 +274,163 @@ func (c *Cluster) startNode(ctx context.Context, o Options, apiURL *url.URL) err
 		}
 	}()
 	return n.WaitReady(ctx, time.Minute)
+}
+
+// CrashNode ends the node as a host that loses power does: every pod's processes are
+// SIGKILLed, and the node stops renewing its lease and reporting pod status. The
+// pods stay in the API as they were last reported; StartNode brings the node back.
+func (c *Cluster) CrashNode() {
+	if c.provider == nil {
+		return
+	}
+	c.opts.Logf("crashing node %s: its pods' processes are killed", c.opts.NodeName)
+	c.provider.Crash()
+	c.stopNode()
+	select {
+	case <-c.nodeDone:
+	case <-time.After(10 * time.Second):
+	}
+	c.provider, c.stopNode = nil, nil
+}
+
+// StartNode starts the node again after CrashNode, from nothing but its folder, as
+// a kubelet does after a reboot: a pod that was running there has lost its processes
+// (a Job's pod fails with ContainerStatusUnknown, a Deployment's restarts).
+func (c *Cluster) StartNode(ctx context.Context) error {
+	if c.provider != nil {
+		return errors.New("the node is running")
+	}
+	c.opts.Logf("starting node %s again", c.opts.NodeName)
+	return c.startNode(ctx, c.opts, c.apiURL)
+}
+
+// RestartAPIServer stops the kube-apiserver (SIGTERM, as a control-plane upgrade or a
+// crash loop does) and starts it again with the same command line, certificates and
+// etcd, returning once it answers /readyz. Clients see refused connections meanwhile.
+func (c *Cluster) RestartAPIServer(ctx context.Context) error {
+	pid, err := c.apiserverPid()
+	if err != nil {
+		return err
+	}
+	args, err := procStrings(pid, "cmdline")
+	if err != nil {
+		return err
+	}
+	env, err := procStrings(pid, "environ")
+	if err != nil {
+		return err
+	}
+	c.opts.Logf("stopping kube-apiserver (pid %d)", pid)
+	start := time.Now()
+	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
+		return err
+	}
+	// Its graceful shutdown drains requests for up to a minute; a kubelet gives a
+	// control-plane pod less before SIGKILL, and so does this.
+	for killAt := start.Add(apiserverGrace); c.running(pid); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(killAt) {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+	logf, err := os.OpenFile(filepath.Join(c.opts.Dir, "kube-apiserver.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Env = env
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return fmt.Errorf("starting kube-apiserver again: %w", err)
+	}
+	c.opts.Logf("kube-apiserver stopped in %s, started again (pid %d)", time.Since(start).Round(time.Millisecond), cmd.Process.Pid)
+	// Stop stops it with the other processes, before envtest removes its certificates.
+	c.procs = append(c.procs, cmd)
+	done := make(chan struct{})
+	c.apiserver, c.apiserverDone = cmd, done
+	go func() { _ = cmd.Wait(); logf.Close(); close(done) }()
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		body, err := c.Client.CoreV1().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
+		if err == nil && string(body) == "ok" {
+			c.opts.Logf("kube-apiserver ready %s after it was stopped", time.Since(start).Round(time.Millisecond))
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("kube-apiserver not ready 2 minutes after its restart: %v", err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// apiserverPid is the running kube-apiserver's: the one RestartAPIServer started, or
+// envtest's, found among this process's children by its secure port.
+func (c *Cluster) apiserverPid() (int, error) {
+	if c.apiserver != nil {
+		return c.apiserver.Process.Pid, nil
+	}
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0, err
+	}
+	self := os.Getpid()
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...: comm may hold spaces, so read after the last ")".
+		rest := string(stat[strings.LastIndexByte(string(stat), ')')+1:])
+		var state string
+		var ppid int
+		if _, err := fmt.Sscan(rest, &state, &ppid); err != nil || ppid != self {
+			continue
+		}
+		args, err := procStrings(pid, "cmdline")
+		if err == nil && filepath.Base(args[0]) == "kube-apiserver" && slices.Contains(args, "--secure-port="+c.apiURL.Port()) {
+			return pid, nil
+		}
+	}
+	return 0, fmt.Errorf("no kube-apiserver child with --secure-port=%s", c.apiURL.Port())
+}
+
+// procStrings reads a NUL-separated /proc/PID file (cmdline, environ).
+func procStrings(pid int, file string) ([]string, error) {
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), file))
+	if err != nil {
+		return nil, err
+	}
+	out := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
+	if len(out) == 0 || out[0] == "" {
+		return nil, fmt.Errorf("/proc/%d/%s is empty", pid, file)
+	}
+	return out, nil
+}
+
+// apiserverGrace is how long RestartAPIServer lets the kube-apiserver shut down.
+const apiserverGrace = 10 * time.Second
+
+// running tells whether the kube-apiserver pid has not exited: the one
+// RestartAPIServer started, or envtest's, which envtest reaps.
+func (c *Cluster) running(pid int) bool {
+	if c.apiserverDone != nil {
+		select {
+		case <-c.apiserverDone:
+			return false
+		default:
+			return true
+		}
+	}
+	return syscall.Kill(pid, 0) == nil
 }
 
 // waitSchedulable waits for node-lifecycle-controller to lift the not-ready taint the

@@ -233,6 +233,105 @@ func TestLocalCluster(t *testing.T) {
 		}
 	})
 
+	t.Run("a crashed node's pods lose their processes; after its restart a Job retries and a Deployment's pods run again", func(t *testing.T) {
+		job := &batchv1.Job{
+			ObjectMeta: metav1.ObjectMeta{Name: "long"},
+			Spec: batchv1.JobSpec{BackoffLimit: ptr.To[int32](1), Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
+				RestartPolicy: corev1.RestartPolicyNever,
+				Containers:    []corev1.Container{{Name: "main", Image: "busybox", Command: []string{"sleep", "600"}}},
+			}}},
+		}
+		if _, err := c.Client.BatchV1().Jobs(ns).Create(ctx, job, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		var jobPod corev1.Pod
+		waitFor(t, "the Job's pod running", time.Minute, func() (bool, error) {
+			list, err := pods.List(ctx, metav1.ListOptions{LabelSelector: "job-name=long"})
+			if err != nil || len(list.Items) != 1 || len(list.Items[0].Status.ContainerStatuses) == 0 ||
+				list.Items[0].Status.ContainerStatuses[0].State.Running == nil {
+				return false, err
+			}
+			jobPod = list.Items[0]
+			return true, nil
+		})
+		web, err := pods.List(ctx, metav1.ListOptions{LabelSelector: "app=web"})
+		if err != nil || len(web.Items) != 2 {
+			t.Fatalf("the web pods: %v, %v", web, err)
+		}
+		pids := []int{pidOf(t, jobPod.Status.ContainerStatuses[0])}
+		for _, p := range web.Items {
+			pids = append(pids, pidOf(t, p.Status.ContainerStatuses[0]))
+		}
+
+		c.CrashNode()
+		for _, pid := range pids {
+			if processAlive(pid) {
+				t.Errorf("process %d outlived the node's crash", pid)
+			}
+		}
+		// Nothing is said to the API: the pods look as they did.
+		if p, err := pods.Get(ctx, jobPod.Name, metav1.GetOptions{}); err != nil || p.Status.Phase != corev1.PodRunning {
+			t.Fatalf("the Job's pod after the crash: %v, %v", p.Status.Phase, err)
+		}
+		if err := c.StartNode(ctx); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the Job's lost pod failed and retried", time.Minute, func() (bool, error) {
+			j, err := c.Client.BatchV1().Jobs(ns).Get(ctx, "long", metav1.GetOptions{})
+			return err == nil && j.Status.Failed == 1 && j.Status.Active == 1, err
+		})
+		p, err := pods.Get(ctx, jobPod.Name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if term := p.Status.ContainerStatuses[0].State.Terminated; p.Status.Phase != corev1.PodFailed || term == nil ||
+			term.Reason != "ContainerStatusUnknown" || term.ExitCode != 137 {
+			t.Fatalf("the lost Job pod: phase %s, terminated %+v", p.Status.Phase, term)
+		}
+		waitFor(t, "the web pods running again, each on its IP", time.Minute, func() (bool, error) {
+			for _, before := range web.Items {
+				p, err := pods.Get(ctx, before.Name, metav1.GetOptions{})
+				if err != nil || len(p.Status.ContainerStatuses) == 0 {
+					return false, err
+				}
+				cs := p.Status.ContainerStatuses[0]
+				last := cs.LastTerminationState.Terminated
+				if !cs.Ready || cs.RestartCount != before.Status.ContainerStatuses[0].RestartCount+1 || last == nil ||
+					last.Reason != "ContainerStatusUnknown" || p.Status.PodIP != before.Status.PodIP {
+					return false, fmt.Errorf("pod %s: ready %v, restarts %d, last %+v, IP %s (was %s)", p.Name, cs.Ready,
+						cs.RestartCount, last, p.Status.PodIP, before.Status.PodIP)
+				}
+			}
+			return true, nil
+		})
+		if err := c.Client.BatchV1().Jobs(ns).Delete(ctx, "long", metav1.DeleteOptions{PropagationPolicy: ptr.To(metav1.DeletePropagationBackground)}); err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	t.Run("the apiserver restarts and clients carry on", func(t *testing.T) {
+		if err := c.RestartAPIServer(ctx); err != nil {
+			t.Fatal(err)
+		}
+		// The controllers and the node reconnect: a new pod is scheduled and runs.
+		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "after-restart"}, Spec: corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever,
+			Containers: []corev1.Container{{Name: "main", Image: "busybox", Command: []string{"true"}}},
+		}}
+		if _, err := pods.Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		created := time.Now()
+		waitFor(t, "a pod created after the restart to succeed", time.Minute, func() (bool, error) {
+			p, err := pods.Get(ctx, "after-restart", metav1.GetOptions{})
+			return err == nil && p.Status.Phase == corev1.PodSucceeded, err
+		})
+		t.Logf("a pod created after the restart succeeded in %s", time.Since(created).Round(time.Millisecond))
+		// A second restart finds the apiserver the first one started.
+		if err := c.RestartAPIServer(ctx); err != nil {
+			t.Fatal(err)
+		}
+	})
+
 	t.Run("stopping the cluster leaves no process behind", func(t *testing.T) {
 		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "sleeper"}, Spec: corev1.PodSpec{
 			Containers: []corev1.Container{{Name: "main", Image: "busybox", Command: []string{"sh", "-c", "sleep 600 & wait"}}},

@@ -51,13 +51,62 @@ type containerRun struct {
 func newPodRun(p *Provider, pod *corev1.Pod, dir string, ip netip.Addr) *podRun {
 	r := &podRun{p: p, dir: dir, ip: ip, pod: pod, started: metav1.Now(),
 		stop: make(chan struct{}), done: make(chan struct{})}
+	if pod.Status.StartTime != nil {
+		r.started = *pod.Status.StartTime
+	}
 	for _, c := range pod.Spec.Containers {
-		r.containers = append(r.containers, &containerRun{spec: c, status: corev1.ContainerStatus{
+		cr := &containerRun{spec: c, status: corev1.ContainerStatus{
 			Name: c.Name, Image: c.Image, ImageID: c.Image,
 			State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ContainerCreating"}},
-		}})
+		}}
+		r.adoptLost(cr, pod.Status.ContainerStatuses)
+		r.containers = append(r.containers, cr)
 	}
 	return r
+}
+
+// lostExitCode and lostReason are what the kubelet reports for a container that was
+// running when its node went down and that no runtime knows of after the restart.
+const (
+	lostExitCode = 137
+	lostReason   = "ContainerStatusUnknown"
+)
+
+// adoptLost carries over the status of a container that ran on this node before
+// the node process restarted (the API still has it): one that was running has lost
+// its process, so, as the kubelet does after a reboot, it is terminated with
+// ContainerStatusUnknown and exit code 137, and runs again only if the pod's restart
+// policy restarts a failed container; one that had ended keeps its end.
+func (r *podRun) adoptLost(c *containerRun, prev []corev1.ContainerStatus) {
+	for _, ps := range prev {
+		if ps.Name != c.spec.Name {
+			continue
+		}
+		c.status.RestartCount, c.status.LastTerminationState = ps.RestartCount, ps.LastTerminationState
+		switch {
+		case ps.State.Terminated != nil:
+			c.status.State = ps.State
+		case ps.State.Running != nil:
+			lost := corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{
+				ExitCode: lostExitCode, Reason: lostReason,
+				Message:   "The container could not be located when the node restarted. The container used to be Running",
+				StartedAt: ps.State.Running.StartedAt, FinishedAt: metav1.Now(), ContainerID: ps.ContainerID,
+			}}
+			if r.restarts(lostExitCode) {
+				c.status.LastTerminationState = lost
+				c.status.RestartCount++
+			} else {
+				c.status.State = lost
+			}
+		}
+	}
+}
+
+// ended tells whether c has terminated for good: it ended before the node restarted
+// and its restart policy does not run it again.
+func (r *podRun) ended(c *containerRun) bool {
+	t := c.status.State.Terminated
+	return t != nil && !r.restarts(int(t.ExitCode))
 }
 
 // run prepares the volumes (retrying while, say, a ConfigMap does not exist yet, as
@@ -75,8 +124,14 @@ func (r *podRun) run() {
 		}
 	}()
 
+	var toRun []*containerRun
+	for _, c := range r.containers {
+		if !r.ended(c) {
+			toRun = append(toRun, c)
+		}
+	}
 	var mounts map[string]string
-	for {
+	for len(toRun) > 0 {
 		var err error
 		mounts, err = r.p.prepareVolumes(ctx, r.pod, r.dir, r.ip.String())
 		if err == nil {
@@ -101,7 +156,7 @@ func (r *podRun) run() {
 		return
 	}
 	var wg sync.WaitGroup
-	for _, c := range r.containers {
+	for _, c := range toRun {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -123,6 +178,13 @@ func (r *podRun) run() {
 // finishStopped removes a deleted pod from the API (its processes are gone, so the
 // grace period has nothing left to wait for) and from the node.
 func (r *podRun) finishStopped() {
+	defer r.p.forget(r)
+	r.p.mu.Lock()
+	crashed := r.p.crashed
+	r.p.mu.Unlock()
+	if crashed {
+		return // a crashed node says nothing more; the pod stays in the API
+	}
 	r.p.changed(r.snapshot())
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -134,7 +196,6 @@ func (r *podRun) finishStopped() {
 	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
 		r.p.cfg.Logf("deleting pod %s/%s: %v", r.pod.Namespace, r.pod.Name, err)
 	}
-	r.p.forget(r)
 }
 
 func (r *podRun) setWaiting(reason, msg string) {
@@ -345,7 +406,8 @@ func readTermination(path string) string {
 }
 
 // terminate stops the pod: no more restarts, SIGTERM to every process group, SIGKILL
-// to what is left after grace.
+// to what is left after grace; a negative grace is SIGKILL at once, with no SIGTERM
+// (a node that dies).
 func (r *podRun) terminate(grace time.Duration) {
 	r.mu.Lock()
 	if r.stopping {
@@ -374,6 +436,10 @@ func (r *podRun) signal(c *containerRun, grace time.Duration) {
 	proc, runEnd := c.proc, c.runEnd
 	r.mu.Unlock()
 	if proc == nil {
+		return
+	}
+	if grace < 0 {
+		_ = syscall.Kill(-proc.Pid, syscall.SIGKILL)
 		return
 	}
 	_ = syscall.Kill(-proc.Pid, syscall.SIGTERM)

@@ -61,6 +61,9 @@ type Provider struct {
 	pods   map[string]*podRun // by namespace/name
 	ips    map[netip.Addr]bool
 	notify func(*corev1.Pod)
+	// crashed is set by Crash: nothing more reaches the API, and pods keep their
+	// folders for the node that starts after this one.
+	crashed bool
 }
 
 // New returns a provider using client to read ConfigMaps, Secrets and PVCs and to
@@ -110,10 +113,16 @@ func (p *Provider) ConfigureNode(n *corev1.Node, kubeletPort int32) {
 
 func key(ns, name string) string { return ns + "/" + name }
 
-// allocateIP takes the lowest free address of the pod range (skipping .0 and .1).
-func (p *Provider) allocateIP() (netip.Addr, error) {
+// allocateIP takes want when it is a free address of the pod range (a pod that ran on
+// the node before it restarted keeps its IP), else the lowest free one (skipping .0
+// and .1).
+func (p *Provider) allocateIP(want string) (netip.Addr, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if a, err := netip.ParseAddr(want); err == nil && p.cfg.PodCIDR.Contains(a) && !p.ips[a] {
+		p.ips[a] = true
+		return a, nil
+	}
 	a := p.cfg.PodCIDR.Masked().Addr().Next().Next()
 	for ; p.cfg.PodCIDR.Contains(a); a = a.Next() {
 		if !p.ips[a] {
@@ -139,7 +148,7 @@ func (p *Provider) CreatePod(ctx context.Context, pod *corev1.Pod) error {
 	if exists {
 		return nil
 	}
-	ip, err := p.allocateIP()
+	ip, err := p.allocateIP(pod.Status.PodIP)
 	if err != nil {
 		return err
 	}
@@ -192,14 +201,18 @@ func (p *Provider) get(ns, name string) *podRun {
 	return p.pods[key(ns, name)]
 }
 
-// forget drops a finished pod and its folder.
+// forget drops a finished pod and its folder (kept after a crash).
 func (p *Provider) forget(r *podRun) {
 	p.mu.Lock()
 	if p.pods[key(r.pod.Namespace, r.pod.Name)] == r {
 		delete(p.pods, key(r.pod.Namespace, r.pod.Name))
 	}
+	crashed := p.crashed
 	p.mu.Unlock()
 	p.releaseIP(r.ip)
+	if crashed {
+		return
+	}
 	if err := os.RemoveAll(r.dir); err != nil {
 		p.cfg.Logf("removing %s: %v", r.dir, err)
 	}
@@ -248,9 +261,35 @@ func (p *Provider) NotifyPods(ctx context.Context, cb func(*corev1.Pod)) {
 func (p *Provider) changed(pod *corev1.Pod) {
 	p.mu.Lock()
 	cb := p.notify
+	if p.crashed {
+		cb = nil
+	}
 	p.mu.Unlock()
 	if cb != nil {
 		cb(pod)
+	}
+}
+
+// Crash ends the node as a host that loses power does: every pod's processes are
+// SIGKILLed and nothing more is said to the API (no status, no deletion). The pods'
+// folders stay, as a disk does; a node started afterwards on the same StateDir finds
+// its pods in the API and treats the ones that were running as lost (see newPodRun).
+func (p *Provider) Crash() {
+	p.mu.Lock()
+	p.crashed = true
+	runs := make([]*podRun, 0, len(p.pods))
+	for _, r := range p.pods {
+		runs = append(runs, r)
+	}
+	p.mu.Unlock()
+	for _, r := range runs {
+		r.terminate(-1)
+	}
+	for _, r := range runs {
+		select {
+		case <-r.done:
+		case <-time.After(10 * time.Second):
+		}
 	}
 }
 
