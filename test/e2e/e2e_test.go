@@ -42,10 +42,10 @@ const image = "ghcr.io/kadet-dev/kadet:e2e"
 
 // env is the cluster every test shares.
 var env struct {
-	root, dir, bin, kubectl, kubeconfig string
-	client                              client.Client
-	cluster                             *exec.Cmd
-	mu                                  sync.Mutex
+	root, dir, bin, kubectl, kubeconfig, clusterDir string
+	client                                          client.Client
+	cluster                                         *exec.Cmd
+	mu                                              sync.Mutex
 }
 
 func TestMain(m *testing.M) {
@@ -89,6 +89,7 @@ func run(m *testing.M) int {
 
 	start = time.Now()
 	clusterDir := filepath.Join(dir, "cluster")
+	env.clusterDir = clusterDir
 	cidr := fmt.Sprintf("127.%d.%d.0/24", 100+rand.IntN(100), rand.IntN(250))
 	logf, err := os.Create(filepath.Join(dir, "localcluster.log"))
 	if err != nil {

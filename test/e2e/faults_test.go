@@ -200,10 +200,10 @@ func TestManagerMetricsNeedAuthorization(t *testing.T) {
 }
 
 // 12. The control plane goes away while a training Job runs: the kube-apiserver is
-// frozen (SIGSTOP) for 15 s, then etcd for 20 s. Pods keep running; the manager loses
-// its lease and restarts or rides it out; afterwards the Detector converges with the
-// result recorded once: one Job, one ModelVersion, Ready. (The apiserver is frozen, not
-// restarted: envtest, which runs the local cluster's, starts it only once.)
+// restarted (SIGTERM, SIGKILL after 10 s, started again with the same flags: see
+// hack/localcluster), then etcd is frozen (SIGSTOP) for 20 s. Pods keep running; the
+// manager loses its lease and restarts or rides it out; afterwards the Detector
+// converges with the result recorded once: one Job, one ModelVersion, Ready.
 func TestControlPlaneOutagesDuringTraining(t *testing.T) {
 	start := time.Now()
 	ns := namespace(t, "outage")
@@ -212,27 +212,23 @@ func TestControlPlaneOutagesDuringTraining(t *testing.T) {
 		tr := getDetector(t, ns, "slow").Status.Training
 		return tr != nil && tr.Epoch >= 2, nil
 	})
-	apiserver, etcd := controlPlanePids(t)
+	_, etcd := controlPlanePids(t)
 	restartsBefore := managerRestarts(t)
 
-	freeze := func(name string, pid int, d time.Duration) {
-		t.Helper()
-		if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("%s (pid %d) frozen at %s for %s", name, pid, time.Since(start).Round(time.Millisecond), d)
-		time.Sleep(d)
-		if err := syscall.Kill(pid, syscall.SIGCONT); err != nil {
-			t.Fatal(err)
-		}
+	restarted := time.Now()
+	restartAPIServer(t)
+	t.Logf("kube-apiserver restarted and ready in %s", time.Since(restarted).Round(time.Millisecond))
+	if tr := getDetector(t, ns, "slow").Status.Training; tr == nil || tr.CompletedAt != nil {
+		t.Fatalf("training ended before the apiserver came back (%+v): the scenario needs a longer run", tr)
 	}
-	freeze("kube-apiserver", apiserver, 15*time.Second)
-	// Let the apiserver answer again before etcd goes.
-	waitFor(t, "the API server after its outage", time.Minute, func() (bool, error) {
-		_, err := kubectl(nil, "get", "--raw", "/readyz")
-		return err == nil, nil
-	})
-	freeze("etcd", etcd, 20*time.Second)
+	if err := syscall.Kill(etcd, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("etcd (pid %d) frozen at %s for 20s", etcd, time.Since(start).Round(time.Millisecond))
+	time.Sleep(20 * time.Second)
+	if err := syscall.Kill(etcd, syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
 	back := time.Now()
 	mustKubectl(t, nil, "wait", "-n", ns, "--for=condition=Ready", "--timeout=5m", "detector/slow")
 	t.Logf("Ready %s after etcd came back", time.Since(back).Round(time.Millisecond))
@@ -254,6 +250,93 @@ func TestControlPlaneOutagesDuringTraining(t *testing.T) {
 	}
 	t.Logf("one Job, one ModelVersion (%s); the manager restarted %d times; scenario took %s",
 		det.Status.Model.Version, managerRestarts(t)-restartsBefore, time.Since(start).Round(time.Millisecond))
+}
+
+// 14. The node process dies during training and starts again (hack/localcluster's
+// node crash: every pod's processes SIGKILLed, no lease or status meanwhile; after the
+// restart, a pod that was running is lost, as the kubelet reports after a reboot).
+// The training pod fails with ContainerStatusUnknown, the Job's backoffLimit (1)
+// gives it a second pod, the Detector names the attempt and the cause while that runs,
+// and it becomes Ready with one Job and one ModelVersion. The manager's own pod dies
+// with the node and comes back too.
+func TestNodeCrashDuringTraining(t *testing.T) {
+	start := time.Now()
+	ns := namespace(t, "nodecrash")
+	mustKubectl(t, cardManifest("slow", cardCSV(2000, 5), 400, ""), "apply", "-n", ns, "-f", "-")
+	waitFor(t, "training under way", 3*time.Minute, func() (bool, error) {
+		tr := getDetector(t, ns, "slow").Status.Training
+		return tr != nil && tr.Epoch >= 2, nil
+	})
+	down := time.Now()
+	signalCluster(t, syscall.SIGUSR2)
+	waitFor(t, "the node down", time.Minute, func() (bool, error) { return nodeDown(), nil })
+	t.Logf("node crashed at %s; down for 10s", time.Since(start).Round(time.Millisecond))
+	time.Sleep(10 * time.Second)
+	signalCluster(t, syscall.SIGUSR2)
+	waitFor(t, "the node up", time.Minute, func() (bool, error) { return !nodeDown(), nil })
+	up := time.Now()
+
+	var said string
+	waitFor(t, "the Detector to name the retry and the lost pod", 3*time.Minute, func() (bool, error) {
+		c := apimeta.FindStatusCondition(getDetector(t, ns, "slow").Status.Conditions, kadetv1.TrainedCondition)
+		if c != nil && strings.Contains(c.Message, "attempt 2 of 2") && strings.Contains(c.Message, "ContainerStatusUnknown") {
+			said = c.Message
+			return true, nil
+		}
+		return false, nil
+	})
+	t.Logf("%s after the node came back, Trained says: %s", time.Since(up).Round(time.Millisecond), said)
+	if strings.Contains(said, "memory") {
+		t.Errorf("a pod lost with its node is blamed on memory: %s", said)
+	}
+	mustKubectl(t, nil, "wait", "-n", ns, "--for=condition=Ready", "--timeout=5m", "detector/slow")
+	t.Logf("Ready %s after the node came back (%s after it went down)", time.Since(up).Round(time.Millisecond), time.Since(down).Round(time.Millisecond))
+
+	jobs := &batchv1.JobList{}
+	if err := env.client.List(context.Background(), jobs, client.InNamespace(ns)); err != nil {
+		t.Fatal(err)
+	}
+	versions := &kadetv1.ModelVersionList{}
+	if err := env.client.List(context.Background(), versions, client.InNamespace(ns)); err != nil {
+		t.Fatal(err)
+	}
+	if len(jobs.Items) != 1 || jobs.Items[0].Status.Failed != 1 || jobs.Items[0].Status.Succeeded != 1 || len(versions.Items) != 1 {
+		t.Fatalf("%d Jobs (%+v), %d ModelVersions; want one Job with a failed and a succeeded pod, one ModelVersion",
+			len(jobs.Items), jobs.Items, len(versions.Items))
+	}
+	if err := waitForManager(); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("scenario took %s", time.Since(start).Round(time.Millisecond))
+}
+
+// signalCluster sends sig to the local cluster's process (see hack/localcluster for
+// the faults SIGUSR1 and SIGUSR2 stand for).
+func signalCluster(t *testing.T, sig syscall.Signal) {
+	t.Helper()
+	if err := env.cluster.Process.Signal(sig); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// nodeDown tells whether the local cluster's node is crashed.
+func nodeDown() bool {
+	_, err := os.Stat(filepath.Join(env.clusterDir, "node-down"))
+	return err == nil
+}
+
+// restartAPIServer restarts the local cluster's kube-apiserver and returns once it is
+// ready again.
+func restartAPIServer(t *testing.T) {
+	t.Helper()
+	log := filepath.Join(env.clusterDir, "apiserver-restarts")
+	lines := func() int {
+		b, _ := os.ReadFile(log)
+		return strings.Count(string(b), "\n")
+	}
+	before := lines()
+	signalCluster(t, syscall.SIGUSR1)
+	waitFor(t, "the kube-apiserver restarted and ready", 3*time.Minute, func() (bool, error) { return lines() > before, nil })
 }
 
 // controlPlanePids finds the local cluster's kube-apiserver (by the port of the
