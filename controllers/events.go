@@ -39,7 +39,9 @@ func (r *DetectorReconciler) flushEvents(p *pass, written bool) {
 }
 
 // recordTransition adds an event when Ready changes reason, so `kubectl describe`
-// tells the story without an event on every pass.
+// tells the story without an event on every pass. A Normal transition the pass's own
+// events already tell (TrainingStarted for Training, ModelServed for serving) adds
+// none: each event is a write to the API server, and a repeat is noise in describe.
 func (p *pass) recordTransition(before, after *kadetv1.Detector) {
 	now := apimeta.FindStatusCondition(after.Status.Conditions, kadetv1.ReadyCondition)
 	if now == nil {
@@ -52,6 +54,9 @@ func (p *pass) recordTransition(before, after *kadetv1.Detector) {
 	typ := corev1.EventTypeNormal
 	if apimeta.IsStatusConditionTrue(after.Status.Conditions, kadetv1.StalledCondition) {
 		typ = corev1.EventTypeWarning
+	}
+	if typ == corev1.EventTypeNormal && (p.announced || len(p.events) > 0) {
+		return
 	}
 	p.event(typ, now.Reason, "Reconcile", "%s", now.Message)
 }
