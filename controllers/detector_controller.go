@@ -111,9 +111,6 @@ type pass struct {
 	// else brings one sooner.
 	requeueAfter time.Duration
 	events       []pendingEvent
-	// announced is set when the pass has already recorded an event as it happened
-	// (eventNow), such as the start of a training Job.
-	announced bool
 }
 
 // requeue asks for a pass after d at the latest.

@@ -121,7 +121,6 @@ func (r *DetectorReconciler) observeTraining(ctx context.Context, det *kadetv1.D
 			return err
 		}
 		r.eventNow(det, corev1.EventTypeNormal, "TrainingStarted", "Create", "started training Job %s", o.job)
-		p.announced = true
 	} else if err != nil {
 		return err
 	}

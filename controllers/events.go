@@ -38,10 +38,14 @@ func (r *DetectorReconciler) flushEvents(p *pass, written bool) {
 	p.events = nil
 }
 
+// told are the Ready reasons other events announce.
+var told = map[string]bool{kadetv1.ReasonTraining: true, kadetv1.ReasonRollingOut: true, kadetv1.ReasonSucceeded: true}
+
 // recordTransition adds an event when Ready changes reason, so `kubectl describe`
-// tells the story without an event on every pass. A Normal transition the pass's own
-// events already tell (TrainingStarted for Training, ModelServed for serving) adds
-// none: each event is a write to the API server, and a repeat is noise in describe.
+// tells the story without an event on every pass. Becoming Training, RollingOut or
+// Succeeded adds none: TrainingStarted, TrainingSucceeded (a rollout follows it) and
+// ModelServed tell those (an event is a write to the API server, and a repeat is
+// noise in describe).
 func (p *pass) recordTransition(before, after *kadetv1.Detector) {
 	now := apimeta.FindStatusCondition(after.Status.Conditions, kadetv1.ReadyCondition)
 	if now == nil {
@@ -55,7 +59,7 @@ func (p *pass) recordTransition(before, after *kadetv1.Detector) {
 	if apimeta.IsStatusConditionTrue(after.Status.Conditions, kadetv1.StalledCondition) {
 		typ = corev1.EventTypeWarning
 	}
-	if typ == corev1.EventTypeNormal && (p.announced || len(p.events) > 0) {
+	if typ == corev1.EventTypeNormal && told[now.Reason] {
 		return
 	}
 	p.event(typ, now.Reason, "Reconcile", "%s", now.Message)
