@@ -95,6 +95,13 @@ type update struct {
 // and zeroes g: the tape machine adds each backward pass into the gradient, so the
 // next one starts from zero.
 func (u update) apply(g, w, m, v []float32) {
+	u.applyKeep(g, w, m, v)
+	clear(g)
+}
+
+// applyKeep is apply leaving g as it is, for gradients the next backward pass
+// overwrites.
+func (u update) applyKeep(g, w, m, v []float32) {
 	w, m, v = w[:len(g)], m[:len(g)], v[:len(g)] // one bounds check, not three per value
 	for k, gk := range g {
 		if u.clip > 0 {
@@ -104,6 +111,5 @@ func (u update) apply(g, w, m, v []float32) {
 		vk := u.b2*v[k] + (1-u.b2)*gk*gk
 		m[k], v[k] = mk, vk
 		w[k] -= u.stepSize * mk / (float32(math.Sqrt(float64(vk*u.invC2))) + u.eps)
-		g[k] = 0
 	}
 }

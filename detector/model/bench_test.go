@@ -20,13 +20,28 @@ func mnistShape(b *testing.B) (*Network, []float32) {
 	return net, x
 }
 
-// BenchmarkTrainStep is one Adam step of the speed benchmark's network.
+// BenchmarkTrainStep is one Adam step of the speed benchmark's network, by the trainer
+// training uses (direct BLAS passes) and by the Gorgonia graph.
 func BenchmarkTrainStep(b *testing.B) {
-	net, x := mnistShape(b)
-	tr, err := NewTrainer(net, 128, 0.001)
-	if err != nil {
-		b.Fatal(err)
-	}
+	b.Run("dense", func(b *testing.B) {
+		net, x := mnistShape(b)
+		tr, err := NewTrainer(net, 128, 0.001)
+		if err != nil {
+			b.Fatal(err)
+		}
+		benchSteps(b, tr, x)
+	})
+	b.Run("graph", func(b *testing.B) {
+		net, x := mnistShape(b)
+		tr, err := newGraphTrainer(net, 128, 0.001)
+		if err != nil {
+			b.Fatal(err)
+		}
+		benchSteps(b, tr, x)
+	})
+}
+
+func benchSteps(b *testing.B, tr Trainer, x []float32) {
 	defer tr.Close()
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -50,10 +65,11 @@ func BenchmarkScores256(b *testing.B) {
 	b.ReportMetric(float64(b.N*256)/b.Elapsed().Seconds(), "samples/s")
 }
 
-// BenchmarkAdamStep is the optimiser's update of the speed benchmark's network alone.
+// BenchmarkAdamStep is the graph trainer's optimiser update of the speed benchmark's
+// network alone.
 func BenchmarkAdamStep(b *testing.B) {
 	net, x := mnistShape(b)
-	tr, err := NewTrainer(net, 128, 0.001)
+	tr, err := newGraphTrainer(net, 128, 0.001)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -8,9 +8,37 @@ import (
 	"gorgonia.org/tensor"
 )
 
-// Trainer is a Gorgonia training graph for a fixed batch size whose weight nodes share
-// their backing arrays with a Network: each Adam step updates the Network in place.
-type Trainer struct {
+// Trainer runs Adam steps on a Network, in place, for batches of a fixed size.
+type Trainer interface {
+	// BatchSize is the fixed number of rows of a batch.
+	BatchSize() int
+	// Step runs one Adam step on a batch: x holds BatchSize() rows, y their labels
+	// (only for a classifier). It returns the batch's loss before the step.
+	Step(x, y []float32) (float32, error)
+	// SeedDropout makes the dropout masks a function of seed, so a training run
+	// repeats.
+	SeedDropout(seed int64)
+	// Close releases what the trainer holds.
+	Close() error
+}
+
+// NewTrainer returns a trainer of net for batches of batch rows, optimised by Adam
+// with learning rate lr: direct BLAS passes for a dense network, a Gorgonia graph for
+// the others.
+func NewTrainer(net *Network, batch int, lr float64) (Trainer, error) {
+	if batch <= 0 {
+		return nil, fmt.Errorf("batch size %d", batch)
+	}
+	if net.infer == nil && (net.Spec.Type == Autoencoder || net.Spec.Type == MLPClassifier) {
+		return newDenseTrainer(net, batch, lr), nil
+	}
+	return newGraphTrainer(net, batch, lr)
+}
+
+// graphTrainer is a Gorgonia training graph for a fixed batch size whose weight nodes
+// share their backing arrays with a Network: each Adam step updates the Network in
+// place.
+type graphTrainer struct {
 	net     *Network
 	batch   int
 	g       *G.ExprGraph
@@ -26,13 +54,13 @@ type Trainer struct {
 	rng   *rand.Rand
 }
 
-// NewTrainer builds the training graph of net for batches of batch rows, optimised by
-// Adam with learning rate lr.
-func NewTrainer(net *Network, batch int, lr float64) (*Trainer, error) {
+// newGraphTrainer builds the training graph of net for batches of batch rows,
+// optimised by Adam with learning rate lr.
+func newGraphTrainer(net *Network, batch int, lr float64) (*graphTrainer, error) {
 	if batch <= 0 {
 		return nil, fmt.Errorf("batch size %d", batch)
 	}
-	t := &Trainer{net: net, batch: batch, g: G.NewGraph(), rng: rand.New(rand.NewPCG(1, 0x64726f70))} // "drop"
+	t := &graphTrainer{net: net, batch: batch, g: G.NewGraph(), rng: rand.New(rand.NewPCG(1, 0x64726f70))} // "drop"
 	t.xT = tensor.New(tensor.WithShape(inputShape(net.Spec, batch)...), tensor.Of(tensor.Float32))
 	t.x = G.NodeFromAny(t.g, t.xT, G.WithName("x"))
 	// The weight nodes share p.Data with the graph: the solver's in-place updates are
@@ -72,17 +100,19 @@ func NewTrainer(net *Network, batch int, lr float64) (*Trainer, error) {
 }
 
 // SeedDropout makes the dropout masks a function of seed, so a training run repeats.
-func (t *Trainer) SeedDropout(seed int64) { t.rng = rand.New(rand.NewPCG(uint64(seed), 0x64726f70)) }
+func (t *graphTrainer) SeedDropout(seed int64) {
+	t.rng = rand.New(rand.NewPCG(uint64(seed), 0x64726f70))
+}
 
 // dropout multiplies h by a mask of h's shape that Step fills with zeros at the spec's
 // rate and 1/(1-rate) elsewhere (inverted dropout: inference needs no rescaling).
-func (t *Trainer) dropout(h *G.Node) (*G.Node, error) {
+func (t *graphTrainer) dropout(h *G.Node) (*G.Node, error) {
 	m := tensor.New(tensor.WithShape(h.Shape()...), tensor.Of(tensor.Float32))
 	t.masks = append(t.masks, m)
 	return G.HadamardProd(h, G.NodeFromAny(t.g, m, G.WithName(fmt.Sprintf("dropout%d", len(t.masks)))))
 }
 
-func (t *Trainer) drawMasks() {
+func (t *graphTrainer) drawMasks() {
 	p := t.net.Spec.Dropout
 	keep := float32(1 / (1 - p))
 	for _, m := range t.masks {
@@ -103,7 +133,7 @@ func mean(n *G.Node, err error) (*G.Node, error) {
 	return G.Mean(n)
 }
 
-func (t *Trainer) forward() (*G.Node, error) {
+func (t *graphTrainer) forward() (*G.Node, error) {
 	h := t.x
 	layers := len(t.weights) / 2
 	for l := 0; l < layers; l++ {
@@ -139,11 +169,11 @@ func graphActivation(kind string, z *G.Node) (*G.Node, error) {
 }
 
 // BatchSize is the graph's fixed batch size.
-func (t *Trainer) BatchSize() int { return t.batch }
+func (t *graphTrainer) BatchSize() int { return t.batch }
 
 // Step runs one Adam step on a batch: x holds BatchSize() rows, y their labels (only
 // for a classifier). It returns the batch's loss before the step.
-func (t *Trainer) Step(x, y []float32) (float32, error) {
+func (t *graphTrainer) Step(x, y []float32) (float32, error) {
 	t.net.Spec.toGraph(t.xT.Data().([]float32), x)
 	if t.yT != nil {
 		copy(t.yT.Data().([]float32), y)
@@ -160,4 +190,4 @@ func (t *Trainer) Step(x, y []float32) (float32, error) {
 }
 
 // Close releases the graph's machine.
-func (t *Trainer) Close() error { return t.vm.Close() }
+func (t *graphTrainer) Close() error { return t.vm.Close() }

@@ -217,7 +217,7 @@ func TestFusedAdamMatchesGorgonia(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tr.Close()
-	refTr, err := NewTrainer(ref, batch, 0.01)
+	refTr, err := newGraphTrainer(ref, batch, 0.01)
 	if err != nil {
 		t.Fatal(err)
 	}
