@@ -99,16 +99,32 @@ func (u update) apply(g, w, m, v []float32) {
 	clear(g)
 }
 
-// applyKeep is apply leaving g as it is, for gradients the next backward pass
-// overwrites.
-func (u update) applyKeep(g, w, m, v []float32) {
+// tinyMoment is where a moment is flushed to zero. A weight whose gradient stays 0 (a
+// dead ReLU unit, an input pixel that is always 0) has its first moment decay by 0.9 a
+// step into subnormal numbers within a few hundred steps, and arithmetic on those is
+// many times slower: Adam took twice as long mid-training as on fresh moments. Its
+// share of an update there is below 1e-20 of the learning rate.
+const tinyMoment = 1e-30
+
+// applyKeepGo is apply leaving g as it is, for gradients the next backward pass
+// overwrites (applyKeep is this, or the same in C in the OpenBLAS build).
+func (u update) applyKeepGo(g, w, m, v []float32) {
 	w, m, v = w[:len(g)], m[:len(g)], v[:len(g)] // one bounds check, not three per value
 	for k, gk := range g {
 		if u.clip > 0 {
 			gk = max(-u.clip, min(u.clip, gk))
 		}
+		if gk < tinyMoment && gk > -tinyMoment {
+			gk = 0
+		}
 		mk := u.b1*m[k] + (1-u.b1)*gk
-		vk := u.b2*v[k] + (1-u.b2)*gk*gk
+		vk := u.b2*v[k] + ((1-u.b2)*gk)*gk
+		if mk < tinyMoment && mk > -tinyMoment {
+			mk = 0
+		}
+		if vk < tinyMoment {
+			vk = 0
+		}
 		m[k], v[k] = mk, vk
 		w[k] -= u.stepSize * mk / (float32(math.Sqrt(float64(vk*u.invC2))) + u.eps)
 	}

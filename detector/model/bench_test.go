@@ -7,7 +7,7 @@ import (
 )
 
 // mnistShape is the speed benchmark's network: 784-256-64-256-784 at batch 128.
-func mnistShape(b *testing.B) (*Network, []float32) {
+func mnistShape(b testing.TB) (*Network, []float32) {
 	net, err := New(Spec{Type: Autoencoder, Inputs: 784, Hidden: []int{256}, Latent: 64, Activation: ReLU}, 1)
 	if err != nil {
 		b.Fatal(err)
@@ -100,4 +100,24 @@ func BenchmarkAdamStep(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkDenseParts splits the dense trainer's step: the forward and backward
+// passes, and the optimiser's update.
+func BenchmarkDenseParts(b *testing.B) {
+	net, x := mnistShape(b)
+	tr := newDenseTrainer(net, 128, 0.001)
+	defer tr.Close()
+	b.Run("gradients", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			if _, err := tr.gradients(x, nil); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("adam", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			tr.opt.step()
+		}
+	})
 }

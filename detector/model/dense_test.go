@@ -76,8 +76,8 @@ func TestDenseGradientsMatchGorgonia(t *testing.T) {
 	}
 }
 
-// A dense training step allocates nothing: the passes run on the trainer's buffers
-// and the optimiser's workers live as long as the trainer. (Gonum's pure-Go GEMM
+// A dense training step allocates nothing: the passes and the optimiser run on the
+// trainer's buffers. (Gonum's pure-Go GEMM
 // spawns goroutines for large products; the network here is small enough that it
 // does not, so the check holds in both BLAS builds.)
 func TestDenseStepAllocatesNothing(t *testing.T) {
