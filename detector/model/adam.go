@@ -102,8 +102,10 @@ func (u update) apply(g, w, m, v []float32) {
 // tinyMoment is where a moment is flushed to zero. A weight whose gradient stays 0 (a
 // dead ReLU unit, an input pixel that is always 0) has its first moment decay by 0.9 a
 // step into subnormal numbers within a few hundred steps, and arithmetic on those is
-// many times slower: Adam took twice as long mid-training as on fresh moments. Its
-// share of an update there is below 1e-20 of the learning rate.
+// many times slower: on the speed benchmark's network with always-zero input pixels,
+// the vectorised update took 1.5-1.7 ms a step after 1,400 steps without the flush
+// and 0.63-0.65 ms with it (pure Go: 3.1 and 2.7 ms). Such a moment's share of an
+// update is below 1e-20 of the learning rate.
 const tinyMoment = 1e-30
 
 // applyKeepGo is apply leaving g as it is, for gradients the next backward pass
