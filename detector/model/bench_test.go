@@ -50,7 +50,7 @@ func benchSteps(b *testing.B, tr Trainer, x []float32) {
 			b.Fatal(err)
 		}
 	}
-	b.ReportMetric(float64(b.N*128)/b.Elapsed().Seconds(), "samples/s")
+	b.ReportMetric(float64(b.N*tr.BatchSize())/b.Elapsed().Seconds(), "samples/s")
 }
 
 // BenchmarkScores256 scores a batch of 256 rows with the same network.
@@ -119,5 +119,30 @@ func BenchmarkDenseParts(b *testing.B) {
 		for i := 0; i < b.N; i++ {
 			tr.opt.step()
 		}
+	})
+}
+
+// BenchmarkLSTMStep is one Adam step of the default LSTMAutoencoder on windows of 32
+// rows of 8 features at batch 64, by the LSTM trainer and through the graph.
+func BenchmarkLSTMStep(b *testing.B) {
+	spec := Spec{Type: LSTMAutoencoder, Inputs: 32 * 8, Window: 32, Hidden: []int{32}, Latent: 16, Activation: ReLU}
+	x := lowRank(64, 32*8, 5)
+	b.Run("lstm", func(b *testing.B) {
+		net, err := New(spec, 1)
+		if err != nil {
+			b.Fatal(err)
+		}
+		benchSteps(b, newLSTMTrainer(net, 64, 0.001), x)
+	})
+	b.Run("graph", func(b *testing.B) {
+		net, err := New(spec, 1)
+		if err != nil {
+			b.Fatal(err)
+		}
+		tr, err := newGraphTrainer(net, 64, 0.001)
+		if err != nil {
+			b.Fatal(err)
+		}
+		benchSteps(b, tr, x)
 	})
 }

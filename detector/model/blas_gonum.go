@@ -7,3 +7,6 @@ const BLAS = "gonum"
 
 // BLASKernels names the BLAS kernels in use.
 func BLASKernels() string { return "gonum" }
+
+// singleThreadedBLAS does nothing: Gonum runs small products on the calling goroutine.
+func singleThreadedBLAS() (restore func()) { return func() {} }

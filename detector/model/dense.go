@@ -192,6 +192,7 @@ func softplus(z float64) float64 {
 type denseAdam struct {
 	lr, beta1, beta2, eps float64
 	t                     int
+	clip                  float32 // > 0 clamps each gradient value to [-clip, clip]
 	g, w, m, v            [][]float32
 }
 
@@ -209,7 +210,7 @@ func (a *denseAdam) step() {
 	c1 := 1 - math.Pow(a.beta1, float64(a.t))
 	c2 := 1 - math.Pow(a.beta2, float64(a.t))
 	u := update{b1: float32(a.beta1), b2: float32(a.beta2), stepSize: float32(a.lr / c1),
-		invC2: float32(1 / c2), eps: float32(a.eps)}
+		invC2: float32(1 / c2), eps: float32(a.eps), clip: a.clip}
 	for i := range a.w {
 		u.applyKeep(a.g[i], a.w[i], a.m[i], a.v[i])
 	}

@@ -23,14 +23,17 @@ type Trainer interface {
 }
 
 // NewTrainer returns a trainer of net for batches of batch rows, optimised by Adam
-// with learning rate lr: direct BLAS passes for a dense network, a Gorgonia graph for
-// the others.
+// with learning rate lr: direct BLAS passes for a dense network and an LSTM, a
+// Gorgonia graph for a convolutional one.
 func NewTrainer(net *Network, batch int, lr float64) (Trainer, error) {
 	if batch <= 0 {
 		return nil, fmt.Errorf("batch size %d", batch)
 	}
 	if net.infer == nil && (net.Spec.Type == Autoencoder || net.Spec.Type == MLPClassifier) {
 		return newDenseTrainer(net, batch, lr), nil
+	}
+	if net.Spec.Type == LSTMAutoencoder {
+		return newLSTMTrainer(net, batch, lr), nil
 	}
 	return newGraphTrainer(net, batch, lr)
 }
