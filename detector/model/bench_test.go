@@ -146,3 +146,20 @@ func BenchmarkLSTMStep(b *testing.B) {
 		benchSteps(b, tr, x)
 	})
 }
+
+// BenchmarkConvStep is one Adam step of the default ConvAutoencoder on 28 x 28 images
+// at batch 128 (through the graph).
+func BenchmarkConvStep(b *testing.B) {
+	spec := Spec{Type: ConvAutoencoder, Inputs: 784, ImageRows: 28, ImageCols: 28, Channels: []int{16, 32}, Kernel: 3,
+		Latent: 32, Activation: ReLU}
+	_, x := mnistShape(b)
+	net, err := New(spec, 1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	tr, err := NewTrainer(net, 128, 0.001)
+	if err != nil {
+		b.Fatal(err)
+	}
+	benchSteps(b, tr, x)
+}

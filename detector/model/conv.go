@@ -143,8 +143,8 @@ func convGraph(s Spec, x *G.Node, w []*G.Node, drop dropFunc) (*G.Node, error) {
 		return G.BroadcastAdd(z, w[2*l+1], nil, []byte{0, 2, 3})
 	}
 	// interleave puts other after each element of h along time (windows) or along both
-	// sides (images, other then being zeros): nearest-neighbour upsampling when other
-	// is h, the zero insertion of a transposed convolution when other is zero.
+	// sides (images): nearest-neighbour upsampling when other is h, the zero insertion
+	// of a transposed convolution when other is zero.
 	interleave := func(h *G.Node, other func(*G.Node) *G.Node) (*G.Node, error) {
 		sh := h.Shape()
 		double := func(h *G.Node, rows, cols int) (*G.Node, error) {
@@ -163,9 +163,10 @@ func convGraph(s Spec, x *G.Node, w []*G.Node, drop dropFunc) (*G.Node, error) {
 		if s.Window > 0 {
 			return double(h, 2*sh[2], 1)
 		}
-		if s.Resampling != Strided {
-			return G.Upsample2D(h, 2)
-		}
+		// Images: along each row, then every row followed by its partner. Gorgonia's
+		// Upsample2D does the same for the nearest-neighbour case, but its gradient
+		// reads and writes one boxed value at a time: 6.6 million allocations and
+		// most of a training step of the default MNIST ConvAutoencoder.
 		wide, err := double(h, sh[2], 2*sh[3]) // along each row
 		if err != nil {
 			return nil, err

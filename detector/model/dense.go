@@ -32,7 +32,8 @@ func newDenseTrainer(net *Network, batch int, lr float64) *denseTrainer {
 	for i := range t.ones {
 		t.ones[i] = 1
 	}
-	for _, w := range net.widths {
+	t.act = append(t.act, nil) // the batch itself, set by each step
+	for _, w := range net.widths[1:] {
 		t.act = append(t.act, make([]float32, batch*w))
 	}
 	for _, w := range net.widths[1:] {
@@ -78,7 +79,7 @@ func (t *denseTrainer) gradients(x, y []float32) (float32, error) {
 	if t.y != nil && len(y) != b {
 		return 0, fmt.Errorf("%d labels for a batch of %d", len(y), b)
 	}
-	copy(t.act[0], x)
+	t.act[0] = x // read only, and only during this step: no copy
 	layers := len(n.widths) - 1
 	for l := 0; l < layers; l++ {
 		in, out := n.widths[l], n.widths[l+1]
