@@ -300,8 +300,8 @@ spec:
 func TestManagerRestartAdoptsTraining(t *testing.T) {
 	start := time.Now()
 	ns := namespace(t, "restart")
-	// About 30 s of training on 2 cores: time to see progress and restart the manager.
-	const epochs = 600
+	// About 20 s of training on 2 cores: time to see progress and restart the manager.
+	const epochs = 6000
 	mustKubectl(t, cardManifest("slow", cardCSV(2000, 4), epochs, ""), "apply", "-n", ns, "-f", "-")
 
 	// Live epoch and loss in the printer columns.
@@ -339,11 +339,18 @@ func TestManagerRestartAdoptsTraining(t *testing.T) {
 		t.Fatalf("want one active Job before the restart, got %+v", j)
 	}
 	stopManager()
+	restarted := false
+	defer func() { // the scenarios after this one need a manager, whatever happens here
+		if !restarted {
+			_ = startManager()
+		}
+	}()
 	t.Logf("manager killed at epoch %d", getDetector(t, ns, "slow").Status.Training.Epoch)
 	time.Sleep(2 * time.Second)
 	if j := jobs(); len(j) != 1 || j[0].Status.Active != 1 {
 		t.Fatalf("training did not survive the manager: %+v (make it longer)", j)
 	}
+	restarted = true
 	if err := startManager(); err != nil {
 		t.Fatal(err)
 	}
