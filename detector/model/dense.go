@@ -109,21 +109,7 @@ func (t *denseTrainer) gradients(x, y []float32) (float32, error) {
 		}
 		loss /= float64(b)
 	} else {
-		// Mean squared error over every value of the batch, summed in float32 per
-		// row and in float64 across rows.
-		scale := 2 / float32(len(out))
-		w := n.widths[layers]
-		for r := 0; r+w <= len(out); r += w {
-			o, xr, dr := out[r:r+w:r+w], x[r:r+w:r+w], d[r:r+w:r+w]
-			var row float32
-			for i := range o {
-				e := o[i] - xr[i]
-				row += e * e
-				dr[i] = scale * e
-			}
-			loss += float64(row)
-		}
-		loss /= float64(len(out))
+		loss = mseGrad(d, out, x, n.widths[layers])
 	}
 
 	for l := last; l >= 0; l-- {
@@ -147,6 +133,25 @@ func (t *denseTrainer) gradients(x, y []float32) (float32, error) {
 		}
 	}
 	return float32(loss), nil
+}
+
+// mseGrad returns the mean squared error of out against x (rows of width w), summed
+// in float32 per row and in float64 across rows, and writes its gradient with respect
+// to out into d.
+func mseGrad(d, out, x []float32, w int) float64 {
+	var loss float64
+	scale := 2 / float32(len(out))
+	for r := 0; r+w <= len(out); r += w {
+		o, xr, dr := out[r:r+w:r+w], x[r:r+w:r+w], d[r:r+w:r+w]
+		var row float32
+		for i := range o {
+			e := o[i] - xr[i]
+			row += e * e
+			dr[i] = scale * e
+		}
+		loss += float64(row)
+	}
+	return loss / float64(len(out))
 }
 
 // activationGrad multiplies each gradient in g by the derivative of the activation at

@@ -49,29 +49,37 @@ func TestDenseGradientsMatchGorgonia(t *testing.T) {
 				if graph.yT != nil {
 					copy(graph.yT.Data().([]float32), y)
 				}
-				if err := graph.vm.RunAll(); err != nil {
-					t.Fatal(err)
-				}
-				if want := graph.lossVal.Data().(float32); math.Abs(float64(loss-want)) > 1e-5*math.Max(1, math.Abs(float64(want))) {
-					t.Errorf("loss %v, Gorgonia's %v", loss, want)
-				}
-				for i, n := range graph.weights {
-					g, err := n.Grad()
-					if err != nil {
-						t.Fatal(err)
-					}
-					want := g.Data().([]float32)
-					var diff, scale float64
-					for k, w := range want {
-						diff = math.Max(diff, math.Abs(float64(dense.grads[i][k]-w)))
-						scale = math.Max(scale, math.Abs(float64(w)))
-					}
-					if scale == 0 || diff > 1e-5*scale {
-						t.Errorf("%s: largest difference %.3g against largest gradient %.3g", net.Params[i].Name, diff, scale)
-					}
-				}
-				graph.vm.Reset()
+				compareWithGraph(t, graph, loss, dense.grads, 1e-5)
 			})
+		}
+	}
+}
+
+// compareWithGraph runs graph's forward and backward passes on the batch already in
+// it and checks loss and grads (in the order of its weights) against them: each
+// tensor's largest difference within tol of its largest value.
+func compareWithGraph(t *testing.T, graph *graphTrainer, loss float32, grads [][]float32, tol float64) {
+	t.Helper()
+	if err := graph.vm.RunAll(); err != nil {
+		t.Fatal(err)
+	}
+	defer graph.vm.Reset()
+	if want := graph.lossVal.Data().(float32); math.Abs(float64(loss-want)) > tol*math.Max(1, math.Abs(float64(want))) {
+		t.Errorf("loss %v, Gorgonia's %v", loss, want)
+	}
+	for i, n := range graph.weights {
+		g, err := n.Grad()
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := g.Data().([]float32)
+		var diff, scale float64
+		for k, w := range want {
+			diff = math.Max(diff, math.Abs(float64(grads[i][k]-w)))
+			scale = math.Max(scale, math.Abs(float64(w)))
+		}
+		if scale == 0 || diff > tol*scale {
+			t.Errorf("%s: largest difference %.3g against largest gradient %.3g", n.Name(), diff, scale)
 		}
 	}
 }

@@ -139,19 +139,7 @@ func (t *lstmTrainer) gradients(x []float32) (float32, error) {
 	gemm(blas.NoTrans, blas.NoTrans, mat(B, L, t.z), mat(L, D, W3), 0, mat(B, D, t.out))
 	biasActivate("", t.out, b3)
 
-	var loss float64
-	scale := 2 / float32(len(t.out))
-	for r := 0; r < B; r++ {
-		o, xr, dr := t.out[r*D:(r+1)*D], x[r*D:(r+1)*D], t.dout[r*D:(r+1)*D]
-		var row float32
-		for i := range o {
-			e := o[i] - xr[i]
-			row += e * e
-			dr[i] = scale * e
-		}
-		loss += float64(row)
-	}
-	loss /= float64(len(t.out))
+	loss := mseGrad(t.dout, t.out, x, D)
 
 	g := t.grads
 	// Decoder and latent layer.

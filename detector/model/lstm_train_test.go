@@ -54,28 +54,7 @@ func TestLSTMGradientsMatchGorgonia(t *testing.T) {
 				}
 				defer graph.Close()
 				net.Spec.toGraph(graph.xT.Data().([]float32), x)
-				if err := graph.vm.RunAll(); err != nil {
-					t.Fatal(err)
-				}
-				if want := graph.lossVal.Data().(float32); math.Abs(float64(loss-want)) > tc.tol*math.Max(1, math.Abs(float64(want))) {
-					t.Errorf("loss %v, Gorgonia's %v", loss, want)
-				}
-				for i, n := range graph.weights {
-					g, err := n.Grad()
-					if err != nil {
-						t.Fatal(err)
-					}
-					want := g.Data().([]float32)
-					var diff, scale float64
-					for k, w := range want {
-						diff = math.Max(diff, math.Abs(float64(fast.grads[i][k]-w)))
-						scale = math.Max(scale, math.Abs(float64(w)))
-					}
-					if scale == 0 || diff > tc.tol*scale {
-						t.Errorf("%s: largest difference %.3g against largest gradient %.3g", net.Params[i].Name, diff, scale)
-					}
-				}
-				graph.vm.Reset()
+				compareWithGraph(t, graph, loss, fast.grads, tc.tol)
 			})
 		}
 	}

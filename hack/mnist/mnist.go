@@ -58,8 +58,10 @@ func AutoencoderRequest(dir string, epochs int32, validation float64, classes ..
 }
 
 // TestSet reads the 10k test images as a table of pixels in [0, 1].
-func TestSet(dir string) (*data.Table, error) {
-	path := filepath.Join(dir, TestImages)
+func TestSet(dir string) (*data.Table, error) { return Images(filepath.Join(dir, TestImages)) }
+
+// Images reads an IDX images file as a table of pixels in [0, 1].
+func Images(path string) (*data.Table, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err

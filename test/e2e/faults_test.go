@@ -232,14 +232,7 @@ func TestControlPlaneOutagesDuringTraining(t *testing.T) {
 	mustKubectl(t, nil, "wait", "-n", ns, "--for=condition=Ready", "--timeout=5m", "detector/slow")
 	t.Logf("Ready %s after etcd came back", time.Since(back).Round(time.Millisecond))
 
-	jobs := &batchv1.JobList{}
-	if err := env.client.List(context.Background(), jobs, client.InNamespace(ns)); err != nil {
-		t.Fatal(err)
-	}
-	versions := &kadetv1.ModelVersionList{}
-	if err := env.client.List(context.Background(), versions, client.InNamespace(ns)); err != nil {
-		t.Fatal(err)
-	}
+	jobs, versions := jobsAndVersions(t, ns)
 	det := getDetector(t, ns, "slow")
 	if len(jobs.Items) != 1 || len(versions.Items) != 1 || det.Status.Model == nil || versions.Items[0].Spec.Version != det.Status.Model.Version {
 		t.Fatalf("%d Jobs, %d ModelVersions, model %+v; want one of each, recorded once", len(jobs.Items), len(versions.Items), det.Status.Model)
@@ -298,14 +291,7 @@ func TestNodeCrashDuringTraining(t *testing.T) {
 	mustKubectl(t, nil, "wait", "-n", ns, "--for=condition=Ready", "--timeout=5m", "detector/slow")
 	t.Logf("Ready %s after the node came back (%s after it went down)", time.Since(up).Round(time.Millisecond), time.Since(down).Round(time.Millisecond))
 
-	jobs := &batchv1.JobList{}
-	if err := env.client.List(context.Background(), jobs, client.InNamespace(ns)); err != nil {
-		t.Fatal(err)
-	}
-	versions := &kadetv1.ModelVersionList{}
-	if err := env.client.List(context.Background(), versions, client.InNamespace(ns)); err != nil {
-		t.Fatal(err)
-	}
+	jobs, versions := jobsAndVersions(t, ns)
 	if len(jobs.Items) != 1 || jobs.Items[0].Status.Failed != 1 || jobs.Items[0].Status.Succeeded != 1 || len(versions.Items) != 1 {
 		t.Fatalf("%d Jobs (%+v), %d ModelVersions; want one Job with a failed and a succeeded pod, one ModelVersion",
 			len(jobs.Items), jobs.Items, len(versions.Items))
@@ -316,14 +302,25 @@ func TestNodeCrashDuringTraining(t *testing.T) {
 	t.Logf("scenario took %s", time.Since(start).Round(time.Millisecond))
 }
 
-// requireActiveJob fails the test unless ns's one training Job is still running at
-// the moment named by when: a fault after training ended would prove nothing.
-func requireActiveJob(t *testing.T, ns, when string) {
+// jobsAndVersions lists ns's Jobs and ModelVersions.
+func jobsAndVersions(t *testing.T, ns string) (*batchv1.JobList, *kadetv1.ModelVersionList) {
 	t.Helper()
 	jobs := &batchv1.JobList{}
 	if err := env.client.List(context.Background(), jobs, client.InNamespace(ns)); err != nil {
 		t.Fatal(err)
 	}
+	versions := &kadetv1.ModelVersionList{}
+	if err := env.client.List(context.Background(), versions, client.InNamespace(ns)); err != nil {
+		t.Fatal(err)
+	}
+	return jobs, versions
+}
+
+// requireActiveJob fails the test unless ns's one training Job is still running at
+// the moment named by when: a fault after training ended would prove nothing.
+func requireActiveJob(t *testing.T, ns, when string) {
+	t.Helper()
+	jobs, _ := jobsAndVersions(t, ns)
 	if len(jobs.Items) != 1 || jobs.Items[0].Status.Active != 1 {
 		t.Fatalf("want one running training Job at %s, got %+v: the scenario needs a longer run", when, jobs.Items)
 	}

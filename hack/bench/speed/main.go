@@ -23,7 +23,6 @@ import (
 
 	"github.com/kadet-dev/kadet/detector/artifact"
 	"github.com/kadet-dev/kadet/detector/contract"
-	"github.com/kadet-dev/kadet/detector/data"
 	"github.com/kadet-dev/kadet/detector/model"
 	"github.com/kadet-dev/kadet/detector/scoring"
 	"github.com/kadet-dev/kadet/hack/mnist"
@@ -166,16 +165,7 @@ func trainSteps(spec model.Spec, x []float32, batch, steps int) (float64, error)
 
 // mnistImages is the first n training images, pixels in [0, 1].
 func mnistImages(path string, n int) ([]float32, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	im, err := data.ReadIDXImages(f, path)
-	if err != nil {
-		return nil, err
-	}
-	tbl, err := data.ImageTable(im, nil, nil, path)
+	tbl, err := mnist.Images(path)
 	if err != nil {
 		return nil, err
 	}
