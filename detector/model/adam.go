@@ -15,15 +15,35 @@ import (
 // clones every gradient three times a step; on the speed benchmark's network that was
 // a sixth of a training step and most of its garbage.
 type adam struct {
+	adamSchedule
+	m, v [][]float32
+}
+
+// adamSchedule holds Adam's settings and step count, which give each step's constants.
+type adamSchedule struct {
 	lr, beta1, beta2, eps float64
 	// clip > 0 clamps each gradient to [-clip, clip] before the update.
 	clip float32
 	t    int
-	m, v [][]float32
+}
+
+func newAdamSchedule(lr float64) adamSchedule {
+	return adamSchedule{lr: lr, beta1: 0.9, beta2: 0.999, eps: 1e-8}
+}
+
+// next counts a step and returns its constants, bias corrections included.
+func (s *adamSchedule) next() update {
+	s.t++
+	c1 := 1 - math.Pow(s.beta1, float64(s.t))
+	c2 := 1 - math.Pow(s.beta2, float64(s.t))
+	return update{
+		b1: float32(s.beta1), b2: float32(s.beta2), stepSize: float32(s.lr / c1),
+		invC2: float32(1 / c2), eps: float32(s.eps), clip: s.clip,
+	}
 }
 
 func newAdam(lr float64, weights []*G.Node) *adam {
-	a := &adam{lr: lr, beta1: 0.9, beta2: 0.999, eps: 1e-8}
+	a := &adam{adamSchedule: newAdamSchedule(lr)}
 	for _, w := range weights {
 		n := w.Shape().TotalSize()
 		a.m, a.v = append(a.m, make([]float32, n)), append(a.v, make([]float32, n))
@@ -39,13 +59,7 @@ const adamChunk = 1 << 14
 // Every value's update is independent of the others, so the tensors are cut into
 // chunks that all cores update at once; the result does not depend on the cutting.
 func (a *adam) step(weights []*G.Node) error {
-	a.t++
-	c1 := 1 - math.Pow(a.beta1, float64(a.t))
-	c2 := 1 - math.Pow(a.beta2, float64(a.t))
-	u := update{
-		b1: float32(a.beta1), b2: float32(a.beta2), stepSize: float32(a.lr / c1),
-		invC2: float32(1 / c2), eps: float32(a.eps), clip: a.clip,
-	}
+	u := a.next()
 	type chunk struct{ g, w, m, v []float32 }
 	var chunks []chunk
 	for i, n := range weights {

@@ -196,14 +196,12 @@ func softplus(z float64) float64 {
 // second worker competed with them for the other core (4.9 ms a step against 3.6 on
 // the speed benchmark's network).
 type denseAdam struct {
-	lr, beta1, beta2, eps float64
-	t                     int
-	clip                  float32 // > 0 clamps each gradient value to [-clip, clip]
-	g, w, m, v            [][]float32
+	adamSchedule
+	g, w, m, v [][]float32
 }
 
 func newDenseAdam(lr float64, params []Param, grads [][]float32) *denseAdam {
-	a := &denseAdam{lr: lr, beta1: 0.9, beta2: 0.999, eps: 1e-8, g: grads}
+	a := &denseAdam{adamSchedule: newAdamSchedule(lr), g: grads}
 	for _, p := range params {
 		a.w = append(a.w, p.Data)
 		a.m, a.v = append(a.m, make([]float32, len(p.Data))), append(a.v, make([]float32, len(p.Data)))
@@ -212,11 +210,7 @@ func newDenseAdam(lr float64, params []Param, grads [][]float32) *denseAdam {
 }
 
 func (a *denseAdam) step() {
-	a.t++
-	c1 := 1 - math.Pow(a.beta1, float64(a.t))
-	c2 := 1 - math.Pow(a.beta2, float64(a.t))
-	u := update{b1: float32(a.beta1), b2: float32(a.beta2), stepSize: float32(a.lr / c1),
-		invC2: float32(1 / c2), eps: float32(a.eps), clip: a.clip}
+	u := a.next()
 	for i := range a.w {
 		u.applyKeep(a.g[i], a.w[i], a.m[i], a.v[i])
 	}

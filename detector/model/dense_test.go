@@ -39,27 +39,27 @@ func TestDenseGradientsMatchGorgonia(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-
-				graph, err := newGraphTrainer(net, batch, 0)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer graph.Close()
-				copy(graph.xT.Data().([]float32), x)
-				if graph.yT != nil {
-					copy(graph.yT.Data().([]float32), y)
-				}
-				compareWithGraph(t, graph, loss, dense.grads, 1e-5)
+				compareWithGraph(t, net, x, y, loss, dense.grads, 1e-5)
 			})
 		}
 	}
 }
 
-// compareWithGraph runs graph's forward and backward passes on the batch already in
-// it and checks loss and grads (in the order of its weights) against them: each
-// tensor's largest difference within tol of its largest value.
-func compareWithGraph(t *testing.T, graph *graphTrainer, loss float32, grads [][]float32, tol float64) {
+// compareWithGraph runs net's Gorgonia training graph forward and backward on the
+// batch x (labels y for a classifier) and checks loss and grads (in the order of
+// net's parameters) against it: each tensor's largest difference within tol of its
+// largest value.
+func compareWithGraph(t *testing.T, net *Network, x, y []float32, loss float32, grads [][]float32, tol float64) {
 	t.Helper()
+	graph, err := newGraphTrainer(net, len(x)/net.Spec.Inputs, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer graph.Close()
+	net.Spec.toGraph(graph.xT.Data().([]float32), x)
+	if graph.yT != nil {
+		copy(graph.yT.Data().([]float32), y)
+	}
 	if err := graph.vm.RunAll(); err != nil {
 		t.Fatal(err)
 	}

@@ -48,13 +48,7 @@ func TestLSTMGradientsMatchGorgonia(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				graph, err := newGraphTrainer(net, batch, 0)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer graph.Close()
-				net.Spec.toGraph(graph.xT.Data().([]float32), x)
-				compareWithGraph(t, graph, loss, fast.grads, tc.tol)
+				compareWithGraph(t, net, x, nil, loss, fast.grads, tc.tol)
 			})
 		}
 	}

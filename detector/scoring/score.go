@@ -22,11 +22,9 @@ type Scored struct {
 	Stuck   []string `json:"stuck,omitempty"`
 }
 
-// flag marks s stuck on the features at idx when flat (run / limit) is above 1.
+// flag marks s an anomaly stuck on the features at idx, flat (run / limit, above 1)
+// being its score when that is higher.
 func (s *Scored) flag(flat float64, idx []int, names []string) {
-	if flat <= 1 {
-		return
-	}
 	s.Score = max(s.Score, flat)
 	s.Anomaly = true
 	for _, j := range idx {

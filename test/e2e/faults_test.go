@@ -208,11 +208,7 @@ func TestControlPlaneOutagesDuringTraining(t *testing.T) {
 	start := time.Now()
 	ns := namespace(t, "outage")
 	// About 40 s of training on 2 cores: longer than the two outages.
-	mustKubectl(t, cardManifest("slow", cardCSV(2000, 5), 12000, ""), "apply", "-n", ns, "-f", "-")
-	waitFor(t, "training under way", 3*time.Minute, func() (bool, error) {
-		tr := getDetector(t, ns, "slow").Status.Training
-		return tr != nil && tr.Epoch >= 2, nil
-	})
+	startSlowTraining(t, ns, 12000)
 	_, etcd := controlPlanePids(t)
 	restartsBefore := managerRestarts(t)
 
@@ -255,11 +251,7 @@ func TestNodeCrashDuringTraining(t *testing.T) {
 	start := time.Now()
 	ns := namespace(t, "nodecrash")
 	// About 15 s of training on 2 cores: the crash comes while it runs.
-	mustKubectl(t, cardManifest("slow", cardCSV(2000, 5), 4000, ""), "apply", "-n", ns, "-f", "-")
-	waitFor(t, "training under way", 3*time.Minute, func() (bool, error) {
-		tr := getDetector(t, ns, "slow").Status.Training
-		return tr != nil && tr.Epoch >= 2, nil
-	})
+	startSlowTraining(t, ns, 4000)
 	requireActiveJob(t, ns, "the crash")
 	down := time.Now()
 	signalCluster(t, syscall.SIGUSR2)
@@ -300,6 +292,17 @@ func TestNodeCrashDuringTraining(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("scenario took %s", time.Since(start).Round(time.Millisecond))
+}
+
+// startSlowTraining applies Detector "slow" (2,000 rows, epochs epochs) in ns and
+// returns once its training Job reports its second epoch.
+func startSlowTraining(t *testing.T, ns string, epochs int) {
+	t.Helper()
+	mustKubectl(t, cardManifest("slow", cardCSV(2000, 5), epochs, ""), "apply", "-n", ns, "-f", "-")
+	waitFor(t, "training under way", 3*time.Minute, func() (bool, error) {
+		tr := getDetector(t, ns, "slow").Status.Training
+		return tr != nil && tr.Epoch >= 2, nil
+	})
 }
 
 // jobsAndVersions lists ns's Jobs and ModelVersions.
