@@ -58,6 +58,9 @@ type Metadata struct {
 	Threshold Threshold                   `json:"threshold"`
 	Training  TrainingInfo                `json:"training"`
 	Data      []preprocess.FeatureSummary `json:"data"`
+	// Calibration is what live scores are compared with; absent in files from before
+	// drift checks.
+	Calibration *Calibration `json:"calibration,omitempty"`
 	// Prometheus records what a model trained on Prometheus saw.
 	Prometheus *PrometheusSource `json:"prometheus,omitempty"`
 	Tensors    []TensorInfo      `json:"tensors"`
@@ -94,6 +97,17 @@ type Threshold struct {
 	Method    string  `json:"method"`
 	Parameter float64 `json:"parameter,omitempty"`
 	Value     float64 `json:"value"`
+}
+
+// Calibration summarises the scores the threshold was calibrated on.
+type Calibration struct {
+	// Scores is a sorted sample of the normal calibration scores, in score units (1 is
+	// the threshold).
+	Scores []float64 `json:"scores"`
+	// ExpectedAnomalyRate is the share of normal rows the threshold is meant to flag:
+	// what a percentile or contamination asks for, else the share of calibration scores
+	// above the threshold.
+	ExpectedAnomalyRate float64 `json:"expectedAnomalyRate"`
 }
 
 // TrainingInfo records how the model was trained.

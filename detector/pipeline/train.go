@@ -20,6 +20,7 @@ import (
 	"github.com/kadet-dev/kadet/detector/calibrate"
 	"github.com/kadet-dev/kadet/detector/contract"
 	"github.com/kadet-dev/kadet/detector/data"
+	"github.com/kadet-dev/kadet/detector/drift"
 	"github.com/kadet-dev/kadet/detector/evaluate"
 	"github.com/kadet-dev/kadet/detector/model"
 	"github.com/kadet-dev/kadet/detector/preprocess"
@@ -165,6 +166,7 @@ func Train(ctx context.Context, req *contract.TrainingRequest, outDir string, pr
 			ValidationSplit: cfg.ValidationSplit, Rows: tbl.Rows(), Metrics: metrics, History: history,
 		},
 		Data: preprocess.SummarizeRows(f.fitX, tbl.Columns, f.fitRows), Kadet: Version, CreatedAt: now,
+		Calibration: calibrationSummary(th, f.calScores, f.calLabels, threshold),
 	}
 	if spec.Sequence() {
 		meta.Stride = stride(req.Model)
@@ -602,6 +604,36 @@ func thresholdSpec(t contract.Threshold, src contract.Source) calibrate.Spec {
 	}
 	s.Percentile, s.StdDevs, s.Value, s.Contamination = deref(t.Percentile), deref(t.StdDevs), deref(t.Value), deref(t.Contamination)
 	return s
+}
+
+// calibrationSamples bounds the calibration scores a model file keeps for drift checks.
+const calibrationSamples = 512
+
+// calibrationSummary keeps a sample of the normal calibration scores and the share of
+// normal rows the threshold is meant to flag.
+func calibrationSummary(th calibrate.Spec, scores, labels []float32, threshold float64) *artifact.Calibration {
+	if labels != nil {
+		scores = normalScores(scores, labels)
+	}
+	if len(scores) == 0 || threshold <= 0 {
+		return nil
+	}
+	c := &artifact.Calibration{Scores: drift.CalibrationSample(scores, threshold, calibrationSamples)}
+	switch th.Method {
+	case calibrate.Percentile:
+		c.ExpectedAnomalyRate = 1 - th.Percentile/100
+	case calibrate.Contamination:
+		c.ExpectedAnomalyRate = th.Contamination
+	default:
+		above := 0
+		for _, s := range scores {
+			if float64(s) > threshold {
+				above++
+			}
+		}
+		c.ExpectedAnomalyRate = float64(above) / float64(len(scores))
+	}
+	return c
 }
 
 func thresholdParameter(s calibrate.Spec) float64 {

@@ -141,7 +141,17 @@ type FeatureSummary struct {
 	Min       float64            `json:"min"`
 	Max       float64            `json:"max"`
 	Quantiles map[string]float64 `json:"quantiles"`
+	// Edges are the feature's deciles, without repeats: bin i holds the values above
+	// Edges[i-1] and up to Edges[i], the last bin those above every edge. Expected is the
+	// share of the training rows in each bin (uneven where values repeat). Drift is
+	// measured against them; absent in files from before drift checks.
+	Edges    []float64 `json:"edges,omitempty"`
+	Expected []float64 `json:"expected,omitempty"`
 }
+
+// DriftBins is how many quantile bins a feature's distribution is summarised in for
+// drift checks: deciles, as the population stability index is usually computed.
+const DriftBins = 10
 
 // Summarize describes each feature of x (rows of width len(names)).
 func Summarize(x []float32, names []string) []FeatureSummary { return SummarizeRows(x, names, nil) }
@@ -217,7 +227,34 @@ func summarizeBlock(out []FeatureSummary, names []string, cols [][]float64, x []
 				"p75": Quantile(col, 0.75), "p99": Quantile(col, 0.99),
 			},
 		}
+		out[b].Edges, out[b].Expected = binsOf(col)
 	}
+}
+
+// binsOf returns the decile edges of sorted values and the share of them in each bin.
+func binsOf(sorted []float64) (edges, expected []float64) {
+	n := len(sorted)
+	for k := 1; k < DriftBins; k++ {
+		e := Quantile(sorted, float64(k)/DriftBins)
+		if len(edges) == 0 || e > edges[len(edges)-1] {
+			edges = append(edges, e)
+		}
+	}
+	expected = make([]float64, len(edges)+1)
+	below := 0
+	for i, e := range edges {
+		// values up to and including e: the first index past e
+		upTo, _ := slices.BinarySearchFunc(sorted, e, func(v, t float64) int {
+			if v <= t {
+				return -1
+			}
+			return 1
+		})
+		expected[i] = float64(upTo-below) / float64(n)
+		below = upTo
+	}
+	expected[len(edges)] = float64(n-below) / float64(n)
+	return edges, expected
 }
 
 // summaryBlockBytes bounds the columns SummarizeRows copies out at once (a variable so

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kadet-dev/kadet/detector/artifact"
+	"github.com/kadet-dev/kadet/detector/drift"
 	"github.com/kadet-dev/kadet/detector/scoring"
 )
 
@@ -45,6 +46,9 @@ type Options struct {
 	// to stop sending to a terminating pod, and a closed port in that moment is a
 	// failed request during every rollout.
 	ShutdownDelay time.Duration
+	// DriftWindow is how many recent rows drift is measured over (drift.DefaultWindow
+	// when 0).
+	DriftWindow int
 }
 
 // Defaults for Options.
@@ -60,6 +64,7 @@ type loaded struct {
 	version   string
 	name      string
 	explainer *explainer
+	drift     *drift.Monitor
 }
 
 // Server scores with the model it has loaded. Requests read the model through one
@@ -95,6 +100,7 @@ func New(opts Options) *Server {
 		opts.Registry = prometheus.NewRegistry()
 	}
 	s := &Server{opts: opts, log: opts.Logger, metrics: newMetrics(opts.Registry), failed: map[string]bool{}}
+	opts.Registry.MustRegister(newDriftCollector(s))
 	s.batch = newBatcher(func(l *loaded, x []float32) ([]scoring.Scored, []float32, error) {
 		return scoring.ScoreExplained(l.model, x)
 	})
@@ -156,7 +162,7 @@ func (s *Server) Reload() error {
 	if name == "" {
 		name = "kadet"
 	}
-	prev := s.current.Swap(&loaded{model: m, version: version, name: name, explainer: newExplainer(m.Meta)})
+	prev := s.current.Swap(&loaded{model: m, version: version, name: name, explainer: newExplainer(m.Meta), drift: newMonitor(m.Meta, s.opts.DriftWindow)})
 	s.metrics.setModel(version, m.Digest, prev)
 	s.log.Info("serving model", "version", version, "digest", m.Digest, "threshold", m.Meta.Threshold.Value)
 	return nil

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kadet-dev/kadet/detector/contract"
+	"github.com/kadet-dev/kadet/detector/drift"
 	"github.com/kadet-dev/kadet/detector/model"
 	"github.com/kadet-dev/kadet/detector/serve"
 )
@@ -34,6 +35,8 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.IntVar(&opts.MaxInstances, "max-instances", serve.DefaultMaxInstances, "most records per request")
 	fs.DurationVar(&opts.ReloadInterval, "reload-interval", serve.DefaultReloadInterval, "how often to look for a new model")
 	fs.DurationVar(&opts.ShutdownDelay, "shutdown-delay", 5*time.Second, "keep serving this long after SIGTERM while /readyz fails, so traffic moves off the pod first")
+	fs.IntVar(&opts.DriftWindow, "drift-window", drift.DefaultWindow, "measure drift over this many recent rows")
+	statusConfigMap := fs.String("status-configmap", "", "in a pod: report drift into this ConfigMap of the pod's namespace, under the key drift.<pod>")
 	watchFile := fs.String("watch", "", "a WatchRequest (JSON): also score the newest rows of its Prometheus queries every interval and export them on /metrics")
 	debugAddr := fs.String("debug-addr", "", "serve Go's pprof profiles on this address (e.g. 127.0.0.1:6060); off when empty")
 	if err := fs.Parse(args); err != nil {
@@ -62,12 +65,13 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	opts.Registry = prometheus.NewRegistry()
 	srv := serve.New(opts)
+	bctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	if *watchFile != "" {
-		wctx, cancel := context.WithCancel(ctx)
-		defer cancel()
-		if err := startWatch(wctx, *watchFile, srv.Model, opts.Registry, opts.Logger); err != nil {
+		if err := startWatch(bctx, *watchFile, srv, opts.Registry, opts.Logger); err != nil {
 			return err
 		}
 	}
+	go reportDrift(bctx, srv, *statusConfigMap, opts.Logger)
 	return srv.Run(ctx, *addr, drainTimeout)
 }

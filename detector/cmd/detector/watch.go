@@ -18,15 +18,15 @@ import (
 	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 
-	"github.com/kadet-dev/kadet/detector/artifact"
 	"github.com/kadet-dev/kadet/detector/contract"
+	"github.com/kadet-dev/kadet/detector/serve"
 	"github.com/kadet-dev/kadet/detector/watch"
 )
 
 // startWatch runs the watch loop of the request in file until ctx ends. In a pod with a
 // Lease named, the scoring pods elect one to watch, so each entity is scored by one
 // pod at a time; the leader also reports the watch's status to its ConfigMap.
-func startWatch(ctx context.Context, file string, model func() *artifact.Model, reg *prometheus.Registry, log *slog.Logger) error {
+func startWatch(ctx context.Context, file string, srv *serve.Server, reg *prometheus.Registry, log *slog.Logger) error {
 	b, err := os.ReadFile(file)
 	if err != nil {
 		return usageError{fmt.Sprintf("--watch: %v", err)}
@@ -38,7 +38,7 @@ func startWatch(ctx context.Context, file string, model func() *artifact.Model, 
 	times, _ := req.Intervals()
 	w, err := watch.New(watch.Options{
 		Namespace: req.Detector.Namespace, Detector: req.Detector.Name, Prometheus: req.Prometheus,
-		Interval: times.Interval, Delay: times.Delay, Model: model, Registerer: reg, Logger: log,
+		Interval: times.Interval, Delay: times.Delay, Model: srv.Model, Observe: srv.Observe, Registerer: reg, Logger: log,
 	})
 	if err != nil {
 		return usageError{fmt.Sprintf("--watch %s: %v", file, err)}
