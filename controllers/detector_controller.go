@@ -175,7 +175,7 @@ func (r *DetectorReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 		return ctrl.Result{}, nil
 	}
 	for _, step := range []subReconciler{
-		r.reconcileDataSource, r.reconcileStorage, r.reconcileRetraining, r.reconcileSpec, r.reconcileWatch,
+		r.reconcileDataSource, r.reconcileStorage, r.reconcileRetraining, r.reconcileDrift, r.reconcileSpec, r.reconcileWatch,
 		r.reconcileTraining, r.reconcileVersions, r.reconcileScoring,
 	} {
 		if err := step(ctx, det, p); err != nil {

@@ -15,6 +15,9 @@ const (
 	// TrainingFailedCondition is True while the latest retraining of the current spec
 	// failed and an earlier model keeps serving (the Detector stays Ready).
 	TrainingFailedCondition = "TrainingFailed"
+	// DriftedCondition says whether the rows the served model scores have moved from its
+	// training data (with spec.retraining.onDrift); it names the features.
+	DriftedCondition = "Drifted"
 )
 
 // Reasons of a Detector's conditions. The Stalled ones are listed in README's
@@ -54,6 +57,15 @@ const (
 	// ReasonPrometheusOperatorMissing: the monitoring.coreos.com CRDs are not installed;
 	// kadet creates the objects once they are.
 	ReasonPrometheusOperatorMissing = "PrometheusOperatorMissing"
+
+	// Reasons of the Drifted condition: features or scores moved past their limits;
+	// within them; fewer rows than the window scored by the served version yet; no
+	// scoring pod reported on the served version.
+	ReasonFeaturesDrifted = "FeaturesDrifted"
+	ReasonScoresDrifted   = "ScoresDrifted"
+	ReasonNoDrift         = "NoDrift"
+	ReasonMeasuring       = "Measuring"
+	ReasonNoReports       = "NoReports"
 )
 
 // Reasons of a DataSource's Ready condition.

@@ -91,6 +91,10 @@ type DetectorSpec struct {
 	// +kubebuilder:default={size: "1Gi", accessMode: ReadWriteOnce, retentionPolicy: Retain}
 	Storage StorageSpec `json:"storage,omitempty"`
 
+	// retraining starts training runs on what the scoring pods observe.
+	// +optional
+	Retraining RetrainingSpec `json:"retraining,omitempty"`
+
 	// alerting is the PrometheusRule kadet generates for a Detector on a Prometheus
 	// DataSource, with alert KadetAnomaly, and the PodMonitor that scrapes the scoring
 	// pods (both when the prometheus-operator CRDs exist).
@@ -101,6 +105,69 @@ type DetectorSpec struct {
 	// already runs is left alone.
 	// +optional
 	Suspend bool `json:"suspend,omitempty"`
+}
+
+// RetrainingSpec holds the policies that retrain on what the scoring pods observe
+// (spec.training.schedule and maxModelAge retrain on time).
+type RetrainingSpec struct {
+	// onDrift has the scoring pods measure how far the rows they score have moved from
+	// the served model's training data, sets the Drifted condition, and retrains when
+	// the drift lasts.
+	// +optional
+	OnDrift *DriftPolicy `json:"onDrift,omitempty"`
+}
+
+// DriftAction is what a lasting drift does.
+// +kubebuilder:validation:Enum=Retrain;Report
+type DriftAction string
+
+// Drift actions.
+const (
+	DriftRetrain DriftAction = "Retrain"
+	DriftReport  DriftAction = "Report"
+)
+
+// DriftPolicy is when rows count as drifted and what follows.
+type DriftPolicy struct {
+	// action is Retrain (start one training run when the drift has lasted for the
+	// for duration, at most one per minInterval) or Report (only the Drifted condition,
+	// events and metrics).
+	// +optional
+	// +kubebuilder:default=Retrain
+	Action DriftAction `json:"action,omitempty"`
+
+	// featurePSI is the population stability index, over the window, at which a
+	// feature counts as drifted (default 0.25; below 0.1 is usually read as stable).
+	// +optional
+	// +kubebuilder:validation:XValidation:rule="self > 0.0 && self <= 10.0",message="retraining.onDrift.featurePSI must be above 0 and at most 10, e.g. 0.25"
+	FeaturePSI *float64 `json:"featurePSI,omitempty"`
+
+	// scoreKS is the Kolmogorov-Smirnov statistic of the window's scores against the
+	// calibration scores at which the scores count as drifted (default 0.3).
+	// +optional
+	// +kubebuilder:validation:XValidation:rule="self > 0.0 && self <= 1.0",message="retraining.onDrift.scoreKS must be above 0 and at most 1, e.g. 0.3"
+	ScoreKS *float64 `json:"scoreKS,omitempty"`
+
+	// window is how many of the latest rows each scoring pod measures (default 1000).
+	// Drift is judged once a pod has scored that many with the served version.
+	// +optional
+	// +kubebuilder:validation:Minimum=100
+	// +kubebuilder:validation:Maximum=100000
+	Window *int32 `json:"window,omitempty"`
+
+	// for is how long the drift must last before a retraining starts (default 10m).
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(ms|s|m|h))+$`
+	For *metav1.Duration `json:"for,omitempty"`
+
+	// minInterval is the least time between two retrainings started by drift (default
+	// 1h), so a lasting shift the new model does not fix gives one run per interval,
+	// not a loop.
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(ms|s|m|h))+$`
+	MinInterval *metav1.Duration `json:"minInterval,omitempty"`
 }
 
 // LocalObjectReference names an object in the same namespace.
@@ -587,6 +654,9 @@ type RetrainingStatus struct {
 	// nextRun is when the next one is due.
 	// +optional
 	NextRun *metav1.Time `json:"nextRun,omitempty"`
+	// lastDriftRun is the time of the latest retraining started by drift.
+	// +optional
+	LastDriftRun *metav1.Time `json:"lastDriftRun,omitempty"`
 }
 
 // WatchStatus is the state of the watch loop.

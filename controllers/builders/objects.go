@@ -320,9 +320,15 @@ func ScoringDeployment(det *kadetv1.Detector, model *kadetv1.ModelStatus, w *Wat
 			},
 		},
 	}
+	tmpl := &dep.Spec.Template
+	if ScorerIdentity(det, w) {
+		scorerPod(det, &tmpl.Spec)
+	}
 	if w != nil {
-		tmpl := &dep.Spec.Template
 		watchPod(det, w, &tmpl.Spec, tmpl.Annotations)
+	}
+	if det.Spec.Retraining.OnDrift != nil {
+		driftPod(det, &tmpl.Spec)
 	}
 	return dep
 }

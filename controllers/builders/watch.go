@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"path"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -102,7 +103,8 @@ func exportedLabel(l string) string {
 // WatchConfigMapName names the ConfigMap holding the WatchRequest.
 func WatchConfigMapName(det *kadetv1.Detector) string { return det.Name + "-watch" }
 
-// WatchStatusConfigMapName names the ConfigMap the watching pod reports into.
+// WatchStatusConfigMapName names the ConfigMap the scoring pods report into: the
+// watching pod its watch, every pod its drift.
 func WatchStatusConfigMapName(det *kadetv1.Detector) string { return det.Name + "-watch-status" }
 
 // LeaseName names the Lease the scoring pods elect their watcher with.
@@ -142,7 +144,7 @@ func ScoringLease(det *kadetv1.Detector) *coordinationv1.Lease {
 	}
 }
 
-// ScorerServiceAccount is the identity of watching scoring pods.
+// ScorerServiceAccount is the identity of scoring pods that watch or report drift.
 func ScorerServiceAccount(det *kadetv1.Detector) *corev1.ServiceAccount {
 	return serviceAccount(det, ScorerName(det), ComponentScoring)
 }
@@ -264,12 +266,44 @@ func setMeta(u *unstructured.Unstructured, m metav1.ObjectMeta) {
 	u.SetOwnerReferences(m.OwnerReferences)
 }
 
-// watchPod adds the watch to a scoring pod template: the request and credentials as
-// volumes, the pod's identity for the election, and the flag.
-func watchPod(det *kadetv1.Detector, w *WatchPlan, spec *corev1.PodSpec, annotations map[string]string) {
-	c := &spec.Containers[0]
+// ScorerIdentity says whether det's scoring pods use the API, with the scorer
+// ServiceAccount: to watch a Prometheus source, or to report drift.
+func ScorerIdentity(det *kadetv1.Detector, w *WatchPlan) bool {
+	return w != nil || det.Spec.Retraining.OnDrift != nil
+}
+
+// scorerPod gives a scoring pod template the scorer's identity and the pod's own name
+// and namespace.
+func scorerPod(det *kadetv1.Detector, spec *corev1.PodSpec) {
 	spec.ServiceAccountName = ScorerName(det)
 	spec.AutomountServiceAccountToken = ptr.To(true)
+	c := &spec.Containers[0]
+	c.Env = append(c.Env, fieldEnv(contract.EnvPodNamespace, "metadata.namespace"), fieldEnv(contract.EnvPodName, "metadata.name"))
+}
+
+// driftPod has the scoring pods measure drift over the policy's window and report it
+// into the status ConfigMap.
+func driftPod(det *kadetv1.Detector, spec *corev1.PodSpec) {
+	c := &spec.Containers[0]
+	c.Args = append(c.Args, "--status-configmap", WatchStatusConfigMapName(det),
+		"--drift-window", strconv.Itoa(int(DriftWindow(det.Spec.Retraining.OnDrift))))
+}
+
+// DriftWindow is the policy's window, or the default.
+func DriftWindow(p *kadetv1.DriftPolicy) int32 {
+	if p == nil || p.Window == nil {
+		return DefaultDriftWindow
+	}
+	return *p.Window
+}
+
+// DefaultDriftWindow is retraining.onDrift.window when left out.
+const DefaultDriftWindow = 1000
+
+// watchPod adds the watch to a scoring pod template: the request and credentials as
+// volumes and the flag.
+func watchPod(det *kadetv1.Detector, w *WatchPlan, spec *corev1.PodSpec, annotations map[string]string) {
+	c := &spec.Containers[0]
 	spec.Volumes = append(spec.Volumes, corev1.Volume{Name: "watch", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
 		LocalObjectReference: corev1.LocalObjectReference{Name: WatchConfigMapName(det)},
 	}}})
@@ -277,6 +311,5 @@ func watchPod(det *kadetv1.Detector, w *WatchPlan, spec *corev1.PodSpec, annotat
 	c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: "watch", MountPath: WatchDir, ReadOnly: true})
 	c.VolumeMounts = append(c.VolumeMounts, w.Mounts...)
 	c.Args = append(c.Args, "--watch", path.Join(WatchDir, contract.WatchFileName))
-	c.Env = append(c.Env, fieldEnv(contract.EnvPodNamespace, "metadata.namespace"), fieldEnv(contract.EnvPodName, "metadata.name"))
 	annotations[AnnotationWatchHash] = w.Hash
 }
