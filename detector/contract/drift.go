@@ -45,3 +45,31 @@ type FeatureDrift struct {
 	Name string  `json:"name"`
 	PSI  float64 `json:"psi"`
 }
+
+// ShadowReportPrefix starts the key of each scoring pod's shadow report in the status
+// ConfigMap: "shadow.<pod name>".
+const ShadowReportPrefix = "shadow."
+
+// ShadowReport is what one scoring pod counted of the shadow model it scores beside
+// the served one.
+type ShadowReport struct {
+	// Version is the shadow model's; Served the model answering requests.
+	Version string `json:"version"`
+	Served  string `json:"served"`
+	// Since is when the pod started scoring it in shadow.
+	Since time.Time `json:"since"`
+	// Rows both models scored; Anomalies the shadow flagged, ServedAnomalies the served
+	// model flagged, Agreed rows with the same verdict, Dropped rows the shadow skipped.
+	Rows            int64 `json:"rows"`
+	Anomalies       int64 `json:"anomalies"`
+	ServedAnomalies int64 `json:"servedAnomalies"`
+	Agreed          int64 `json:"agreed"`
+	Dropped         int64 `json:"dropped,omitempty"`
+	// ExpectedAnomalyRate is the share of normal rows the shadow's threshold is meant
+	// to flag, from its calibration (0: its file does not say).
+	ExpectedAnomalyRate float64 `json:"expectedAnomalyRate"`
+	// Incompatible says why the shadow cannot score the served model's rows.
+	Incompatible string `json:"incompatible,omitempty"`
+	// Time is when the report was written.
+	Time time.Time `json:"time"`
+}

@@ -21,21 +21,39 @@ func newMonitor(meta artifact.Metadata, window int) *drift.Monitor {
 	return drift.NewMonitor(ref, window)
 }
 
-// observe hands scored rows to the drift monitor of the model that scored them.
-func observe(l *loaded, x []float32, scored []scoring.Scored) {
+// observe hands rows a request had scored to the drift monitor of the model that
+// scored them, and to the shadow model.
+func (s *Server) observe(l *loaded, x []float32, scored []scoring.Scored) {
 	scores := make([]float64, len(scored))
-	for i, s := range scored {
-		scores[i] = s.Score
+	for i, sc := range scored {
+		scores[i] = sc.Score
 	}
 	l.drift.Observe(x, scores)
+	if sh := s.shadow.Load(); sh != nil && sh.stats.Incompatible == "" {
+		sh.offer(shadowJob{x: x, scored: scored})
+	}
 }
 
-// Observe takes rows m scored outside a request (the watch loop's newest rows, in
-// their own units) and their scores into the drift measures, when m is still the model
-// in service.
-func (s *Server) Observe(m *artifact.Model, x []float32, scores []float64) {
-	if l := s.current.Load(); l != nil && l.model == m {
-		l.drift.Observe(x, scores)
+// Observe takes runs m scored outside a request (the watch loop's, RunRows rows each
+// in their own units) and the results of their newest rows into the drift measures and
+// to the shadow model, when m is still the model in service.
+func (s *Server) Observe(m *artifact.Model, runs []float32, results []scoring.Newest) {
+	l := s.current.Load()
+	if l == nil || l.model != m {
+		return
+	}
+	f, w := len(m.Meta.Features), scoring.RunRows(m)
+	rows := make([]float32, 0, len(results)*f)
+	scores := make([]float64, len(results))
+	scored := make([]scoring.Scored, len(results))
+	for k, r := range results {
+		last := (k*w + w - 1) * f
+		rows = append(rows, runs[last:last+f]...)
+		scores[k], scored[k] = r.Score, r.Scored
+	}
+	l.drift.Observe(rows, scores)
+	if sh := s.shadow.Load(); sh != nil && sh.stats.Incompatible == "" {
+		sh.offer(shadowJob{x: runs, runs: len(results), scored: scored})
 	}
 }
 

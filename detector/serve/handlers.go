@@ -146,6 +146,6 @@ func (s *Server) score(l *loaded, x []float32) ([]scoring.Scored, []float32, err
 		}
 	}
 	s.metrics.anomalies.Add(float64(anomalies))
-	observe(l, x, j.scored)
+	s.observe(l, x, j.scored)
 	return j.scored, j.shares, nil
 }

@@ -46,6 +46,9 @@ type Options struct {
 	// to stop sending to a terminating pod, and a closed port in that moment is a
 	// failed request during every rollout.
 	ShutdownDelay time.Duration
+	// ShadowVersion is a model version to score beside the served one on the same
+	// rows, counted and exported, never answered with. It needs a pinned Version.
+	ShadowVersion string
 	// DriftWindow is how many recent rows drift is measured over (drift.DefaultWindow
 	// when 0).
 	DriftWindow int
@@ -77,6 +80,8 @@ type Server struct {
 	draining atomic.Bool
 	metrics  *metrics
 	batch    *batcher
+	shadow   atomic.Pointer[shadow]
+	shadows  *shadowVecs
 	// failed remembers versions that did not load, so a bad file is reported once.
 	failedMu sync.Mutex
 	failed   map[string]bool
@@ -101,6 +106,7 @@ func New(opts Options) *Server {
 	}
 	s := &Server{opts: opts, log: opts.Logger, metrics: newMetrics(opts.Registry), failed: map[string]bool{}}
 	opts.Registry.MustRegister(newDriftCollector(s))
+	s.shadows = newShadowVecs(opts.Registry)
 	s.batch = newBatcher(func(l *loaded, x []float32) ([]scoring.Scored, []float32, error) {
 		return scoring.ScoreExplained(l.model, x)
 	})
@@ -131,7 +137,7 @@ func (s *Server) Reload() error {
 		version = vs[len(vs)-1]
 	}
 	if cur := s.current.Load(); cur != nil && cur.version == version {
-		return nil
+		return s.reloadShadow()
 	}
 	s.failedMu.Lock()
 	known := s.failed[version]
@@ -165,7 +171,63 @@ func (s *Server) Reload() error {
 	prev := s.current.Swap(&loaded{model: m, version: version, name: name, explainer: newExplainer(m.Meta), drift: newMonitor(m.Meta, s.opts.DriftWindow)})
 	s.metrics.setModel(version, m.Digest, prev)
 	s.log.Info("serving model", "version", version, "digest", m.Digest, "threshold", m.Meta.Threshold.Value)
+	return s.reloadShadow()
+}
+
+// reloadShadow loads the shadow version once the served model is in and the shadow's
+// file is on the volume. A file that fails verification is refused as a served one
+// would be; the served model is not affected.
+func (s *Server) reloadShadow() error {
+	version := s.opts.ShadowVersion
+	cur := s.current.Load()
+	if version == "" || cur == nil || s.shadow.Load() != nil || version == cur.version {
+		return nil
+	}
+	s.failedMu.Lock()
+	known := s.failed[version]
+	s.failedMu.Unlock()
+	if known {
+		return nil
+	}
+	path, err := artifact.Path(s.opts.ModelDir, version)
+	if err != nil {
+		return err
+	}
+	m, err := artifact.Load(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil // not synced to this volume yet
+	}
+	if err != nil {
+		s.failedMu.Lock()
+		s.failed[version] = true
+		s.failedMu.Unlock()
+		s.metrics.loadFailures.Inc()
+		s.log.Error("refusing shadow model", "version", version, "error", err.Error())
+		return fmt.Errorf("shadow model %s: %w", version, err)
+	}
+	sh := &shadow{l: &loaded{model: m, version: version, name: cur.name}, since: time.Now().UTC(),
+		queue: make(chan shadowJob, shadowQueue), metrics: s.shadows.forVersion(version)}
+	sh.stats = ShadowStats{Version: version, Since: sh.since, Incompatible: compatible(cur.model, m)}
+	if c := m.Meta.Calibration; c != nil {
+		sh.stats.ExpectedAnomalyRate = c.ExpectedAnomalyRate
+	}
+	go sh.run()
+	s.shadow.Store(sh)
+	if sh.stats.Incompatible != "" {
+		s.log.Warn("shadow model cannot score the served model's rows", "version", version, "reason", sh.stats.Incompatible)
+	} else {
+		s.log.Info("scoring in shadow", "version", version, "digest", m.Digest, "threshold", m.Meta.Threshold.Value)
+	}
 	return nil
+}
+
+// Shadow returns the shadow model's counts; ok is false without one.
+func (s *Server) Shadow() (ShadowStats, bool) {
+	sh := s.shadow.Load()
+	if sh == nil {
+		return ShadowStats{}, false
+	}
+	return sh.Stats(), true
 }
 
 // Run serves on addr until ctx ends, then reports not ready, keeps serving for the

@@ -48,9 +48,10 @@ type Options struct {
 	Read data.PromOptions
 	// Now is the clock (time.Now when nil); tests tick at chosen times.
 	Now func() time.Time
-	// Observe, when set, is given each tick's newest rows (in their own units) and
-	// their scores, for the drift measures.
-	Observe func(m *artifact.Model, rows []float32, scores []float64)
+	// Observe, when set, is given each tick's runs (RunRows rows each, in their own
+	// units) and the results of their newest rows: for the drift measures and a shadow
+	// model.
+	Observe func(m *artifact.Model, runs []float32, results []scoring.Newest)
 }
 
 // Watcher is the watch loop's state: the newest result of each entity and the
@@ -196,30 +197,11 @@ func (w *Watcher) Tick(ctx context.Context) error {
 	}
 	w.rows.Add(float64(len(keys)))
 	if w.opts.Observe != nil {
-		w.opts.Observe(m, newestRows(m, runs, len(keys)), newestScores(results))
+		w.opts.Observe(m, runs, results)
 	}
 	w.lag.Set(w.opts.Now().Sub(end).Seconds())
 	w.record(m, keys, results, end, began)
 	return nil
-}
-
-// newestRows copies the last row of each run.
-func newestRows(m *artifact.Model, runs []float32, n int) []float32 {
-	f, w := len(m.Meta.Features), scoring.RunRows(m)
-	rows := make([]float32, 0, n*f)
-	for k := range n {
-		last := (k*w + w - 1) * f
-		rows = append(rows, runs[last:last+f]...)
-	}
-	return rows
-}
-
-func newestScores(results []scoring.Newest) []float64 {
-	scores := make([]float64, len(results))
-	for i, r := range results {
-		scores[i] = r.Score
-	}
-	return scores
 }
 
 // source is the read of one tick: the model's queries over the steps its window needs

@@ -36,7 +36,8 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.DurationVar(&opts.ReloadInterval, "reload-interval", serve.DefaultReloadInterval, "how often to look for a new model")
 	fs.DurationVar(&opts.ShutdownDelay, "shutdown-delay", 5*time.Second, "keep serving this long after SIGTERM while /readyz fails, so traffic moves off the pod first")
 	fs.IntVar(&opts.DriftWindow, "drift-window", drift.DefaultWindow, "measure drift over this many recent rows")
-	statusConfigMap := fs.String("status-configmap", "", "in a pod: report drift into this ConfigMap of the pod's namespace, under the key drift.<pod>")
+	fs.StringVar(&opts.ShadowVersion, "shadow-version", "", "also score every request and watch tick with this version, in shadow: counted and exported, never answered with (needs --model-version)")
+	statusConfigMap := fs.String("status-configmap", "", "in a pod: report drift and shadow counts into this ConfigMap of the pod's namespace, under the keys drift.<pod> and shadow.<pod>")
 	watchFile := fs.String("watch", "", "a WatchRequest (JSON): also score the newest rows of its Prometheus queries every interval and export them on /metrics")
 	debugAddr := fs.String("debug-addr", "", "serve Go's pprof profiles on this address (e.g. 127.0.0.1:6060); off when empty")
 	if err := fs.Parse(args); err != nil {
@@ -44,6 +45,9 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	if opts.ModelDir == "" {
 		return usageError{"--model-dir is required"}
+	}
+	if opts.ShadowVersion != "" && opts.Version == "" {
+		return usageError{"--shadow-version needs --model-version: a shadow is compared with one served version"}
 	}
 	if *addr == "" {
 		*addr = ":8080"
@@ -72,6 +76,6 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
 			return err
 		}
 	}
-	go reportDrift(bctx, srv, *statusConfigMap, opts.Logger)
+	go reportScoring(bctx, srv, *statusConfigMap, opts.Logger)
 	return srv.Run(ctx, *addr, drainTimeout)
 }
