@@ -158,13 +158,12 @@ func driftRunDue(drifted *metav1.Condition, last *metav1.Time, l driftLimits) (d
 	return due, true
 }
 
-// reconcileDrift gives the scoring pods what they need to report drift, sets the
-// Drifted condition from their reports on the served version, and starts a retraining
-// when the drift lasts. It runs before the spec is rendered, since a run's time goes
+// reconcileDrift gives the scoring pods what they need to report drift and shadow
+// counts, sets the Drifted condition from their reports on the served version, and
+// starts a retraining when the drift lasts. It runs before the spec is rendered, since a run's time goes
 // into the training request.
 func (r *DetectorReconciler) reconcileDrift(ctx context.Context, det *kadetv1.Detector, p *pass) error {
-	pol := det.Spec.Retraining.OnDrift
-	if pol == nil {
+	if !builders.Reports(det) {
 		removeCondition(det, kadetv1.DriftedCondition)
 		return nil
 	}
@@ -176,8 +175,9 @@ func (r *DetectorReconciler) reconcileDrift(ctx context.Context, det *kadetv1.De
 	if err := r.createOnce(ctx, r.Client, builders.WatchStatusConfigMap(det)); err != nil {
 		return err
 	}
+	pol := det.Spec.Retraining.OnDrift
 	version := det.Status.ServedVersion
-	if version == "" {
+	if pol == nil || version == "" {
 		removeCondition(det, kadetv1.DriftedCondition)
 		return nil
 	}

@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -189,8 +190,16 @@ func (r *DetectorReconciler) reconcileVersions(ctx context.Context, det *kadetv1
 	versions := list.Items
 	slices.SortFunc(versions, func(a, b kadetv1.ModelVersion) int { return strings.Compare(a.Spec.Version, b.Spec.Version) })
 	p.versions, p.modelVersions = len(versions), versions
-	served := &kadetv1.ModelStatus{Version: m.Version, Digest: m.Digest, Threshold: m.Threshold, TrainedAt: m.TrainedAt}
-	if pin := det.Spec.Scoring.ModelVersion; pin != "" {
+	newest := &kadetv1.ModelStatus{Version: m.Version, Digest: m.Digest, Threshold: m.Threshold, TrainedAt: m.TrainedAt}
+	served := newest
+	pin := det.Spec.Scoring.ModelVersion
+	if pin == "" {
+		var err error
+		if served, err = r.promote(ctx, det, p, newest, versions); err != nil {
+			return err
+		}
+	}
+	if pin != "" {
 		i := slices.IndexFunc(versions, func(v kadetv1.ModelVersion) bool { return v.Spec.Version == pin })
 		if i < 0 || versions[i].Status.Phase == kadetv1.ModelRetired {
 			return stall(kadetv1.ReasonModelVersionNotFound,
@@ -261,7 +270,7 @@ func (r *DetectorReconciler) prune(ctx context.Context, det *kadetv1.Detector, p
 		}
 		r.eventNow(det, corev1.EventTypeNormal, "PruningVersions", "Prune", "removing model versions %s (keepVersions %d)", strings.Join(names, ", "), keep)
 		for _, v := range old {
-			r.setVersionPhase(ctx, &v, kadetv1.ModelRetired, nil)
+			r.setVersionPhase(ctx, &v, kadetv1.ModelRetired, nil, v.Status.Message)
 		}
 	case err != nil:
 		return err
@@ -293,19 +302,28 @@ func (r *DetectorReconciler) markVersions(ctx context.Context, det *kadetv1.Dete
 			if v.Status.Phase != kadetv1.ModelServing || since == nil {
 				since = &metav1.Time{Time: r.now()}
 			}
-			r.setVersionPhase(ctx, v, kadetv1.ModelServing, since)
+			_, msg, _ := shadowPhase(det.Status.Shadow, v.Spec.Version)
+			r.setVersionPhase(ctx, v, kadetv1.ModelServing, since, cmp.Or(msg, v.Status.Message))
 		default:
-			r.setVersionPhase(ctx, v, kadetv1.ModelAvailable, v.Status.ServedSince)
+			if phase, msg, ok := shadowPhase(det.Status.Shadow, v.Spec.Version); ok {
+				r.setVersionPhase(ctx, v, phase, v.Status.ServedSince, msg)
+				continue
+			}
+			phase := kadetv1.ModelAvailable
+			if v.Status.Phase == kadetv1.ModelRejected || v.Status.Phase == kadetv1.ModelCandidate {
+				phase = v.Status.Phase // the gate's word stays until it is pinned
+			}
+			r.setVersionPhase(ctx, v, phase, v.Status.ServedSince, v.Status.Message)
 		}
 	}
 }
 
-func (r *DetectorReconciler) setVersionPhase(ctx context.Context, v *kadetv1.ModelVersion, phase kadetv1.ModelVersionPhase, since *metav1.Time) {
-	if v.Status.Phase == phase && ptr.Equal(v.Status.ServedSince, since) {
+func (r *DetectorReconciler) setVersionPhase(ctx context.Context, v *kadetv1.ModelVersion, phase kadetv1.ModelVersionPhase, since *metav1.Time, message string) {
+	if v.Status.Phase == phase && ptr.Equal(v.Status.ServedSince, since) && v.Status.Message == message {
 		return
 	}
 	before := v.DeepCopy()
-	v.Status.Phase, v.Status.ServedSince = phase, since
+	v.Status.Phase, v.Status.ServedSince, v.Status.Message = phase, since, message
 	if err := r.Status().Patch(ctx, v, client.MergeFrom(before)); err != nil {
 		// The next pass sets it again; a phase is a report, not a decision.
 		return

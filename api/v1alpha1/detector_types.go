@@ -91,6 +91,11 @@ type DetectorSpec struct {
 	// +kubebuilder:default={size: "1Gi", accessMode: ReadWriteOnce, retentionPolicy: Retain}
 	Storage StorageSpec `json:"storage,omitempty"`
 
+	// promotion decides how a newly trained model version comes to serve: at once, or
+	// after it has scored live traffic in shadow beside the served one.
+	// +optional
+	Promotion PromotionSpec `json:"promotion,omitempty"`
+
 	// retraining starts training runs on what the scoring pods observe.
 	// +optional
 	Retraining RetrainingSpec `json:"retraining,omitempty"`
@@ -105,6 +110,54 @@ type DetectorSpec struct {
 	// already runs is left alone.
 	// +optional
 	Suspend bool `json:"suspend,omitempty"`
+}
+
+// PromotionPolicy is how a new model version comes to serve.
+// +kubebuilder:validation:Enum=Immediate;Automatic;Manual
+type PromotionPolicy string
+
+// Promotion policies.
+const (
+	// PromoteImmediate serves every new version as soon as it is trained.
+	PromoteImmediate PromotionPolicy = "Immediate"
+	// PromoteAutomatic runs a new version in shadow, then serves it if the gate passes
+	// and marks it Rejected if not.
+	PromoteAutomatic PromotionPolicy = "Automatic"
+	// PromoteManual runs a new version in shadow, then marks it Candidate (or Rejected);
+	// people promote it by pinning it in scoring.modelVersion.
+	PromoteManual PromotionPolicy = "Manual"
+)
+
+// PromotionSpec is how new model versions come to serve.
+// +kubebuilder:validation:XValidation:rule="!has(self.policy) || self.policy != 'Immediate' || (!has(self.shadowPeriod) && !has(self.shadowRows) && !has(self.maxAnomalyRateRatio))",message="promotion.shadowPeriod, shadowRows and maxAnomalyRateRatio apply only to policies Automatic and Manual"
+type PromotionSpec struct {
+	// policy is Immediate (the default: a new version serves once trained), Automatic
+	// (it runs in shadow, then serves if the gate passes) or Manual (it runs in shadow,
+	// then waits as a Candidate until pinned). The first model of a Detector serves at
+	// once: there is nothing to compare it with.
+	// +optional
+	// +kubebuilder:default=Immediate
+	Policy PromotionPolicy `json:"policy,omitempty"`
+
+	// shadowPeriod is how long a new version scores in shadow before the gate decides
+	// (default 10m).
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(ms|s|m|h))+$`
+	ShadowPeriod *metav1.Duration `json:"shadowPeriod,omitempty"`
+
+	// shadowRows has the gate decide once the new version has scored this many rows in
+	// shadow, instead of after shadowPeriod.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	ShadowRows *int64 `json:"shadowRows,omitempty"`
+
+	// maxAnomalyRateRatio bounds the new version's anomaly rate on live rows in shadow:
+	// at most this many times the rate its calibration expects (default 2), beyond what
+	// chance explains on that many rows.
+	// +optional
+	// +kubebuilder:validation:XValidation:rule="self >= 1.0 && self <= 1000.0",message="promotion.maxAnomalyRateRatio must be from 1 to 1000, e.g. 2"
+	MaxAnomalyRateRatio *float64 `json:"maxAnomalyRateRatio,omitempty"`
 }
 
 // RetrainingSpec holds the policies that retrain on what the scoring pods observe
@@ -631,6 +684,11 @@ type DetectorStatus struct {
 	// +kubebuilder:validation:MaxLength=64
 	ServedVersion string `json:"servedVersion,omitempty"`
 
+	// shadow is the newest version's way to serving under an Automatic or Manual
+	// promotion policy: in shadow, promoted, a candidate, or rejected.
+	// +optional
+	Shadow *ShadowStatus `json:"shadow,omitempty"`
+
 	// retraining is the state of scheduled and model-age retraining.
 	// +optional
 	Retraining *RetrainingStatus `json:"retraining,omitempty"`
@@ -639,6 +697,40 @@ type DetectorStatus struct {
 	// reported at most every 30 s.
 	// +optional
 	Watch *WatchStatus `json:"watch,omitempty"`
+}
+
+// ShadowDecision is where a version in shadow stands.
+// +kubebuilder:validation:Enum=Pending;Promoted;Candidate;Rejected
+type ShadowDecision string
+
+// Shadow decisions.
+const (
+	ShadowPending   ShadowDecision = "Pending"
+	ShadowPromoted  ShadowDecision = "Promoted"
+	ShadowCandidate ShadowDecision = "Candidate"
+	ShadowRejected  ShadowDecision = "Rejected"
+)
+
+// ShadowStatus is the promotion of the newest model version.
+type ShadowStatus struct {
+	// version in shadow, or decided on.
+	// +required
+	// +kubebuilder:validation:MaxLength=64
+	Version string `json:"version"`
+	// since is when kadet put it in shadow.
+	// +required
+	Since metav1.Time `json:"since"`
+	// decision is Pending while it scores in shadow, then Promoted, Candidate or
+	// Rejected.
+	// +required
+	Decision ShadowDecision `json:"decision"`
+	// decidedAt is when the gate decided.
+	// +optional
+	DecidedAt *metav1.Time `json:"decidedAt,omitempty"`
+	// message says what the gate saw: rows, anomaly rates, agreement.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	Message string `json:"message,omitempty"`
 }
 
 // RetrainingStatus is the state of retraining on a schedule or by model age.

@@ -5,7 +5,7 @@ import (
 )
 
 // ModelVersionPhase is where a model stands in its Detector's life.
-// +kubebuilder:validation:Enum=Serving;Available;Retired
+// +kubebuilder:validation:Enum=Serving;Available;Retired;Shadow;Candidate;Rejected
 type ModelVersionPhase string
 
 // Phases of a ModelVersion.
@@ -17,6 +17,13 @@ const (
 	// ModelRetired: its file was removed by keepVersions; the record stays until its
 	// ModelVersion is deleted with it.
 	ModelRetired ModelVersionPhase = "Retired"
+	// ModelShadow: scored beside the served version on live traffic, not answering.
+	ModelShadow ModelVersionPhase = "Shadow"
+	// ModelCandidate: passed its shadow period under a Manual policy; pin it to serve it.
+	ModelCandidate ModelVersionPhase = "Candidate"
+	// ModelRejected: the promotion gate refused it (status.message says why); pin it to
+	// serve it anyway.
+	ModelRejected ModelVersionPhase = "Rejected"
 )
 
 // ModelVersionSpec records one trained model: what it is, what it saw, how it was made.
@@ -117,12 +124,16 @@ type ModelVersionData struct {
 
 // ModelVersionStatus is where the model stands.
 type ModelVersionStatus struct {
-	// phase is Serving, Available or Retired.
+	// phase is Serving, Available, Shadow, Candidate, Rejected or Retired.
 	// +optional
 	Phase ModelVersionPhase `json:"phase,omitempty"`
 	// servedSince is when the scoring pods last started serving this version.
 	// +optional
 	ServedSince *metav1.Time `json:"servedSince,omitempty"`
+	// message is the promotion gate's word on it, for versions that ran in shadow.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	Message string `json:"message,omitempty"`
 }
 
 // ModelVersion is one trained model of a Detector, created by kadet from the training

@@ -327,8 +327,8 @@ func ScoringDeployment(det *kadetv1.Detector, model *kadetv1.ModelStatus, w *Wat
 	if w != nil {
 		watchPod(det, w, &tmpl.Spec, tmpl.Annotations)
 	}
-	if det.Spec.Retraining.OnDrift != nil {
-		driftPod(det, &tmpl.Spec)
+	if Reports(det) {
+		reportingPod(det, &tmpl.Spec)
 	}
 	return dep
 }

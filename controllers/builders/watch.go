@@ -267,9 +267,29 @@ func setMeta(u *unstructured.Unstructured, m metav1.ObjectMeta) {
 }
 
 // ScorerIdentity says whether det's scoring pods use the API, with the scorer
-// ServiceAccount: to watch a Prometheus source, or to report drift.
+// ServiceAccount: to watch a Prometheus source, or to report drift and shadow counts.
 func ScorerIdentity(det *kadetv1.Detector, w *WatchPlan) bool {
-	return w != nil || det.Spec.Retraining.OnDrift != nil
+	return w != nil || Reports(det)
+}
+
+// Reports says whether det's scoring pods report into the status ConfigMap what
+// kadet decides on: drift for onDrift, shadow counts for a gated promotion.
+func Reports(det *kadetv1.Detector) bool {
+	return det.Spec.Retraining.OnDrift != nil || Gated(det)
+}
+
+// Gated says whether new versions run in shadow before they serve.
+func Gated(det *kadetv1.Detector) bool {
+	p := det.Spec.Promotion.Policy
+	return p == kadetv1.PromoteAutomatic || p == kadetv1.PromoteManual
+}
+
+// ShadowVersion is the version det's scoring pods score in shadow, or "".
+func ShadowVersion(det *kadetv1.Detector) string {
+	if sh := det.Status.Shadow; sh != nil && sh.Decision == kadetv1.ShadowPending && Gated(det) && det.Spec.Scoring.ModelVersion == "" {
+		return sh.Version
+	}
+	return ""
 }
 
 // scorerPod gives a scoring pod template the scorer's identity and the pod's own name
@@ -281,12 +301,15 @@ func scorerPod(det *kadetv1.Detector, spec *corev1.PodSpec) {
 	c.Env = append(c.Env, fieldEnv(contract.EnvPodNamespace, "metadata.namespace"), fieldEnv(contract.EnvPodName, "metadata.name"))
 }
 
-// driftPod has the scoring pods measure drift over the policy's window and report it
-// into the status ConfigMap.
-func driftPod(det *kadetv1.Detector, spec *corev1.PodSpec) {
+// reportingPod has the scoring pods measure drift over the policy's window, score the
+// shadow version, and report both into the status ConfigMap.
+func reportingPod(det *kadetv1.Detector, spec *corev1.PodSpec) {
 	c := &spec.Containers[0]
 	c.Args = append(c.Args, "--status-configmap", WatchStatusConfigMapName(det),
 		"--drift-window", strconv.Itoa(int(DriftWindow(det.Spec.Retraining.OnDrift))))
+	if v := ShadowVersion(det); v != "" {
+		c.Args = append(c.Args, "--shadow-version", v)
+	}
 }
 
 // DriftWindow is the policy's window, or the default.

@@ -175,12 +175,3 @@ func (v *shadowVecs) forVersion(version string) *shadowMetrics {
 	return &shadowMetrics{rows: v.rows.WithLabelValues(version), anomalies: v.anomalies.WithLabelValues(version),
 		dropped: v.dropped.WithLabelValues(version), rate: v.rate.WithLabelValues(version), agreement: v.agreement.WithLabelValues(version)}
 }
-
-func (v *shadowVecs) drop(version string) {
-	for _, c := range []*prometheus.CounterVec{v.rows, v.anomalies, v.dropped} {
-		c.DeleteLabelValues(version)
-	}
-	for _, g := range []*prometheus.GaugeVec{v.rate, v.agreement} {
-		g.DeleteLabelValues(version)
-	}
-}

@@ -426,6 +426,12 @@ type load struct {
 }
 
 func startLoad(ns, det string, port int32, workers int, pause time.Duration, record func(*detectResponse, error)) *load {
+	return startLoadFunc(ns, det, port, workers, pause, func(url string) { record(detect(url, normalRecords[:1])) })
+}
+
+// startLoadFunc is startLoad with the request left to send: send is called with the
+// URL of a ready pod, from any of the workers.
+func startLoadFunc(ns, det string, port int32, workers int, pause time.Duration, send func(url string)) *load {
 	ctx, cancel := context.WithCancel(context.Background())
 	l := &load{stop: cancel}
 	l.wg.Add(1)
@@ -450,7 +456,7 @@ func startLoad(ns, det string, port int32, workers int, pause time.Duration, rec
 					time.Sleep(5 * time.Millisecond)
 					continue
 				}
-				record(detect(u[i%len(u)], normalRecords[:1]))
+				send(u[i%len(u)])
 				time.Sleep(pause)
 			}
 		}()
