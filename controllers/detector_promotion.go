@@ -23,6 +23,7 @@ import (
 const (
 	DefaultShadowPeriod        = 10 * time.Minute
 	DefaultMaxAnomalyRateRatio = 2.0
+	DefaultMetricTolerance     = 0.02
 )
 
 // gateSignificance is how unlikely, if the shadow's true anomaly rate were at the
@@ -112,6 +113,11 @@ func gate(reports []contract.ShadowReport, pol kadetv1.PromotionSpec, now time.T
 		// on the same rows.
 		base, of = float64(served)/float64(rows), "the served model's rate on the same rows"
 	}
+	fb := feedbackOf(reports)
+	tol := DefaultMetricTolerance
+	if pol.MetricTolerance != nil {
+		tol = *pol.MetricTolerance
+	}
 	bound := min(ratio*base, 1)
 	rate := float64(anomalies) / float64(rows)
 	seen := fmt.Sprintf("anomaly rate %s on %d live rows in shadow (the served model's %s; agreement %s)",
@@ -125,12 +131,33 @@ func gate(reports []contract.ShadowReport, pol kadetv1.PromotionSpec, now time.T
 		return gateVerdict{decision: kadetv1.ShadowRejected,
 			message: fmt.Sprintf("%s is above %g x %s (%s)", seen, ratio, of, percent(base))}
 	}
-	verdict := gateVerdict{decision: kadetv1.ShadowPromoted, message: fmt.Sprintf("%s is within %g x %s (%s)", seen, ratio, of, percent(base))}
+	msg := fmt.Sprintf("%s is within %g x %s (%s)", seen, ratio, of, percent(base))
+	if fb != nil {
+		labelled := fmt.Sprintf("on %d labelled marks (%d anomalies) its F1 %.3f and AUROC %.3f against the served model's %.3f and %.3f",
+			fb.Marks, fb.Anomalies, fb.ShadowF1, fb.ShadowAUROC, fb.ServedF1, fb.ServedAUROC)
+		if fb.ShadowF1 < fb.ServedF1-tol || fb.ShadowAUROC < fb.ServedAUROC-tol {
+			return gateVerdict{decision: kadetv1.ShadowRejected, message: fmt.Sprintf("%s: lower by more than %g", labelled, tol)}
+		}
+		msg += "; " + labelled
+	}
+	verdict := gateVerdict{decision: kadetv1.ShadowPromoted, message: msg}
 	if pol.Policy == kadetv1.PromoteManual {
 		verdict.decision = kadetv1.ShadowCandidate
 		verdict.message += "; pin it to serve it"
 	}
 	return verdict
+}
+
+// feedbackOf is the comparison on the most labelled marks among the reports (every pod
+// reads the same folder; one may have read it later).
+func feedbackOf(reports []contract.ShadowReport) *contract.FeedbackComparison {
+	var best *contract.FeedbackComparison
+	for _, r := range reports {
+		if f := r.Feedback; f != nil && (best == nil || f.Marks > best.Marks) {
+			best = f
+		}
+	}
+	return best
 }
 
 func percent(v float64) string {

@@ -49,6 +49,10 @@ func TestGate(t *testing.T) {
 			kadetv1.ShadowCandidate, "; pin it to serve it"},
 		{"other features", []contract.ShadowReport{{Version: "v2", Served: "v1", Incompatible: "its features differ from the served model's", Time: now}}, auto,
 			kadetv1.ShadowCandidate, "cannot be compared with version v1 on live rows: its features differ"},
+		{"labelled feedback: worse", []contract.ShadowReport{withFeedback(rep(2000, 20, 0.01, time.Hour), 0.70, 0.84)}, auto, kadetv1.ShadowRejected,
+			"on 40 labelled marks (12 anomalies) its F1 0.700 and AUROC 0.900 against the served model's 0.840 and 0.900: lower by more than 0.02"},
+		{"labelled feedback: as good", []contract.ShadowReport{withFeedback(rep(2000, 20, 0.01, time.Hour), 0.83, 0.84)}, auto, kadetv1.ShadowPromoted,
+			"; on 40 labelled marks (12 anomalies) its F1 0.830"},
 		{"old file: the served model's rate", []contract.ShadowReport{rep(2000, 100, 0, time.Hour)}, auto, kadetv1.ShadowRejected,
 			"above 2 x the served model's rate on the same rows (1.0%)"},
 	} {
@@ -59,6 +63,11 @@ func TestGate(t *testing.T) {
 			}
 		})
 	}
+}
+
+func withFeedback(r contract.ShadowReport, shadowF1, servedF1 float64) contract.ShadowReport {
+	r.Feedback = &contract.FeedbackComparison{Marks: 40, Anomalies: 12, ServedF1: servedF1, ShadowF1: shadowF1, ServedAUROC: 0.9, ShadowAUROC: 0.9}
+	return r
 }
 
 // writeShadowReport stands in for a scoring pod scoring version in shadow beside served.
@@ -203,4 +212,66 @@ func TestShadowThenGate(t *testing.T) {
 		g.Expect(d.Status.ServedVersion).To(Equal("20261130-110000-bbbbbbbb"))
 		g.Expect(condition(d, kadetv1.ReadyCondition).Status).To(Equal(metav1.ConditionTrue))
 	}, 2*time.Second, interval).Should(Succeed())
+}
+
+// Under the Manual policy a version that passes its shadow period waits as a
+// Candidate, the served version unchanged, until people pin it.
+func TestManualPromotionWaitsForAPin(t *testing.T) {
+	ns := newNamespace(t)
+	create(t, csvConfigMap(ns, "tx", sampleCSV), csvDataSource(ns, "tx", "tx"))
+	det := detector(ns, "manual", "tx", func(d *kadetv1.Detector) {
+		d.Spec.Promotion = kadetv1.PromotionSpec{Policy: kadetv1.PromoteManual, ShadowRows: new(int64(100))}
+	})
+	create(t, det)
+	ctx := context.Background()
+	dep := client.ObjectKey{Namespace: ns, Name: builders.ScoringName(det)}
+	first := waitForOneJob(t, det)
+	trainedVersion(t, det, first, "20261130-100000-aaaaaaaa")
+	rollOutDeployment(t, dep)
+	g := NewWithT(t)
+	g.Eventually(func(g Gomega) {
+		g.Expect(getDetector(g, det).Status.ServedVersion).To(Equal("20261130-100000-aaaaaaaa"))
+	}, timeout, interval).Should(Succeed())
+	g.Eventually(func(g Gomega) {
+		d := getDetector(g, det)
+		d.Annotations = map[string]string{builders.AnnotationRetrain: "1"}
+		g.Expect(k8sClient.Update(ctx, d)).To(Succeed())
+	}, timeout, interval).Should(Succeed())
+	trainedVersion(t, det, waitForOneJob(t, det, first.Name), "20261130-110000-bbbbbbbb")
+	g.Eventually(func(g Gomega) {
+		g.Expect(scoringArgs(g, det)).To(ContainSubstring("--shadow-version 20261130-110000-bbbbbbbb"))
+	}, timeout, interval).Should(Succeed())
+	rollOutDeployment(t, dep)
+	writeShadowReport(t, det, "manual-scoring-a", contract.ShadowReport{Version: "20261130-110000-bbbbbbbb", Served: "20261130-100000-aaaaaaaa",
+		Since: testClock.Now().UTC(), Rows: 150, Anomalies: 1, ServedAnomalies: 2, Agreed: 149, ExpectedAnomalyRate: 0.01})
+	g.Eventually(func(g Gomega) {
+		d := getDetector(g, det)
+		g.Expect(d.Status.Shadow.Decision).To(Equal(kadetv1.ShadowCandidate))
+		g.Expect(d.Status.Shadow.Message).To(HaveSuffix("; pin it to serve it"))
+		phase, _ := versionPhase(g, det, "20261130-110000-bbbbbbbb")
+		g.Expect(phase).To(Equal(kadetv1.ModelCandidate))
+		args := scoringArgs(g, det)
+		g.Expect(args).To(ContainSubstring("--model-version 20261130-100000-aaaaaaaa"))
+		g.Expect(args).NotTo(ContainSubstring("--shadow-version"))
+	}, timeout, interval).Should(Succeed())
+	rollOutDeployment(t, dep)
+	g.Consistently(func(g Gomega) {
+		g.Expect(getDetector(g, det).Status.ServedVersion).To(Equal("20261130-100000-aaaaaaaa"))
+	}, 2*time.Second, interval).Should(Succeed())
+
+	// People promote it by pinning it.
+	g.Eventually(func(g Gomega) {
+		d := getDetector(g, det)
+		d.Spec.Scoring.ModelVersion = "20261130-110000-bbbbbbbb"
+		g.Expect(k8sClient.Update(ctx, d)).To(Succeed())
+	}, timeout, interval).Should(Succeed())
+	g.Eventually(func(g Gomega) {
+		g.Expect(scoringArgs(g, det)).To(ContainSubstring("--model-version 20261130-110000-bbbbbbbb"))
+	}, timeout, interval).Should(Succeed())
+	rollOutDeployment(t, dep)
+	g.Eventually(func(g Gomega) {
+		g.Expect(getDetector(g, det).Status.ServedVersion).To(Equal("20261130-110000-bbbbbbbb"))
+		phase, _ := versionPhase(g, det, "20261130-110000-bbbbbbbb")
+		g.Expect(phase).To(Equal(kadetv1.ModelServing))
+	}, timeout, interval).Should(Succeed())
 }

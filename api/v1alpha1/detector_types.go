@@ -129,7 +129,7 @@ const (
 )
 
 // PromotionSpec is how new model versions come to serve.
-// +kubebuilder:validation:XValidation:rule="!has(self.policy) || self.policy != 'Immediate' || (!has(self.shadowPeriod) && !has(self.shadowRows) && !has(self.maxAnomalyRateRatio))",message="promotion.shadowPeriod, shadowRows and maxAnomalyRateRatio apply only to policies Automatic and Manual"
+// +kubebuilder:validation:XValidation:rule="!has(self.policy) || self.policy != 'Immediate' || (!has(self.shadowPeriod) && !has(self.shadowRows) && !has(self.maxAnomalyRateRatio) && !has(self.metricTolerance))",message="promotion.shadowPeriod, shadowRows, maxAnomalyRateRatio and metricTolerance apply only to policies Automatic and Manual"
 type PromotionSpec struct {
 	// policy is Immediate (the default: a new version serves once trained), Automatic
 	// (it runs in shadow, then serves if the gate passes) or Manual (it runs in shadow,
@@ -158,6 +158,13 @@ type PromotionSpec struct {
 	// +optional
 	// +kubebuilder:validation:XValidation:rule="self >= 1.0 && self <= 1000.0",message="promotion.maxAnomalyRateRatio must be from 1 to 1000, e.g. 2"
 	MaxAnomalyRateRatio *float64 `json:"maxAnomalyRateRatio,omitempty"`
+
+	// metricTolerance is how much lower than the served model's the new version's F1
+	// and AUROC on labelled feedback (POST /v1/feedback) may be (default 0.02). Checked
+	// when the feedback holds at least 5 marks of each label.
+	// +optional
+	// +kubebuilder:validation:XValidation:rule="self >= 0.0 && self <= 1.0",message="promotion.metricTolerance must be from 0 to 1, e.g. 0.02"
+	MetricTolerance *float64 `json:"metricTolerance,omitempty"`
 }
 
 // RetrainingSpec holds the policies that retrain on what the scoring pods observe

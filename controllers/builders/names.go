@@ -36,6 +36,7 @@ const (
 const (
 	SpecDir     = "/etc/kadet/spec"
 	ModelDir    = "/var/lib/kadet/models"
+	FeedbackDir = "/var/lib/kadet/feedback"
 	DataDir     = "/var/run/kadet/data"
 	PVCDataRoot = "/var/run/kadet/pvc"
 	SecretsDir  = "/var/run/kadet/secrets"

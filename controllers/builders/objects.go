@@ -177,6 +177,13 @@ func modelVolume(det *kadetv1.Detector, readOnly bool) corev1.Volume {
 	}}
 }
 
+// feedbackVolume is the model volume again, writable, for its feedback folder.
+func feedbackVolume(det *kadetv1.Detector) corev1.Volume {
+	return corev1.Volume{Name: "feedback", VolumeSource: corev1.VolumeSource{
+		PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: ModelPVCName(det)},
+	}}
+}
+
 // tmpVolume gives the read-only root filesystem a writable /tmp.
 var tmpVolume = corev1.Volume{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}
 
@@ -297,18 +304,23 @@ func ScoringDeployment(det *kadetv1.Detector, model *kadetv1.ModelStatus, w *Wat
 				Spec: corev1.PodSpec{
 					AutomountServiceAccountToken: ptr.To(false),
 					SecurityContext:              podSecurityContext(),
-					Volumes:                      []corev1.Volume{modelVolume(det, true), tmpVolume},
+					// The models are read-only to the scoring pods; only the volume's feedback
+					// folder is theirs to write, each pod to a file named after it.
+					Volumes: []corev1.Volume{modelVolume(det, true), feedbackVolume(det), tmpVolume},
 					Containers: []corev1.Container{{
 						Name: ScoringContainer, Image: cfg.Image, ImagePullPolicy: cfg.ImagePullPolicy,
 						Command: cfg.command(),
 						Args: []string{"serve",
 							"--model-dir", ModelDir,
 							"--model-version", model.Version,
+							"--feedback-dir", FeedbackDir,
 							"--addr", "$(POD_IP):" + strconv.Itoa(int(port))},
-						Env:   []corev1.EnvVar{fieldEnv(contract.EnvPodIP, "status.podIP"), blasThreads(ScoringContainer)},
+						Env: []corev1.EnvVar{fieldEnv(contract.EnvPodIP, "status.podIP"), fieldEnv(contract.EnvPodName, "metadata.name"),
+							blasThreads(ScoringContainer)},
 						Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: port, Protocol: corev1.ProtocolTCP}},
 						VolumeMounts: []corev1.VolumeMount{
 							{Name: "models", MountPath: ModelDir, ReadOnly: true},
+							{Name: "feedback", MountPath: FeedbackDir, SubPath: contract.FeedbackDirName},
 							{Name: "tmp", MountPath: TmpDir},
 						},
 						Resources:       s.Resources,

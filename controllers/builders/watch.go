@@ -292,13 +292,12 @@ func ShadowVersion(det *kadetv1.Detector) string {
 	return ""
 }
 
-// scorerPod gives a scoring pod template the scorer's identity and the pod's own name
-// and namespace.
+// scorerPod gives a scoring pod template the scorer's identity and the pod's namespace.
 func scorerPod(det *kadetv1.Detector, spec *corev1.PodSpec) {
 	spec.ServiceAccountName = ScorerName(det)
 	spec.AutomountServiceAccountToken = ptr.To(true)
 	c := &spec.Containers[0]
-	c.Env = append(c.Env, fieldEnv(contract.EnvPodNamespace, "metadata.namespace"), fieldEnv(contract.EnvPodName, "metadata.name"))
+	c.Env = append(c.Env, fieldEnv(contract.EnvPodNamespace, "metadata.namespace"))
 }
 
 // reportingPod has the scoring pods measure drift over the policy's window, score the

@@ -70,6 +70,39 @@ type ShadowReport struct {
 	ExpectedAnomalyRate float64 `json:"expectedAnomalyRate"`
 	// Incompatible says why the shadow cannot score the served model's rows.
 	Incompatible string `json:"incompatible,omitempty"`
+	// Feedback compares both models on labelled feedback, when there is some.
+	Feedback *FeedbackComparison `json:"feedback,omitempty"`
 	// Time is when the report was written.
 	Time time.Time `json:"time"`
+}
+
+// FeedbackDirName is the folder on the model volume that holds labelled feedback: one
+// file per scoring pod, FeedbackFileSuffix at the end of its name, a JSON FeedbackMark
+// per line.
+const (
+	FeedbackDirName    = "feedback"
+	FeedbackFileSuffix = ".jsonl"
+)
+
+// FeedbackMark is one label people gave through POST /v1/feedback: a record (its
+// features by name) or an entity and a time, anomalous or not.
+type FeedbackMark struct {
+	Features map[string]float64 `json:"features,omitempty"`
+	Entity   string             `json:"entity,omitempty"`
+	Time     *time.Time         `json:"time,omitempty"`
+	Anomaly  bool               `json:"anomaly"`
+	// Received is when the scoring pod stored it; Version the model serving then.
+	Received time.Time `json:"received"`
+	Version  string    `json:"version,omitempty"`
+}
+
+// FeedbackComparison is how the served and the shadow model score the labelled
+// feedback marks that carry features: F1 at each one's threshold and AUROC.
+type FeedbackComparison struct {
+	Marks       int     `json:"marks"`
+	Anomalies   int     `json:"anomalies"`
+	ServedF1    float64 `json:"servedF1"`
+	ShadowF1    float64 `json:"shadowF1"`
+	ServedAUROC float64 `json:"servedAUROC"`
+	ShadowAUROC float64 `json:"shadowAUROC"`
 }

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"path/filepath"
 	"slices"
 	"time"
 
@@ -135,6 +136,12 @@ func Train(ctx context.Context, req *contract.TrainingRequest, outDir string, pr
 	if err != nil {
 		return nil, err
 	}
+	fb := labelledFeedback(filepath.Join(outDir, contract.FeedbackDirName), spec, tbl.Columns, f)
+	if fb != nil && th.Method == calibrate.BestF1 && f.calLabels != nil {
+		// People's labels on live records join the held-out ones the threshold is
+		// chosen on.
+		f.calScores, f.calLabels = append(f.calScores, fb.scores...), append(f.calLabels, fb.labels...)
+	}
 	threshold, err := calibrate.Threshold(th, f.calScores, f.calLabels)
 	if err != nil {
 		return nil, &SpecError{Msg: err.Error()}
@@ -154,6 +161,13 @@ func Train(ctx context.Context, req *contract.TrainingRequest, outDir string, pr
 			if !math.IsNaN(v) {
 				metrics[k] = v
 			}
+		}
+	}
+
+	if fb != nil {
+		metrics["feedbackMarks"] = float64(len(fb.labels))
+		if m := evaluate.Evaluate(fb.scores, fb.labels, threshold); !math.IsNaN(m.AUROC) {
+			metrics["feedbackAUROC"], metrics["feedbackF1"] = m.AUROC, m.F1
 		}
 	}
 
@@ -604,6 +618,40 @@ func thresholdSpec(t contract.Threshold, src contract.Source) calibrate.Spec {
 	}
 	s.Percentile, s.StdDevs, s.Value, s.Contamination = deref(t.Percentile), deref(t.StdDevs), deref(t.Value), deref(t.Contamination)
 	return s
+}
+
+// feedbackScores are the labelled feedback marks a model can score, scored.
+type feedbackScores struct {
+	scores, labels []float32
+}
+
+// labelledFeedback scores the marks in dir (POST /v1/feedback, on the model volume)
+// that carry every column with the trained network. Sequence models score runs, not
+// single records: they take none. A folder that cannot be read is reported and
+// skipped: feedback improves a model, its absence does not stop one.
+func labelledFeedback(dir string, spec model.Spec, columns []string, f *fitted) *feedbackScores {
+	if spec.Sequence() {
+		return nil
+	}
+	marks, bad, err := data.ReadFeedback(dir)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "detector train: feedback in %s left out: %v\n", dir, err)
+		return nil
+	}
+	x, labels := data.FeedbackRows(marks, columns)
+	if len(labels) == 0 {
+		return nil
+	}
+	anomalies := 0
+	for _, l := range labels {
+		if l == 1 {
+			anomalies++
+		}
+	}
+	fmt.Fprintf(os.Stderr, "detector train: %d labelled feedback marks (%d anomalies) from %s; %d unreadable lines skipped\n",
+		len(labels), anomalies, dir, bad)
+	scaled := f.scaler.Transform(nil, x)
+	return &feedbackScores{scores: f.net.Scores(scaled, len(labels)), labels: labels}
 }
 
 // calibrationSamples bounds the calibration scores a model file keeps for drift checks.

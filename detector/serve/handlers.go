@@ -18,6 +18,7 @@ func (s *Server) Handler() http.Handler {
 		mux.Handle(pattern, s.instrument(pattern, h))
 	}
 	route("POST /v1/detect", s.detect)
+	route("POST /v1/feedback", s.feedback)
 	route("GET /healthz", s.live)
 	route("GET /readyz", s.ready)
 	route("GET /v2/health/live", s.live)

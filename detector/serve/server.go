@@ -4,6 +4,7 @@
 package serve
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -18,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kadet-dev/kadet/detector/artifact"
+	"github.com/kadet-dev/kadet/detector/contract"
 	"github.com/kadet-dev/kadet/detector/drift"
 	"github.com/kadet-dev/kadet/detector/scoring"
 )
@@ -49,6 +51,9 @@ type Options struct {
 	// ShadowVersion is a model version to score beside the served one on the same
 	// rows, counted and exported, never answered with. It needs a pinned Version.
 	ShadowVersion string
+	// FeedbackDir is where POST /v1/feedback stores labelled marks (one file per
+	// server, named FeedbackFile); empty refuses feedback.
+	FeedbackDir, FeedbackFile string
 	// DriftWindow is how many recent rows drift is measured over (drift.DefaultWindow
 	// when 0).
 	DriftWindow int
@@ -82,6 +87,8 @@ type Server struct {
 	batch    *batcher
 	shadow   atomic.Pointer[shadow]
 	shadows  *shadowVecs
+	// feedbackStore is nil without a feedback folder.
+	feedbackStore *feedbackStore
 	// failed remembers versions that did not load, so a bad file is reported once.
 	failedMu sync.Mutex
 	failed   map[string]bool
@@ -107,6 +114,11 @@ func New(opts Options) *Server {
 	s := &Server{opts: opts, log: opts.Logger, metrics: newMetrics(opts.Registry), failed: map[string]bool{}}
 	opts.Registry.MustRegister(newDriftCollector(s))
 	s.shadows = newShadowVecs(opts.Registry)
+	if opts.FeedbackDir != "" {
+		marks := prometheus.NewCounter(prometheus.CounterOpts{Name: "kadet_feedback_marks_total", Help: "Labelled marks stored by POST /v1/feedback."})
+		opts.Registry.MustRegister(marks)
+		s.feedbackStore = &feedbackStore{dir: opts.FeedbackDir, file: cmp.Or(opts.FeedbackFile, "feedback") + contract.FeedbackFileSuffix, marks: marks}
+	}
 	s.batch = newBatcher(func(l *loaded, x []float32) ([]scoring.Scored, []float32, error) {
 		return scoring.ScoreExplained(l.model, x)
 	})
@@ -221,13 +233,19 @@ func (s *Server) reloadShadow() error {
 	return nil
 }
 
-// Shadow returns the shadow model's counts; ok is false without one.
-func (s *Server) Shadow() (ShadowStats, bool) {
+// Shadow returns the shadow model's counts, with its comparison on labelled feedback
+// when there is enough; ok is false without one.
+func (s *Server) Shadow() (ShadowStats, *contract.FeedbackComparison, bool) {
 	sh := s.shadow.Load()
-	if sh == nil {
-		return ShadowStats{}, false
+	cur := s.current.Load()
+	if sh == nil || cur == nil {
+		return ShadowStats{}, nil, false
 	}
-	return sh.Stats(), true
+	st := sh.Stats()
+	if st.Incompatible != "" {
+		return st, nil, true
+	}
+	return st, s.compareOnFeedback(cur, sh.l), true
 }
 
 // Run serves on addr until ctx ends, then reports not ready, keeps serving for the

@@ -2,6 +2,7 @@ package serve
 
 import (
 	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -9,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/kadet-dev/kadet/detector/artifact"
+	"github.com/kadet-dev/kadet/detector/evaluate"
 	"github.com/kadet-dev/kadet/detector/scoring"
 )
 
@@ -36,7 +38,7 @@ func TestShadowScoresTheSameRows(t *testing.T) {
 	var st ShadowStats
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		st, _ = s.Shadow()
+		st, _, _ = s.Shadow()
 		if st.Rows == 50 || time.Now().After(deadline) {
 			break
 		}
@@ -92,8 +94,64 @@ func TestShadowWithOtherFeaturesIsNotScored(t *testing.T) {
 	if code, _ := call(t, ts, "POST", "/v1/detect", `{"instances": [[1, 2, 3]]}`); code != 200 {
 		t.Fatalf("detect: %d", code)
 	}
-	st, ok := s.Shadow()
+	st, _, ok := s.Shadow()
 	if !ok || st.Incompatible != "its features differ from the served model's" || st.Rows != 0 {
 		t.Errorf("shadow %+v (loaded %v); want it loaded, not scoring, saying its features differ", st, ok)
+	}
+}
+
+// TestShadowComparedOnFeedback stores labelled marks and checks the shadow's report
+// compares both models on them as evaluating each directly does; too few marks of a
+// label give no comparison.
+func TestShadowComparedOnFeedback(t *testing.T) {
+	dir := t.TempDir()
+	served := writeModel(t, dir, 1, time.Date(2026, 11, 30, 1, 0, 0, 0, time.UTC))
+	shadowV := writeModel(t, dir, 2, time.Date(2026, 11, 30, 2, 0, 0, 0, time.UTC))
+	fb := filepath.Join(dir, "feedback")
+	s, ts, _ := newServer(t, dir, Options{Version: served, ShadowVersion: shadowV, FeedbackDir: fb, FeedbackFile: "p"})
+	var marks []string
+	var x, labels []float32
+	for i := range 12 {
+		r := []float32{float32(5 + 7*i), float32(i % 24), float32(i % 5)}
+		anomaly := i >= 6
+		if anomaly {
+			r[0] *= 40
+		}
+		x = append(x, r...)
+		l := float32(0)
+		if anomaly {
+			l = 1
+		}
+		labels = append(labels, l)
+		marks = append(marks, fmt.Sprintf(`{"instance": [%g, %g, %g], "anomaly": %t}`, r[0], r[1], r[2], anomaly))
+	}
+	if code, _ := call(t, ts, "POST", "/v1/feedback", `{"marks": [`+strings.Join(marks[:9], ",")+`]}`); code != 200 {
+		t.Fatal(code)
+	}
+	if _, fc, _ := s.Shadow(); fc != nil {
+		t.Errorf("3 anomalies of the 5 needed: comparison %+v", fc)
+	}
+	if code, _ := call(t, ts, "POST", "/v1/feedback", `{"marks": [`+strings.Join(marks[9:], ",")+`]}`); code != 200 {
+		t.Fatal(code)
+	}
+	_, fc, _ := s.Shadow()
+	if fc == nil || fc.Marks != 12 || fc.Anomalies != 6 {
+		t.Fatalf("comparison %+v; want 12 marks, 6 anomalies", fc)
+	}
+	for _, c := range []struct {
+		version  string
+		f1, auro float64
+	}{{served, fc.ServedF1, fc.ServedAUROC}, {shadowV, fc.ShadowF1, fc.ShadowAUROC}} {
+		path, _ := artifact.Path(dir, c.version)
+		m, _ := artifact.Load(path)
+		res, _ := scoring.Score(m, x)
+		scores := make([]float32, len(res))
+		for i, r := range res {
+			scores[i] = float32(r.Score)
+		}
+		e := evaluate.Evaluate(scores, labels, 1)
+		if e.F1 != c.f1 || e.AUROC != c.auro {
+			t.Errorf("version %s: F1 %v AUROC %v in the comparison, %v and %v evaluated directly", c.version, c.f1, c.auro, e.F1, e.AUROC)
+		}
 	}
 }

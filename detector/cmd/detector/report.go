@@ -30,6 +30,18 @@ func driftReport(version string, r drift.Report) contract.DriftReport {
 
 func round2(v float64) float64 { return math.Round(v*100) / 100 }
 
+// roundedFeedback rounds a comparison's figures to three decimals: a gate reads them
+// against a tolerance of hundredths.
+func roundedFeedback(c *contract.FeedbackComparison) *contract.FeedbackComparison {
+	if c == nil {
+		return nil
+	}
+	r3 := func(v float64) float64 { return math.Round(v*1000) / 1000 }
+	out := *c
+	out.ServedF1, out.ShadowF1, out.ServedAUROC, out.ShadowAUROC = r3(c.ServedF1), r3(c.ShadowF1), r3(c.ServedAUROC), r3(c.ShadowAUROC)
+	return &out
+}
+
 func shadowReport(served string, s serve.ShadowStats) contract.ShadowReport {
 	return contract.ShadowReport{Version: s.Version, Served: served, Since: s.Since, Rows: s.Rows, Anomalies: s.Anomalies,
 		ServedAnomalies: s.ServedAnomalies, Agreed: s.Agreed, Dropped: s.Dropped,
@@ -98,8 +110,9 @@ func (r *statusReporter) report(ctx context.Context, now time.Time) {
 	}
 	dr := driftReport(version, d)
 	stamp(contract.DriftReportPrefix+r.pod, dr, func(t time.Time) any { dr.Time = t; return dr })
-	if s, ok := r.srv.Shadow(); ok {
+	if s, fb, ok := r.srv.Shadow(); ok {
 		sr := shadowReport(version, s)
+		sr.Feedback = roundedFeedback(fb)
 		stamp(contract.ShadowReportPrefix+r.pod, sr, func(t time.Time) any { sr.Time = t; return sr })
 	}
 	if len(due) == 0 {

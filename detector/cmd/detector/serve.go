@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"flag"
 	"io"
@@ -37,6 +38,7 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.DurationVar(&opts.ShutdownDelay, "shutdown-delay", 5*time.Second, "keep serving this long after SIGTERM while /readyz fails, so traffic moves off the pod first")
 	fs.IntVar(&opts.DriftWindow, "drift-window", drift.DefaultWindow, "measure drift over this many recent rows")
 	fs.StringVar(&opts.ShadowVersion, "shadow-version", "", "also score every request and watch tick with this version, in shadow: counted and exported, never answered with (needs --model-version)")
+	fs.StringVar(&opts.FeedbackDir, "feedback-dir", "", "store labelled marks sent to POST /v1/feedback in this folder (the model volume's feedback folder); empty refuses them")
 	statusConfigMap := fs.String("status-configmap", "", "in a pod: report drift and shadow counts into this ConfigMap of the pod's namespace, under the keys drift.<pod> and shadow.<pod>")
 	watchFile := fs.String("watch", "", "a WatchRequest (JSON): also score the newest rows of its Prometheus queries every interval and export them on /metrics")
 	debugAddr := fs.String("debug-addr", "", "serve Go's pprof profiles on this address (e.g. 127.0.0.1:6060); off when empty")
@@ -46,6 +48,7 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
 	if opts.ModelDir == "" {
 		return usageError{"--model-dir is required"}
 	}
+	opts.FeedbackFile = cmp.Or(os.Getenv(contract.EnvPodName), "detector")
 	if opts.ShadowVersion != "" && opts.Version == "" {
 		return usageError{"--shadow-version needs --model-version: a shadow is compared with one served version"}
 	}
