@@ -1,7 +1,9 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -100,6 +102,21 @@ func (tr *traffic) check(t *testing.T) {
 	}
 }
 
+// postJSON posts v and wants 200.
+func postJSON(url string, v any) error {
+	body, _ := json.Marshal(v)
+	resp, err := httpClient.Post(url, "application/json", bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s", resp.Status, b)
+	}
+	return nil
+}
+
 func driftedOf(det *kadetv1.Detector) *metav1.Condition {
 	return apimeta.FindStatusCondition(det.Status.Conditions, kadetv1.DriftedCondition)
 }
@@ -188,6 +205,20 @@ func TestDriftRetrainShadowPromote(t *testing.T) {
 	tDrifted := time.Since(shiftAt)
 	t.Logf("Drifted %s after the shift, with %d shifted rows in the window: %s", tDrifted.Round(time.Second), shifted, msg)
 
+	// People label what they see now: ten ordinary records of the shifted traffic and
+	// ten outliers. The retraining and the gate read them from the model volume.
+	var marks []map[string]any
+	for i := range 20 {
+		rec := cardRecord(rng, true)
+		if i >= 10 {
+			rec["amount"], rec["distance_km"] = 900+100*float64(i), 1500
+		}
+		marks = append(marks, map[string]any{"record": rec, "anomaly": i >= 10})
+	}
+	if err := postJSON(urls[0]+"/v1/feedback", map[string]any{"marks": marks}); err != nil {
+		t.Fatalf("feedback: %v", err)
+	}
+
 	tr.shifted.Store(true)
 	tr.paused.Store(false)
 	var shadowAt, promotedAt time.Duration
@@ -203,6 +234,12 @@ func TestDriftRetrainShadowPromote(t *testing.T) {
 	})
 	promotedAt = time.Since(shiftAt)
 	t.Logf("shadow from %s after the shift, promoted and served at %s: %s", shadowAt.Round(time.Second), promotedAt.Round(time.Second), det.Status.Shadow.Message)
+	if !strings.Contains(det.Status.Shadow.Message, "on 20 labelled marks (10 anomalies)") {
+		t.Fatalf("the gate did not compare the models on the 20 labelled marks: %s", det.Status.Shadow.Message)
+	}
+	if m := det.Status.Model.Metrics; m["feedbackMarks"] != 20 {
+		t.Fatalf("the retraining's metrics %v; want it to have scored the 20 labelled marks", m)
+	}
 	waitFor(t, "Drifted cleared", 3*time.Minute, func() (bool, error) {
 		det = getDetector(t, ns, "loop")
 		c := driftedOf(det)
