@@ -112,6 +112,9 @@ func gate(reports []contract.ShadowReport, pol kadetv1.PromotionSpec, now time.T
 		// A model file from before calibration summaries: compare with the served model
 		// on the same rows.
 		base, of = float64(served)/float64(rows), "the served model's rate on the same rows"
+		if served == 0 {
+			base = 1 / float64(rows) // a bound of 0 would refuse a single flagged row
+		}
 	}
 	fb := feedbackOf(reports)
 	tol := DefaultMetricTolerance

@@ -53,6 +53,8 @@ func TestGate(t *testing.T) {
 			"on 40 labelled marks (12 anomalies) its F1 0.700 and AUROC 0.900 against the served model's 0.840 and 0.900: lower by more than 0.02"},
 		{"labelled feedback: as good", []contract.ShadowReport{withFeedback(rep(2000, 20, 0.01, time.Hour), 0.83, 0.84)}, auto, kadetv1.ShadowPromoted,
 			"; on 40 labelled marks (12 anomalies) its F1 0.830"},
+		{"old file, the served model flagged none: one row is not refused", []contract.ShadowReport{
+			{Version: "v2", Served: "v1", Since: now.Add(-time.Hour), Rows: 500, Anomalies: 1, Agreed: 499, Time: now}}, auto, kadetv1.ShadowPromoted, "within 2 x the served model's rate"},
 		{"old file: the served model's rate", []contract.ShadowReport{rep(2000, 100, 0, time.Hour)}, auto, kadetv1.ShadowRejected,
 			"above 2 x the served model's rate on the same rows (1.0%)"},
 	} {

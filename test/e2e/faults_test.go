@@ -29,6 +29,7 @@ import (
 
 	kadetv1 "github.com/kadet-dev/kadet/api/v1alpha1"
 	"github.com/kadet-dev/kadet/controllers/builders"
+	"github.com/kadet-dev/kadet/detector/contract"
 )
 
 // 10. The model volume fills up while a retrained model is saved. The volume is a
@@ -132,8 +133,8 @@ func TestFullModelVolumeKeepsServing(t *testing.T) {
 }
 
 // checkVolume fails unless the volume's model versions are exactly want (hidden
-// partial folders aside, which the scoring pods never list) and no version folder is
-// incomplete.
+// partial folders and the feedback folder aside, which the scoring pods never list as
+// versions) and no version folder is incomplete.
 func checkVolume(vol string, want string) error {
 	entries, err := os.ReadDir(vol)
 	if err != nil {
@@ -141,7 +142,8 @@ func checkVolume(vol string, want string) error {
 	}
 	var versions []string
 	for _, e := range entries {
-		if e.IsDir() && !strings.HasPrefix(e.Name(), ".") {
+		// The feedback folder is the scoring pods', beside the versions.
+		if e.IsDir() && !strings.HasPrefix(e.Name(), ".") && e.Name() != contract.FeedbackDirName {
 			versions = append(versions, e.Name())
 			if _, err := os.Stat(filepath.Join(vol, e.Name(), "model.kadet")); err != nil {
 				return errors.New("version " + e.Name() + " has no model file: a partial model is visible")
