@@ -142,6 +142,13 @@ bench: bench-deps ## Speed against PyTorch, a load test of detector serve, SKAB,
 	OPENBLAS_NUM_THREADS=$${OPENBLAS_NUM_THREADS:-2} go run -tags $(BLAS) ./hack/bench/mnist-oneclass
 	OPENBLAS_NUM_THREADS=$${OPENBLAS_NUM_THREADS:-2} go run -tags $(BLAS) ./hack/bench/watch
 
+.PHONY: bench-kernels
+bench-kernels: ## BLAS kernels on this CPU: OpenBLAS as the environment has it, its AVX-512 sets, BLIS; each checked against gonum first.
+	@if [ ! -e /usr/include/x86_64-linux-gnu/blis.h ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libblis-dev; fi
+	go build -tags openblas -o $(BIN)/kernels-openblas ./hack/bench/kernels
+	go build -tags blis -o $(BIN)/kernels-blis ./hack/bench/kernels
+	OPENBLAS_NUM_THREADS=$${OPENBLAS_NUM_THREADS:-2} BLIS_NUM_THREADS=$${BLIS_NUM_THREADS:-2} $(BIN)/kernels-openblas --blis $(BIN)/kernels-blis
+
 .PHONY: bench-scale
 bench-scale: ## The manager under N Detectors on a real kube-apiserver: time to all Ready, RSS, writes, requests at rest (N=1000).
 	KUBEBUILDER_ASSETS="$${KUBEBUILDER_ASSETS:-$$(hack/controlplane.sh)}" go run ./hack/bench/operator-scale --detectors $${N:-1000}

@@ -12,6 +12,7 @@ import (
 	"syscall"
 
 	"github.com/kadet-dev/kadet/detector/contract"
+	"github.com/kadet-dev/kadet/detector/model"
 	"github.com/kadet-dev/kadet/detector/pipeline"
 )
 
@@ -27,7 +28,13 @@ commands:
 Run 'detector <command> -h' for the flags of a command.
 `
 
+// kernelChoice says which BLAS kernels kadet chose for this process, and why ("" when
+// there was nothing to choose).
+var kernelChoice string
+
 func main() {
+	// First: choosing kernels may start the process again.
+	kernelChoice = model.ChooseKernels()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))

@@ -59,7 +59,7 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
 		}
 	}
 	opts.Logger = slog.New(slog.NewJSONHandler(stderr, nil))
-	opts.Logger.Info("detector serve", "blas", model.BLAS, "kernels", model.BLASKernels())
+	opts.Logger.Info("detector serve", "blas", model.BLAS, "kernels", model.BLASKernels(), "choice", kernelChoice)
 	if *debugAddr != "" {
 		// Profiles stay off the scoring port: they are for operators, not clients.
 		go func() {

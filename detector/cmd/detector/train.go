@@ -17,6 +17,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/kadet-dev/kadet/detector/contract"
+	"github.com/kadet-dev/kadet/detector/model"
 	"github.com/kadet-dev/kadet/detector/pipeline"
 	"github.com/kadet-dev/kadet/detector/train"
 )
@@ -40,6 +41,11 @@ func cmdTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return usageError{"--out is required"}
 	}
 	req, err := trainingRequest(*specFile, local)
+	fmt.Fprintf(stderr, "detector train: BLAS %s, %s kernels", model.BLAS, model.BLASKernels())
+	if kernelChoice != "" {
+		fmt.Fprintf(stderr, " (%s)", kernelChoice)
+	}
+	fmt.Fprintln(stderr)
 	result, err := func() (*contract.TrainingResult, error) {
 		if err != nil {
 			return nil, err

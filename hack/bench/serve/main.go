@@ -38,6 +38,11 @@ import (
 var debugAddr string
 
 func main() {
+	// The benchmark times kadet as it runs: with the kernels it chooses for itself.
+	choice := model.ChooseKernels()
+	if choice != "" {
+		fmt.Println("kadet kernels:", choice)
+	}
 	detector := flag.String("detector", "bin/detector", "detector binary to serve with")
 	phase := flag.Duration("phase", 10*time.Second, "length of each measured phase")
 	soak := flag.Duration("soak", 60*time.Second, "length of the memory soak run")

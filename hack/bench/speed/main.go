@@ -29,6 +29,11 @@ import (
 )
 
 func main() {
+	// The benchmark times kadet as it runs: with the kernels it chooses for itself.
+	choice := model.ChooseKernels()
+	if choice != "" {
+		fmt.Println("kadet kernels:", choice)
+	}
 	detector := flag.String("detector", "bin/detector", "detector binary to time")
 	python := flag.String("python", "/usr/bin/python3", "python with torch (Debian python3-torch)")
 	script := flag.String("torch-script", "hack/bench/speed/torch_ae.py", "the PyTorch reference script")

@@ -1,0 +1,216 @@
+//go:build openblas || blis
+
+// Command kernels compares the BLAS kernels kadet could run its products on, on this
+// machine: OpenBLAS with the kernels it picks (or the environment pins), with its
+// AVX-512 kernels (SkylakeX, Cooperlake) chosen for this process alone, and BLIS. Each
+// candidate first multiplies random matrices of odd and edge-tile shapes and is
+// refused if any product differs from gonum's pure-Go BLAS; then it times the eleven
+// products of one training step of the 784-256-64-256-784 autoencoder at batch 128 and
+// the four of scoring a batch of 256, and prints milliseconds and GFLOP/s beside the
+// first candidate's.
+//
+// Run it as the parent (no flags): it builds nothing, it runs this binary again once
+// per candidate with the environment that candidate needs (its own process only), and
+// the BLIS build (-tags blis) when given --blis BINARY.
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"slices"
+	"time"
+
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/gonum"
+)
+
+// product is C(m x n) = op(A) op(B) with k the inner size.
+type product struct {
+	name       string
+	m, n, k    int
+	tA, tB     bool
+}
+
+// step is one training step of the dense autoencoder (batch 128): four forward
+// products, then for each layer the weight gradient (Aᵀ·dY) and, but for the first,
+// the input gradient (dY·Wᵀ).
+var step = []product{
+	{"fwd 784->256", 128, 256, 784, false, false},
+	{"fwd 256->64", 128, 64, 256, false, false},
+	{"fwd 64->256", 128, 256, 64, false, false},
+	{"fwd 256->784", 128, 784, 256, false, false},
+	{"dW 256->784", 256, 784, 128, true, false},
+	{"dX 256->784", 128, 256, 784, false, true},
+	{"dW 64->256", 64, 256, 128, true, false},
+	{"dX 64->256", 128, 64, 256, false, true},
+	{"dW 256->64", 256, 64, 128, true, false},
+	{"dX 256->64", 128, 256, 64, false, true},
+	{"dW 784->256", 784, 256, 128, true, false},
+}
+
+// score is the forward pass over a batch of 256.
+var score = []product{
+	{"fwd 784->256", 256, 256, 784, false, false},
+	{"fwd 256->64", 256, 64, 256, false, false},
+	{"fwd 64->256", 256, 256, 64, false, false},
+	{"fwd 256->784", 256, 784, 256, false, false},
+}
+
+type result struct {
+	Name    string  `json:"name"`
+	Kernels string  `json:"kernels"`
+	Wrong   string  `json:"wrong,omitempty"`
+	StepMs  float64 `json:"stepMs"`
+	ScoreMs float64 `json:"scoreMs"`
+	GFlops  float64 `json:"gflops"`
+}
+
+func main() {
+	child := flag.String("child", "", "run as the candidate named, print its result as JSON")
+	blisBin := flag.String("blis", "", "a build of this command with -tags blis, to time BLIS too")
+	reps := flag.Int("reps", 200, "timed repetitions of each set of products")
+	flag.Parse()
+	if *child != "" {
+		r := measure(*child, *reps)
+		_ = json.NewEncoder(os.Stdout).Encode(r)
+		return
+	}
+	self, _ := os.Executable()
+	type cand struct {
+		name, bin string
+		env       []string
+	}
+	cands := []cand{{"openblas (as the environment has it)", self, nil}}
+	if bin := lib(); bin == "openblas" {
+		cands = append(cands,
+			cand{"openblas SkylakeX (this process)", self, []string{"OPENBLAS_CORETYPE=SkylakeX"}},
+			cand{"openblas Cooperlake (this process)", self, []string{"OPENBLAS_CORETYPE=Cooperlake"}},
+			cand{"openblas Zen (this process)", self, []string{"OPENBLAS_CORETYPE=Zen"}})
+	}
+	if *blisBin != "" {
+		cands = append(cands, cand{"blis", *blisBin, nil})
+	}
+	var base *result
+	fmt.Printf("%-38s %-12s %10s %10s %9s %s\n", "candidate", "kernels", "step ms", "score ms", "GFLOP/s", "vs first")
+	for _, c := range cands {
+		cmd := exec.Command(c.bin, "--child", c.name, "--reps", fmt.Sprint(*reps))
+		cmd.Env = append(os.Environ(), c.env...)
+		cmd.Stderr = os.Stderr
+		out, err := cmd.Output()
+		if err != nil {
+			fmt.Printf("%-38s failed: %v\n", c.name, err)
+			continue
+		}
+		var r result
+		if err := json.Unmarshal(out, &r); err != nil {
+			fmt.Printf("%-38s unreadable: %v\n", c.name, err)
+			continue
+		}
+		if r.Wrong != "" {
+			fmt.Printf("%-38s %-12s REFUSED: %s\n", r.Name, r.Kernels, r.Wrong)
+			continue
+		}
+		vs := ""
+		if base == nil {
+			base = &r
+		} else {
+			vs = fmt.Sprintf("step %.2fx, score %.2fx", base.StepMs/r.StepMs, base.ScoreMs/r.ScoreMs)
+		}
+		fmt.Printf("%-38s %-12s %10.3f %10.3f %9.1f %s\n", r.Name, r.Kernels, r.StepMs, r.ScoreMs, r.GFlops, vs)
+	}
+}
+
+// measure validates the library this process loaded, then times it.
+func measure(name string, reps int) result {
+	r := result{Name: name, Kernels: kernels()}
+	if err := validate(); err != nil {
+		r.Wrong = err.Error()
+		return r
+	}
+	r.StepMs, r.GFlops = timeSet(step, reps)
+	r.ScoreMs, _ = timeSet(score, reps)
+	return r
+}
+
+// validate multiplies random matrices of many shapes, odd sizes and edge tiles among
+// them, with both transpositions, and compares every element with gonum's pure Go.
+func validate() error {
+	rng := rand.New(rand.NewPCG(1, 2))
+	sizes := []int{1, 2, 3, 7, 8, 15, 16, 17, 31, 33, 63, 64, 65, 127, 129, 255, 257, 784}
+	var ref gonum.Implementation
+	for trial := range 300 {
+		m, n, k := sizes[rng.IntN(len(sizes))], sizes[rng.IntN(len(sizes))], sizes[rng.IntN(len(sizes))]
+		tA, tB := rng.IntN(2) == 1, rng.IntN(2) == 1
+		a, b := randMat(rng, m*k), randMat(rng, k*n)
+		got, want := make([]float32, m*n), make([]float32, m*n)
+		lda, ldb := k, n
+		if tA {
+			lda = m
+		}
+		if tB {
+			ldb = k
+		}
+		sgemm(tA, tB, m, n, k, a, lda, b, ldb, got)
+		ta, tb := blas.NoTrans, blas.NoTrans
+		if tA {
+			ta = blas.Trans
+		}
+		if tB {
+			tb = blas.Trans
+		}
+		ref.Sgemm(ta, tb, m, n, k, 1, a, lda, b, ldb, 0, want, n)
+		for i := range want {
+			// float32 sums of k products of values in [-1, 1] in another order
+			if d := math.Abs(float64(got[i] - want[i])); d > 1e-5*float64(k)+1e-6 {
+				return fmt.Errorf("trial %d: %dx%dx%d (transA %v, transB %v): element %d is %g, gonum %g", trial, m, n, k, tA, tB, i, got[i], want[i])
+			}
+		}
+	}
+	return nil
+}
+
+func randMat(rng *rand.Rand, n int) []float32 {
+	x := make([]float32, n)
+	for i := range x {
+		x[i] = float32(rng.Float64()*2 - 1)
+	}
+	return x
+}
+
+// timeSet runs the products reps times and returns the median milliseconds of a set
+// and its GFLOP/s.
+func timeSet(set []product, reps int) (float64, float64) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	type bufs struct{ a, b, c []float32 }
+	bs := make([]bufs, len(set))
+	flops := 0.0
+	for i, p := range set {
+		bs[i] = bufs{randMat(rng, p.m*p.k), randMat(rng, p.k*p.n), make([]float32, p.m*p.n)}
+		flops += 2 * float64(p.m*p.n*p.k)
+	}
+	times := make([]float64, 0, reps)
+	for r := range reps + 20 {
+		start := time.Now()
+		for i, p := range set {
+			lda, ldb := p.k, p.n
+			if p.tA {
+				lda = p.m
+			}
+			if p.tB {
+				ldb = p.k
+			}
+			sgemm(p.tA, p.tB, p.m, p.n, p.k, bs[i].a, lda, bs[i].b, ldb, bs[i].c)
+		}
+		if r >= 20 { // warm-up
+			times = append(times, time.Since(start).Seconds()*1000)
+		}
+	}
+	slices.Sort(times)
+	ms := times[len(times)/2]
+	return ms, flops / (ms / 1000) / 1e9
+}
