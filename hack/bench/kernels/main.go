@@ -31,9 +31,9 @@ import (
 
 // product is C(m x n) = op(A) op(B) with k the inner size.
 type product struct {
-	name       string
-	m, n, k    int
-	tA, tB     bool
+	name    string
+	m, n, k int
+	tA, tB  bool
 }
 
 // step is one training step of the dense autoencoder (batch 128): four forward
