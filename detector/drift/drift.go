@@ -157,9 +157,10 @@ func NewMonitor(ref Reference, window int) *Monitor {
 func (m *Monitor) Window() int { return m.window }
 
 // Observe adds rows (in the features' own units, len(scores) rows of d values) and their
-// scores. Rows with a NaN are left out.
+// scores. A monitor without features (an image model's) keeps the scores alone and
+// ignores x.
 func (m *Monitor) Observe(x []float32, scores []float64) {
-	if m.d == 0 || len(x) != len(scores)*m.d {
+	if m.d > 0 && len(x) != len(scores)*m.d {
 		return
 	}
 	m.mu.Lock()

@@ -210,3 +210,13 @@ func TestStationaryMillionRows(t *testing.T) {
 		t.Errorf("stationary data reached PSI %.4f (limit %v) or KS %.4f (limit %v)", worstPSI, DefaultFeaturePSI, worstKS, DefaultScoreKS)
 	}
 }
+
+// An image model's monitor has no feature bins: it still measures its scores.
+func TestScoresAloneWithoutFeatures(t *testing.T) {
+	m := NewMonitor(Reference{Scores: []float64{0.1, 0.2, 0.3}}, 10)
+	m.Observe(make([]float32, 3*784), []float64{5, 6, 7})
+	r := m.Report()
+	if r.Rows != 3 || len(r.Features) != 0 || !r.ScoresCompared || r.ScoreKS != 1 || r.AnomalyRate != 1 {
+		t.Errorf("report %+v; want 3 rows, no features, scores disjoint from the calibration's (KS 1)", r)
+	}
+}
