@@ -57,26 +57,33 @@ func limitsOf(pol *kadetv1.DriftPolicy) driftLimits {
 	return l
 }
 
-// driftReports reads the scoring pods' drift reports from the status ConfigMap data:
-// those about version, written within driftStale of now. Garbled ones are skipped.
-func driftReports(data map[string]string, version string, now time.Time) []contract.DriftReport {
-	var out []contract.DriftReport
+// podReports reads the scoring pods' reports under prefix from the status ConfigMap
+// data, in key order: those keep accepts, written within driftStale of now (a pod
+// writes at least every heartbeat: an older report is from a pod that is gone).
+// Garbled ones are skipped.
+func podReports[R any](data map[string]string, prefix string, now time.Time, written func(R) time.Time, keep func(R) bool) []R {
 	keys := make([]string, 0, len(data))
 	for k := range data {
-		keys = append(keys, k)
+		if strings.HasPrefix(k, prefix) {
+			keys = append(keys, k)
+		}
 	}
 	slices.Sort(keys)
+	var out []R
 	for _, k := range keys {
-		if !strings.HasPrefix(k, contract.DriftReportPrefix) {
-			continue
-		}
-		var r contract.DriftReport
-		if json.Unmarshal([]byte(data[k]), &r) != nil || r.Version != version || now.Sub(r.Time) > driftStale {
+		var r R
+		if json.Unmarshal([]byte(data[k]), &r) != nil || now.Sub(written(r)) > driftStale || !keep(r) {
 			continue
 		}
 		out = append(out, r)
 	}
 	return out
+}
+
+// driftReports are the pods' drift reports on version.
+func driftReports(data map[string]string, version string, now time.Time) []contract.DriftReport {
+	return podReports(data, contract.DriftReportPrefix, now, func(r contract.DriftReport) time.Time { return r.Time },
+		func(r contract.DriftReport) bool { return r.Version == version })
 }
 
 // driftedCondition is the Drifted condition for what the pods report on the served

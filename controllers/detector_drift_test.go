@@ -95,23 +95,28 @@ func TestDriftRunDue(t *testing.T) {
 	}
 }
 
-// writeDriftReport stands in for a scoring pod: it patches its report into the status
-// ConfigMap as `detector serve --status-configmap` does.
-func writeDriftReport(t *testing.T, det *kadetv1.Detector, pod string, r contract.DriftReport) {
+// writePodReport stands in for a scoring pod: it patches report under key into the
+// status ConfigMap as `detector serve --status-configmap` does.
+func writePodReport(t *testing.T, det *kadetv1.Detector, key string, report any) {
 	t.Helper()
-	r.Time = testClock.Now().UTC().Truncate(time.Second)
-	b, _ := json.Marshal(r)
+	b, _ := json.Marshal(report)
 	cm := &corev1.ConfigMap{}
-	key := client.ObjectKey{Namespace: det.Namespace, Name: builders.WatchStatusConfigMapName(det)}
-	NewWithT(t).Eventually(func() error { return k8sClient.Get(context.Background(), key, cm) }, timeout, interval).Should(Succeed())
+	name := client.ObjectKey{Namespace: det.Namespace, Name: builders.WatchStatusConfigMapName(det)}
+	NewWithT(t).Eventually(func() error { return k8sClient.Get(context.Background(), name, cm) }, timeout, interval).Should(Succeed())
 	patch := client.MergeFrom(cm.DeepCopy())
 	if cm.Data == nil {
 		cm.Data = map[string]string{}
 	}
-	cm.Data[contract.DriftReportPrefix+pod] = string(b)
+	cm.Data[key] = string(b)
 	if err := k8sClient.Patch(context.Background(), cm, patch); err != nil {
 		t.Fatal(err)
 	}
+}
+
+func writeDriftReport(t *testing.T, det *kadetv1.Detector, pod string, r contract.DriftReport) {
+	t.Helper()
+	r.Time = testClock.Now().UTC().Truncate(time.Second)
+	writePodReport(t, det, contract.DriftReportPrefix+pod, r)
 }
 
 // A Detector with onDrift: its scoring pods get the scorer identity and the drift

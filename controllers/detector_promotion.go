@@ -2,10 +2,8 @@ package controllers
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"gonum.org/v1/gonum/stat/distuv"
@@ -31,24 +29,10 @@ const (
 // rows must not reject a good model.
 const gateSignificance = 0.001
 
-// shadowReports reads the pods' shadow reports on version beside served, fresh ones only.
+// shadowReports are the pods' shadow reports on version beside served.
 func shadowReports(data map[string]string, version, served string, now time.Time) []contract.ShadowReport {
-	keys := make([]string, 0, len(data))
-	for k := range data {
-		if strings.HasPrefix(k, contract.ShadowReportPrefix) {
-			keys = append(keys, k)
-		}
-	}
-	slices.Sort(keys)
-	var out []contract.ShadowReport
-	for _, k := range keys {
-		var r contract.ShadowReport
-		if json.Unmarshal([]byte(data[k]), &r) != nil || r.Version != version || r.Served != served || now.Sub(r.Time) > driftStale {
-			continue
-		}
-		out = append(out, r)
-	}
-	return out
+	return podReports(data, contract.ShadowReportPrefix, now, func(r contract.ShadowReport) time.Time { return r.Time },
+		func(r contract.ShadowReport) bool { return r.Version == version && r.Served == served })
 }
 
 // gateVerdict is the gate's word: a decision (Pending while it waits), why, and when

@@ -2,7 +2,6 @@ package controllers
 
 import (
 	"context"
-	"encoding/json"
 	"slices"
 	"strings"
 	"testing"
@@ -11,7 +10,6 @@ import (
 	. "github.com/onsi/gomega"
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -72,22 +70,10 @@ func withFeedback(r contract.ShadowReport, shadowF1, servedF1 float64) contract.
 	return r
 }
 
-// writeShadowReport stands in for a scoring pod scoring version in shadow beside served.
 func writeShadowReport(t *testing.T, det *kadetv1.Detector, pod string, r contract.ShadowReport) {
 	t.Helper()
 	r.Time = testClock.Now().UTC().Truncate(time.Second)
-	b, _ := json.Marshal(r)
-	cm := &corev1.ConfigMap{}
-	key := client.ObjectKey{Namespace: det.Namespace, Name: builders.WatchStatusConfigMapName(det)}
-	NewWithT(t).Eventually(func() error { return k8sClient.Get(context.Background(), key, cm) }, timeout, interval).Should(Succeed())
-	patch := client.MergeFrom(cm.DeepCopy())
-	if cm.Data == nil {
-		cm.Data = map[string]string{}
-	}
-	cm.Data[contract.ShadowReportPrefix+pod] = string(b)
-	if err := k8sClient.Patch(context.Background(), cm, patch); err != nil {
-		t.Fatal(err)
-	}
+	writePodReport(t, det, contract.ShadowReportPrefix+pod, r)
 }
 
 func scoringArgs(g Gomega, det *kadetv1.Detector) string {

@@ -10,34 +10,50 @@ import (
 	"gonum.org/v1/gonum/blas/gonum"
 )
 
-// CheckProducts multiplies random matrices of odd sizes and edge tiles (1 to 784 on a
-// side, both transpositions) with the BLAS in use and with gonum's pure Go, and says
-// which product differs. A kernel that gets one wrong must not be used however fast
-// it is.
+// Sgemm is C (m x n, row major, leading dimension n) = op(A) op(B), k the inner size.
+type Sgemm func(transA, transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32)
+
+// CheckProducts checks the BLAS in use with CheckSgemm.
 func CheckProducts(trials int) error {
+	impl := blas32.Implementation()
+	return CheckSgemm(BLASKernels(), func(tA, tB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32) {
+		impl.Sgemm(trans(tA), trans(tB), m, n, k, 1, a, lda, b, ldb, 0, c, n)
+	}, trials)
+}
+
+func trans(t bool) blas.Transpose {
+	if t {
+		return blas.Trans
+	}
+	return blas.NoTrans
+}
+
+// CheckSgemm multiplies random matrices of odd sizes and edge tiles (1 to 784 on a
+// side, both transpositions) with sgemm and with gonum's pure Go, and says which
+// product differs. A kernel that gets one wrong must not be used however fast it is.
+func CheckSgemm(kernels string, sgemm Sgemm, trials int) error {
 	rng := rand.New(rand.NewPCG(1, 2))
 	sizes := []int{1, 2, 3, 7, 8, 15, 16, 17, 31, 33, 63, 64, 65, 127, 129, 255, 257, 784}
 	var ref gonum.Implementation
-	impl := blas32.Implementation()
 	for trial := range trials {
 		m, n, k := sizes[rng.IntN(len(sizes))], sizes[rng.IntN(len(sizes))], sizes[rng.IntN(len(sizes))]
-		ta, tb := blas.NoTrans, blas.NoTrans
+		tA, tB := rng.IntN(2) == 1, rng.IntN(2) == 1
 		lda, ldb := k, n
-		if rng.IntN(2) == 1 {
-			ta, lda = blas.Trans, m
+		if tA {
+			lda = m
 		}
-		if rng.IntN(2) == 1 {
-			tb, ldb = blas.Trans, k
+		if tB {
+			ldb = k
 		}
 		a, b := randomValues(rng, m*k), randomValues(rng, k*n)
 		got, want := make([]float32, m*n), make([]float32, m*n)
-		impl.Sgemm(ta, tb, m, n, k, 1, a, lda, b, ldb, 0, got, n)
-		ref.Sgemm(ta, tb, m, n, k, 1, a, lda, b, ldb, 0, want, n)
+		sgemm(tA, tB, m, n, k, a, lda, b, ldb, got)
+		ref.Sgemm(trans(tA), trans(tB), m, n, k, 1, a, lda, b, ldb, 0, want, n)
 		for i := range want {
 			// k products of values in [-1, 1], summed in another order in float32
 			if d := math.Abs(float64(got[i] - want[i])); d > 1e-5*float64(k)+1e-6 || math.IsNaN(float64(got[i])) {
-				return fmt.Errorf("%s kernels: product %d (%dx%dx%d, %c%c) element %d is %g, gonum's pure Go %g",
-					BLASKernels(), trial, m, n, k, ta, tb, i, got[i], want[i])
+				return fmt.Errorf("%s kernels: product %d (%dx%dx%d, transposed %v, %v) element %d is %g, gonum's pure Go %g",
+					kernels, trial, m, n, k, tA, tB, i, got[i], want[i])
 			}
 		}
 	}

@@ -8,8 +8,6 @@ import (
 	"os"
 	"time"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
@@ -118,10 +116,7 @@ func (r *statusReporter) report(ctx context.Context, now time.Time) {
 	if len(due) == 0 {
 		return
 	}
-	patch, _ := json.Marshal(map[string]any{"data": due})
-	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	if _, err := r.client.CoreV1().ConfigMaps(r.ns).Patch(wctx, r.configMap, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+	if err := patchData(ctx, r.client, r.ns, r.configMap, due); err != nil {
 		for k := range due {
 			delete(r.last, k) // written next time
 		}

@@ -99,6 +99,16 @@ func startWatch(ctx context.Context, file string, srv *serve.Server, reg *promet
 	return nil
 }
 
+// patchData merges data into the data of the ConfigMap ns/name, within 5 s: each pod
+// writes only its own keys, so a merge patch needs no read first.
+func patchData(ctx context.Context, client kubernetes.Interface, ns, name string, data map[string]string) error {
+	patch, _ := json.Marshal(map[string]any{"data": data})
+	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	_, err := client.CoreV1().ConfigMaps(ns).Patch(wctx, name, types.MergePatchType, patch, metav1.PatchOptions{})
+	return err
+}
+
 // electionTimes scale the Lease to the interval, so a standby takes over within two
 // intervals of the leader's death (one for the lease to expire, then a retry of a
 // sixth of it, jittered by up to 1.2), between 2 s and 15 s so short intervals do not
@@ -123,10 +133,7 @@ func reportStatus(ctx context.Context, client kubernetes.Interface, ns, name, po
 		if string(b) == last {
 			return
 		}
-		patch, _ := json.Marshal(map[string]any{"data": map[string]string{contract.WatchStatusKey: string(b)}})
-		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		defer cancel()
-		if _, err := client.CoreV1().ConfigMaps(ns).Patch(wctx, name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+		if err := patchData(ctx, client, ns, name, map[string]string{contract.WatchStatusKey: string(b)}); err != nil {
 			if !warned && ctx.Err() == nil {
 				log.Error("reporting watch status", "configmap", ns+"/"+name, "error", err.Error())
 				warned = true

@@ -18,15 +18,13 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"slices"
 	"time"
 
-	"gonum.org/v1/gonum/blas"
-	"gonum.org/v1/gonum/blas/gonum"
+	"github.com/kadet-dev/kadet/detector/model"
 )
 
 // product is C(m x n) = op(A) op(B) with k the inner size.
@@ -128,50 +126,13 @@ func main() {
 // measure validates the library this process loaded, then times it.
 func measure(name string, reps int) result {
 	r := result{Name: name, Kernels: kernels()}
-	if err := validate(); err != nil {
+	if err := model.CheckSgemm(r.Kernels, sgemm, 300); err != nil {
 		r.Wrong = err.Error()
 		return r
 	}
 	r.StepMs, r.GFlops = timeSet(step, reps)
 	r.ScoreMs, _ = timeSet(score, reps)
 	return r
-}
-
-// validate multiplies random matrices of many shapes, odd sizes and edge tiles among
-// them, with both transpositions, and compares every element with gonum's pure Go.
-func validate() error {
-	rng := rand.New(rand.NewPCG(1, 2))
-	sizes := []int{1, 2, 3, 7, 8, 15, 16, 17, 31, 33, 63, 64, 65, 127, 129, 255, 257, 784}
-	var ref gonum.Implementation
-	for trial := range 300 {
-		m, n, k := sizes[rng.IntN(len(sizes))], sizes[rng.IntN(len(sizes))], sizes[rng.IntN(len(sizes))]
-		tA, tB := rng.IntN(2) == 1, rng.IntN(2) == 1
-		a, b := randMat(rng, m*k), randMat(rng, k*n)
-		got, want := make([]float32, m*n), make([]float32, m*n)
-		lda, ldb := k, n
-		if tA {
-			lda = m
-		}
-		if tB {
-			ldb = k
-		}
-		sgemm(tA, tB, m, n, k, a, lda, b, ldb, got)
-		ta, tb := blas.NoTrans, blas.NoTrans
-		if tA {
-			ta = blas.Trans
-		}
-		if tB {
-			tb = blas.Trans
-		}
-		ref.Sgemm(ta, tb, m, n, k, 1, a, lda, b, ldb, 0, want, n)
-		for i := range want {
-			// float32 sums of k products of values in [-1, 1] in another order
-			if d := math.Abs(float64(got[i] - want[i])); d > 1e-5*float64(k)+1e-6 {
-				return fmt.Errorf("trial %d: %dx%dx%d (transA %v, transB %v): element %d is %g, gonum %g", trial, m, n, k, tA, tB, i, got[i], want[i])
-			}
-		}
-	}
-	return nil
 }
 
 func randMat(rng *rand.Rand, n int) []float32 {
