@@ -151,27 +151,10 @@ func (s *Server) Reload() error {
 	if cur := s.current.Load(); cur != nil && cur.version == version {
 		return s.reloadShadow()
 	}
-	s.failedMu.Lock()
-	known := s.failed[version]
-	s.failedMu.Unlock()
-	if known {
-		return nil
-	}
-	path, err := artifact.Path(s.opts.ModelDir, version)
-	if err != nil {
+	// The pinned version may not have synced to this volume yet.
+	m, err := s.load(version, "model", s.opts.Version != "")
+	if m == nil {
 		return err
-	}
-	m, err := artifact.Load(path)
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) && s.opts.Version != "" {
-			return nil // the pinned version may not have synced to this volume yet
-		}
-		s.failedMu.Lock()
-		s.failed[version] = true
-		s.failedMu.Unlock()
-		s.metrics.loadFailures.Inc()
-		s.log.Error("refusing model", "version", version, "error", err.Error())
-		return fmt.Errorf("model %s: %w", version, err)
 	}
 	name := s.opts.Name
 	if name == "" {
@@ -186,6 +169,36 @@ func (s *Server) Reload() error {
 	return s.reloadShadow()
 }
 
+// load reads version's model file and remembers a file that fails verification, so it
+// is logged and counted once. It returns no model and no error when there is nothing to
+// load yet: a version refused before, or, with waitForSync, a file not on this volume
+// yet.
+func (s *Server) load(version, what string, waitForSync bool) (*artifact.Model, error) {
+	s.failedMu.Lock()
+	known := s.failed[version]
+	s.failedMu.Unlock()
+	if known {
+		return nil, nil
+	}
+	path, err := artifact.Path(s.opts.ModelDir, version)
+	if err != nil {
+		return nil, err
+	}
+	m, err := artifact.Load(path)
+	if err == nil {
+		return m, nil
+	}
+	if errors.Is(err, os.ErrNotExist) && waitForSync {
+		return nil, nil
+	}
+	s.failedMu.Lock()
+	s.failed[version] = true
+	s.failedMu.Unlock()
+	s.metrics.loadFailures.Inc()
+	s.log.Error("refusing "+what, "version", version, "error", err.Error())
+	return nil, fmt.Errorf("%s %s: %w", what, version, err)
+}
+
 // reloadShadow loads the shadow version once the served model is in and the shadow's
 // file is on the volume. A file that fails verification is refused as a served one
 // would be; the served model is not affected.
@@ -195,27 +208,9 @@ func (s *Server) reloadShadow() error {
 	if version == "" || cur == nil || s.shadow.Load() != nil || version == cur.version {
 		return nil
 	}
-	s.failedMu.Lock()
-	known := s.failed[version]
-	s.failedMu.Unlock()
-	if known {
-		return nil
-	}
-	path, err := artifact.Path(s.opts.ModelDir, version)
-	if err != nil {
+	m, err := s.load(version, "shadow model", true)
+	if m == nil {
 		return err
-	}
-	m, err := artifact.Load(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil // not synced to this volume yet
-	}
-	if err != nil {
-		s.failedMu.Lock()
-		s.failed[version] = true
-		s.failedMu.Unlock()
-		s.metrics.loadFailures.Inc()
-		s.log.Error("refusing shadow model", "version", version, "error", err.Error())
-		return fmt.Errorf("shadow model %s: %w", version, err)
 	}
 	sh := &shadow{l: &loaded{model: m, version: version, name: cur.name}, since: time.Now().UTC(),
 		queue: make(chan shadowJob, shadowQueue), metrics: s.shadows.forVersion(version)}
