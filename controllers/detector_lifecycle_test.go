@@ -112,24 +112,7 @@ func TestModelVersionsPinningAndPruning(t *testing.T) {
 	}
 
 	// A retraining that fails: still Ready, serving the first model, TrainingFailed.
-	retrain := func(token string) *batchv1.Job {
-		t.Helper()
-		first := trainingJobs(NewWithT(t), det)
-		NewWithT(t).Eventually(func(g Gomega) {
-			d := getDetector(g, det)
-			if d.Annotations == nil {
-				d.Annotations = map[string]string{}
-			}
-			d.Annotations[builders.AnnotationRetrain] = token
-			g.Expect(k8sClient.Update(ctx, d)).To(Succeed())
-		}, timeout, interval).Should(Succeed())
-		var names []string
-		for _, j := range first {
-			names = append(names, j.Name)
-		}
-		return waitForOneJob(t, det, names...)
-	}
-	job := retrain("1")
+	job := retrainWith(t, det, "1")
 	NewWithT(t).Consistently(func(g Gomega) {
 		g.Expect(condition(getDetector(g, det), kadetv1.ReadyCondition).Status).To(Equal(metav1.ConditionTrue))
 	}, 2*time.Second, interval).Should(Succeed())
@@ -145,7 +128,7 @@ func TestModelVersionsPinningAndPruning(t *testing.T) {
 	}, timeout, interval).Should(Succeed())
 
 	// Two more models: the third prunes the first (keepVersions 2).
-	trainedVersion(t, det, retrain("2"), "20261129-110000-bbbbbbbb")
+	trainedVersion(t, det, retrainWith(t, det, "2"), "20261129-110000-bbbbbbbb")
 	rollOutDeployment(t, client.ObjectKey{Namespace: ns, Name: "life-scoring"})
 	NewWithT(t).Eventually(func(g Gomega) {
 		g.Expect(condition(getDetector(g, det), kadetv1.TrainingFailedCondition)).To(BeNil())
@@ -165,7 +148,7 @@ func TestModelVersionsPinningAndPruning(t *testing.T) {
 		g.Expect(servedArg(g, det)).To(Equal("20261129-100000-aaaaaaaa"))
 	}, timeout, interval).Should(Succeed())
 	rollOutDeployment(t, client.ObjectKey{Namespace: ns, Name: "life-scoring"})
-	trainedVersion(t, det, retrain("3"), "20261129-120000-cccccccc")
+	trainedVersion(t, det, retrainWith(t, det, "3"), "20261129-120000-cccccccc")
 	// The pinned first stays; the second is the oldest unprotected one beyond two.
 	var prune batchv1.Job
 	NewWithT(t).Eventually(func(g Gomega) {

@@ -9,7 +9,6 @@ import (
 
 	. "github.com/onsi/gomega"
 	appsv1 "k8s.io/api/apps/v1"
-	batchv1 "k8s.io/api/batch/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -101,7 +100,6 @@ func TestShadowThenGate(t *testing.T) {
 		d.Spec.Promotion = kadetv1.PromotionSpec{Policy: kadetv1.PromoteAutomatic, ShadowPeriod: &metav1.Duration{Duration: 5 * time.Minute}}
 	})
 	create(t, det)
-	ctx := context.Background()
 	dep := client.ObjectKey{Namespace: ns, Name: builders.ScoringName(det)}
 	trainedVersion(t, det, waitForOneJob(t, det), "20261130-100000-aaaaaaaa")
 	rollOutDeployment(t, dep)
@@ -110,23 +108,7 @@ func TestShadowThenGate(t *testing.T) {
 		g.Expect(getDetector(g, det).Status.ServedVersion).To(Equal("20261130-100000-aaaaaaaa"))
 	}, timeout, interval).Should(Succeed())
 
-	retrain := func(token string) *batchv1.Job {
-		t.Helper()
-		var names []string
-		for _, j := range trainingJobs(g, det) {
-			names = append(names, j.Name)
-		}
-		g.Eventually(func(g Gomega) {
-			d := getDetector(g, det)
-			if d.Annotations == nil {
-				d.Annotations = map[string]string{}
-			}
-			d.Annotations[builders.AnnotationRetrain] = token
-			g.Expect(k8sClient.Update(ctx, d)).To(Succeed())
-		}, timeout, interval).Should(Succeed())
-		return waitForOneJob(t, det, names...)
-	}
-	trainedVersion(t, det, retrain("1"), "20261130-110000-bbbbbbbb")
+	trainedVersion(t, det, retrainWith(t, det, "1"), "20261130-110000-bbbbbbbb")
 	g.Eventually(func(g Gomega) {
 		args := scoringArgs(g, det)
 		g.Expect(args).To(ContainSubstring("--model-version 20261130-100000-aaaaaaaa"))
@@ -173,7 +155,7 @@ func TestShadowThenGate(t *testing.T) {
 	}, timeout, interval).Should(Succeed())
 
 	// A bad candidate: rejected, the served version stays.
-	trainedVersion(t, det, retrain("2"), "20261130-120000-cccccccc")
+	trainedVersion(t, det, retrainWith(t, det, "2"), "20261130-120000-cccccccc")
 	g.Eventually(func(g Gomega) {
 		g.Expect(scoringArgs(g, det)).To(ContainSubstring("--shadow-version 20261130-120000-cccccccc"))
 	}, timeout, interval).Should(Succeed())
@@ -220,12 +202,7 @@ func TestManualPromotionWaitsForAPin(t *testing.T) {
 	g.Eventually(func(g Gomega) {
 		g.Expect(getDetector(g, det).Status.ServedVersion).To(Equal("20261130-100000-aaaaaaaa"))
 	}, timeout, interval).Should(Succeed())
-	g.Eventually(func(g Gomega) {
-		d := getDetector(g, det)
-		d.Annotations = map[string]string{builders.AnnotationRetrain: "1"}
-		g.Expect(k8sClient.Update(ctx, d)).To(Succeed())
-	}, timeout, interval).Should(Succeed())
-	trainedVersion(t, det, waitForOneJob(t, det, first.Name), "20261130-110000-bbbbbbbb")
+	trainedVersion(t, det, retrainWith(t, det, "1"), "20261130-110000-bbbbbbbb")
 	g.Eventually(func(g Gomega) {
 		g.Expect(scoringArgs(g, det)).To(ContainSubstring("--shadow-version 20261130-110000-bbbbbbbb"))
 	}, timeout, interval).Should(Succeed())

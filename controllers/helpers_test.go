@@ -184,3 +184,22 @@ func kubectl(t *testing.T, args ...string) (string, error) {
 	}
 	return string(out), nil
 }
+
+// retrainWith sets the retrain annotation to token and waits for the Job it starts, one
+// that was not there before.
+func retrainWith(t *testing.T, det *kadetv1.Detector, token string) *batchv1.Job {
+	t.Helper()
+	var names []string
+	for _, j := range trainingJobs(NewWithT(t), det) {
+		names = append(names, j.Name)
+	}
+	NewWithT(t).Eventually(func(g Gomega) {
+		d := getDetector(g, det)
+		if d.Annotations == nil {
+			d.Annotations = map[string]string{}
+		}
+		d.Annotations[builders.AnnotationRetrain] = token
+		g.Expect(k8sClient.Update(context.Background(), d)).To(Succeed())
+	}, timeout, interval).Should(Succeed())
+	return waitForOneJob(t, det, names...)
+}
