@@ -135,10 +135,10 @@ func (t *denseTrainer) gradients(x, y []float32) (float32, error) {
 	return float32(loss), nil
 }
 
-// mseGrad returns the mean squared error of out against x (rows of width w), summed
+// mseGradGo returns the mean squared error of out against x (rows of width w), summed
 // in float32 per row and in float64 across rows, and writes its gradient with respect
 // to out into d.
-func mseGrad(d, out, x []float32, w int) float64 {
+func mseGradGo(d, out, x []float32, w int) float64 {
 	var loss float64
 	scale := 2 / float32(len(out))
 	for r := 0; r+w <= len(out); r += w {
@@ -154,9 +154,9 @@ func mseGrad(d, out, x []float32, w int) float64 {
 	return loss / float64(len(out))
 }
 
-// activationGrad multiplies each gradient in g by the derivative of the activation at
+// activationGradGo multiplies each gradient in g by the derivative of the activation at
 // the point whose output is a (the same length).
-func activationGrad(kind string, g, a []float32) {
+func activationGradGo(kind string, g, a []float32) {
 	a = a[:len(g)]
 	switch kind {
 	case ReLU:

@@ -329,11 +329,12 @@ func hidden(sp *[][]float32, l, size int) []float32 {
 	return (*sp)[l][:size]
 }
 
-// biasActivate adds bias b to every row of v and applies the activation (none for
+// biasActivateGo adds bias b to every row of v and applies the activation (none for
 // ""), in one pass. ReLU and LeakyReLU are branch-free: on real inputs about half the
 // values are negative, and a branch per value mispredicted often enough to take a
-// sixth of a batch's scoring time.
-func biasActivate(kind string, v, b []float32) {
+// sixth of a batch's scoring time. The OpenBLAS build does the linear, ReLU and
+// LeakyReLU cases in C (fused_openblas.go) with these bits.
+func biasActivateGo(kind string, v, b []float32) {
 	d := len(b)
 	for r := 0; r+d <= len(v); r += d {
 		row := v[r : r+d : r+d]
@@ -351,7 +352,7 @@ func biasActivate(kind string, v, b []float32) {
 			for j := range row {
 				x := row[j] + b[j]
 				neg := float32(math.Float32bits(x) >> 31) // 1 when negative
-				row[j] = x * (1 - neg*(1-leakySlope))
+				row[j] = x * (1 - neg*(1-leakySlope))     // leakyFactor when negative
 			}
 		case Tanh:
 			for j := range row {
@@ -397,27 +398,43 @@ func (n *Network) score(x []float32, rows int, explain bool) (scores, shares []f
 		return scores, nil
 	}
 	d := n.Spec.Inputs
+	if !explain {
+		rowSSE(scores, out, x, d)
+		for i := range scores {
+			scores[i] /= float32(d)
+		}
+		return scores, nil
+	}
 	for i := range scores {
 		var total float32
 		row, in := out[i*d:(i+1)*d], x[i*d:(i+1)*d]
 		for j := range row {
 			e := row[j] - in[j]
 			total += e * e
-			if explain {
-				row[j] = e * e // out is ours: reuse it for the shares
-			}
+			row[j] = e * e // out is ours: reuse it for the shares
 		}
 		scores[i] = total / float32(d)
-		if explain && total > 0 {
+		if total > 0 {
 			for j := range row {
 				row[j] /= total
 			}
 		}
 	}
-	if explain {
-		shares = out
+	return scores, out
+}
+
+// rowSSEGo writes each row's sum of squared differences between out and x (rows of
+// width d) into sse, summed in order.
+func rowSSEGo(sse, out, x []float32, d int) {
+	for i := range sse {
+		var total float32
+		row, in := out[i*d:(i+1)*d:(i+1)*d], x[i*d:(i+1)*d:(i+1)*d]
+		for j := range row {
+			e := row[j] - in[j]
+			total += e * e
+		}
+		sse[i] = total
 	}
-	return scores, shares
 }
 
 // Loss is the training loss over rows: the mean squared error of an autoencoder, or
