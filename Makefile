@@ -9,6 +9,8 @@ CRD_REF_DOCS ?= $(BIN)/crd-ref-docs
 GOLANGCI_LINT ?= $(BIN)/golangci-lint-kal
 # OpenBLAS's C header (Debian's libopenblas-dev) where it is installed, else empty.
 CBLAS_HEADER = $(wildcard /usr/include/cblas.h /usr/include/*/cblas.h)
+# oneDNN's (Debian's libdnnl-dev), which the OpenBLAS build links for its matrix products.
+DNNL_HEADER = $(wildcard /usr/include/oneapi/dnnl/dnnl.h)
 
 # Extra flags for go test, e.g. GO_TEST_FLAGS="-run Lifecycle -v".
 GO_TEST_FLAGS ?=
@@ -112,9 +114,9 @@ test: generate manifests vet ## Run every test against a real kube-apiserver + e
 		go test -timeout 40m $(GO_TEST_FLAGS) ./...
 	@# The detector engine again as the benchmarks build it: OpenBLAS orders its sums
 	@# differently from Gonum, so results that hold in one build may not in the other.
-	@if [ -n "$(CBLAS_HEADER)" ]; then \
+	@if [ -n "$(CBLAS_HEADER)" ] && [ -n "$(DNNL_HEADER)" ]; then \
 		echo "go test -tags openblas ./detector/..."; go test -tags openblas $(GO_TEST_FLAGS) ./detector/...; \
-	else echo "skipping the OpenBLAS build's tests: libopenblas-dev is not installed"; fi
+	else echo "skipping the OpenBLAS build's tests: libopenblas-dev or libdnnl-dev is not installed"; fi
 
 .PHONY: test-e2e
 test-e2e: ## Only the end-to-end tests: local cluster, the manager, real training and scoring pods (make test runs them too).
@@ -129,8 +131,8 @@ SKAB_DATA ?= ../shared/data/skab
 
 .PHONY: bench-deps
 bench-deps: ## Install what the benchmarks compare against and link with (Debian packages).
-	@if ! /usr/bin/python3 -c 'import torch' 2>/dev/null || [ -z "$(CBLAS_HEADER)" ] || ! command -v wrk >/dev/null || ! command -v promtool >/dev/null; then \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-torch libopenblas-dev wrk prometheus; fi
+	@if ! /usr/bin/python3 -c 'import torch' 2>/dev/null || [ -z "$(CBLAS_HEADER)" ] || [ -z "$(DNNL_HEADER)" ] || ! command -v wrk >/dev/null || ! command -v promtool >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-torch libopenblas-dev libdnnl-dev wrk prometheus; fi
 
 .PHONY: bench
 bench: bench-deps ## Speed against PyTorch, a load test of detector serve, SKAB, generated metrics, one-class MNIST accuracy and the watch loop against Prometheus.
@@ -143,11 +145,13 @@ bench: bench-deps ## Speed against PyTorch, a load test of detector serve, SKAB,
 	OPENBLAS_NUM_THREADS=$${OPENBLAS_NUM_THREADS:-2} go run -tags $(BLAS) ./hack/bench/watch
 
 .PHONY: bench-kernels
-bench-kernels: ## BLAS kernels on this CPU: OpenBLAS as the environment has it, its AVX-512 sets, BLIS; each checked against gonum first.
-	@if [ ! -e /usr/include/x86_64-linux-gnu/blis.h ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libblis-dev; fi
+bench-kernels: ## BLAS kernels on this CPU: OpenBLAS as the environment has it, its AVX-512 sets, BLIS, oneDNN; each checked against gonum first.
+	@if [ ! -e /usr/include/x86_64-linux-gnu/blis.h ] || [ -z "$(DNNL_HEADER)" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libblis-dev libdnnl-dev; fi
 	go build -tags openblas -o $(BIN)/kernels-openblas ./hack/bench/kernels
 	go build -tags blis -o $(BIN)/kernels-blis ./hack/bench/kernels
-	OPENBLAS_NUM_THREADS=$${OPENBLAS_NUM_THREADS:-2} BLIS_NUM_THREADS=$${BLIS_NUM_THREADS:-2} $(BIN)/kernels-openblas --blis $(BIN)/kernels-blis
+	go build -tags dnnl -o $(BIN)/kernels-dnnl ./hack/bench/kernels
+	OPENBLAS_NUM_THREADS=$${OPENBLAS_NUM_THREADS:-2} BLIS_NUM_THREADS=$${BLIS_NUM_THREADS:-2} OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} \
+		$(BIN)/kernels-openblas --blis $(BIN)/kernels-blis --dnnl $(BIN)/kernels-dnnl
 
 .PHONY: bench-scale
 bench-scale: ## The manager under N Detectors on a real kube-apiserver: time to all Ready, RSS, writes, requests at rest (N=1000).

@@ -8,8 +8,6 @@ package model
 
 // #cgo LDFLAGS: -lopenblas
 // char* openblas_get_corename(void);
-// int openblas_get_num_threads(void);
-// void openblas_set_num_threads(int);
 import "C"
 
 import (
@@ -32,11 +30,18 @@ func init() {
 // thread against 10,500 on two (window 32, 8 features, batch 64, 2 cores). The setting
 // is the process's: the trainer holds it while it lives, and training runs alone.
 func singleThreadedBLAS() (restore func()) {
-	n := C.openblas_get_num_threads()
-	C.openblas_set_num_threads(1)
-	return func() { C.openblas_set_num_threads(n) }
+	n := blasThreads()
+	setBLASThreads(1)
+	return func() { setBLASThreads(n) }
 }
 
 // BLASKernels names the kernels OpenBLAS chose for this CPU (OPENBLAS_CORETYPE
 // overrides its choice), for logs and benchmark reports.
-func BLASKernels() string { return C.GoString(C.openblas_get_corename()) }
+// With the products on another library (ChooseKernels), it names that too.
+func BLASKernels() string {
+	k := C.GoString(C.openblas_get_corename())
+	if products != "" {
+		return k + ", matrix products on " + products
+	}
+	return k
+}

@@ -12,7 +12,8 @@ import (
 // environment it came from.
 const (
 	// EnvKernels is "auto" (the default: AVX-512 kernels where the CPU has them and the
-	// environment pinned older ones) or "environment" (keep what the environment says).
+	// environment pinned older ones, matrix products on oneDNN where it checks out) or
+	// "environment" (OpenBLAS as the environment says).
 	EnvKernels = "KADET_BLAS_KERNELS"
 	envChosen  = "KADET_BLAS_CHOSEN"  // the kernels kadet chose, in the process it started
 	envWas     = "KADET_BLAS_WAS"     // OPENBLAS_CORETYPE before kadet changed it ("-": unset)
@@ -45,14 +46,7 @@ type kernelPlan struct {
 // choice's products are right. It is pure, so each path is tested without starting
 // processes.
 func planKernels(env []string, avx512 bool, loaded string, check func() error) kernelPlan {
-	get := func(k string) string {
-		for _, kv := range env {
-			if v, ok := strings.CutPrefix(kv, k+"="); ok {
-				return v
-			}
-		}
-		return ""
-	}
+	get := func(k string) string { return envValue(env, k) }
 	if get(EnvKernels) == "environment" {
 		return kernelPlan{}
 	}
@@ -88,6 +82,28 @@ func planKernels(env []string, avx512 bool, loaded string, check func() error) k
 	next := setEnv(env, "OPENBLAS_CORETYPE", preferredKernels)
 	next = setEnv(next, envChosen, preferredKernels)
 	return kernelPlan{restart: true, env: setEnv(next, envWas, was)}
+}
+
+// planProducts decides whether the products go to the faster library the build links
+// besides OpenBLAS (oneDNN), named lib: unless the environment keeps its BLAS, when
+// its products check out against gonum's pure Go. The note says which and why.
+func planProducts(env []string, lib string, check func() error) (use bool, note string) {
+	if envValue(env, EnvKernels) == "environment" {
+		return false, ""
+	}
+	if err := check(); err != nil {
+		return false, fmt.Sprintf("matrix products kept on OpenBLAS, %s refused: %v", lib, err)
+	}
+	return true, fmt.Sprintf("matrix products on %s, %d checked against gonum's pure Go", lib, checkTrials)
+}
+
+func envValue(env []string, key string) string {
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, key+"="); ok {
+			return v
+		}
+	}
+	return ""
 }
 
 func setEnv(env []string, key, value string) []string {

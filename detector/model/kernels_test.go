@@ -55,3 +55,27 @@ func TestPlanKernels(t *testing.T) {
 		}
 	}
 }
+
+func TestPlanProducts(t *testing.T) {
+	checked := 0
+	ok := func() error { checked++; return nil }
+	wrong := func() error { checked++; return errors.New("product 3 element 7 is 1.5, gonum's pure Go 0.5") }
+	for _, c := range []struct {
+		name    string
+		env     []string
+		check   func() error
+		use     bool
+		note    string
+		checked int
+	}{
+		{"products right", []string{"PATH=/bin"}, ok, true, "matrix products on oneDNN (avx2), 60 checked against gonum's pure Go", 1},
+		{"a product wrong", nil, wrong, false, "matrix products kept on OpenBLAS, oneDNN (avx2) refused: product 3 element 7 is 1.5, gonum's pure Go 0.5", 1},
+		{"the user keeps the environment's BLAS", []string{"KADET_BLAS_KERNELS=environment"}, ok, false, "", 0},
+	} {
+		checked = 0
+		use, note := planProducts(c.env, "oneDNN (avx2)", c.check)
+		if use != c.use || note != c.note || checked != c.checked {
+			t.Errorf("%s: use %v, note %q, %d checks; want %v, %q, %d", c.name, use, note, checked, c.use, c.note, c.checked)
+		}
+	}
+}

@@ -1,4 +1,4 @@
-//go:build blis
+//go:build blis && !dnnl
 
 package main
 

@@ -1,4 +1,4 @@
-//go:build openblas || blis
+//go:build openblas || blis || dnnl
 
 // Command kernels compares the BLAS kernels kadet could run its products on, on this
 // machine: OpenBLAS with the kernels it picks (or the environment pins), with its
@@ -11,7 +11,8 @@
 //
 // Run it as the parent (no flags): it builds nothing, it runs this binary again once
 // per candidate with the environment that candidate needs (its own process only), and
-// the BLIS build (-tags blis) when given --blis BINARY.
+// the BLIS build (-tags blis) when given --blis BINARY, and the oneDNN build (-tags
+// dnnl) when given --dnnl BINARY.
 package main
 
 import (
@@ -71,6 +72,7 @@ type result struct {
 func main() {
 	child := flag.String("child", "", "run as the candidate named, print its result as JSON")
 	blisBin := flag.String("blis", "", "a build of this command with -tags blis, to time BLIS too")
+	dnnlBin := flag.String("dnnl", "", "a build of this command with -tags dnnl, to time oneDNN's sgemm too")
 	reps := flag.Int("reps", 200, "timed repetitions of each set of products")
 	flag.Parse()
 	if *child != "" {
@@ -92,6 +94,12 @@ func main() {
 	}
 	if *blisBin != "" {
 		cands = append(cands, cand{"blis", *blisBin, nil})
+	}
+	if *dnnlBin != "" {
+		// oneDNN runs its products on OpenMP threads: 2 unless OMP_NUM_THREADS says
+		// otherwise, spinning after a product unless the wait policy is passive.
+		cands = append(cands, cand{"onednn", *dnnlBin, nil},
+			cand{"onednn (OMP_WAIT_POLICY=PASSIVE)", *dnnlBin, []string{"OMP_WAIT_POLICY=PASSIVE"}})
 	}
 	var base *result
 	fmt.Printf("%-38s %-12s %10s %10s %9s %s\n", "candidate", "kernels", "step ms", "score ms", "GFLOP/s", "vs first")
