@@ -153,6 +153,12 @@ bench-kernels: ## BLAS kernels on this CPU: OpenBLAS as the environment has it, 
 	OPENBLAS_NUM_THREADS=$${OPENBLAS_NUM_THREADS:-2} BLIS_NUM_THREADS=$${BLIS_NUM_THREADS:-2} OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} \
 		$(BIN)/kernels-openblas --blis $(BIN)/kernels-blis --dnnl $(BIN)/kernels-dnnl
 
+.PHONY: bench-bf16
+bench-bf16: ## bfloat16 against float32 products on oneDNN on this CPU (AVX512_BF16): timing only, kadet computes in float32.
+	@if [ -z "$(DNNL_HEADER)" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libdnnl-dev; fi
+	gcc -O2 -Wall -o $(BIN)/bf16 hack/bench/bf16/bf16.c -ldnnl
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} $(BIN)/bf16
+
 .PHONY: bench-scale
 bench-scale: ## The manager under N Detectors on a real kube-apiserver: time to all Ready, RSS, writes, requests at rest (N=1000).
 	KUBEBUILDER_ASSETS="$${KUBEBUILDER_ASSETS:-$$(hack/controlplane.sh)}" go run ./hack/bench/operator-scale --detectors $${N:-1000}
