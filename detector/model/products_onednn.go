@@ -16,10 +16,17 @@ package model
 // on the calling thread alone: its idle workers spin on sched_yield, and on 2 cores
 // they took 40% of the CPU from oneDNN's (a training step was no faster than on
 // OpenBLAS's products). singleThreadedBLAS governs both.
+//
+// OpenMP gives each calling thread a team of its own, so products called at once (a
+// server scoring concurrent requests) would each start that many threads. One product
+// at a time gets the team; a product called while another runs goes on its caller's
+// thread alone, without waiting: the threads working never exceed the count plus the
+// callers.
 
 /*
 #cgo LDFLAGS: -ldnnl -lgomp
 #include <oneapi/dnnl/dnnl.h>
+#include <stdatomic.h>
 
 int openblas_get_num_threads(void);
 void openblas_set_num_threads(int);
@@ -32,10 +39,16 @@ static void kadet_set_product_threads(int n) { kadet_product_threads = n; }
 
 static int kadet_get_product_threads(void) { return kadet_product_threads; }
 
+static atomic_int kadet_team_busy;
+
 static int kadet_onednn_sgemm(char ta, char tb, dnnl_dim_t m, dnnl_dim_t n, dnnl_dim_t k, float alpha,
 		const float *a, dnnl_dim_t lda, const float *b, dnnl_dim_t ldb, float beta, float *c, dnnl_dim_t ldc) {
-	omp_set_num_threads(kadet_product_threads);
-	return dnnl_sgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc) == dnnl_success;
+	int idle = 0;
+	int team = kadet_product_threads > 1 && atomic_compare_exchange_strong(&kadet_team_busy, &idle, 1);
+	omp_set_num_threads(team ? kadet_product_threads : 1);
+	int ok = dnnl_sgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc) == dnnl_success;
+	if (team) atomic_store(&kadet_team_busy, 0);
+	return ok;
 }
 
 static const char *kadet_onednn_isa(void) {

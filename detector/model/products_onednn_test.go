@@ -142,3 +142,19 @@ func TestOneDNNTakesOpenBLASThreads(t *testing.T) {
 	}
 	restore()
 }
+
+// Products called at once from many goroutines (a server's concurrent requests: one
+// gets the team, the others run on their own threads) are each right.
+func TestOneDNNConcurrentProducts(t *testing.T) {
+	defer useOneDNN(false)
+	useOneDNN(true)
+	errs := make(chan error, 8)
+	for range 8 {
+		go func() { errs <- checkOneDNN(40) }()
+	}
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
