@@ -19,6 +19,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -419,10 +420,11 @@ var outlierRecords = []map[string]float64{
 // routes to ready endpoints: the list is refreshed every 50 ms, requests go round it,
 // and none is retried. Each answer or error goes to record, from any of the workers.
 type load struct {
-	stop func()
-	wg   sync.WaitGroup
-	mu   sync.Mutex
-	urls []string
+	stop      func()
+	wg        sync.WaitGroup
+	mu        sync.Mutex
+	urls      []string
+	refreshes atomic.Int64 // lists of ready pods read from the API
 }
 
 func startLoad(ns, det string, port int32, workers int, pause time.Duration, record func(*detectResponse, error)) *load {
@@ -442,6 +444,7 @@ func startLoadFunc(ns, det string, port int32, workers int, pause time.Duration,
 				l.mu.Lock()
 				l.urls = u
 				l.mu.Unlock()
+				l.refreshes.Add(1)
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
@@ -469,6 +472,17 @@ func (l *load) ready() []string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return slices.Clone(l.urls)
+}
+
+// awaitRefresh returns once the load has read the list of ready pods again, begun
+// after this call: from then on its workers choose from what the API said after the
+// caller's last observation (a request already on its way still goes where it was
+// sent).
+func (l *load) awaitRefresh() {
+	// A read in progress may have begun before the call: wait for the one after it.
+	for n := l.refreshes.Load(); l.refreshes.Load() < n+2; {
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // Stop ends the load and waits for its last requests.

@@ -133,9 +133,16 @@ func TestScheduleKeepVersionsAndPinning(t *testing.T) {
 			readyCondition(d) != nil && readyCondition(d).Status == "True", nil
 	})
 	switched := time.Since(pinned)
-	mu.Lock()
-	mark := len(digests)
-	mu.Unlock()
+	// "After the switch" is from when a caller can know of it: the load's list of ready
+	// pods read after the status said so, and the one request (one worker) that was on
+	// its way to the old pod meanwhile answered.
+	traffic.awaitRefresh()
+	count := func() int { mu.Lock(); defer mu.Unlock(); return len(digests) }
+	inFlight := count()
+	waitFor(t, "the request on its way during the refresh answered", 10*time.Second, func() (bool, error) {
+		return count() > inFlight, nil
+	})
+	mark := count()
 	time.Sleep(2 * time.Second)
 	traffic.Stop()
 	if fail.Load() != 0 {
