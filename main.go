@@ -15,7 +15,6 @@ import (
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
@@ -59,11 +58,9 @@ func main() {
 		Metrics:                metricsOptions(metricsAddr, secureMetrics),
 		HealthProbeBindAddress: probeAddr,
 		PprofBindAddress:       pprofAddr,
-		// The cache holds every object kadet watches; their managedFields are never
-		// read and make up a good share of each.
-		Cache:            cache.Options{DefaultTransform: cache.TransformStripManagedFields()},
-		LeaderElection:   leaderElect,
-		LeaderElectionID: "kadet-manager.anomaly.kadet.dev",
+		Cache:                  controllers.CacheOptions(),
+		LeaderElection:         leaderElect,
+		LeaderElectionID:       "kadet-manager.anomaly.kadet.dev",
 	})
 	if err != nil {
 		log.Error(err, "cannot create manager")

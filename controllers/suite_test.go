@@ -88,6 +88,7 @@ func runSuite(m *testing.M) int {
 		Scheme:     scheme,
 		Metrics:    metricsserver.Options{BindAddress: "0"},
 		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
+		Cache:      CacheOptions(), // as the manager runs
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
