@@ -15,8 +15,12 @@ type Sgemm func(transA, transB bool, m, n, k int, a []float32, lda int, b []floa
 
 // CheckProducts checks the BLAS in use with CheckSgemm.
 func CheckProducts(trials int) error {
-	impl := blas32.Implementation()
-	return CheckSgemm(BLASKernels(), func(tA, tB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32) {
+	return checkLevel3(BLASKernels(), blas32.Implementation(), trials)
+}
+
+// checkLevel3 checks impl's Sgemm, named kernels, with CheckSgemm.
+func checkLevel3(kernels string, impl blas.Float32Level3, trials int) error {
+	return CheckSgemm(kernels, func(tA, tB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32) {
 		impl.Sgemm(trans(tA), trans(tB), m, n, k, 1, a, lda, b, ldb, 0, c, n)
 	}, trials)
 }

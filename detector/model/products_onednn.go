@@ -123,29 +123,23 @@ func sgemmArgsFit(tA, tB blas.Transpose, m, n, k, la, lda, lb, ldb, lc, ldc int)
 		la >= (rowsA-1)*lda+colsA && lb >= (rowsB-1)*ldb+colsB && lc >= (m-1)*ldc+n
 }
 
-// products names the library running Sgemm when it is not OpenBLAS; threads is how
-// many threads its products use (OpenBLAS's count before oneDNN took the products).
-var (
-	products string
-	threads  int
-)
+// products names the library running Sgemm when it is not OpenBLAS.
+var products string
 
 // useOneDNN puts Sgemm on oneDNN for the dense paths and Gorgonia's graphs alike, and
-// back on OpenBLAS when on is false.
+// back on OpenBLAS when on is false; the products keep their thread count either way.
 func useOneDNN(on bool) {
 	if (products != "") == on {
 		return
 	}
+	n := blasThreads()
 	var impl G.BLAS = netlib.Implementation{}
+	products = ""
 	if on {
 		impl = oneDNN{}
 		products = oneDNNName()
-		threads = openBLASThreads()
-		setBLASThreads(threads)
-	} else {
-		products = ""
-		setBLASThreads(threads)
 	}
+	setBLASThreads(n)
 	blas32.Use(impl)
 	G.Use(impl)
 }
@@ -175,10 +169,4 @@ func openBLASThreads() int { return int(C.openblas_get_num_threads()) }
 func oneDNNName() string { return "oneDNN (" + C.GoString(C.kadet_onednn_isa()) + ")" }
 
 // checkOneDNN checks oneDNN's products as CheckProducts checks OpenBLAS's.
-func checkOneDNN(trials int) error {
-	var o oneDNN
-	return CheckSgemm(oneDNNName(),
-		func(tA, tB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32) {
-			o.Sgemm(trans(tA), trans(tB), m, n, k, 1, a, lda, b, ldb, 0, c, n)
-		}, trials)
-}
+func checkOneDNN(trials int) error { return checkLevel3(oneDNNName(), oneDNN{}, trials) }
