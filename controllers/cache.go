@@ -1,14 +1,21 @@
 package controllers
 
 import (
+	"strings"
+	"unique"
+
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	kadetv1 "github.com/kadet-dev/kadet/api/v1alpha1"
+	"github.com/kadet-dev/kadet/controllers/builders"
 )
 
 // CacheOptions is how the manager keeps what it watches: of each object, only what the
@@ -23,7 +30,13 @@ import (
 // manager's heap after object metadata. Nothing writes these objects from the cache.
 func CacheOptions() cache.Options {
 	return cache.Options{
-		DefaultTransform: cache.TransformStripManagedFields(),
+		DefaultTransform: func(o any) (any, error) {
+			if m, ok := o.(metav1.Object); ok {
+				m.SetManagedFields(nil)
+				internMeta(m, false)
+			}
+			return o, nil
+		},
 		ByObject: map[client.Object]cache.ByObject{
 			&batchv1.Job{}: {Transform: keep(func(j *batchv1.Job) {
 				j.Spec = batchv1.JobSpec{BackoffLimit: j.Spec.BackoffLimit, Template: slimTemplate(j.Spec.Template, false)}
@@ -46,17 +59,61 @@ func CacheOptions() cache.Options {
 	}
 }
 
-// keep is a cache transform that drops an object's managedFields and whatever slim
-// drops. Anything else (a tombstone of a deleted object) passes unchanged; slim must be
-// idempotent, as the informer may transform an object twice.
+// keep is a cache transform that drops an object's managedFields, the labels and
+// annotations that are not kadet's (kadet's children carry the app.kubernetes.io ones
+// for people and other tools; a hand-made Service may carry kubectl's whole
+// last-applied configuration) and whatever slim drops. Anything else (a tombstone of a
+// deleted object) passes unchanged; slim must be idempotent, as the informer may
+// transform an object twice.
 func keep[T client.Object](slim func(T)) toolscache.TransformFunc {
 	return func(o any) (any, error) {
 		if t, ok := o.(T); ok {
 			t.SetManagedFields(nil)
+			internMeta(t, true)
 			slim(t)
 		}
 		return o, nil
 	}
+}
+
+// readLabels are the labels the controller selects or compares children by.
+var readLabels = map[string]bool{builders.LabelDetector: true, builders.LabelComponent: true, builders.LabelSpecHash: true}
+
+// internMeta makes the strings an object's metadata shares with thousands of others
+// (its namespace, label keys and values, annotation keys, its owner's kind, API
+// version and name) one copy each: decoding gives every object its own. With kadetOnly, labels
+// and annotations the controller does not read go.
+func internMeta(m metav1.Object, kadetOnly bool) {
+	m.SetNamespace(unique.Make(m.GetNamespace()).Value())
+	m.SetLabels(internMap(m.GetLabels(), true, func(k string) bool { return !kadetOnly || readLabels[k] }))
+	m.SetAnnotations(internMap(m.GetAnnotations(), false, func(k string) bool {
+		return !kadetOnly || strings.HasPrefix(k, kadetv1.GroupVersion.Group+"/")
+	}))
+	refs := m.GetOwnerReferences()
+	for i := range refs {
+		r := &refs[i]
+		r.APIVersion, r.Kind, r.Name = unique.Make(r.APIVersion).Value(), unique.Make(r.Kind).Value(), unique.Make(r.Name).Value()
+	}
+}
+
+// internMap is in with its keys (and values, when they are shared like labels' rather
+// than one object's own like most annotations') interned, without the keys keep
+// refuses; nil when none is left.
+func internMap(in map[string]string, values bool, keep func(string) bool) map[string]string {
+	var out map[string]string
+	for k, v := range in {
+		if !keep(k) {
+			continue
+		}
+		if out == nil {
+			out = make(map[string]string, len(in))
+		}
+		if values {
+			v = unique.Make(v).Value()
+		}
+		out[unique.Make(k).Value()] = v
+	}
+	return out
 }
 
 // slimTemplate keeps a pod template's containers' names and resources, and its

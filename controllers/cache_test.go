@@ -3,6 +3,7 @@ package controllers
 import (
 	"reflect"
 	"testing"
+	"unsafe"
 
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
@@ -15,6 +16,8 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/kadet-dev/kadet/controllers/builders"
 )
 
 // The manager's cache keeps of each object what the controller reads and drops the
@@ -33,13 +36,19 @@ func TestCacheKeepsWhatTheControllerReads(t *testing.T) {
 			},
 		}
 	}
-	// meta is what every cached object keeps but its managedFields.
 	meta := func() metav1.ObjectMeta {
-		return metav1.ObjectMeta{Name: "x", Namespace: "ns", Labels: map[string]string{"l": "v"},
-			Annotations:     map[string]string{AnnotationAppliedHash: "h"},
+		return metav1.ObjectMeta{Name: "x", Namespace: "ns",
+			Labels: map[string]string{builders.LabelDetector: "d", builders.LabelSpecHash: "s", builders.LabelName: "kadet", "team": "a"},
+			Annotations: map[string]string{AnnotationAppliedHash: "h", builders.AnnotationModelVersion: "v1",
+				"kubectl.kubernetes.io/last-applied-configuration": `{"kind":"Service"}`},
 			OwnerReferences: []metav1.OwnerReference{{Kind: "Detector", Name: "d", Controller: ptr.To(true)}},
 			ManagedFields:   []metav1.ManagedFieldsEntry{{Manager: "kadet"}}}
 	}
+	// wantMeta is what a slimmed object keeps: kadet's labels and annotations.
+	wantMeta := meta()
+	wantMeta.ManagedFields = nil
+	wantMeta.Labels = map[string]string{builders.LabelDetector: "d", builders.LabelSpecHash: "s"}
+	wantMeta.Annotations = map[string]string{AnnotationAppliedHash: "h", builders.AnnotationModelVersion: "v1"}
 	selector := &metav1.LabelSelector{MatchLabels: map[string]string{"a": "b"}}
 	kept := func() corev1.PodTemplateSpec {
 		return corev1.PodTemplateSpec{Spec: corev1.PodSpec{Containers: []corev1.Container{
@@ -84,8 +93,6 @@ func TestCacheKeepsWhatTheControllerReads(t *testing.T) {
 	}}
 	for _, c := range cases {
 		transform := transformFor(t, opts.ByObject, c.in)
-		wantMeta := meta()
-		wantMeta.ManagedFields = nil
 		reflect.ValueOf(c.want).Elem().FieldByName("ObjectMeta").Set(reflect.ValueOf(wantMeta))
 		out, err := transform(c.in.DeepCopyObject())
 		if err != nil {
@@ -107,10 +114,50 @@ func TestCacheKeepsWhatTheControllerReads(t *testing.T) {
 	}
 	// Objects the controller reads whole (ConfigMaps, kadet's own kinds) keep
 	// everything but their managedFields.
-	other, err := opts.DefaultTransform(&corev1.ConfigMap{ObjectMeta: meta(), Data: map[string]string{"k": "v"}})
-	if err != nil || len(other.(*corev1.ConfigMap).ManagedFields) != 0 || other.(*corev1.ConfigMap).Data["k"] != "v" ||
-		other.(*corev1.ConfigMap).Labels["l"] != "v" {
-		t.Errorf("a ConfigMap: %+v, %v", other, err)
+	cm := &corev1.ConfigMap{ObjectMeta: meta(), Data: map[string]string{"k": "v"}}
+	want := cm.DeepCopy()
+	want.ManagedFields = nil
+	if other, err := opts.DefaultTransform(cm); err != nil || !reflect.DeepEqual(other, want) {
+		t.Errorf("a ConfigMap cached as %+v, %v", other, err)
+	}
+}
+
+// Strings that many cached objects share are kept once: two objects decoded apart
+// come out of the cache's transforms sharing their namespace, label and owner strings.
+func TestCacheSharesMetadataStrings(t *testing.T) {
+	opts := CacheOptions()
+	decoded := func() *corev1.ConfigMap {
+		// Built from bytes, as a decoder builds them, so no two share memory.
+		s := func(v string) string { return string([]byte(v)) }
+		return &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: s("x"), Namespace: s("team-a"),
+			Labels:          map[string]string{s(builders.LabelDetector): s("fraud")},
+			OwnerReferences: []metav1.OwnerReference{{APIVersion: s("anomaly.kadet.dev/v1alpha1"), Kind: s("Detector"), Name: s("fraud")}}}}
+	}
+	a, b := decoded(), decoded()
+	if unsafe.StringData(a.Namespace) == unsafe.StringData(b.Namespace) {
+		t.Fatal("the test's objects share memory before the transform")
+	}
+	for _, o := range []*corev1.ConfigMap{a, b} {
+		if _, err := opts.DefaultTransform(o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	labelKey := func(cm *corev1.ConfigMap) string {
+		for k := range cm.Labels {
+			return k
+		}
+		return ""
+	}
+	for what, pair := range map[string][2]string{
+		"namespace":           {a.Namespace, b.Namespace},
+		"label key":           {labelKey(a), labelKey(b)},
+		"label value":         {a.Labels[builders.LabelDetector], b.Labels[builders.LabelDetector]},
+		"owner's API version": {a.OwnerReferences[0].APIVersion, b.OwnerReferences[0].APIVersion},
+		"owner's name":        {a.OwnerReferences[0].Name, b.OwnerReferences[0].Name},
+	} {
+		if unsafe.StringData(pair[0]) != unsafe.StringData(pair[1]) {
+			t.Errorf("the %s is kept twice", what)
+		}
 	}
 }
 
