@@ -26,69 +26,100 @@ import (
 // Deployments it keeps the status and what the conditions are computed from (a
 // trainer's memory limit explains an out-of-memory kill, the backoff limit its
 // retries, a template's annotations name the model it serves); of PVCs the labels and
-// the storage class. With 10,000 Detectors the pod specs were the largest part of the
+// the storage class; of training spec ConfigMaps the metadata. With 10,000 Detectors the pod specs were the largest part of the
 // manager's heap after object metadata. Nothing writes these objects from the cache.
 func CacheOptions() cache.Options {
 	return cache.Options{
 		DefaultTransform: func(o any) (any, error) {
 			if m, ok := o.(metav1.Object); ok {
 				m.SetManagedFields(nil)
-				internMeta(m, false)
+				internMeta(m, nil)
 			}
 			return o, nil
 		},
 		ByObject: map[client.Object]cache.ByObject{
-			&batchv1.Job{}: {Transform: keep(func(j *batchv1.Job) {
+			&batchv1.Job{}: {Transform: keep(selectLabels, func(j *batchv1.Job) {
 				j.Spec = batchv1.JobSpec{BackoffLimit: j.Spec.BackoffLimit, Template: slimTemplate(j.Spec.Template, false)}
 			})},
-			&appsv1.Deployment{}: {Transform: keep(func(d *appsv1.Deployment) {
+			&appsv1.Deployment{}: {Transform: keep(noLabels, func(d *appsv1.Deployment) {
 				d.Spec = appsv1.DeploymentSpec{Replicas: d.Spec.Replicas, Template: slimTemplate(d.Spec.Template, true)}
 			})},
-			&corev1.PersistentVolumeClaim{}: {Transform: keep(func(c *corev1.PersistentVolumeClaim) {
+			&corev1.PersistentVolumeClaim{}: {Transform: keep(selectLabels, func(c *corev1.PersistentVolumeClaim) {
 				c.Spec = corev1.PersistentVolumeClaimSpec{StorageClassName: c.Spec.StorageClassName}
 				c.Status = corev1.PersistentVolumeClaimStatus{}
 			})},
-			&corev1.Service{}:             {Transform: keep(func(s *corev1.Service) { s.Spec, s.Status = corev1.ServiceSpec{}, corev1.ServiceStatus{} })},
-			&networkingv1.NetworkPolicy{}: {Transform: keep(func(n *networkingv1.NetworkPolicy) { n.Spec = networkingv1.NetworkPolicySpec{} })},
-			&corev1.ServiceAccount{}: {Transform: keep(func(s *corev1.ServiceAccount) {
+			&corev1.Service{}:             {Transform: keep(noLabels, func(s *corev1.Service) { s.Spec, s.Status = corev1.ServiceSpec{}, corev1.ServiceStatus{} })},
+			&networkingv1.NetworkPolicy{}: {Transform: keep(noLabels, func(n *networkingv1.NetworkPolicy) { n.Spec = networkingv1.NetworkPolicySpec{} })},
+			&corev1.ServiceAccount{}: {Transform: keep(noLabels, func(s *corev1.ServiceAccount) {
 				s.Secrets, s.ImagePullSecrets, s.AutomountServiceAccountToken = nil, nil, nil
 			})},
-			&rbacv1.Role{}:        {Transform: keep(func(r *rbacv1.Role) { r.Rules = nil })},
-			&rbacv1.RoleBinding{}: {Transform: keep(func(b *rbacv1.RoleBinding) { b.Subjects, b.RoleRef = nil, rbacv1.RoleRef{} })},
+			&corev1.ConfigMap{}: {Transform: func(o any) (any, error) {
+				if cm, ok := o.(*corev1.ConfigMap); ok {
+					cm.ManagedFields = nil
+					internMeta(cm, nil)
+					if isSpecConfigMap(cm) {
+						cm.Data, cm.BinaryData = nil, nil
+					}
+				}
+				return o, nil
+			}},
+			&rbacv1.Role{}:        {Transform: keep(noLabels, func(r *rbacv1.Role) { r.Rules = nil })},
+			&rbacv1.RoleBinding{}: {Transform: keep(noLabels, func(b *rbacv1.RoleBinding) { b.Subjects, b.RoleRef = nil, rbacv1.RoleRef{} })},
 		},
 	}
 }
 
-// keep is a cache transform that drops an object's managedFields, the labels and
-// annotations that are not kadet's (kadet's children carry the app.kubernetes.io ones
-// for people and other tools; a hand-made Service may carry kubectl's whole
-// last-applied configuration) and whatever slim drops. Anything else (a tombstone of a
-// deleted object) passes unchanged; slim must be idempotent, as the informer may
-// transform an object twice.
-func keep[T client.Object](slim func(T)) toolscache.TransformFunc {
+// isSpecConfigMap is true of a training spec ConfigMap kadet wrote: immutable, read
+// by the trainer alone (the controller compares its spec-hash label), and the largest
+// object kept per Detector when kept whole.
+func isSpecConfigMap(cm *corev1.ConfigMap) bool {
+	owner := metav1.GetControllerOf(cm)
+	_, spec := cm.Labels[builders.LabelSpecHash]
+	return spec && owner != nil && owner.Kind == "Detector" && owner.APIVersion == kadetv1.GroupVersion.String()
+}
+
+// keep is a cache transform that drops an object's managedFields, its labels but those
+// keepLabel accepts, its annotations but kadet's (kadet's children carry the
+// app.kubernetes.io labels for people and other tools; a hand-made Service may carry
+// kubectl's whole last-applied configuration) and whatever slim drops. Anything else
+// (a tombstone of a deleted object) passes unchanged; slim must be idempotent, as the
+// informer may transform an object twice.
+func keep[T client.Object](keepLabel func(string) bool, slim func(T)) toolscache.TransformFunc {
 	return func(o any) (any, error) {
 		if t, ok := o.(T); ok {
 			t.SetManagedFields(nil)
-			internMeta(t, true)
+			internMeta(t, keepLabel)
 			slim(t)
 		}
 		return o, nil
 	}
 }
 
-// readLabels are the labels the controller selects or compares children by.
-var readLabels = map[string]bool{builders.LabelDetector: true, builders.LabelComponent: true, builders.LabelSpecHash: true}
+// selectLabels keeps the labels the controller selects or compares children by (Jobs
+// and ConfigMaps by Detector, component and spec hash; a PVC by Detector); noLabels
+// keeps none, for kinds the controller finds by name and owner alone.
+var (
+	selectLabels = func(k string) bool {
+		return k == builders.LabelDetector || k == builders.LabelComponent || k == builders.LabelSpecHash
+	}
+	noLabels = func(string) bool { return false }
+)
 
 // internMeta makes the strings an object's metadata shares with thousands of others
 // (its namespace, label keys and values, annotation keys, its owner's kind, API
-// version and name) one copy each: decoding gives every object its own. With kadetOnly, labels
-// and annotations the controller does not read go.
-func internMeta(m metav1.Object, kadetOnly bool) {
+// version and name) one copy each: decoding gives every object its own. With a
+// keepLabel, only the labels it accepts and kadet's annotations stay; with nil, all.
+func internMeta(m metav1.Object, keepLabel func(string) bool) {
+	all := func(string) bool { return true }
+	keepAnnotation := all
+	if keepLabel == nil {
+		keepLabel = all
+	} else {
+		keepAnnotation = func(k string) bool { return strings.HasPrefix(k, kadetv1.GroupVersion.Group+"/") }
+	}
 	m.SetNamespace(unique.Make(m.GetNamespace()).Value())
-	m.SetLabels(internMap(m.GetLabels(), true, func(k string) bool { return !kadetOnly || readLabels[k] }))
-	m.SetAnnotations(internMap(m.GetAnnotations(), false, func(k string) bool {
-		return !kadetOnly || strings.HasPrefix(k, kadetv1.GroupVersion.Group+"/")
-	}))
+	m.SetLabels(internMap(m.GetLabels(), true, keepLabel))
+	m.SetAnnotations(internMap(m.GetAnnotations(), false, keepAnnotation))
 	refs := m.GetOwnerReferences()
 	for i := range refs {
 		r := &refs[i]

@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	kadetv1 "github.com/kadet-dev/kadet/api/v1alpha1"
 	"github.com/kadet-dev/kadet/controllers/builders"
 )
 
@@ -44,11 +45,17 @@ func TestCacheKeepsWhatTheControllerReads(t *testing.T) {
 			OwnerReferences: []metav1.OwnerReference{{Kind: "Detector", Name: "d", Controller: ptr.To(true)}},
 			ManagedFields:   []metav1.ManagedFieldsEntry{{Manager: "kadet"}}}
 	}
-	// wantMeta is what a slimmed object keeps: kadet's labels and annotations.
-	wantMeta := meta()
-	wantMeta.ManagedFields = nil
-	wantMeta.Labels = map[string]string{builders.LabelDetector: "d", builders.LabelSpecHash: "s"}
-	wantMeta.Annotations = map[string]string{AnnotationAppliedHash: "h", builders.AnnotationModelVersion: "v1"}
+	// wantMeta is what a slimmed object keeps: kadet's annotations, and the labels the
+	// controller selects by for kinds it lists by label.
+	wantMeta := func(labels bool) metav1.ObjectMeta {
+		m := meta()
+		m.ManagedFields, m.Labels = nil, nil
+		if labels {
+			m.Labels = map[string]string{builders.LabelDetector: "d", builders.LabelSpecHash: "s"}
+		}
+		m.Annotations = map[string]string{AnnotationAppliedHash: "h", builders.AnnotationModelVersion: "v1"}
+		return m
+	}
 	selector := &metav1.LabelSelector{MatchLabels: map[string]string{"a": "b"}}
 	kept := func() corev1.PodTemplateSpec {
 		return corev1.PodTemplateSpec{Spec: corev1.PodSpec{Containers: []corev1.Container{
@@ -59,10 +66,12 @@ func TestCacheKeepsWhatTheControllerReads(t *testing.T) {
 
 	cases := []struct {
 		in, want client.Object
+		labels   bool
 	}{{
 		in: &batchv1.Job{ObjectMeta: meta(), Spec: batchv1.JobSpec{BackoffLimit: ptr.To[int32](2), Selector: selector,
 			PodFailurePolicy: &batchv1.PodFailurePolicy{}, Template: template()}, Status: batchv1.JobStatus{Succeeded: 1}},
-		want: &batchv1.Job{Spec: batchv1.JobSpec{BackoffLimit: ptr.To[int32](2), Template: kept()}, Status: batchv1.JobStatus{Succeeded: 1}},
+		want:   &batchv1.Job{Spec: batchv1.JobSpec{BackoffLimit: ptr.To[int32](2), Template: kept()}, Status: batchv1.JobStatus{Succeeded: 1}},
+		labels: true,
 	}, {
 		in: &appsv1.Deployment{ObjectMeta: meta(), Spec: appsv1.DeploymentSpec{Replicas: ptr.To[int32](2), Selector: selector,
 			Template: template()}, Status: appsv1.DeploymentStatus{ReadyReplicas: 2, ObservedGeneration: 3}},
@@ -72,7 +81,8 @@ func TestCacheKeepsWhatTheControllerReads(t *testing.T) {
 		in: &corev1.PersistentVolumeClaim{ObjectMeta: meta(), Spec: corev1.PersistentVolumeClaimSpec{
 			StorageClassName: ptr.To(""), AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce}, VolumeName: "pv"},
 			Status: corev1.PersistentVolumeClaimStatus{Phase: corev1.ClaimBound}},
-		want: &corev1.PersistentVolumeClaim{Spec: corev1.PersistentVolumeClaimSpec{StorageClassName: ptr.To("")}},
+		want:   &corev1.PersistentVolumeClaim{Spec: corev1.PersistentVolumeClaimSpec{StorageClassName: ptr.To("")}},
+		labels: true,
 	}, {
 		in: &corev1.Service{ObjectMeta: meta(), Spec: corev1.ServiceSpec{Selector: map[string]string{"a": "b"},
 			Ports: []corev1.ServicePort{{Port: 80}}, ClusterIP: "10.0.0.1"}},
@@ -93,7 +103,7 @@ func TestCacheKeepsWhatTheControllerReads(t *testing.T) {
 	}}
 	for _, c := range cases {
 		transform := transformFor(t, opts.ByObject, c.in)
-		reflect.ValueOf(c.want).Elem().FieldByName("ObjectMeta").Set(reflect.ValueOf(wantMeta))
+		reflect.ValueOf(c.want).Elem().FieldByName("ObjectMeta").Set(reflect.ValueOf(wantMeta(c.labels)))
 		out, err := transform(c.in.DeepCopyObject())
 		if err != nil {
 			t.Fatal(err)
@@ -112,13 +122,33 @@ func TestCacheKeepsWhatTheControllerReads(t *testing.T) {
 	if out, err := transformFor(t, opts.ByObject, &batchv1.Job{})(tomb); err != nil || !reflect.DeepEqual(out, tomb) {
 		t.Errorf("a tombstone: %+v, %v", out, err)
 	}
-	// Objects the controller reads whole (ConfigMaps, kadet's own kinds) keep
-	// everything but their managedFields.
-	cm := &corev1.ConfigMap{ObjectMeta: meta(), Data: map[string]string{"k": "v"}}
-	want := cm.DeepCopy()
-	want.ManagedFields = nil
-	if other, err := opts.DefaultTransform(cm); err != nil || !reflect.DeepEqual(other, want) {
-		t.Errorf("a ConfigMap cached as %+v, %v", other, err)
+	// Objects the controller reads whole (ConfigMaps but kadet's training specs, kadet's
+	// own kinds) keep everything but their managedFields.
+	for _, c := range []struct {
+		obj       client.Object
+		transform toolscache.TransformFunc
+	}{
+		{&corev1.ConfigMap{ObjectMeta: meta(), Data: map[string]string{"k": "v"}}, transformFor(t, opts.ByObject, &corev1.ConfigMap{})},
+		{&kadetv1.Detector{ObjectMeta: meta(), Spec: kadetv1.DetectorSpec{DataSourceRef: kadetv1.LocalObjectReference{Name: "ds"}}}, opts.DefaultTransform},
+	} {
+		want := c.obj.DeepCopyObject().(client.Object)
+		want.SetManagedFields(nil)
+		if out, err := c.transform(c.obj); err != nil || !reflect.DeepEqual(out, want) {
+			t.Errorf("%T cached as %+v, %v", c.obj, out, err)
+		}
+	}
+	// A training spec ConfigMap (kadet's: the trainer reads it, the controller its
+	// labels) keeps no data; a ConfigMap like it that no Detector controls keeps it.
+	spec := &corev1.ConfigMap{ObjectMeta: meta(), Data: map[string]string{"spec.json": "{}"}}
+	spec.OwnerReferences[0].APIVersion = kadetv1.GroupVersion.String()
+	lookalike := spec.DeepCopy()
+	lookalike.OwnerReferences = nil
+	transform := transformFor(t, opts.ByObject, spec)
+	if out, _ := transform(spec); out.(*corev1.ConfigMap).Data != nil || out.(*corev1.ConfigMap).Labels[builders.LabelSpecHash] != "s" {
+		t.Errorf("a spec ConfigMap cached as %+v", out)
+	}
+	if out, _ := transform(lookalike); out.(*corev1.ConfigMap).Data["spec.json"] != "{}" {
+		t.Errorf("a user's ConfigMap lost its data: %+v", out)
 	}
 }
 
@@ -138,7 +168,7 @@ func TestCacheSharesMetadataStrings(t *testing.T) {
 		t.Fatal("the test's objects share memory before the transform")
 	}
 	for _, o := range []*corev1.ConfigMap{a, b} {
-		if _, err := opts.DefaultTransform(o); err != nil {
+		if _, err := transformFor(t, opts.ByObject, o)(o); err != nil {
 			t.Fatal(err)
 		}
 	}
