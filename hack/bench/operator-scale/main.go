@@ -35,6 +35,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
@@ -61,6 +62,7 @@ func main() {
 	keep := flag.Bool("keep", false, "keep the manager's log (its path is printed)")
 	apiProfile := flag.String("apiserver-cpuprofile", "", "write a 30 s CPU profile of the kube-apiserver from the start of the bulk apply to this file")
 	heapProfile := flag.String("manager-heapprofile", "", "write the manager's heap profile at rest to this file")
+	memLimit := flag.String("memory-limit", "", "run the manager as under a container memory limit of this size (e.g. 400Mi): Go's limit at 90% of it, as the manager sets it from its cgroup")
 	breakdown := flag.Bool("breakdown", false, "print the API server's writes per Detector by resource and verb (the bench's own included)")
 	flag.Parse()
 	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
@@ -108,6 +110,13 @@ func main() {
 	}
 	mgr := exec.Command(managerBin, args...)
 	mgr.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig)
+	if *memLimit != "" {
+		q, err := resource.ParseQuantity(*memLimit)
+		check(err)
+		goLimit := q.Value() / 10 * 9
+		mgr.Env = append(mgr.Env, fmt.Sprintf("GOMEMLIMIT=%d", goLimit))
+		fmt.Printf("manager memory limit %s: Go's limit %.0f MB\n", *memLimit, mb(goLimit))
+	}
 	mgrLog := must(os.Create(filepath.Join(tmp, "manager.log")))
 	mgr.Stdout, mgr.Stderr = mgrLog, mgrLog
 	check(mgr.Start())
