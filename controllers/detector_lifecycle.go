@@ -184,7 +184,7 @@ func (r *DetectorReconciler) reconcileVersions(ctx context.Context, det *kadetv1
 		return err
 	}
 	list := &kadetv1.ModelVersionList{}
-	if err := r.List(ctx, list, client.InNamespace(det.Namespace), client.MatchingLabels{builders.LabelDetector: det.Name}); err != nil {
+	if err := r.List(ctx, list, client.InNamespace(det.Namespace), childrenOf(det.Name)); err != nil {
 		return err
 	}
 	versions := list.Items

@@ -216,7 +216,7 @@ func finishedCondition(job *batchv1.Job) *batchv1.JobCondition {
 func (r *DetectorReconciler) deleteStaleTraining(ctx context.Context, det *kadetv1.Detector, hash string) error {
 	sel := client.MatchingLabels{builders.LabelDetector: det.Name, builders.LabelComponent: builders.ComponentTraining}
 	jobs := &batchv1.JobList{}
-	if err := r.List(ctx, jobs, client.InNamespace(det.Namespace), sel); err != nil {
+	if err := r.List(ctx, jobs, client.InNamespace(det.Namespace), sel, childrenOf(det.Name)); err != nil {
 		return err
 	}
 	for i := range jobs.Items {
@@ -232,7 +232,7 @@ func (r *DetectorReconciler) deleteStaleTraining(ctx context.Context, det *kadet
 		}
 	}
 	cms := &corev1.ConfigMapList{}
-	if err := r.List(ctx, cms, client.InNamespace(det.Namespace), sel); err != nil {
+	if err := r.List(ctx, cms, client.InNamespace(det.Namespace), sel, childrenOf(det.Name)); err != nil {
 		return err
 	}
 	for i := range cms.Items {

@@ -3,9 +3,12 @@ package controllers
 import (
 	"context"
 
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kadetv1 "github.com/kadet-dev/kadet/api/v1alpha1"
+	"github.com/kadet-dev/kadet/controllers/builders"
 )
 
 // Field indexes that map a changed object to the kadet objects that refer to it.
@@ -14,7 +17,18 @@ const (
 	dataSourceRefIndex = "anomaly.kadet.dev/references"
 	// detectorDataSourceIndex indexes Detectors by their DataSource's name.
 	detectorDataSourceIndex = "anomaly.kadet.dev/dataSource"
+	// childIndex indexes Jobs, ConfigMaps and ModelVersions by the Detector named in
+	// their detector label, so listing one Detector's children reads those alone
+	// rather than every object of the kind in the namespace (3,000 ConfigMaps beside
+	// 1,000 Detectors).
+	childIndex = "anomaly.kadet.dev/detector"
 )
+
+// childrenOf selects the Jobs, ConfigMaps or ModelVersions of the Detector named name
+// (with client.InNamespace).
+func childrenOf(name string) client.MatchingFields {
+	return client.MatchingFields{childIndex: name}
+}
 
 // SetupIndexes registers the field indexes both controllers query. Call it once per
 // manager, before the controllers start.
@@ -29,7 +43,22 @@ func SetupIndexes(ctx context.Context, idx client.FieldIndexer) error {
 	if err != nil {
 		return err
 	}
-	return idx.IndexField(ctx, &kadetv1.Detector{}, detectorDataSourceIndex, func(o client.Object) []string {
+	err = idx.IndexField(ctx, &kadetv1.Detector{}, detectorDataSourceIndex, func(o client.Object) []string {
 		return []string{o.(*kadetv1.Detector).Spec.DataSourceRef.Name}
 	})
+	if err != nil {
+		return err
+	}
+	for _, kind := range []client.Object{&batchv1.Job{}, &corev1.ConfigMap{}, &kadetv1.ModelVersion{}} {
+		err := idx.IndexField(ctx, kind, childIndex, func(o client.Object) []string {
+			if name, ok := o.GetLabels()[builders.LabelDetector]; ok {
+				return []string{name}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
