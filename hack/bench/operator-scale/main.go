@@ -18,13 +18,14 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -181,7 +182,9 @@ func main() {
 		fmt.Println("manager log:", mgrLog.Name())
 	}
 
-	// At rest: nothing changes, so the manager should neither reconcile nor write.
+	// At rest: nothing changes, so once it has finished what it had in hand the manager
+	// should neither reconcile nor write.
+	settle(ctx, cfg, metricsAddr, start.Add(readyIn), 5*time.Minute)
 	time.Sleep(5 * time.Second)
 	before := scrape(metricsAddr)
 	time.Sleep(*rest)
@@ -551,6 +554,15 @@ func check(err error) {
 // printWrites prints the kube-apiserver's count of write requests per Detector, by
 // resource and verb: the manager's and the bench's together.
 func printWrites(ctx context.Context, cfg *rest.Config, n int) {
+	counts := apiWrites(ctx, cfg)
+	fmt.Println("API server writes per Detector (verb, resource, code):")
+	for _, k := range slices.Sorted(maps.Keys(counts)) {
+		fmt.Printf("  %-50s %.2f\n", k, counts[k]/float64(n))
+	}
+}
+
+// apiWrites reads the API server's count of writes so far by verb, resource and code.
+func apiWrites(ctx context.Context, cfg *rest.Config) map[string]float64 {
 	raw, err := kubernetes.NewForConfigOrDie(cfg).RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
 	check(err)
 	re := regexp.MustCompile(`^apiserver_request_total\{(.*)\} (\S+)$`)
@@ -575,15 +587,46 @@ func printWrites(ctx context.Context, cfg *rest.Config, n int) {
 		v, _ := strconv.ParseFloat(m[2], 64)
 		counts[strings.TrimSuffix(key, "/")+" "+label(m[1], "code")] += v
 	}
-	keys := make([]string, 0, len(counts))
-	for k := range counts {
-		keys = append(keys, k)
+	return counts
+}
+
+// settle waits (up to limit) until the manager has nothing queued or in hand and has
+// started no reconcile for two seconds, and says how long that took after the last
+// Detector got Ready and which writes reached the API server meanwhile.
+func settle(ctx context.Context, cfg *rest.Config, metricsAddr string, readyAt time.Time, limit time.Duration) {
+	start, before := time.Now(), apiWrites(ctx, cfg)
+	reconciles := func(m metrics) float64 { return m.sum("controller_runtime_reconcile_total") }
+	last, lastChange := reconciles(scrape(metricsAddr)), readyAt
+	for time.Since(start) < limit {
+		time.Sleep(200 * time.Millisecond)
+		m := scrape(metricsAddr)
+		if r := reconciles(m); r != last {
+			last, lastChange = r, time.Now()
+		}
+		if m.sum("workqueue_depth")+m.sum("controller_runtime_active_workers") == 0 && time.Since(lastChange) >= 2*time.Second {
+			break
+		}
 	}
-	sort.Strings(keys)
-	fmt.Println("API server writes per Detector (verb, resource, code):")
-	for _, k := range keys {
-		fmt.Printf("  %-50s %.2f\n", k, counts[k]/float64(n))
+	var writes []string
+	after := apiWrites(ctx, cfg)
+	for _, k := range slices.Sorted(maps.Keys(after)) {
+		if d := after[k] - before[k]; d > 0 && !strings.Contains(k, "leases") {
+			writes = append(writes, fmt.Sprintf("%s: %.0f", strings.Join(strings.Fields(k), " "), d))
+		}
 	}
+	settled := "settled"
+	if time.Since(start) >= limit {
+		settled = "still busy"
+	}
+	fmt.Printf("manager %s: its last reconcile %.1f s after the last Ready; API writes meanwhile: %s\n",
+		settled, max(lastChange.Sub(readyAt), 0).Seconds(), orNone(strings.Join(writes, ", ")))
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
 }
 
 // cpuUse sums user and system CPU time of the manager, the control plane's processes
