@@ -26,17 +26,12 @@ import (
 // Deployments it keeps the status and what the conditions are computed from (a
 // trainer's memory limit explains an out-of-memory kill, the backoff limit its
 // retries, a template's annotations name the model it serves); of PVCs the labels and
-// the storage class; of training spec ConfigMaps the metadata. With 10,000 Detectors the pod specs were the largest part of the
-// manager's heap after object metadata. Nothing writes these objects from the cache.
+// the storage class; of training spec ConfigMaps the metadata. With 10,000 Detectors
+// the pod specs were the largest part of the manager's heap after object metadata.
+// Nothing writes these objects from the cache.
 func CacheOptions() cache.Options {
 	return cache.Options{
-		DefaultTransform: func(o any) (any, error) {
-			if m, ok := o.(metav1.Object); ok {
-				m.SetManagedFields(nil)
-				internMeta(m, nil)
-			}
-			return o, nil
-		},
+		DefaultTransform: keepAll,
 		ByObject: map[client.Object]cache.ByObject{
 			&batchv1.Job{}: {Transform: keep(selectLabels, func(j *batchv1.Job) {
 				j.Spec = batchv1.JobSpec{BackoffLimit: j.Spec.BackoffLimit, Template: slimTemplate(j.Spec.Template, false)}
@@ -54,14 +49,10 @@ func CacheOptions() cache.Options {
 				s.Secrets, s.ImagePullSecrets, s.AutomountServiceAccountToken = nil, nil, nil
 			})},
 			&corev1.ConfigMap{}: {Transform: func(o any) (any, error) {
-				if cm, ok := o.(*corev1.ConfigMap); ok {
-					cm.ManagedFields = nil
-					internMeta(cm, nil)
-					if isSpecConfigMap(cm) {
-						cm.Data, cm.BinaryData = nil, nil
-					}
+				if cm, ok := o.(*corev1.ConfigMap); ok && isSpecConfigMap(cm) {
+					cm.Data, cm.BinaryData = nil, nil
 				}
-				return o, nil
+				return keepAll(o)
 			}},
 			&rbacv1.Role{}:        {Transform: keep(noLabels, func(r *rbacv1.Role) { r.Rules = nil })},
 			&rbacv1.RoleBinding{}: {Transform: keep(noLabels, func(b *rbacv1.RoleBinding) { b.Subjects, b.RoleRef = nil, rbacv1.RoleRef{} })},
@@ -76,6 +67,16 @@ func isSpecConfigMap(cm *corev1.ConfigMap) bool {
 	owner := metav1.GetControllerOf(cm)
 	_, spec := cm.Labels[builders.LabelSpecHash]
 	return spec && owner != nil && owner.Kind == "Detector" && owner.APIVersion == kadetv1.GroupVersion.String()
+}
+
+// keepAll is the cache transform of objects the controller reads whole: only their
+// managedFields go, and their metadata's shared strings are kept once.
+func keepAll(o any) (any, error) {
+	if m, ok := o.(metav1.Object); ok {
+		m.SetManagedFields(nil)
+		internMeta(m, nil)
+	}
+	return o, nil
 }
 
 // keep is a cache transform that drops an object's managedFields, its labels but those
@@ -95,14 +96,17 @@ func keep[T client.Object](keepLabel func(string) bool, slim func(T)) toolscache
 	}
 }
 
-// selectLabels keeps the labels the controller selects or compares children by (Jobs
-// and ConfigMaps by Detector, component and spec hash; a PVC by Detector); noLabels
-// keeps none, for kinds the controller finds by name and owner alone.
+// Which label and annotation keys a cached object keeps: selectLabels, the labels the
+// controller selects or compares children by (Jobs by Detector, component and spec
+// hash; a PVC by Detector); noLabels none, for kinds the controller finds by name and
+// owner alone; kadetOwnedKey kadet's own annotations.
 var (
 	selectLabels = func(k string) bool {
 		return k == builders.LabelDetector || k == builders.LabelComponent || k == builders.LabelSpecHash
 	}
-	noLabels = func(string) bool { return false }
+	noLabels      = func(string) bool { return false }
+	everything    = func(string) bool { return true }
+	kadetOwnedKey = func(k string) bool { return strings.HasPrefix(k, kadetv1.GroupVersion.Group+"/") }
 )
 
 // internMeta makes the strings an object's metadata shares with thousands of others
@@ -110,12 +114,9 @@ var (
 // version and name) one copy each: decoding gives every object its own. With a
 // keepLabel, only the labels it accepts and kadet's annotations stay; with nil, all.
 func internMeta(m metav1.Object, keepLabel func(string) bool) {
-	all := func(string) bool { return true }
-	keepAnnotation := all
+	keepAnnotation := kadetOwnedKey
 	if keepLabel == nil {
-		keepLabel = all
-	} else {
-		keepAnnotation = func(k string) bool { return strings.HasPrefix(k, kadetv1.GroupVersion.Group+"/") }
+		keepLabel, keepAnnotation = everything, everything
 	}
 	m.SetNamespace(unique.Make(m.GetNamespace()).Value())
 	m.SetLabels(internMap(m.GetLabels(), true, keepLabel))
