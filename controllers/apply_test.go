@@ -90,4 +90,10 @@ func TestApplyDoesNotTrustAStaleCache(t *testing.T) {
 	if err := k8sClient.Get(ctx, client.ObjectKeyFromObject(stale), after); err != nil || after.ResourceVersion != before {
 		t.Fatalf("an unchanged apply wrote (resourceVersion %s -> %s, %v)", before, after.ResourceVersion, err)
 	}
+	// What the cache shows needs no memo: it would otherwise hold an entry for every
+	// child of every Detector this process ever applied.
+	r.applied.Range(func(k, _ any) bool {
+		t.Errorf("the memo still holds %v once the cache shows the write", k)
+		return true
+	})
 }

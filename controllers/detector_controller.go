@@ -63,11 +63,11 @@ type DetectorReconciler struct {
 	// digest of its content and options, so a pass parses a file only when it changed.
 	csvChecks sync.Map // types.NamespacedName -> csvCheck
 
-	// applied remembers, for each child this process applied, the hash it sent and the
-	// generation the API server answered with. The cache can lag behind kadet's own
-	// writes: a copy that still shows an earlier state (A, then B written, then A
-	// wanted again) must neither skip the write back to A nor pass for a finished
-	// rollout of it.
+	// applied remembers, for each child this process applied until the cache shows
+	// that write, the hash it sent and the generation the API server answered with.
+	// The cache can lag behind kadet's own writes: a copy that still shows an earlier
+	// state (A, then B written, then A wanted again) must neither skip the write back
+	// to A nor pass for a finished rollout of it.
 	applied sync.Map // "kind/namespace/name" -> appliedState
 }
 
@@ -345,9 +345,19 @@ func (r *DetectorReconciler) apply(ctx context.Context, obj client.Object) error
 	key := appliedKey(obj.GetObjectKind().GroupVersionKind().Kind, obj)
 	memo, known := r.applied.Load(key)
 	existing, ok := obj.DeepCopyObject().(client.Object)
-	if ok && r.Get(ctx, client.ObjectKeyFromObject(obj), existing) == nil && existing.GetAnnotations()[AnnotationAppliedHash] == hash &&
-		(!known || memo.(appliedState).hash == hash) {
-		return nil
+	if ok && r.Get(ctx, client.ObjectKeyFromObject(obj), existing) == nil && existing.GetAnnotations()[AnnotationAppliedHash] == hash {
+		if !known {
+			return nil
+		}
+		if m := memo.(appliedState); m.hash == hash {
+			// The cache shows this process's last write: the annotation alone tells
+			// from now on, and the memo goes, so it holds only writes the cache has
+			// yet to show (not one entry per child of every Detector ever applied).
+			if existing.GetGeneration() >= m.generation {
+				r.applied.CompareAndDelete(key, memo)
+			}
+			return nil
+		}
 	}
 	if err := unstructured.SetNestedField(u, hash, "metadata", "annotations", AnnotationAppliedHash); err != nil {
 		return err
