@@ -33,6 +33,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
@@ -101,10 +102,8 @@ type pass struct {
 	watch      *builders.WatchPlan
 	// served is the model the scoring pods should serve: the pin, or the newest.
 	served *kadetv1.ModelStatus
-	// versions counts the Detector's ModelVersions (-1: not counted), listed in
-	// modelVersions; kadetVersion is the detector binary's version from the latest
-	// training result.
-	versions      int
+	// modelVersions lists the Detector's ModelVersions; kadetVersion is the detector
+	// binary's version from the latest training result.
 	modelVersions []kadetv1.ModelVersion
 	kadetVersion  string
 	// requeueAfter asks for a pass at a time (the next scheduled run), when nothing
@@ -143,9 +142,6 @@ type subReconciler func(context.Context, *kadetv1.Detector, *pass) error
 func (r *DetectorReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
 	det := &kadetv1.Detector{}
 	if err := r.Get(ctx, req.NamespacedName, det); err != nil {
-		if apierrors.IsNotFound(err) {
-			forgetDetector(req.Namespace, req.Name)
-		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	// Children carry owner references; garbage collection removes them.
@@ -153,14 +149,13 @@ func (r *DetectorReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 		return ctrl.Result{}, nil
 	}
 	before := det.DeepCopy()
-	p := &pass{det: det, versions: -1}
+	p := &pass{det: det}
 	defer func() {
 		result, retErr = summarize(det, retErr)
 		if retErr == nil && p.requeueAfter > 0 && (result.RequeueAfter == 0 || p.requeueAfter < result.RequeueAfter) {
 			result.RequeueAfter = p.requeueAfter
 		}
 		p.recordTransition(before, det)
-		recordMetrics(det, p.versions, p.served)
 		requeue, err := patchStatus(ctx, r.Client, det, before)
 		r.flushEvents(p, err == nil && !requeue)
 		if err != nil {
@@ -389,8 +384,12 @@ func (r *DetectorReconciler) createOnce(ctx context.Context, reader client.Reade
 	return nil
 }
 
-// SetupWithManager registers the controller and what it watches; it needs SetupIndexes.
+// SetupWithManager registers the controller and what it watches, and the Detectors'
+// series on the manager's /metrics; it needs SetupIndexes.
 func (r *DetectorReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if err := ctrlmetrics.Registry.Register(newStatusCollector(mgr.GetCache(), mgr.Elected(), r.now)); err != nil {
+		return fmt.Errorf("registering the Detector metrics: %w", err)
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		// Status writes are our own: only spec and annotation (retrain) changes matter.
 		For(&kadetv1.Detector{}, builder.WithPredicates(

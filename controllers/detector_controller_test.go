@@ -5,9 +5,6 @@ import (
 	"encoding/json"
 	"testing"
 
-	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
-
 	. "github.com/onsi/gomega"
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
@@ -18,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	kadetv1 "github.com/kadet-dev/kadet/api/v1alpha1"
 	"github.com/kadet-dev/kadet/controllers/builders"
@@ -193,7 +191,8 @@ func TestDetectorLifecycle(t *testing.T) {
 		g.Expect(k8sClient.Get(ctx, types.NamespacedName{Namespace: ns, Name: "fraud-models"}, pvc)).To(Succeed())
 		g.Expect(metav1.IsControlledBy(pvc, d)).To(BeTrue())
 	}, timeout, interval).Should(Succeed())
-	g.Expect(hasSeries(detectorThreshold, ns, "fraud")).To(BeTrue())
+	g.Eventually(func() map[string]float64 { return seriesOf(t, ctrlmetrics.Registry, ns, "fraud") }, timeout, interval).
+		Should(HaveKey("kadet_detector_threshold"))
 
 	// Deleting: kadet holds no finalizer, so the Detector goes at once; its children
 	// stay for the garbage collector (not running here), and the pass that finds the
@@ -202,7 +201,7 @@ func TestDetectorLifecycle(t *testing.T) {
 	NewWithT(t).Eventually(func(g Gomega) {
 		err := k8sClient.Get(ctx, client.ObjectKeyFromObject(d), &kadetv1.Detector{})
 		g.Expect(apierrors.IsNotFound(err)).To(BeTrue(), "Get after delete: %v", err)
-		g.Expect(hasSeries(detectorThreshold, ns, "fraud")).To(BeFalse(), "the deleted Detector's threshold is still exported")
+		g.Expect(seriesOf(t, ctrlmetrics.Registry, ns, "fraud")).To(BeEmpty(), "the deleted Detector's series are still exported")
 	}, timeout, interval).Should(Succeed())
 	left := trainingJobs(g, det)
 	g.Consistently(func(g Gomega) {
@@ -218,23 +217,4 @@ func patchDetector(t *testing.T, det *kadetv1.Detector, mutate func(*kadetv1.Det
 		mutate(cur)
 		g.Expect(k8sClient.Patch(context.Background(), cur, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}))).To(Succeed())
 	}, timeout, interval).Should(Succeed())
-}
-
-// hasSeries reports whether c exports a series for the Detector ns/name.
-func hasSeries(c prometheus.Collector, ns, name string) bool {
-	ch := make(chan prometheus.Metric, 64)
-	go func() { c.Collect(ch); close(ch) }()
-	found := false
-	for m := range ch {
-		var pb dto.Metric
-		if m.Write(&pb) != nil {
-			continue
-		}
-		labels := map[string]string{}
-		for _, l := range pb.GetLabel() {
-			labels[l.GetName()] = l.GetValue()
-		}
-		found = found || (labels["namespace"] == ns && labels["detector"] == name)
-	}
-	return found
 }

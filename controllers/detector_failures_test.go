@@ -8,7 +8,6 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
@@ -19,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	kadetv1 "github.com/kadet-dev/kadet/api/v1alpha1"
 	"github.com/kadet-dev/kadet/controllers/builders"
@@ -90,8 +90,9 @@ func TestFailedTrainingStallsUntilDataIsFixed(t *testing.T) {
 	failJob(t, job, contract.ExitInvalidInput,
 		`{"error":"/var/run/kadet/data/data.csv: 3 rows: too few to train on"}`)
 	expectStalled(t, det, kadetv1.ReasonTrainingFailed, `data.csv: 3 rows: too few to train on`)
-	g.Expect(testutil.ToFloat64(detectorStalled.WithLabelValues(ns, "cards", kadetv1.ReasonTrainingFailed))).To(Equal(1.0),
-		"the alert on failed training reads this series")
+	g.Eventually(func() map[string]float64 { return seriesOf(t, ctrlmetrics.Registry, ns, "cards") }, timeout, interval).
+		Should(HaveKeyWithValue("kadet_detector_stalled{reason="+kadetv1.ReasonTrainingFailed+"}", 1.0),
+			"the alert on failed training reads this series")
 	d := getDetector(g, det)
 	g.Expect(condition(d, kadetv1.TrainedCondition)).To(HaveField("Reason", kadetv1.ReasonTrainingFailed))
 	g.Expect(condition(d, kadetv1.ReadyCondition).Message).To(HavePrefix("training Job " + job.Name + " failed (PodFailurePolicy)"))
@@ -110,9 +111,9 @@ func TestFailedTrainingStallsUntilDataIsFixed(t *testing.T) {
 		d := getDetector(g, det)
 		g.Expect(condition(d, kadetv1.StalledCondition)).To(BeNil())
 		g.Expect(d.Status.Phase).To(Equal(kadetv1.PhaseTraining))
-		g.Expect(testutil.ToFloat64(detectorPhase.WithLabelValues(ns, "cards", string(kadetv1.PhaseTraining)))).To(Equal(1.0))
+		g.Expect(seriesOf(t, ctrlmetrics.Registry, ns, "cards")).To(HaveKeyWithValue("kadet_detector_phase{phase=Training}", 1.0))
 	}, timeout, interval).Should(Succeed())
-	g.Expect(detectorStalled.DeleteLabelValues(ns, "cards", kadetv1.ReasonTrainingFailed)).To(BeFalse(), "a recovered Detector still reports a stall")
+	g.Expect(seriesOf(t, ctrlmetrics.Registry, ns, "cards")).NotTo(HaveKey(ContainSubstring("kadet_detector_stalled")), "a recovered Detector still reports a stall")
 }
 
 func TestTrainingPodWithoutResultIsReported(t *testing.T) {

@@ -189,7 +189,7 @@ func (r *DetectorReconciler) reconcileVersions(ctx context.Context, det *kadetv1
 	}
 	versions := list.Items
 	slices.SortFunc(versions, func(a, b kadetv1.ModelVersion) int { return strings.Compare(a.Spec.Version, b.Spec.Version) })
-	p.versions, p.modelVersions = len(versions), versions
+	p.modelVersions = versions
 	newest := &kadetv1.ModelStatus{Version: m.Version, Digest: m.Digest, Threshold: m.Threshold, TrainedAt: m.TrainedAt}
 	served := newest
 	pin := det.Spec.Scoring.ModelVersion
@@ -280,7 +280,6 @@ func (r *DetectorReconciler) prune(ctx context.Context, det *kadetv1.Detector, p
 				return err
 			}
 		}
-		p.versions -= len(old)
 		if err := r.Delete(ctx, existing, client.PropagationPolicy(metav1.DeletePropagationBackground)); client.IgnoreNotFound(err) != nil {
 			return err
 		}
