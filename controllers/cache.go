@@ -25,7 +25,7 @@ import (
 // controller reads their applied-hash annotation and owner, nothing else. Of Jobs and
 // Deployments it keeps the status and what the conditions are computed from (a
 // trainer's memory limit explains an out-of-memory kill, the backoff limit its
-// retries, a template's annotations name the model it serves); of PVCs the labels and
+// retries, a Deployment's template annotations name the model it serves); of PVCs the labels and
 // the storage class; of training spec ConfigMaps the metadata. With 10,000 Detectors
 // the pod specs were the largest part of the manager's heap after object metadata.
 // Nothing writes these objects from the cache.
@@ -34,10 +34,12 @@ func CacheOptions() cache.Options {
 		DefaultTransform: keepAll,
 		ByObject: map[client.Object]cache.ByObject{
 			&batchv1.Job{}: {Transform: keep(selectLabels, func(j *batchv1.Job) {
-				j.Spec = batchv1.JobSpec{BackoffLimit: j.Spec.BackoffLimit, Template: slimTemplate(j.Spec.Template, false)}
+				j.Spec = batchv1.JobSpec{BackoffLimit: j.Spec.BackoffLimit, Template: corev1.PodTemplateSpec{
+					Spec: corev1.PodSpec{Containers: trainerMemoryLimit(j.Spec.Template.Spec.Containers)}}}
 			})},
 			&appsv1.Deployment{}: {Transform: keep(noLabels, func(d *appsv1.Deployment) {
-				d.Spec = appsv1.DeploymentSpec{Replicas: d.Spec.Replicas, Template: slimTemplate(d.Spec.Template, true)}
+				d.Spec = appsv1.DeploymentSpec{Replicas: d.Spec.Replicas, Template: corev1.PodTemplateSpec{
+					ObjectMeta: metav1.ObjectMeta{Annotations: d.Spec.Template.Annotations}}}
 			})},
 			&corev1.PersistentVolumeClaim{}: {Transform: keep(selectLabels, func(c *corev1.PersistentVolumeClaim) {
 				c.Spec = corev1.PersistentVolumeClaimSpec{StorageClassName: c.Spec.StorageClassName}
@@ -148,16 +150,15 @@ func internMap(in map[string]string, values bool, keep func(string) bool) map[st
 	return out
 }
 
-// slimTemplate keeps a pod template's containers' names and resources, and its
-// annotations when asked.
-func slimTemplate(t corev1.PodTemplateSpec, annotations bool) corev1.PodTemplateSpec {
-	containers := make([]corev1.Container, len(t.Spec.Containers))
-	for i, c := range t.Spec.Containers {
-		containers[i] = corev1.Container{Name: c.Name, Resources: c.Resources}
+// trainerMemoryLimit is containers cut to the trainer's memory limit, if it has one:
+// all the controller reads of a Job's pod template (it explains an out-of-memory
+// kill). A container and its resource maps cost about 1.8 KB an object.
+func trainerMemoryLimit(containers []corev1.Container) []corev1.Container {
+	for _, c := range containers {
+		if q, ok := c.Resources.Limits[corev1.ResourceMemory]; ok && c.Name == builders.TrainerContainer {
+			return []corev1.Container{{Name: c.Name, Resources: corev1.ResourceRequirements{
+				Limits: corev1.ResourceList{corev1.ResourceMemory: q}}}}
+		}
 	}
-	out := corev1.PodTemplateSpec{Spec: corev1.PodSpec{Containers: containers}}
-	if annotations {
-		out.Annotations = t.Annotations
-	}
-	return out
+	return nil
 }

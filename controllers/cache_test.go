@@ -31,8 +31,10 @@ func TestCacheKeepsWhatTheControllerReads(t *testing.T) {
 			ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"job-name": "j"},
 				Annotations: map[string]string{"anomaly.kadet.dev/model-version": "v1"}},
 			Spec: corev1.PodSpec{
-				Containers: []corev1.Container{{Name: "trainer", Image: "kadet", Args: []string{"train"},
-					Env: []corev1.EnvVar{{Name: "A", Value: "b"}}, Resources: corev1.ResourceRequirements{Limits: limits}}},
+				Containers: []corev1.Container{{Name: "sidecar", Resources: corev1.ResourceRequirements{Limits: limits}},
+					{Name: "trainer", Image: "kadet", Args: []string{"train"}, Env: []corev1.EnvVar{{Name: "A", Value: "b"}},
+						Resources: corev1.ResourceRequirements{Requests: limits, Limits: corev1.ResourceList{
+							corev1.ResourceMemory: resource.MustParse("512Mi"), corev1.ResourceCPU: resource.MustParse("1")}}}},
 				Volumes: []corev1.Volume{{Name: "models"}},
 			},
 		}
@@ -61,8 +63,7 @@ func TestCacheKeepsWhatTheControllerReads(t *testing.T) {
 		return corev1.PodTemplateSpec{Spec: corev1.PodSpec{Containers: []corev1.Container{
 			{Name: "trainer", Resources: corev1.ResourceRequirements{Limits: limits}}}}}
 	}
-	keptWithAnnotations := kept()
-	keptWithAnnotations.Annotations = template().Annotations
+	keptWithAnnotations := corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Annotations: template().Annotations}}
 
 	cases := []struct {
 		in, want client.Object
