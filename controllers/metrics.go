@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -73,7 +74,7 @@ func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
 		return
 	}
 	// A scrape's own deadline is not passed to collectors; the cache answers from
-	// memory, or at once with an error before it has started.
+	// memory once it has synced, and this bounds the wait for its first lists.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	dets, versions, err := c.list(ctx)
@@ -82,31 +83,42 @@ func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
 		return
 	}
 	type detKey struct{ namespace, name string }
-	counts := map[detKey]int{}
-	trained := map[detKey]map[string]time.Time{} // served versions older than the newest, by version
+	type versionKey struct{ namespace, detector, version string }
+	// The served model's age is in the status, unless an older version is served
+	// (pinned, or the newest held back by the promotion gate): then it is that
+	// ModelVersion's.
+	older := map[versionKey]time.Time{}
+	for i := range dets {
+		s := &dets[i].Status
+		if s.Model != nil && s.ServedVersion != "" && s.ServedVersion != s.Model.Version {
+			older[versionKey{dets[i].Namespace, dets[i].Name, s.ServedVersion}] = time.Time{}
+		}
+	}
+	counts := make(map[detKey]int, len(dets))
 	for i := range versions {
 		v := &versions[i]
-		k := detKey{v.Namespace, v.Spec.Detector}
-		counts[k]++
-		if v.Spec.TrainedAt != nil {
-			if trained[k] == nil {
-				trained[k] = map[string]time.Time{}
-			}
-			trained[k][v.Spec.Version] = v.Spec.TrainedAt.Time
+		counts[detKey{v.Namespace, v.Spec.Detector}]++
+		k := versionKey{v.Namespace, v.Spec.Detector, v.Spec.Version}
+		if _, ok := older[k]; ok && v.Spec.TrainedAt != nil {
+			older[k] = v.Spec.TrainedAt.Time
 		}
 	}
 	now := c.now()
 	for i := range dets {
 		d := &dets[i]
 		ns, name, s := d.Namespace, d.Name, &d.Status
-		gauge := func(desc *prometheus.Desc, v float64, labels ...string) {
-			ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, v, append([]string{ns, name}, labels...)...)
+		// Sorted by name, as the registry wants them: detector, namespace, then
+		// phase or reason.
+		labels := []*dto.LabelPair{labelPair("detector", name), labelPair("namespace", ns)}
+		gauge := func(desc *prometheus.Desc, v float64) { ch <- &detectorGauge{desc: desc, labels: labels, value: v} }
+		gaugeBy := func(desc *prometheus.Desc, label, value string) {
+			ch <- &detectorGauge{desc: desc, labels: []*dto.LabelPair{labels[0], labels[1], labelPair(label, value)}, value: 1}
 		}
 		if s.Phase != "" {
-			gauge(detectorPhaseDesc, 1, string(s.Phase))
+			gaugeBy(detectorPhaseDesc, "phase", string(s.Phase))
 		}
 		if c := apimeta.FindStatusCondition(s.Conditions, kadetv1.StalledCondition); c != nil && c.Status == "True" {
-			gauge(detectorStalledDesc, 1, c.Reason)
+			gaugeBy(detectorStalledDesc, "reason", c.Reason)
 		}
 		if t := s.Training; t != nil {
 			gauge(detectorEpochDesc, float64(t.Epoch))
@@ -127,10 +139,29 @@ func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
 				at = m.TrainedAt.Time
 			}
 		default:
-			at = trained[detKey{ns, name}][served]
+			at = older[versionKey{ns, name, served}]
 		}
 		if !at.IsZero() {
 			gauge(modelAgeDesc, now.Sub(at).Seconds())
 		}
 	}
 }
+
+// detectorGauge is one series of a Detector at a scrape. Its namespace and detector
+// label pairs are made once for all the Detector's series and shared, read-only as
+// the registry's contract has them: prometheus.MustNewConstMetric makes each series
+// its own (a scrape of 10,000 Detectors allocated 48 MB that way).
+type detectorGauge struct {
+	desc   *prometheus.Desc
+	labels []*dto.LabelPair
+	value  float64
+}
+
+func (g *detectorGauge) Desc() *prometheus.Desc { return g.desc }
+
+func (g *detectorGauge) Write(m *dto.Metric) error {
+	m.Label, m.Gauge = g.labels, &dto.Gauge{Value: &g.value}
+	return nil
+}
+
+func labelPair(name, value string) *dto.LabelPair { return &dto.LabelPair{Name: &name, Value: &value} }
