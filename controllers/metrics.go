@@ -133,13 +133,13 @@ func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		gauge(detectorThresholdDesc, m.Threshold)
 		var at time.Time
-		switch served := s.ServedVersion; {
-		case served == "" || served == m.Version:
+		switch s.ServedVersion {
+		case "", m.Version:
 			if m.TrainedAt != nil {
 				at = m.TrainedAt.Time
 			}
 		default:
-			at = older[versionKey{ns, name, served}]
+			at = older[versionKey{ns, name, s.ServedVersion}]
 		}
 		if !at.IsZero() {
 			gauge(modelAgeDesc, now.Sub(at).Seconds())
