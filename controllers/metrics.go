@@ -117,8 +117,8 @@ func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
 		if s.Phase != "" {
 			gaugeBy(detectorPhaseDesc, "phase", string(s.Phase))
 		}
-		if c := apimeta.FindStatusCondition(s.Conditions, kadetv1.StalledCondition); c != nil && c.Status == "True" {
-			gaugeBy(detectorStalledDesc, "reason", c.Reason)
+		if stalled := apimeta.FindStatusCondition(s.Conditions, kadetv1.StalledCondition); stalled != nil && stalled.Status == "True" {
+			gaugeBy(detectorStalledDesc, "reason", stalled.Reason)
 		}
 		if t := s.Training; t != nil {
 			gauge(detectorEpochDesc, float64(t.Epoch))
