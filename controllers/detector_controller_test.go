@@ -182,11 +182,13 @@ func TestDetectorLifecycle(t *testing.T) {
 	g.Expect(k8sClient.Get(ctx, types.NamespacedName{Namespace: ns, Name: "fraud-models"}, pvc)).To(Succeed())
 	g.Expect(pvc.OwnerReferences).To(BeEmpty(), "retention Retain keeps the PVC after the Detector is gone")
 
-	// With retention Delete the PVC is owned too.
+	// With retention Delete the PVC is owned too. Resumed, the Detector trains the spec
+	// changed while it was suspended.
 	patchDetector(t, det, func(d *kadetv1.Detector) {
 		d.Spec.Suspend = false
 		d.Spec.Storage.RetentionPolicy = kadetv1.DeleteModels
 	})
+	waitForOneJob(t, det, job2.Name)
 	NewWithT(t).Eventually(func(g Gomega) {
 		g.Expect(k8sClient.Get(ctx, types.NamespacedName{Namespace: ns, Name: "fraud-models"}, pvc)).To(Succeed())
 		g.Expect(metav1.IsControlledBy(pvc, d)).To(BeTrue())
@@ -194,9 +196,9 @@ func TestDetectorLifecycle(t *testing.T) {
 	g.Eventually(func() map[string]float64 { return seriesOf(t, ctrlmetrics.Registry, ns, "fraud") }, timeout, interval).
 		Should(HaveKey("kadet_detector_threshold"))
 
-	// Deleting: kadet holds no finalizer, so the Detector goes at once; its children
-	// stay for the garbage collector (not running here), and the pass that finds the
-	// Detector gone creates nothing and drops its metrics.
+	// Deleting: kadet holds no finalizer, so the Detector goes at once, and its series
+	// with it; its children stay for the garbage collector (not running here), and the
+	// pass that finds the Detector gone creates nothing.
 	g.Expect(k8sClient.Delete(ctx, d)).To(Succeed())
 	NewWithT(t).Eventually(func(g Gomega) {
 		err := k8sClient.Get(ctx, client.ObjectKeyFromObject(d), &kadetv1.Detector{})
