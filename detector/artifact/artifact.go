@@ -24,6 +24,7 @@ import (
 
 	"github.com/kadet-dev/kadet/detector/contract"
 	"github.com/kadet-dev/kadet/detector/model"
+	"github.com/kadet-dev/kadet/detector/normalize"
 	"github.com/kadet-dev/kadet/detector/preprocess"
 )
 
@@ -48,6 +49,9 @@ type Metadata struct {
 	// ScoringRule is how a sequence model turns window errors into row scores:
 	// AllWindows (empty in older files) or Causal.
 	ScoringRule string `json:"scoringRule,omitempty"`
+	// Normalization is the stage that turns a sequence model's scores into anomaly
+	// likelihoods per entity; absent (or None) scores with raw / threshold.
+	Normalization *normalize.Config `json:"normalization,omitempty"`
 	// FlatLimits is, per feature of a sequence model, the longest run of one repeated
 	// value that is not an anomaly (0: not checked); absent when none is checked.
 	FlatLimits []int `json:"flatLimits,omitempty"`
@@ -244,6 +248,14 @@ func (m *Metadata) check() error {
 	case "", contract.ScoringAllWindows, contract.ScoringCausal:
 	default:
 		return fmt.Errorf("scoring rule %q is not %s or %s", m.ScoringRule, contract.ScoringAllWindows, contract.ScoringCausal)
+	}
+	if n := m.Normalization; n != nil {
+		if err := n.Check(); err != nil {
+			return err
+		}
+		if n.Enabled() && !m.Model.Sequence() {
+			return fmt.Errorf("normalization %s is for sequence models, not a %s over rows", n.Method, m.Model.Type)
+		}
 	}
 	if m.FlatLimits != nil {
 		if !m.Model.Sequence() || len(m.FlatLimits) != len(m.Features) {

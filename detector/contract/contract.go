@@ -166,6 +166,8 @@ type TrainingRequest struct {
 	Training      TrainingParameters `json:"training"`
 	Threshold     Threshold          `json:"threshold"`
 	Data          ResolvedData       `json:"data"`
+	// Normalization is the likelihood stage of a sequence model's scores; nil is None.
+	Normalization *Normalization `json:"normalization,omitempty"`
 	// RetrainToken is copied from the retrain annotation, so setting it starts a new run.
 	RetrainToken string `json:"retrainToken,omitempty"`
 	// Run is the time of the scheduled (or model-age) retraining this request is for,
@@ -218,6 +220,21 @@ const (
 	StuckFlag   = "Flag"
 	StuckIgnore = "Ignore"
 )
+
+// Normalization methods, as in the Detector API.
+const (
+	NormalizationNone       = "None"
+	NormalizationLikelihood = "Likelihood"
+)
+
+// Normalization is the Detector's spec.scoring.normalization: how a sequence model's
+// scores become scores that mean the same on every series. Windows are rows; nil
+// takes the engine's defaults.
+type Normalization struct {
+	Method      string `json:"method"`
+	LongWindow  *int32 `json:"longWindow,omitempty"`
+	ShortWindow *int32 `json:"shortWindow,omitempty"`
+}
 
 // Preprocessing says how features are scaled: Standardize, MinMax or None.
 type Preprocessing struct {
@@ -369,9 +386,11 @@ type TrainingResult struct {
 	Threshold float64    `json:"threshold,omitempty"`
 	TrainedAt *time.Time `json:"trainedAt,omitempty"`
 	// ScoringRule is the rule a sequence model scores rows with; empty for others.
-	ScoringRule string             `json:"scoringRule,omitempty"`
-	Metrics     map[string]float64 `json:"metrics,omitempty"`
-	Error       string             `json:"error,omitempty"`
+	ScoringRule string `json:"scoringRule,omitempty"`
+	// Normalization is the method of the model's likelihood stage; empty for None.
+	Normalization string             `json:"normalization,omitempty"`
+	Metrics       map[string]float64 `json:"metrics,omitempty"`
+	Error         string             `json:"error,omitempty"`
 	// Data says what a model trained on Prometheus saw.
 	Data *DataProvenance `json:"data,omitempty"`
 	// Kadet is the version of the detector binary that trained the model.

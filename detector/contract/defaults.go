@@ -119,3 +119,20 @@ func ResolvedThreshold(t Threshold, src Source) Threshold {
 	}
 	return out
 }
+
+// ResolvedNormalization is n with its default for a model of type t on a source of
+// kind src: Likelihood for a sequence model watching a stream (scores that mean the
+// same on every series, every week), else None (nil).
+func ResolvedNormalization(n *Normalization, t ModelType, src Source) *Normalization {
+	if n != nil {
+		if n.Method == NormalizationNone {
+			return nil
+		}
+		out := *n
+		return &out
+	}
+	if src == SourceStream && (t == LSTMAutoencoder || t == ConvAutoencoder) {
+		return &Normalization{Method: NormalizationLikelihood}
+	}
+	return nil
+}

@@ -24,6 +24,7 @@ import (
 	"github.com/kadet-dev/kadet/detector/drift"
 	"github.com/kadet-dev/kadet/detector/evaluate"
 	"github.com/kadet-dev/kadet/detector/model"
+	"github.com/kadet-dev/kadet/detector/normalize"
 	"github.com/kadet-dev/kadet/detector/preprocess"
 	"github.com/kadet-dev/kadet/detector/report"
 	"github.com/kadet-dev/kadet/detector/scoring"
@@ -182,6 +183,11 @@ func Train(ctx context.Context, req *contract.TrainingRequest, outDir string, pr
 		Data: preprocess.SummarizeRows(f.fitX, tbl.Columns, f.fitRows), Kadet: Version, CreatedAt: now,
 		Calibration: calibrationSummary(th, f.calScores, f.calLabels, threshold),
 	}
+	norm, err := normalizationOf(req, spec, meta.Calibration, threshold, f.runs)
+	if err != nil {
+		return nil, err
+	}
+	meta.Normalization = norm
 	if spec.Sequence() {
 		meta.Stride = stride(req.Model)
 		meta.ScoringRule = cmp.Or(req.Model.ScoringRule, contract.ScoringAllWindows)
@@ -219,6 +225,9 @@ func Train(ctx context.Context, req *contract.TrainingRequest, outDir string, pr
 		Version: version, Digest: digest, Threshold: threshold, Metrics: metrics,
 		TrainedAt: &trainedAt, ScoringRule: meta.ScoringRule, Kadet: Version,
 	}}
+	if norm.Enabled() {
+		out.Result.Normalization = norm.Method
+	}
 	if p := meta.Prometheus; p != nil {
 		out.Result.Data = &contract.DataProvenance{Start: p.Start, End: p.End, Step: p.Step, Rows: p.Rows, Entities: p.Entities, Digest: p.Digest}
 	}
@@ -230,10 +239,11 @@ type fitted struct {
 	net                       *model.Network
 	scaler                    *preprocess.Scaler
 	res                       *train.Result
-	fitX                      []float32 // unscaled rows, the scaler and the data summary are fitted on
-	fitRows                   []int     // which rows of fitX train (all when nil)
-	calScores, calLabels      []float32 // held-out scores the threshold is calibrated on
-	evalScores, evalLabels    []float32 // held-out scores with labels, when there are labels
+	fitX                      []float32   // unscaled rows, the scaler and the data summary are fitted on
+	fitRows                   []int       // which rows of fitX train (all when nil)
+	calScores, calLabels      []float32   // held-out scores the threshold is calibrated on
+	runs                      [][]float32 // a sequence model's calibration scores per entity, in time order
+	evalScores, evalLabels    []float32   // held-out scores with labels, when there are labels
 	trainRows, validationRows int
 }
 
@@ -398,6 +408,7 @@ func fitSequence(ctx context.Context, req *contract.TrainingRequest, spec model.
 		return tbl.Labels[from : from+n]
 	}
 	var heldOutLabels, fitScores []float32
+	var fitParts, heldOutParts [][]float32 // each entity's, in time order
 	for _, p := range parts {
 		calFrom, calRows := p.from, p.nFit
 		if p.nVal > 0 {
@@ -408,6 +419,7 @@ func fitSequence(ctx context.Context, req *contract.TrainingRequest, spec model.
 			return nil, err
 		}
 		f.calScores = append(f.calScores, sc...)
+		heldOutParts = append(heldOutParts, sc)
 		heldOutLabels = append(heldOutLabels, labelsOf(calFrom, calRows)...)
 		if p.nVal > 0 && th.Method != calibrate.BestF1 {
 			// The held-out rows are the end of the series: a few hours of a daily
@@ -418,10 +430,13 @@ func fitSequence(ctx context.Context, req *contract.TrainingRequest, spec model.
 			if err != nil {
 				return nil, err
 			}
+			fitParts = append(fitParts, fs)
 			if tbl.Labels != nil {
 				fs = normalScores(fs, labelsOf(p.from, p.nFit))
 			}
 			fitScores = append(fitScores, fs...)
+		} else {
+			fitParts = append(fitParts, nil)
 		}
 	}
 	if tbl.Labels != nil {
@@ -432,7 +447,13 @@ func fitSequence(ctx context.Context, req *contract.TrainingRequest, spec model.
 			f.calScores, f.calLabels = normalScores(f.calScores, heldOutLabels), nil
 		}
 	}
-	f.calScores = append(f.calScores, scaledToHeldOut(fitScores, f.calScores)...)
+	gap := heldOutGap(fitScores, f.calScores)
+	f.calScores = append(f.calScores, scaled(fitScores, gap)...)
+	// Each entity's scores in time order, the training rows scaled as for calibration:
+	// what the likelihood stage's prior is measured on.
+	for i, held := range heldOutParts {
+		f.runs = append(f.runs, append(scaled(fitParts[i], gap), held...))
+	}
 	if short > 0 {
 		fmt.Fprintf(os.Stderr, "detector train: %d of %d entities have too few rows for a window of %d and the validation split; trained on the other %d\n",
 			short, len(segs), w, len(parts))
@@ -491,21 +512,29 @@ func normalScores(scores, labels []float32) []float32 {
 	return out
 }
 
-// scaledToHeldOut multiplies in-sample scores by the ratio of the held-out scores'
-// 90th percentile to theirs (at least 1), so that they stand for what unseen rows of
-// the same phases would score, tail included.
-func scaledToHeldOut(fit, heldOut []float32) []float32 {
+// heldOutGap is the ratio of the held-out scores' 90th percentile to the in-sample
+// scores' (at least 1): multiplied by it, in-sample scores stand for what unseen rows
+// of the same phases would score, tail included.
+func heldOutGap(fit, heldOut []float32) float64 {
 	q90 := func(v []float32) float64 {
 		s := slices.Clone(v)
 		slices.Sort(s)
 		return float64(s[int(0.9*float64(len(s)-1))])
 	}
 	if len(fit) == 0 || len(heldOut) == 0 {
-		return nil
+		return 1
 	}
-	gap := max(1, q90(heldOut)/q90(fit))
-	out := make([]float32, len(fit))
-	for i, v := range fit {
+	gap := q90(heldOut) / q90(fit)
+	if !(gap > 1) || math.IsInf(gap, 0) { // a model that fits its training rows exactly
+		return 1
+	}
+	return gap
+}
+
+// scaled multiplies scores by gap.
+func scaled(scores []float32, gap float64) []float32 {
+	out := make([]float32, len(scores))
+	for i, v := range scores {
 		out[i] = float32(float64(v) * gap)
 	}
 	return out
@@ -652,6 +681,35 @@ func labelledFeedback(dir string, spec model.Spec, columns []string, f *fitted) 
 		len(labels), anomalies, dir, bad)
 	scaled := f.scaler.Transform(nil, x)
 	return &feedbackScores{scores: f.net.Scores(scaled, len(labels)), labels: labels}
+}
+
+// normalizationOf is the likelihood stage the request asks for, its prior measured on
+// the calibration scores of each entity in time order; nil for None.
+func normalizationOf(req *contract.TrainingRequest, spec model.Spec, cal *artifact.Calibration, threshold float64, runs [][]float32) (*normalize.Config, error) {
+	n := req.Normalization
+	if n == nil || n.Method == "" || n.Method == contract.NormalizationNone {
+		return nil, nil
+	}
+	if !spec.Sequence() {
+		return nil, &SpecError{Msg: fmt.Sprintf("normalization %s is for sequence models (LSTMAutoencoder, or ConvAutoencoder over rows of a series), not a %s", n.Method, spec.Type)}
+	}
+	target := normalize.MaxTarget
+	if cal != nil {
+		target = cal.ExpectedAnomalyRate
+	}
+	c, err := normalize.New(n, target)
+	if err != nil {
+		return nil, &SpecError{Msg: err.Error()}
+	}
+	units := make([][]float64, len(runs))
+	for i, run := range runs {
+		units[i] = make([]float64, len(run))
+		for j, v := range run {
+			units[i][j] = float64(v) / threshold
+		}
+	}
+	c.Prior = c.PriorOf(units)
+	return c, nil
 }
 
 // calibrationSamples bounds the calibration scores a model file keeps for drift checks.

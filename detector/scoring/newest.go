@@ -5,6 +5,7 @@ import (
 
 	"github.com/kadet-dev/kadet/detector/artifact"
 	"github.com/kadet-dev/kadet/detector/model"
+	"github.com/kadet-dev/kadet/detector/normalize"
 )
 
 // Newest is the score of the last row of one run, as a stream sees it.
@@ -31,10 +32,20 @@ func RunRows(m *artifact.Model) int {
 // them one after another, each in time order, unscaled) from the window that ends at
 // it, so no score depends on a later row: the rule a watching detector needs, and
 // the Causal rule of SequenceScores. All runs go through the network as one batch.
-func ScoreNewest(m *artifact.Model, x []float32, runs int) ([]Newest, error) {
+// With states (one per run: its entity's) and the model's likelihood stage, each
+// score goes through the stage and updates its entity's state; without, it is raw /
+// threshold.
+func ScoreNewest(m *artifact.Model, x []float32, runs int, states []*normalize.State) ([]Newest, error) {
 	f, w := len(m.Meta.Features), RunRows(m)
 	if f == 0 || len(x) != runs*w*f {
 		return nil, fmt.Errorf("%d values are not %d runs of %d rows of %d features", len(x), runs, w, f)
+	}
+	if states != nil && len(states) != runs {
+		return nil, fmt.Errorf("%d normalization states for %d runs", len(states), runs)
+	}
+	norm := m.Meta.Normalization
+	if !norm.Enabled() || !m.Network.Spec.Sequence() {
+		states = nil
 	}
 	if runs == 0 {
 		return nil, nil
@@ -66,8 +77,12 @@ func ScoreNewest(m *artifact.Model, x []float32, runs int) ([]Newest, error) {
 			}
 		}
 		raw := float64(total / float32(f))
+		score := raw / t
+		if states != nil {
+			score = norm.Next(states[k], score)
+		}
 		res[k] = Newest{
-			Scored: Scored{Score: raw / t, Raw: raw, Anomaly: raw/t > 1},
+			Scored: Scored{Score: score, Raw: raw, Anomaly: score > 1},
 			Shares: shares[k*f : (k+1)*f : (k+1)*f], Expected: expected[k*f : (k+1)*f : (k+1)*f],
 		}
 		copy(res[k].Expected, out[last:last+f])

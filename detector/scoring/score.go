@@ -8,10 +8,13 @@ import (
 	"sync"
 
 	"github.com/kadet-dev/kadet/detector/artifact"
+	"github.com/kadet-dev/kadet/detector/normalize"
 )
 
 // Scored is one record's result. Score is the normalised contract every model type
-// shares: raw / threshold, so Score > 1 means anomaly. For a sequence model, a value
+// shares: raw / threshold, so Score > 1 means anomaly; with the model's likelihood
+// stage (package normalize), the likelihood score of raw / threshold, 1 again being
+// the threshold. For a sequence model, a value
 // repeated for longer than its feature's limit (see calibrate.FlatLimits) makes the
 // row an anomaly too, scored run / limit when that is higher, with the features named
 // in Stuck.
@@ -89,6 +92,14 @@ func score(m *artifact.Model, x []float32, explain bool) ([]Scored, []float32, e
 	for i, r := range raw {
 		s := float64(r) / t
 		out[i] = Scored{Score: s, Raw: float64(r), Anomaly: s > 1}
+	}
+	if n := m.Meta.Normalization; n.Enabled() && m.Network.Spec.Sequence() {
+		// The rows are one entity's run: its likelihood starts from the model's prior.
+		var st normalize.State
+		for i := range out {
+			out[i].Score = n.Next(&st, out[i].Score)
+			out[i].Anomaly = out[i].Score > 1
+		}
 	}
 	if limits := m.Meta.FlatLimits; limits != nil {
 		runs := flatRuns(x, d, rows, m.Network.Spec.Window, limits)

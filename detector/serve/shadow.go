@@ -89,7 +89,7 @@ func (sh *shadow) offer(j shadowJob) {
 func (sh *shadow) score(j shadowJob) {
 	var got []bool
 	if j.runs > 0 {
-		res, err := scoring.ScoreNewest(sh.l.model, j.x, j.runs)
+		res, err := scoring.ScoreNewest(sh.l.model, j.x, j.runs, nil)
 		if err != nil {
 			return
 		}

@@ -14,7 +14,10 @@ var reserved = []string{"namespace", "detector", "feature"}
 
 var (
 	scoreDesc = func(labels []string) *prometheus.Desc {
-		return prometheus.NewDesc("kadet_anomaly_score", "Newest row's score per entity: reconstruction error over the threshold (above 1 is an anomaly).", labels, nil)
+		return prometheus.NewDesc("kadet_anomaly_score", "Newest row's score per entity (above 1 is an anomaly): the anomaly likelihood score with the model's likelihood stage, else the reconstruction error over the threshold.", labels, nil)
+	}
+	rawScoreDesc = func(labels []string) *prometheus.Desc {
+		return prometheus.NewDesc("kadet_anomaly_raw_score", "Newest row's reconstruction error over the threshold, before the likelihood stage.", labels, nil)
 	}
 	anomalyDesc = func(labels []string) *prometheus.Desc {
 		return prometheus.NewDesc("kadet_anomaly", "1 when the newest row's score is above 1, else 0.", labels, nil)
@@ -56,7 +59,7 @@ func (w *Watcher) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	withFeature := append(slices.Clone(labelNames), "feature")
-	score, anomaly := scoreDesc(labelNames), anomalyDesc(labelNames)
+	score, rawScore, anomaly := scoreDesc(labelNames), rawScoreDesc(labelNames), anomalyDesc(labelNames)
 	contribution, expected := contributionDesc(withFeature), expectedDesc(withFeature)
 	values := make([]string, 0, len(labelNames)+1)
 	for _, e := range w.entities {
@@ -66,6 +69,7 @@ func (w *Watcher) Collect(ch chan<- prometheus.Metric) {
 		}
 		r := e.result
 		ch <- prometheus.MustNewConstMetric(score, prometheus.GaugeValue, r.Score, values...)
+		ch <- prometheus.MustNewConstMetric(rawScore, prometheus.GaugeValue, e.rawScore, values...)
 		a := 0.0
 		if r.Anomaly {
 			a = 1

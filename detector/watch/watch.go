@@ -20,6 +20,7 @@ import (
 	"github.com/kadet-dev/kadet/detector/artifact"
 	"github.com/kadet-dev/kadet/detector/contract"
 	"github.com/kadet-dev/kadet/detector/data"
+	"github.com/kadet-dev/kadet/detector/normalize"
 	"github.com/kadet-dev/kadet/detector/scoring"
 )
 
@@ -29,6 +30,11 @@ const StaleIntervals = 5
 
 // TopFeatures is how many features' contributions are exported per entity.
 const TopFeatures = 3
+
+// WarmupRows is how many rows before its first score an entity's likelihood state is
+// warmed up on, read from Prometheus and scored as the watch would have scored them:
+// a restarted or failed-over watcher does not start blind.
+const WarmupRows = 500
 
 // Options configure a Watcher.
 type Options struct {
@@ -63,10 +69,15 @@ type Watcher struct {
 
 	mu       sync.Mutex
 	entities map[string]*entity
+	// norms are the entities' likelihood states, kept apart from entities because
+	// an entity gets one before its first result.
+	norms    map[string]*normalize.State
 	episodes []*contract.AnomalyEpisode // newest first
 	digest   string                     // of the model the entities were scored with
-	last     *time.Time
-	lastErr  string
+	// normDigest is the model the norms were warmed up with.
+	normDigest string
+	last       *time.Time
+	lastErr    string
 
 	lag      prometheus.Gauge
 	errors   prometheus.Counter
@@ -81,6 +92,7 @@ type entity struct {
 	at       time.Time // the scored row's time
 	seen     time.Time // when it last had data
 	result   scoring.Newest
+	rawScore float64 // the network's score, raw / threshold, before the likelihood stage
 	features []string
 	open     *contract.AnomalyEpisode // the ongoing episode, nil while normal
 }
@@ -105,7 +117,7 @@ func New(opts Options) (*Watcher, error) {
 		opts.Read.Attempts = 1
 		opts.Read.Timeout = min(opts.Interval, 30*time.Second)
 	}
-	w := &Watcher{opts: opts, log: opts.Logger, step: step, entities: map[string]*entity{},
+	w := &Watcher{opts: opts, log: opts.Logger, step: step, entities: map[string]*entity{}, norms: map[string]*normalize.State{},
 		lag: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "kadet_watch_lag_seconds", Help: "Age of the newest row when it was scored (the query's end to the end of scoring).",
 		}),
@@ -191,7 +203,12 @@ func (w *Watcher) Tick(ctx context.Context) error {
 		w.errors.Inc()
 		return err
 	}
-	results, err := scoring.ScoreNewest(m, runs, len(keys))
+	states, err := w.states(ctx, m, keys, end)
+	if err != nil {
+		w.errors.Inc()
+		return err
+	}
+	results, err := scoring.ScoreNewest(m, runs, len(keys), states)
 	if err != nil {
 		return err
 	}
@@ -202,6 +219,109 @@ func (w *Watcher) Tick(ctx context.Context) error {
 	w.lag.Set(w.opts.Now().Sub(end).Seconds())
 	w.record(m, keys, results, end, began)
 	return nil
+}
+
+// states are the likelihood states of keys, nil when the model has no likelihood
+// stage. An entity without one yet gets one from the model's prior, warmed up on its
+// WarmupRows rows before end.
+func (w *Watcher) states(ctx context.Context, m *artifact.Model, keys []string, end time.Time) ([]*normalize.State, error) {
+	if !m.Meta.Normalization.Enabled() {
+		return nil, nil
+	}
+	w.mu.Lock()
+	if w.normDigest != m.Digest {
+		// Another model's scores have another scale: every state starts anew.
+		w.norms, w.normDigest = map[string]*normalize.State{}, m.Digest
+	}
+	out := make([]*normalize.State, len(keys))
+	fresh := map[string]*normalize.State{}
+	for i, key := range keys {
+		if out[i] = w.norms[key]; out[i] == nil {
+			out[i] = new(normalize.State)
+			fresh[key] = out[i]
+		}
+	}
+	w.mu.Unlock()
+	if len(fresh) > 0 {
+		if err := w.warmUp(ctx, m, fresh, end); err != nil {
+			return nil, fmt.Errorf("warming up the likelihood of %d entities: %w", len(fresh), err)
+		}
+		w.mu.Lock()
+		for key, st := range fresh {
+			w.norms[key] = st
+		}
+		w.mu.Unlock()
+	}
+	return out, nil
+}
+
+// warmUp reads the WarmupRows rows before end (and the window before them) and feeds
+// each entity of states its scores there, as batch scoring of those rows would: each
+// run of consecutive steps is scored causally, runs in time order. The read ends at
+// end, whose rows the tick has just read, so it cannot come back empty; they are left
+// to the tick.
+func (w *Watcher) warmUp(ctx context.Context, m *artifact.Model, states map[string]*normalize.State, end time.Time) error {
+	src, err := w.source(m, end)
+	if err != nil {
+		return err
+	}
+	n := scoring.RunRows(m)
+	src.Range = (time.Duration(WarmupRows+n-1) * w.step).String()
+	tbl, err := data.LoadPrometheus(ctx, src, w.opts.Read)
+	if err != nil {
+		return err
+	}
+	newest := strconv.FormatInt(end.Unix(), 10)
+	f, norm := len(tbl.Columns), m.Meta.Normalization
+	for lo := 0; lo < tbl.Rows(); {
+		hi := lo + 1
+		for hi < tbl.Rows() && tbl.Entities != nil && tbl.Entities[hi] == tbl.Entities[lo] {
+			hi++
+		}
+		if tbl.Entities == nil {
+			hi = tbl.Rows()
+		}
+		key := ""
+		if tbl.Entities != nil {
+			key = tbl.Entities[lo]
+		}
+		top := hi
+		if top > lo && tbl.Timestamps[top-1] == newest {
+			top--
+		}
+		if st := states[key]; st != nil {
+			for _, run := range consecutiveRuns(tbl.Timestamps[lo:top], w.step) {
+				if run[1]-run[0] < n {
+					continue
+				}
+				rows := run[1] - run[0]
+				x := m.Meta.Scaler.Transform(nil, tbl.X[(lo+run[0])*f:(lo+run[1])*f])
+				raw, _, err := scoring.SequenceScores(m.Network, x, rows, 1, contract.ScoringCausal, false)
+				if err != nil {
+					return err
+				}
+				for _, r := range raw {
+					norm.Next(st, float64(r)/m.Meta.Threshold.Value)
+				}
+			}
+		}
+		lo = hi
+	}
+	return nil
+}
+
+// consecutiveRuns splits timestamps (Unix seconds) into [from, to) runs of
+// consecutive steps.
+func consecutiveRuns(ts []string, step time.Duration) [][2]int {
+	var out [][2]int
+	from := 0
+	for i := 1; i <= len(ts); i++ {
+		if i == len(ts) || !consecutive(ts[i-1:i+1], step) {
+			out = append(out, [2]int{from, i})
+			from = i
+		}
+	}
+	return out
 }
 
 // source is the read of one tick: the model's queries over the steps its window needs
@@ -290,6 +410,7 @@ func (w *Watcher) record(m *artifact.Model, keys []string, results []scoring.New
 			w.entities[key] = e
 		}
 		e.at, e.seen, e.result, e.features = at, now, results[i], m.Meta.Features
+		e.rawScore = results[i].Raw / m.Meta.Threshold.Value
 		top := topFeatures(m.Meta.Features, results[i].Shares, TopFeatures)
 		switch {
 		case results[i].Anomaly && e.open == nil:
@@ -313,6 +434,7 @@ func (w *Watcher) record(m *artifact.Model, keys []string, results []scoring.New
 				e.open.End = &end
 			}
 			delete(w.entities, key)
+			delete(w.norms, key) // back, it warms up again
 		}
 	}
 	if len(keys) > 0 {
@@ -338,6 +460,7 @@ func (w *Watcher) Reset() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.entities = map[string]*entity{}
+	w.norms, w.normDigest = map[string]*normalize.State{}, ""
 	w.episodes = nil
 	w.last = nil
 	w.digest = ""

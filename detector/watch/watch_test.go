@@ -107,7 +107,7 @@ func TestWatchScoresTheNewestRowOfEachEntity(t *testing.T) {
 		for i := range x {
 			x[i] = float32(value(e, 77+i))
 		}
-		want, err := scoring.ScoreNewest(m, x, 1)
+		want, err := scoring.ScoreNewest(m, x, 1, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -103,7 +103,8 @@ func writeTermination(path string, res contract.TrainingResult, stderr io.Writer
 type localTrainFlags struct {
 	prometheus                                                                                                                promFlags
 	data, model, columns, label, timestamp, delimiter, hidden, channels, activation, scaling, method, rule, stuck, resampling string
-	epochs, batch, latent, patience, window, stride, kernel                                                                   int
+	normalization                                                                                                             string
+	epochs, batch, latent, patience, window, stride, kernel, longWindow, shortWindow                                          int
 	lr, valSplit, param, dropout                                                                                              float64
 	seed                                                                                                                      int64
 }
@@ -129,6 +130,9 @@ func localFlags(fs *flag.FlagSet) *localTrainFlags {
 	fs.IntVar(&l.stride, "stride", 0, "LSTMAutoencoder, ConvAutoencoder: rows between window starts (default 1)")
 	fs.StringVar(&l.rule, "scoring-rule", "", "LSTMAutoencoder, ConvAutoencoder: Causal (default: a row's score from the window ending at it) or AllWindows (its mean error over every window holding it)")
 	fs.StringVar(&l.stuck, "stuck-values", "", "LSTMAutoencoder, ConvAutoencoder: Flag (default: a value repeated for twice its longest run in the training data, at least 8 rows, is an anomaly) or Ignore")
+	fs.StringVar(&l.normalization, "normalization", "", "LSTMAutoencoder, ConvAutoencoder: Likelihood (scores become anomaly likelihoods per entity, so 1 means the same on every series; the default from --prometheus-url) or None (raw / threshold; the default from --data)")
+	fs.IntVar(&l.longWindow, "normalization-long-window", 0, "with --normalization Likelihood: rows the mean and variance of past scores span (default 2016)")
+	fs.IntVar(&l.shortWindow, "normalization-short-window", 0, "with --normalization Likelihood: newest scores averaged, 1 to 16 (default 5)")
 	fs.StringVar(&l.channels, "channels", "", "ConvAutoencoder: comma-separated channels per conv block (default 16,32)")
 	fs.IntVar(&l.kernel, "kernel-size", 0, "ConvAutoencoder: odd kernel size in rows (default 3)")
 	fs.StringVar(&l.resampling, "resampling", "", "ConvAutoencoder: Pooling (default) or Strided (stride-2 convolutions, no dense layer)")
@@ -235,6 +239,9 @@ func trainingRequest(specFile string, l *localTrainFlags) (*contract.TrainingReq
 	// The pipeline refuses a rule for a row model or an unknown one, with its reason.
 	req.Model.ScoringRule = l.rule
 	req.Model.StuckValues = l.stuck
+	if err := l.resolveNormalization(req); err != nil {
+		return nil, err
+	}
 	if l.patience > 0 {
 		req.Training.EarlyStopping = &contract.EarlyStopping{Patience: int32(l.patience)}
 	}
@@ -386,4 +393,36 @@ func (p *progressReporter) done() {
 	if p.drew {
 		fmt.Fprintln(p.w)
 	}
+}
+
+// resolveNormalization sets the request's likelihood stage from the flags: by default
+// Likelihood for a sequence model on Prometheus, as a Detector gets, else None.
+func (l *localTrainFlags) resolveNormalization(req *contract.TrainingRequest) error {
+	sequence := req.Model.Type == contract.LSTMAutoencoder || req.Model.Type == contract.ConvAutoencoder
+	method := l.normalization
+	switch method {
+	case "":
+		method = contract.NormalizationNone
+		if sequence && req.Data.Prometheus != nil {
+			method = contract.NormalizationLikelihood
+		}
+	case contract.NormalizationNone, contract.NormalizationLikelihood:
+	default:
+		return usageError{fmt.Sprintf("--normalization %q: want %s or %s", method, contract.NormalizationLikelihood, contract.NormalizationNone)}
+	}
+	if method == contract.NormalizationNone {
+		if l.longWindow != 0 || l.shortWindow != 0 {
+			return usageError{"--normalization-long-window and --normalization-short-window need --normalization Likelihood"}
+		}
+		return nil
+	}
+	n := &contract.Normalization{Method: method}
+	if l.longWindow != 0 {
+		n.LongWindow = new(int32(l.longWindow))
+	}
+	if l.shortWindow != 0 {
+		n.ShortWindow = new(int32(l.shortWindow))
+	}
+	req.Normalization = n
+	return nil
 }

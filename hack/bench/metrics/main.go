@@ -126,36 +126,52 @@ func run(models []string, trainRows, testRows, seeds int, epochs int32) error {
 	}
 	defer os.RemoveAll(work)
 	fmt.Printf("false alarms on clean data after the training range (%d training rows, %d scored, %d seeds)\n", trainRows, testRows, seeds)
-	fmt.Printf("%-16s %10s %12s %10s\n", "model", "above 1", "threshold", "time")
+	fmt.Printf("%-16s %-22s %10s %12s %10s\n", "model", "line", "above 1", "threshold", "time")
 	for _, name := range models {
-		var above, total int
+		above, total := map[string]int{}, 0
 		var thresholds []string
 		start := time.Now()
 		for seed := 1; seed <= seeds; seed++ {
 			values := series(trainRows+testRows, uint64(seed), 0)
-			threshold, anomaly, err := trainAndScore(filepath.Join(work, fmt.Sprintf("%s-%d", name, seed)), values, trainRows,
+			threshold, flags, err := trainAndScore(filepath.Join(work, fmt.Sprintf("%s-%d", name, seed)), values, trainRows,
 				contract.Model{Type: contract.ModelType(name)}, epochs)
 			if err != nil {
 				return fmt.Errorf("%s seed %d: %w", name, seed, err)
 			}
-			for _, a := range anomaly {
-				if a {
-					above++
+			for line, anomaly := range flags {
+				for _, a := range anomaly {
+					if a {
+						above[line]++
+					}
 				}
-				total++
 			}
+			total += testRows
 			thresholds = append(thresholds, fmt.Sprintf("%.3g", threshold))
 		}
-		fmt.Printf("%-16s %9.2f%% %12s %10s\n", name, 100*float64(above)/float64(total), strings.Join(thresholds, "/"),
-			time.Since(start).Round(time.Second))
+		for _, line := range lines {
+			fmt.Printf("%-16s %-22s %9.2f%% %12s %10s\n", name, line, 100*float64(above[line])/float64(total), strings.Join(thresholds, "/"),
+				time.Since(start).Round(time.Second))
+		}
 	}
 	return nil
 }
 
+// Lines of every table: kadet as a Detector on Prometheus gets it, kadet without its
+// likelihood stage, and a per-series Gaussian on a sliding window of the raw values.
+const (
+	lineKadet    = "kadet"
+	lineRaw      = "kadet, no likelihood"
+	lineGaussian = "sliding Gaussian"
+)
+
+var lines = []string{lineKadet, lineRaw, lineGaussian}
+
 // trainAndScore trains a model with a Detector's defaults on the first trainRows of
-// values (written to base.csv) and says which of the rows after them it flags. The
-// window of rows before the first scored row goes with them, as its history.
-func trainAndScore(base string, values []float64, trainRows int, m contract.Model, epochs int32) (float64, []bool, error) {
+// values (written to base.csv) and says which of the rows after them each line flags.
+// The rows before the first scored row go with them as its history, as a watching
+// pod scores them to warm its likelihood state: the model's window and
+// watch.WarmupRows.
+func trainAndScore(base string, values []float64, trainRows int, m contract.Model, epochs int32) (float64, map[string][]bool, error) {
 	csv := base + ".csv"
 	if err := writeCSV(csv, values[:trainRows], 0); err != nil {
 		return 0, nil, err
@@ -170,21 +186,54 @@ func trainAndScore(base string, values []float64, trainRows int, m contract.Mode
 		return 0, nil, err
 	}
 	w := max(model.Network.Spec.Window, 1)
-	x := make([]float32, 0, len(values)-trainRows+w)
-	for i, v := range values[trainRows-w+1:] {
+	from := max(0, trainRows-w+1-watch.WarmupRows)
+	x := make([]float32, 0, len(values)-from)
+	for i, v := range values[from:] {
 		x = append(x, float32(v))
-		_, cols := timeColumns(trainRows - w + 1 + i)
+		_, cols := timeColumns(from + i)
 		for _, c := range cols {
 			x = append(x, float32(c))
 		}
 	}
-	res, err := scoring.Score(model, x)
-	if err != nil {
-		return 0, nil, err
+	out := map[string][]bool{}
+	for _, line := range []string{lineKadet, lineRaw} {
+		if line == lineRaw {
+			model.Meta.Normalization = nil
+		}
+		res, err := scoring.Score(model, x)
+		if err != nil {
+			return 0, nil, err
+		}
+		anomaly := make([]bool, len(values)-trainRows)
+		for i, r := range res[trainRows-from:] {
+			anomaly[i] = r.Anomaly
+		}
+		out[line] = anomaly
 	}
-	anomaly := make([]bool, len(res)-(w-1))
-	for i, r := range res[w-1:] {
-		anomaly[i] = r.Anomaly
+	out[lineGaussian] = slidingGaussian(values, trainRows, gaussianWindow, 1-contract.DefaultStreamPercentile/100)
+	return model.Meta.Threshold.Value, out, nil
+}
+
+// gaussianWindow is the sliding Gaussian's window: a day of rows.
+const gaussianWindow = day
+
+// slidingGaussian flags each row from start on whose value's two-sided tail
+// probability under a Gaussian fitted to the window rows before it is below target.
+func slidingGaussian(values []float64, start, window int, target float64) []bool {
+	out := make([]bool, len(values)-start)
+	limit := -math.Log(target / 2)
+	for i := start; i < len(values); i++ {
+		lo := max(0, i-window)
+		var sum, sq float64
+		for _, v := range values[lo:i] {
+			sum += v
+			sq += v * v
+		}
+		n := float64(i - lo)
+		mean := sum / n
+		std := math.Sqrt(max(sq/n-mean*mean, 0))
+		z := math.Abs(values[i]-mean) / max(std, 1e-9)
+		out[i-start] = -normalize.LogUpperTail(z) > limit
 	}
-	return model.Meta.Threshold.Value, anomaly, nil
+	return out
 }

@@ -175,6 +175,7 @@ func suiteRun(work, name, rule string, trainDays, testDays, perKind int, seed ui
 func defaultRequest(csv string, m contract.Model, epochs int32) *contract.TrainingRequest {
 	req := &contract.TrainingRequest{
 		APIVersion: contract.APIVersion, Kind: contract.Kind,
+		Normalization: contract.ResolvedNormalization(nil, m.Type, contract.SourceStream),
 		Detector:      contract.ObjectKey{Name: "metric"},
 		Model:         contract.ResolvedModel(m, contract.SourceStream),
 		Preprocessing: contract.Preprocessing{Scaling: contract.DefaultScaling},

@@ -33,6 +33,9 @@ import (
 var sensors = []string{"Accelerometer1RMS", "Accelerometer2RMS", "Current", "Pressure", "Temperature",
 	"Thermocouple", "Voltage", "Volume Flow RateRMS"}
 
+// normalization is the trained lines' likelihood stage (nil: None).
+var normalization *contract.Normalization
+
 // trainRows is the protocol's training prefix of each file.
 const trainRows = 400
 
@@ -48,7 +51,11 @@ func main() {
 	overrides := flag.String("model-json", "", "JSON merged into the default lines' spec.model before the presets (to try settings)")
 	training := flag.String("training-json", "", "JSON merged into the default lines' training parameters (to try settings)")
 	percentile := flag.Float64("percentile", 0, "threshold percentile of the default lines (0: the default)")
+	norm := flag.String("normalization", "None", "likelihood stage of the trained lines (not the published Conv-AE): None (the default of a Detector on a file) or Likelihood")
 	flag.Parse()
+	if *norm != contract.NormalizationNone {
+		normalization = &contract.Normalization{Method: *norm}
+	}
 	if st, err := os.Stat(filepath.Join(*dir, "valve1")); err != nil || !st.IsDir() {
 		fail(fmt.Errorf("no SKAB data in %s (want its valve1, valve2 and other folders): give --data", *dir))
 	}
@@ -191,6 +198,7 @@ func runFile(path, work string, model contract.Model, tr contract.TrainingParame
 	}
 	req := &contract.TrainingRequest{
 		APIVersion: contract.APIVersion, Kind: contract.Kind,
+		Normalization: normalization,
 		Detector:      contract.ObjectKey{Name: "skab"},
 		Model:         model,
 		Preprocessing: contract.Preprocessing{Scaling: "Standardize"},
@@ -218,10 +226,14 @@ func runFile(path, work string, model contract.Model, tr contract.TrainingParame
 		return evaluate.Counts{}, 0, err
 	}
 	raw := make([]float32, len(res))
+	threshold := m.Meta.Threshold.Value
 	for i, r := range res {
 		raw[i] = float32(r.Raw)
+		if m.Meta.Normalization.Enabled() {
+			raw[i], threshold = float32(r.Score), 1
+		}
 	}
-	return evaluate.AtThreshold(raw[trainRows:], tbl.Labels[trainRows:], m.Meta.Threshold.Value).Counts, tbl.Rows() - trainRows, nil
+	return evaluate.AtThreshold(raw[trainRows:], tbl.Labels[trainRows:], threshold).Counts, tbl.Rows() - trainRows, nil
 }
 
 func firstLines(path string, n int) (string, error) {
