@@ -57,6 +57,7 @@ const (
 )
 
 // DetectorSpec declares an anomaly detector: its data, model, training, threshold and scoring.
+// +kubebuilder:validation:XValidation:rule="!has(self.scoring) || !has(self.scoring.normalization) || self.scoring.normalization.method == 'None' || self.model.type in ['LSTMAutoencoder', 'ConvAutoencoder']",message="scoring.normalization Likelihood applies only to model types LSTMAutoencoder and ConvAutoencoder (over rows of a series)"
 type DetectorSpec struct {
 	// dataSourceRef names a DataSource in the Detector's namespace.
 	// +required
@@ -550,11 +551,44 @@ type ScoringSpec struct {
 	// +kubebuilder:validation:Pattern=`^([0-9]+(ms|s|m|h))+$`
 	Delay *metav1.Duration `json:"delay,omitempty"`
 
+	// normalization turns a sequence model's scores into anomaly likelihoods per
+	// entity, so that 1 means the same on every series: Likelihood, or None (the
+	// network's score, raw / threshold). Default: Likelihood for an LSTMAutoencoder or
+	// ConvAutoencoder on a Prometheus DataSource, else None; a Detector trained before
+	// keeps what its model has (status.model.normalization). A change retrains.
+	// +optional
+	Normalization *ScoringNormalization `json:"normalization,omitempty"`
+
 	// networkPolicy admits to the scoring pods, when set, only the peers it lists, on the
 	// scoring port: a NetworkPolicy <detector>-scoring. The pods' /metrics is on that
 	// port too, so list Prometheus among the peers when it scrapes them.
 	// +optional
 	NetworkPolicy *ScoringNetworkPolicy `json:"networkPolicy,omitempty"`
+}
+
+// ScoringNormalization is the likelihood stage after a sequence model's network.
+// +kubebuilder:validation:XValidation:rule="self.method == 'Likelihood' || (!has(self.longWindow) && !has(self.shortWindow))",message="normalization.longWindow and shortWindow apply only to method Likelihood"
+// +kubebuilder:validation:XValidation:rule="!has(self.longWindow) || !has(self.shortWindow) || self.shortWindow <= self.longWindow",message="normalization.shortWindow must not exceed longWindow"
+type ScoringNormalization struct {
+	// method is Likelihood (each entity's score is how unlikely the mean of its newest
+	// shortWindow scores is under the mean and variance of its scores over about
+	// longWindow rows) or None.
+	// +required
+	// +kubebuilder:validation:Enum=None;Likelihood
+	Method string `json:"method"`
+
+	// longWindow is how many rows the mean and variance of past scores span (default
+	// 2016: a week at a 5m step).
+	// +optional
+	// +kubebuilder:validation:Minimum=10
+	// +kubebuilder:validation:Maximum=1000000
+	LongWindow *int32 `json:"longWindow,omitempty"`
+
+	// shortWindow is how many of the newest scores are averaged (default 5).
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=16
+	ShortWindow *int32 `json:"shortWindow,omitempty"`
 }
 
 // ScoringNetworkPolicy limits who may call a Detector's scoring pods.
@@ -826,6 +860,10 @@ type ModelStatus struct {
 	// Causal); empty for the other model types.
 	// +optional
 	ScoringRule string `json:"scoringRule,omitempty"`
+	// normalization is the model's likelihood stage (Likelihood); empty for None.
+	// +optional
+	// +kubebuilder:validation:MaxLength=32
+	Normalization string `json:"normalization,omitempty"`
 	// trainedAt is when training finished.
 	// +optional
 	TrainedAt *metav1.Time `json:"trainedAt,omitempty"`

@@ -79,6 +79,11 @@ type ModelVersionSpec struct {
 	// +kubebuilder:validation:MaxLength=32
 	ScoringRule string `json:"scoringRule,omitempty"`
 
+	// normalization is the model's likelihood stage (Likelihood); empty for None.
+	// +optional
+	// +kubebuilder:validation:MaxLength=32
+	Normalization string `json:"normalization,omitempty"`
+
 	// trainedAt is when training finished.
 	// +optional
 	TrainedAt *metav1.Time `json:"trainedAt,omitempty"`

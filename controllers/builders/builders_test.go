@@ -197,6 +197,43 @@ func TestResolveTrainingPresetsFollowTheSource(t *testing.T) {
 	}
 }
 
+// A Detector's likelihood stage is its spec's, else its model's, else the default for
+// its model and source: a Detector trained before the default existed keeps None.
+func TestResolveNormalization(t *testing.T) {
+	prom := &kadetv1.DataSource{Spec: kadetv1.DataSourceSpec{Prometheus: &kadetv1.PrometheusSource{
+		URL: "http://prom:9090", Queries: []kadetv1.PrometheusQuery{{Name: "load", Query: "up"}},
+	}}}
+	lstm := func(d *kadetv1.Detector) { d.Spec.Model.Type = kadetv1.LSTMAutoencoder }
+	trained := func(n string) func(*kadetv1.Detector) {
+		return func(d *kadetv1.Detector) { d.Status.Model = &kadetv1.ModelStatus{Version: "v1", Normalization: n} }
+	}
+	spec := func(n kadetv1.ScoringNormalization) func(*kadetv1.Detector) {
+		return func(d *kadetv1.Detector) { d.Spec.Scoring.Normalization = &n }
+	}
+	for _, tt := range []struct {
+		name string
+		det  *kadetv1.Detector
+		ds   *kadetv1.DataSource
+		want *contract.Normalization
+	}{
+		{"a new LSTM on prometheus", det(lstm), prom, &contract.Normalization{Method: contract.NormalizationLikelihood}},
+		{"a new LSTM on a csv", det(lstm), csvDS(nil), nil},
+		{"a new dense autoencoder on prometheus", det(), prom, nil},
+		{"an LSTM trained before the default keeps None", det(lstm, trained("")), prom, nil},
+		{"an LSTM trained with the default keeps it", det(lstm, trained(contract.NormalizationLikelihood)), prom,
+			&contract.Normalization{Method: contract.NormalizationLikelihood}},
+		{"the spec's None wins", det(lstm, spec(kadetv1.ScoringNormalization{Method: "None"})), prom, nil},
+		{"the spec's windows", det(lstm, trained(""), spec(kadetv1.ScoringNormalization{Method: "Likelihood", LongWindow: new(int32(500)), ShortWindow: new(int32(3))})),
+			csvDS(nil), &contract.Normalization{Method: contract.NormalizationLikelihood, LongWindow: new(int32(500)), ShortWindow: new(int32(3))}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := mustPlan(t, tt.det, tt.ds).Request.Normalization; !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("normalization %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
 func TestResolveTrainingRefusesIncompatibleData(t *testing.T) {
 	images := &kadetv1.DataSource{ObjectMeta: metav1.ObjectMeta{Name: "digits"}, Spec: kadetv1.DataSourceSpec{
 		Images: &kadetv1.ImageSource{File: kadetv1.RemoteFile{URL: "https://example.com/x.gz"}},
@@ -263,6 +300,7 @@ func TestTrainingPlanHash(t *testing.T) {
 		{"epochs retrain", det(func(d *kadetv1.Detector) { d.Spec.Training.Epochs = 11 }), "", true},
 		{"threshold retrains", det(func(d *kadetv1.Detector) { d.Spec.Threshold.Percentile = ptr.To(95.0) }), "", true},
 		{"data change retrains", det(), "sha256:other", true},
+		{"a model's None is the spec's None", det(func(d *kadetv1.Detector) { d.Status.Model = &kadetv1.ModelStatus{Version: "v1"} }), "", false},
 		{"retrain annotation retrains", det(func(d *kadetv1.Detector) {
 			d.Annotations = map[string]string{AnnotationRetrain: "2026-11-28"}
 		}), "", true},

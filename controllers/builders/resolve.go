@@ -60,8 +60,9 @@ func ResolveTraining(det *kadetv1.Detector, ds *kadetv1.DataSource, dataDigest s
 			ValidationSplit: ptr.Deref(t.ValidationSplit, contract.DefaultValidationSplit),
 			Seed:            ptr.Deref(t.Seed, contract.DefaultSeed),
 		},
-		Threshold:    contract.ResolvedThreshold(contractThreshold(det.Spec.Threshold), src),
-		RetrainToken: det.Annotations[AnnotationRetrain],
+		Threshold:     contract.ResolvedThreshold(contractThreshold(det.Spec.Threshold), src),
+		Normalization: resolveNormalization(det, src),
+		RetrainToken:  det.Annotations[AnnotationRetrain],
 	}}
 	if rs := det.Status.Retraining; rs != nil && rs.LastRun != nil {
 		p.Request.Run = rs.LastRun.UTC().Format(time.RFC3339)
@@ -80,6 +81,22 @@ func ResolveTraining(det *kadetv1.Detector, ds *kadetv1.DataSource, dataDigest s
 		return nil, err
 	}
 	return p, nil
+}
+
+// resolveNormalization is the likelihood stage det trains with: its spec's; else, for
+// a Detector with a model, what that model has, so a default that changes never
+// retrains a Detector behind its owner's back; else the default for its model and
+// source.
+func resolveNormalization(det *kadetv1.Detector, src contract.Source) *contract.Normalization {
+	if n := det.Spec.Scoring.Normalization; n != nil {
+		return contract.ResolvedNormalization(&contract.Normalization{Method: n.Method, LongWindow: n.LongWindow, ShortWindow: n.ShortWindow},
+			contract.ModelType(det.Spec.Model.Type), src)
+	}
+	if m := det.Status.Model; m != nil {
+		return contract.ResolvedNormalization(&contract.Normalization{Method: cmp.Or(m.Normalization, contract.NormalizationNone)},
+			contract.ModelType(det.Spec.Model.Type), src)
+	}
+	return contract.ResolvedNormalization(nil, contract.ModelType(det.Spec.Model.Type), src)
 }
 
 // contractModel is the API's model spec in the contract's terms.
@@ -118,6 +135,8 @@ func checkCompatible(det *kadetv1.Detector, ds *kadetv1.DataSource) error {
 		contract.DefaultWindow%(1<<len(det.Spec.Model.Channels)) != 0:
 		return incompatible("spec.model.channels: %d conv blocks halve the window %d times, and the default window of %d rows cannot be halved that often; set spec.model.window to a multiple of %d",
 			len(det.Spec.Model.Channels), len(det.Spec.Model.Channels), contract.DefaultWindow, 1<<len(det.Spec.Model.Channels))
+	case src == "images" && det.Spec.Scoring.Normalization != nil && det.Spec.Scoring.Normalization.Method == contract.NormalizationLikelihood:
+		return incompatible("spec.scoring.normalization: Likelihood is for a sequence model over a series (csv or prometheus); DataSource %q is images", ds.Name)
 	case det.Spec.Threshold.Method == kadetv1.ThresholdBestF1 && !hasLabels:
 		return incompatible("threshold method BestF1 needs labels (csv labelColumn or images labelFile); DataSource %q has none", ds.Name)
 	}

@@ -48,6 +48,9 @@ const Offset = 0.01
 // move (a flat metric) would otherwise flag the smallest wobble.
 const MinStd = 0.1
 
+// Clip bounds, in standard deviations, how far one y moves the mean and variance.
+var Clip = 3.0
+
 // PriorRows is the weight of the prior when an entity starts: its own scores replace
 // the prior within about this many rows.
 const PriorRows = 100
@@ -176,7 +179,11 @@ func (c *Config) score(s *State, y float64) float64 {
 func (c *Config) update(s *State, y float64) {
 	s.n = min(s.n+1, int32(c.LongWindow))
 	a := 1 / float64(s.n)
-	d := y - s.mean
+	// A deviation counts for at most Clip standard deviations: one outage must not
+	// widen the variance so far that the anomalies after it go unseen. A lasting
+	// change still moves the mean and widens the variance, only more slowly.
+	lim := Clip * max(math.Sqrt(s.variance), MinStd)
+	d := min(max(y-s.mean, -lim), lim)
 	s.mean += a * d
 	s.variance = (1 - a) * (s.variance + a*d*d)
 }

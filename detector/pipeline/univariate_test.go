@@ -187,7 +187,7 @@ func TestScoringRuleIsRecorded(t *testing.T) {
 	}
 }
 
-func TestScaledToHeldOut(t *testing.T) {
+func TestHeldOutGap(t *testing.T) {
 	fit := make([]float32, 101)
 	held := make([]float32, 11)
 	for i := range fit {
@@ -196,16 +196,25 @@ func TestScaledToHeldOut(t *testing.T) {
 	for i := range held {
 		held[i] = float32(i * 30) // 90th percentile 270: three times the training rows'
 	}
-	got := scaledToHeldOut(fit, held)
+	got := scaled(fit, heldOutGap(fit, held))
 	if len(got) != len(fit) || got[10] != 30 || got[100] != 300 {
 		t.Errorf("scaled %v ... %v; want the training scores times 3", got[10], got[100])
 	}
 	// Held-out rows that score lower do not scale the training rows down.
-	if got := scaledToHeldOut(fit, []float32{1, 2}); got[100] != 100 {
-		t.Errorf("scaled down to %v", got[100])
+	if gap := heldOutGap(fit, []float32{1, 2}); gap != 1 {
+		t.Errorf("gap %v for lower held-out scores, want 1", gap)
 	}
-	if got := scaledToHeldOut(fit, nil); got != nil {
-		t.Errorf("without held-out rows: %v", got)
+	if gap := heldOutGap(fit, nil); gap != 1 {
+		t.Errorf("gap %v without held-out rows, want 1", gap)
+	}
+	// A model that fits its training rows exactly (a flat series) has no finite gap:
+	// the training scores are kept as they are, never made NaN.
+	zeros := make([]float32, 50)
+	if gap := heldOutGap(zeros, held); gap != 1 {
+		t.Errorf("gap %v over zero training scores, want 1", gap)
+	}
+	if gap := heldOutGap(zeros, zeros); gap != 1 {
+		t.Errorf("gap %v over zero scores, want 1", gap)
 	}
 }
 

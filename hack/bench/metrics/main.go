@@ -31,8 +31,10 @@ import (
 
 	"github.com/kadet-dev/kadet/detector/artifact"
 	"github.com/kadet-dev/kadet/detector/contract"
+	"github.com/kadet-dev/kadet/detector/normalize"
 	"github.com/kadet-dev/kadet/detector/pipeline"
 	"github.com/kadet-dev/kadet/detector/scoring"
+	"github.com/kadet-dev/kadet/detector/watch"
 )
 
 const day = 288 // rows of 5 minutes
@@ -73,7 +75,12 @@ func main() {
 	trainDays := flag.Int("train-days", 7, "clean days the suite trains on")
 	testDays := flag.Int("test-days", 7, "days the suite scores")
 	perKind := flag.Int("per-kind", 2, "anomalies of each kind per series")
+	flag.Float64Var(&normalize.Clip, "clip", normalize.Clip, "experiment")
+	shortW := flag.Int("short", 0, "experiment")
 	flag.Parse()
+	if *shortW > 0 {
+		shortWindow = new(int32(*shortW))
+	}
 	timeFeatures = cli.List(*tf)
 	if err := run(cli.List(*models), *trainRows, *testRows, *seeds, int32(*epochs)); err != nil {
 		fmt.Fprintln(os.Stderr, "metrics:", err)
@@ -195,7 +202,7 @@ func trainAndScore(base string, values []float64, trainRows int, m contract.Mode
 			x = append(x, float32(c))
 		}
 	}
-	out := map[string][]bool{}
+	flags := map[string][]bool{}
 	for _, line := range []string{lineKadet, lineRaw} {
 		if line == lineRaw {
 			model.Meta.Normalization = nil
@@ -208,10 +215,10 @@ func trainAndScore(base string, values []float64, trainRows int, m contract.Mode
 		for i, r := range res[trainRows-from:] {
 			anomaly[i] = r.Anomaly
 		}
-		out[line] = anomaly
+		flags[line] = anomaly
 	}
-	out[lineGaussian] = slidingGaussian(values, trainRows, gaussianWindow, 1-contract.DefaultStreamPercentile/100)
-	return model.Meta.Threshold.Value, out, nil
+	flags[lineGaussian] = slidingGaussian(values, trainRows, gaussianWindow, 1-contract.DefaultStreamPercentile/100)
+	return model.Meta.Threshold.Value, flags, nil
 }
 
 // gaussianWindow is the sliding Gaussian's window: a day of rows.

@@ -114,7 +114,8 @@ func (t *tally) judge(anomaly []bool, events []event, patience, window int) {
 }
 
 // suite trains each model on a clean prefix of seasonal series, scores the rest with
-// anomalies of every kind injected, under each scoring rule, and prints a table.
+// anomalies of every kind injected, under each scoring rule, and prints a table per
+// line: kadet, kadet without its likelihood stage, the sliding Gaussian.
 func suite(work string, models, rules []string, trainDays, testDays, perKind, seeds int, epochs int32) error {
 	fmt.Printf("\nanomaly suite: %d days of training, %d days scored with %d anomalies of each kind, %d seeds, weekly cycle %.0f, noise %.1f\n",
 		trainDays, testDays, perKind, seeds, suiteWeekly, noise)
@@ -124,9 +125,12 @@ func suite(work string, models, rules []string, trainDays, testDays, perKind, se
 				continue // a row model has no scoring rule
 			}
 			start := time.Now()
-			t := tally{detected: make([]int, len(kinds)), total: make([]int, len(kinds)), delay: make([]int, len(kinds))}
+			tallies := map[string]*tally{}
+			for _, line := range lines {
+				tallies[line] = &tally{detected: make([]int, len(kinds)), total: make([]int, len(kinds)), delay: make([]int, len(kinds))}
+			}
 			for seed := 1; seed <= seeds; seed++ {
-				if err := suiteRun(work, name, rule, trainDays, testDays, perKind, uint64(seed), epochs, &t); err != nil {
+				if err := suiteRun(work, name, rule, trainDays, testDays, perKind, uint64(seed), epochs, tallies); err != nil {
 					return fmt.Errorf("%s %s seed %d: %w", name, rule, seed, err)
 				}
 			}
@@ -134,22 +138,38 @@ func suite(work string, models, rules []string, trainDays, testDays, perKind, se
 			if name != string(contract.Autoencoder) {
 				label += " " + rule
 			}
-			fmt.Printf("\n%s (%s)\n%-18s %9s %11s\n", label, time.Since(start).Round(time.Second), "kind", "detected", "mean delay")
-			for k, kd := range kinds {
-				delay := "-"
-				if t.detected[k] > 0 {
-					delay = fmt.Sprintf("%.1f rows", float64(t.delay[k])/float64(t.detected[k]))
-				}
-				fmt.Printf("%-18s %4d/%-4d %11s\n", kd.name, t.detected[k], t.total[k], delay)
+			fmt.Printf("\n%s (%s)\n%-18s", label, time.Since(start).Round(time.Second), "kind")
+			for _, line := range lines {
+				fmt.Printf(" | %-25s", line)
 			}
-			fmt.Printf("false alarms per 10,000 normal rows: %.1f (%d in %d rows)\n",
-				1e4*float64(t.falseAlarms)/float64(t.normalRows), t.falseAlarms, t.normalRows)
+			fmt.Printf("\n%-18s", "")
+			for range lines {
+				fmt.Printf(" | %9s %15s", "detected", "mean delay")
+			}
+			fmt.Println()
+			for k, kd := range kinds {
+				fmt.Printf("%-18s", kd.name)
+				for _, line := range lines {
+					t := tallies[line]
+					delay := "-"
+					if t.detected[k] > 0 {
+						delay = fmt.Sprintf("%.1f rows", float64(t.delay[k])/float64(t.detected[k]))
+					}
+					fmt.Printf(" | %4d/%-4d %15s", t.detected[k], t.total[k], delay)
+				}
+				fmt.Println()
+			}
+			for _, line := range lines {
+				t := tallies[line]
+				fmt.Printf("%s: false alarms per 10,000 normal rows: %.1f (%d in %d rows)\n", line,
+					1e4*float64(t.falseAlarms)/float64(t.normalRows), t.falseAlarms, t.normalRows)
+			}
 		}
 	}
 	return nil
 }
 
-func suiteRun(work, name, rule string, trainDays, testDays, perKind int, seed uint64, epochs int32, t *tally) error {
+func suiteRun(work, name, rule string, trainDays, testDays, perKind int, seed uint64, epochs int32, tallies map[string]*tally) error {
 	trainRows, testRows := trainDays*day, testDays*day
 	values := series(trainRows+testRows, seed, suiteWeekly)
 	rng := rand.New(rand.NewPCG(seed, 99))
@@ -158,17 +178,21 @@ func suiteRun(work, name, rule string, trainDays, testDays, perKind int, seed ui
 	if name != string(contract.Autoencoder) {
 		m.ScoringRule = rule
 	}
-	_, anomaly, err := trainAndScore(filepath.Join(work, fmt.Sprintf("suite-%s-%s-%d", name, rule, seed)), values, trainRows, m, epochs)
+	_, flags, err := trainAndScore(filepath.Join(work, fmt.Sprintf("suite-%s-%s-%d", name, rule, seed)), values, trainRows, m, epochs)
 	if err != nil {
 		return err
 	}
-	window := 1 // a row model
-	if name != string(contract.Autoencoder) {
-		window = contract.DefaultWindow
+	for line, anomaly := range flags {
+		window := 1 // a row model, or the Gaussian
+		if name != string(contract.Autoencoder) && line != lineGaussian {
+			window = contract.DefaultWindow
+		}
+		tallies[line].judge(anomaly, events, 12, window)
 	}
-	t.judge(anomaly, events, 12, window)
 	return nil
 }
+
+var shortWindow *int32
 
 // defaultRequest is what a Detector with only its model type (and scoring rule) set
 // trains with, on a CSV of timestamp,value.
@@ -176,6 +200,11 @@ func defaultRequest(csv string, m contract.Model, epochs int32) *contract.Traini
 	req := &contract.TrainingRequest{
 		APIVersion: contract.APIVersion, Kind: contract.Kind,
 		Normalization: contract.ResolvedNormalization(nil, m.Type, contract.SourceStream),
+	}
+	if req.Normalization != nil {
+		req.Normalization.ShortWindow = shortWindow
+	}
+	req = &contract.TrainingRequest{APIVersion: req.APIVersion, Kind: req.Kind, Normalization: req.Normalization,
 		Detector:      contract.ObjectKey{Name: "metric"},
 		Model:         contract.ResolvedModel(m, contract.SourceStream),
 		Preprocessing: contract.Preprocessing{Scaling: contract.DefaultScaling},
