@@ -13,6 +13,7 @@ import (
 	"github.com/kadet-dev/kadet/detector/artifact"
 	"github.com/kadet-dev/kadet/detector/contract"
 	"github.com/kadet-dev/kadet/detector/model"
+	"github.com/kadet-dev/kadet/detector/normalize"
 	"github.com/kadet-dev/kadet/detector/preprocess"
 	"github.com/kadet-dev/kadet/detector/scoring"
 	"github.com/kadet-dev/kadet/hack/promtest"
@@ -229,4 +230,85 @@ func gather(t *testing.T, reg *prometheus.Registry) string {
 		b.WriteString(mf.String() + "\n")
 	}
 	return b.String()
+}
+
+// With the likelihood stage, each entity's state is warmed up on the WarmupRows rows
+// before its first score, so the watch scores every row as batch scoring of the same
+// rows does, from the first tick on; a watcher started later (a restart, a failover)
+// scores alike; and kadet_anomaly_raw_score is the network's score beside it.
+func TestWatchLikelihoodMatchesBatch(t *testing.T) {
+	const rows = WarmupRows + 80
+	srv := promtest.Start(t, promtest.Options{History: []promtest.Series{series("a", rows), series("b", rows)}})
+	m := testModel(t)
+	m.Meta.Normalization = &normalize.Config{Method: normalize.Likelihood, LongWindow: 200, ShortWindow: 3,
+		Prior: normalize.Prior{Mean: -3, Std: 0.5, Rows: 100}}
+	watcher := func(now *time.Time) (*Watcher, *prometheus.Registry) {
+		reg := prometheus.NewRegistry()
+		w, err := New(Options{
+			Namespace: "ns", Detector: "det", Interval: time.Minute, Registerer: reg,
+			Prometheus: contract.ResolvedPrometheus{URL: srv.URL, Step: "1m"},
+			Model:      func() *artifact.Model { return m }, Now: func() time.Time { return *now },
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return w, reg
+	}
+	// batch is the score and network score of entity e's row at minute `at` when its
+	// rows from minute `from` on are scored as one run.
+	batch := func(e string, from, at int) (float64, float64) {
+		x := make([]float32, 0, at-from+1)
+		for i := from; i <= at; i++ {
+			x = append(x, float32(value(e, i)))
+		}
+		res, err := scoring.Score(m, x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := res[len(res)-1]
+		return r.Score, r.Raw / m.Meta.Threshold.Value
+	}
+	var now time.Time
+	w, reg := watcher(&now)
+	first := WarmupRows + window - 1 + 5
+	for minute := first; minute < rows; minute++ {
+		now = t0.Add(time.Duration(minute) * time.Minute)
+		if err := w.Tick(context.Background()); err != nil {
+			t.Fatalf("tick at minute %d: %v", minute, err)
+		}
+		// The first tick warmed up on the rows from WarmupRows + window - 1 minutes
+		// before it: batch scoring starts there.
+		from := first - (WarmupRows + window - 1)
+		for _, e := range []string{"a", "b"} {
+			want, wantRaw := batch(e, from, minute)
+			got := testutil.ToFloat64(gauge(t, reg, "kadet_anomaly_score", map[string]string{"entity": e}))
+			raw := testutil.ToFloat64(gauge(t, reg, "kadet_anomaly_raw_score", map[string]string{"entity": e}))
+			if math.Abs(got-want) > 1e-9*math.Max(1, math.Abs(want)) || math.Abs(raw-wantRaw) > 1e-9*math.Max(1, wantRaw) {
+				t.Fatalf("entity %s at minute %d: watch score %v (network %v), batch %v (network %v)", e, minute, got, raw, want, wantRaw)
+			}
+		}
+		if minute == first+40 {
+			// A watcher that starts now warms up on its own history and scores as
+			// batch scoring from WarmupRows + window - 1 rows before it.
+			later, reg2 := watcher(&now)
+			if err := later.Tick(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			want, _ := batch("a", minute-(WarmupRows+window-1), minute)
+			if got := testutil.ToFloat64(gauge(t, reg2, "kadet_anomaly_score", map[string]string{"entity": "a"})); math.Abs(got-want) > 1e-9*math.Max(1, want) {
+				t.Errorf("a watcher started at minute %d scored a at %v, batch %v", minute, got, want)
+			}
+		}
+	}
+	// Without the stage the score is the network's.
+	m.Meta.Normalization = nil
+	m.Digest = "sha256:other"
+	now = t0.Add((rows - 1) * time.Minute)
+	if err := w.Tick(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got, raw := testutil.ToFloat64(gauge(t, reg, "kadet_anomaly_score", map[string]string{"entity": "b"})),
+		testutil.ToFloat64(gauge(t, reg, "kadet_anomaly_raw_score", map[string]string{"entity": "b"})); got != raw {
+		t.Errorf("without the stage: score %v, network score %v", got, raw)
+	}
 }

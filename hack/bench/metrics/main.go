@@ -75,8 +75,7 @@ func main() {
 	trainDays := flag.Int("train-days", 7, "clean days the suite trains on")
 	testDays := flag.Int("test-days", 7, "days the suite scores")
 	perKind := flag.Int("per-kind", 2, "anomalies of each kind per series")
-	flag.Float64Var(&normalize.Clip, "clip", normalize.Clip, "experiment")
-	shortW := flag.Int("short", 0, "experiment")
+	shortW := flag.Int("normalization-short-window", 0, "short window of the likelihood stage (0: the default)")
 	flag.Parse()
 	if *shortW > 0 {
 		shortWindow = new(int32(*shortW))
