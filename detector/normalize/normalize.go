@@ -91,6 +91,10 @@ type Config struct {
 	ShortWindow int `json:"shortWindow,omitempty"`
 	// Prior is y's distribution over the calibration rows; every entity starts from it.
 	Prior Prior `json:"prior"`
+	// InSampleGap is how much higher the network scores rows it did not train on than
+	// rows it did (at least 1): a state warmed up on its training rows takes their
+	// scores times this, or it would start too low and flag ordinary new rows.
+	InSampleGap float64 `json:"inSampleGap,omitempty"`
 }
 
 // Prior is the mean and standard deviation of y over the rows it was measured on.
@@ -117,6 +121,8 @@ func (c *Config) Check() error {
 		return fmt.Errorf("normalization long window %d: want %d to %d rows", c.LongWindow, MinLongWindow, MaxLongWindow)
 	case c.ShortWindow < 1 || c.ShortWindow > MaxShortWindow || c.ShortWindow > c.LongWindow:
 		return fmt.Errorf("normalization short window %d: want 1 to %d rows, at most the long window", c.ShortWindow, MaxShortWindow)
+	case math.IsNaN(c.InSampleGap) || math.IsInf(c.InSampleGap, 0) || c.InSampleGap < 0:
+		return fmt.Errorf("normalization in-sample gap %v is not a finite positive number", c.InSampleGap)
 	case math.IsNaN(c.Prior.Mean) || math.IsInf(c.Prior.Mean, 0) || !(c.Prior.Std >= 0) || math.IsInf(c.Prior.Std, 0):
 		return errors.New("normalization prior is not a finite mean and standard deviation")
 	}
@@ -179,6 +185,14 @@ func (c *Config) update(s *State, y float64) {
 	d := min(y-s.mean, Clip*max(math.Sqrt(s.variance), MinStd))
 	s.mean += a * d
 	s.variance = (1 - a) * (s.variance + a*d*d)
+}
+
+// Gap is the factor in-sample scores are raised by (1 when unset).
+func (c *Config) Gap() float64 {
+	if c.InSampleGap > 1 {
+		return c.InSampleGap
+	}
+	return 1
 }
 
 // Series scores one run of scores in time order from a fresh state: what a batch of

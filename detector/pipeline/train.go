@@ -183,7 +183,7 @@ func Train(ctx context.Context, req *contract.TrainingRequest, outDir string, pr
 		Data: preprocess.SummarizeRows(f.fitX, tbl.Columns, f.fitRows), Kadet: Version, CreatedAt: now,
 		Calibration: calibrationSummary(th, f.calScores, f.calLabels, threshold),
 	}
-	norm, err := normalizationOf(req, spec, threshold, f.runs)
+	norm, err := normalizationOf(req, spec, threshold, f.runs, f.gap)
 	if err != nil {
 		return nil, err
 	}
@@ -243,6 +243,7 @@ type fitted struct {
 	fitRows                   []int       // which rows of fitX train (all when nil)
 	calScores, calLabels      []float32   // held-out scores the threshold is calibrated on
 	runs                      [][]float32 // a sequence model's calibration scores per entity, in time order
+	gap                       float64     // how much higher held-out rows score than training rows (heldOutGap)
 	evalScores, evalLabels    []float32   // held-out scores with labels, when there are labels
 	trainRows, validationRows int
 }
@@ -448,6 +449,7 @@ func fitSequence(ctx context.Context, req *contract.TrainingRequest, spec model.
 		}
 	}
 	gap := heldOutGap(fitScores, f.calScores)
+	f.gap = gap
 	f.calScores = append(f.calScores, scaled(fitScores, gap)...)
 	// Each entity's scores in time order, the training rows scaled as for calibration:
 	// what the likelihood stage's prior is measured on.
@@ -685,7 +687,7 @@ func labelledFeedback(dir string, spec model.Spec, columns []string, f *fitted) 
 
 // normalizationOf is the likelihood stage the request asks for, its prior measured on
 // the calibration scores of each entity in time order; nil for None.
-func normalizationOf(req *contract.TrainingRequest, spec model.Spec, threshold float64, runs [][]float32) (*normalize.Config, error) {
+func normalizationOf(req *contract.TrainingRequest, spec model.Spec, threshold float64, runs [][]float32, gap float64) (*normalize.Config, error) {
 	n := req.Normalization
 	if n == nil || n.Method == "" || n.Method == contract.NormalizationNone {
 		return nil, nil
@@ -705,6 +707,7 @@ func normalizationOf(req *contract.TrainingRequest, spec model.Spec, threshold f
 		}
 	}
 	c.Prior = c.PriorOf(units)
+	c.InSampleGap = gap
 	return c, nil
 }
 

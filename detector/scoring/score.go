@@ -47,14 +47,22 @@ func explainStuck(shares []float32, idx []int) {
 // Score scales rows (width = the model's features, in its order) and scores them. It is
 // the one scoring path: the CLI and the server both call it.
 func Score(m *artifact.Model, x []float32) ([]Scored, error) {
-	out, _, err := score(m, x, false)
+	out, _, err := score(m, x, false, 0)
+	return out, err
+}
+
+// ScoreAfterTraining is Score for a run whose first inSample rows the model trained
+// on: their network scores enter the likelihood stage raised by its in-sample gap, as
+// a watching pod's warm-up takes them.
+func ScoreAfterTraining(m *artifact.Model, x []float32, inSample int) ([]Scored, error) {
+	out, _, err := score(m, x, false, inSample)
 	return out, err
 }
 
 // ScoreExplained is Score plus each feature's share of each row's reconstruction error
 // (rows x features; nil for a classifier).
 func ScoreExplained(m *artifact.Model, x []float32) ([]Scored, []float32, error) {
-	return score(m, x, true)
+	return score(m, x, true, 0)
 }
 
 // scaledPool holds the buffers scaled rows are scored from: nothing returned refers
@@ -62,7 +70,7 @@ func ScoreExplained(m *artifact.Model, x []float32) ([]Scored, []float32, error)
 // and garbage on every call.
 var scaledPool = sync.Pool{New: func() any { return new([]float32) }}
 
-func score(m *artifact.Model, x []float32, explain bool) ([]Scored, []float32, error) {
+func score(m *artifact.Model, x []float32, explain bool, inSample int) ([]Scored, []float32, error) {
 	d := len(m.Meta.Features)
 	if d == 0 || len(x)%d != 0 {
 		return nil, nil, fmt.Errorf("%d values do not form rows of %d features", len(x), d)
@@ -97,7 +105,11 @@ func score(m *artifact.Model, x []float32, explain bool) ([]Scored, []float32, e
 		// The rows are one entity's run: its likelihood starts from the model's prior.
 		var st normalize.State
 		for i := range out {
-			out[i].Score = n.Next(&st, out[i].Score)
+			u := out[i].Score
+			if i < inSample {
+				u *= n.Gap()
+			}
+			out[i].Score = n.Next(&st, u)
 			out[i].Anomaly = out[i].Score > 1
 		}
 	}

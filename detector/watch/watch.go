@@ -300,14 +300,28 @@ func (w *Watcher) warmUp(ctx context.Context, m *artifact.Model, states map[stri
 				if err != nil {
 					return err
 				}
-				for _, r := range raw {
-					norm.Next(st, float64(r)/m.Meta.Threshold.Value)
+				for i, r := range raw {
+					u := float64(r) / m.Meta.Threshold.Value
+					if inSample(m, tbl.Timestamps[lo+run[0]+i]) {
+						u *= norm.Gap()
+					}
+					norm.Next(st, u)
 				}
 			}
 		}
 		lo = hi
 	}
 	return nil
+}
+
+// inSample says whether the row at ts (Unix seconds) is in the range m trained on.
+func inSample(m *artifact.Model, ts string) bool {
+	p := m.Meta.Prometheus
+	if p == nil || p.End.IsZero() {
+		return false
+	}
+	v, err := strconv.ParseInt(ts, 10, 64)
+	return err == nil && v <= p.End.Unix()
 }
 
 // consecutiveRuns splits timestamps (Unix seconds) into [from, to) runs of

@@ -233,15 +233,19 @@ func gather(t *testing.T, reg *prometheus.Registry) string {
 }
 
 // With the likelihood stage, each entity's state is warmed up on the WarmupRows rows
-// before its first score, so the watch scores every row as batch scoring of the same
-// rows does, from the first tick on; a watcher started later (a restart, a failover)
+// before its first score (those the model trained on raised by its in-sample gap),
+// so the watch scores every row as batch scoring of the same rows does, from the first tick on; a watcher started later (a restart, a failover)
 // scores alike; and kadet_anomaly_raw_score is the network's score beside it.
 func TestWatchLikelihoodMatchesBatch(t *testing.T) {
 	const rows = WarmupRows + 80
 	srv := promtest.Start(t, promtest.Options{History: []promtest.Series{series("a", rows), series("b", rows)}})
 	m := testModel(t)
 	m.Meta.Normalization = &normalize.Config{Method: normalize.Likelihood, LongWindow: 200, ShortWindow: 3,
-		Prior: normalize.Prior{Mean: -3, Std: 0.5, Rows: 100}}
+		Prior: normalize.Prior{Mean: -3, Std: 0.5, Rows: 100}, InSampleGap: 1.7}
+	// The model trained on the rows up to minute 300: the warm-up raises their scores
+	// by the in-sample gap, as batch scoring after training does.
+	const trainedTo = 300
+	m.Meta.Prometheus.End = t0.Add(trainedTo * time.Minute)
 	watcher := func(now *time.Time) (*Watcher, *prometheus.Registry) {
 		reg := prometheus.NewRegistry()
 		w, err := New(Options{
@@ -261,7 +265,7 @@ func TestWatchLikelihoodMatchesBatch(t *testing.T) {
 		for i := from; i <= at; i++ {
 			x = append(x, float32(value(e, i)))
 		}
-		res, err := scoring.Score(m, x)
+		res, err := scoring.ScoreAfterTraining(m, x, max(0, trainedTo-from+1))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -206,7 +206,7 @@ func trainAndScore(base string, values []float64, trainRows int, m contract.Mode
 		if line == lineRaw {
 			model.Meta.Normalization = nil
 		}
-		res, err := scoring.Score(model, x)
+		res, err := scoring.ScoreAfterTraining(model, x, trainRows-from)
 		if err != nil {
 			return 0, nil, err
 		}
