@@ -1,21 +1,18 @@
 // Package normalize turns a sequence model's scores into scores that mean the same on
-// every series: an anomaly likelihood per entity, after Ahmad et al. 2017
-// ("Unsupervised real-time anomaly detection for streaming data").
+// every series: an anomaly likelihood per entity (Ahmad et al. 2017, "Unsupervised
+// real-time anomaly detection for streaming data").
 //
 // A network's reconstruction error has a scale of its own on every series (a quiet
 // series scores far below its threshold for weeks, a noisy one crosses it daily, and
 // one model over many entities sees each at another scale). The stage keeps, per
 // entity, an exponentially weighted mean and variance of y, the log of the mean of its
-// newest scores (in threshold units; one by default), and standardises the newest y
-// by them: z says how unlikely y is for this entity. Ahmad et al. read z through a
-// Gaussian tail; on reconstruction errors that tail is wrong in both directions (the
-// log of a squared error has a thin upper tail, so single-row spikes go unseen, while
-// heavy-tailed errors flag more than promised). The stage reads z through the tail the
-// threshold was calibrated on instead: it moves y to the same standard score under the
-// calibration's own distribution of y (the prior) and scores that as the network's
-// score would be, so 1 is the calibrated threshold (the percentile's tail, extrapolated
-// where needed) on every series, and an entity that scores like the calibration rows
-// scores exactly as without the stage.
+// newest few scores (in threshold units, plus Offset), and asks how unlikely the
+// newest y is under them: the Gaussian tail probability Q of its distance from the
+// mean. The score is log(Q) / log(Target), so 1 is the threshold on every series: a
+// score above 1 is rarer than Target, the share of normal rows the threshold was
+// calibrated to flag. The log makes ratios of scores, not their differences, count,
+// and Offset keeps scores far under the threshold from looking large to a series whose
+// scores are all tiny.
 //
 // Every update is O(1) in time and memory: a State is a fixed-size struct.
 package normalize
@@ -39,15 +36,16 @@ const (
 // Defaults and bounds of the windows.
 const (
 	DefaultLongWindow  = 2016
-	DefaultShortWindow = 1
+	DefaultShortWindow = 3
 	MinLongWindow      = 10
 	MaxLongWindow      = 1_000_000
 	MaxShortWindow     = 16
 )
 
-// Offset is added to the short mean before its log, in threshold units: a model that
-// reconstructs a flat series exactly scores 0, whose log is not a number.
-const Offset = 1e-9
+// Offset is added to the short mean before its log, in threshold units: a series whose
+// scores sit at a thousandth of the threshold does not flag a move to a hundredth, and
+// a flat series that a model reconstructs exactly (scores of 0) has a finite log.
+const Offset = 0.01
 
 // MinStd bounds the standard deviation of y from below: a series whose scores never
 // move (a flat metric) would otherwise flag the smallest wobble.
@@ -64,13 +62,15 @@ const PriorRows = 100
 // says all there is to say.
 const maxScore = 1e12
 
-// New is the Config of a request's normalization (nil: None); the prior comes later,
-// from the calibration scores.
-func New(n *contract.Normalization) (*Config, error) {
+// New is the Config of a request's normalization (nil: None) for a model whose
+// threshold is meant to flag target of normal rows; the prior comes later, from the
+// calibration scores.
+func New(n *contract.Normalization, target float64) (*Config, error) {
 	if n == nil || n.Method == "" || n.Method == None {
 		return &Config{Method: None}, nil
 	}
-	c := &Config{Method: n.Method, LongWindow: DefaultLongWindow, ShortWindow: DefaultShortWindow}
+	c := &Config{Method: n.Method, LongWindow: DefaultLongWindow, ShortWindow: DefaultShortWindow,
+		Target: min(max(target, MinTarget), MaxTarget)}
 	if n.LongWindow != nil {
 		c.LongWindow = int(*n.LongWindow)
 	}
@@ -81,6 +81,13 @@ func New(n *contract.Normalization) (*Config, error) {
 	return c, c.Check()
 }
 
+// Bounds of the target a threshold's expected anomaly rate gives: a percentile of 100
+// would ask for no anomaly ever, a contamination of a half for a coin toss.
+const (
+	MinTarget = 1e-7
+	MaxTarget = 0.1
+)
+
 // Config is the stage's settings, as a model file records them.
 type Config struct {
 	Method string `json:"method"`
@@ -89,6 +96,9 @@ type Config struct {
 	LongWindow int `json:"longWindow,omitempty"`
 	// ShortWindow is how many of the newest scores are averaged.
 	ShortWindow int `json:"shortWindow,omitempty"`
+	// Target is the tail probability a score of 1 stands for: the share of normal rows
+	// the threshold is meant to flag.
+	Target float64 `json:"target,omitempty"`
 	// Prior is y's distribution over the calibration rows; every entity starts from it.
 	Prior Prior `json:"prior"`
 	// InSampleGap is how much higher the network scores rows it did not train on than
@@ -121,6 +131,8 @@ func (c *Config) Check() error {
 		return fmt.Errorf("normalization long window %d: want %d to %d rows", c.LongWindow, MinLongWindow, MaxLongWindow)
 	case c.ShortWindow < 1 || c.ShortWindow > MaxShortWindow || c.ShortWindow > c.LongWindow:
 		return fmt.Errorf("normalization short window %d: want 1 to %d rows, at most the long window", c.ShortWindow, MaxShortWindow)
+	case !(c.Target > 0 && c.Target < 0.5):
+		return fmt.Errorf("normalization target %v: want a tail probability above 0 and below 0.5", c.Target)
 	case math.IsNaN(c.InSampleGap) || math.IsInf(c.InSampleGap, 0) || c.InSampleGap < 0:
 		return fmt.Errorf("normalization in-sample gap %v is not a finite positive number", c.InSampleGap)
 	case math.IsNaN(c.Prior.Mean) || math.IsInf(c.Prior.Mean, 0) || !(c.Prior.Std >= 0) || math.IsInf(c.Prior.Std, 0):
@@ -167,12 +179,10 @@ func (c *Config) push(s *State, u float64) float64 {
 	return math.Log(sum/float64(s.filled) + Offset)
 }
 
-// score maps y, standardised by s's distribution, onto the prior's and back to
-// threshold units.
+// score is log(Q) / log(Target) for y under s's distribution.
 func (c *Config) score(s *State, y float64) float64 {
 	z := (y - s.mean) / max(math.Sqrt(s.variance), MinStd)
-	mapped := c.Prior.Mean + max(c.Prior.Std, MinStd)*z
-	return max(0, math.Exp(min(mapped, math.Log(maxScore)))-Offset)
+	return LogUpperTail(z) / math.Log(c.Target)
 }
 
 func (c *Config) update(s *State, y float64) {
@@ -207,8 +217,7 @@ func (c *Config) Series(us []float64) []float64 {
 }
 
 // LogUpperTail is the log of the standard normal's upper tail probability at z,
-// accurate where the probability itself underflows: a Gaussian's reading of z, for
-// the baselines the stage is measured against.
+// accurate where the probability itself underflows.
 func LogUpperTail(z float64) float64 {
 	if z < 30 {
 		return math.Log(0.5 * math.Erfc(z/math.Sqrt2))

@@ -183,7 +183,7 @@ func Train(ctx context.Context, req *contract.TrainingRequest, outDir string, pr
 		Data: preprocess.SummarizeRows(f.fitX, tbl.Columns, f.fitRows), Kadet: Version, CreatedAt: now,
 		Calibration: calibrationSummary(th, f.calScores, f.calLabels, threshold),
 	}
-	norm, err := normalizationOf(req, spec, threshold, f.runs, f.gap)
+	norm, err := normalizationOf(req, spec, meta.Calibration, threshold, f.runs, f.gap)
 	if err != nil {
 		return nil, err
 	}
@@ -687,7 +687,7 @@ func labelledFeedback(dir string, spec model.Spec, columns []string, f *fitted) 
 
 // normalizationOf is the likelihood stage the request asks for, its prior measured on
 // the calibration scores of each entity in time order; nil for None.
-func normalizationOf(req *contract.TrainingRequest, spec model.Spec, threshold float64, runs [][]float32, gap float64) (*normalize.Config, error) {
+func normalizationOf(req *contract.TrainingRequest, spec model.Spec, cal *artifact.Calibration, threshold float64, runs [][]float32, gap float64) (*normalize.Config, error) {
 	n := req.Normalization
 	if n == nil || n.Method == "" || n.Method == contract.NormalizationNone {
 		return nil, nil
@@ -695,7 +695,11 @@ func normalizationOf(req *contract.TrainingRequest, spec model.Spec, threshold f
 	if !spec.Sequence() {
 		return nil, &SpecError{Msg: fmt.Sprintf("normalization %s is for sequence models (LSTMAutoencoder, or ConvAutoencoder over rows of a series), not a %s", n.Method, spec.Type)}
 	}
-	c, err := normalize.New(n)
+	target := normalize.MaxTarget
+	if cal != nil {
+		target = cal.ExpectedAnomalyRate
+	}
+	c, err := normalize.New(n, target)
 	if err != nil {
 		return nil, &SpecError{Msg: err.Error()}
 	}
