@@ -553,9 +553,8 @@ type ScoringSpec struct {
 
 	// normalization turns a sequence model's scores into anomaly likelihoods per
 	// entity, so that 1 means the same on every series: Likelihood, or None (the
-	// network's score, raw / threshold). Default: Likelihood for an LSTMAutoencoder or
-	// ConvAutoencoder on a Prometheus DataSource, else None; a Detector trained before
-	// keeps what its model has (status.model.normalization). A change retrains.
+	// network's score, raw / threshold). Default None; a Detector whose spec leaves it
+	// out keeps what its model has (status.model.normalization). A change retrains.
 	// +optional
 	Normalization *ScoringNormalization `json:"normalization,omitempty"`
 

@@ -197,8 +197,8 @@ func TestResolveTrainingPresetsFollowTheSource(t *testing.T) {
 	}
 }
 
-// A Detector's likelihood stage is its spec's, else its model's, else the default for
-// its model and source: a Detector trained before the default existed keeps None.
+// A Detector's likelihood stage is its spec's, else its model's, else the default
+// (None): a Detector keeps what its model has when the spec says nothing.
 func TestResolveNormalization(t *testing.T) {
 	prom := &kadetv1.DataSource{Spec: kadetv1.DataSourceSpec{Prometheus: &kadetv1.PrometheusSource{
 		URL: "http://prom:9090", Queries: []kadetv1.PrometheusQuery{{Name: "load", Query: "up"}},
@@ -216,7 +216,9 @@ func TestResolveNormalization(t *testing.T) {
 		ds   *kadetv1.DataSource
 		want *contract.Normalization
 	}{
-		{"a new LSTM on prometheus", det(lstm), prom, &contract.Normalization{Method: contract.NormalizationLikelihood}},
+		{"a new LSTM on prometheus", det(lstm), prom, nil},
+		{"a new LSTM on prometheus that asks for it", det(lstm, spec(kadetv1.ScoringNormalization{Method: "Likelihood"})), prom,
+			&contract.Normalization{Method: contract.NormalizationLikelihood}},
 		{"a new LSTM on a csv", det(lstm), csvDS(nil), nil},
 		{"a new dense autoencoder on prometheus", det(), prom, nil},
 		{"an LSTM trained before the default keeps None", det(lstm, trained("")), prom, nil},

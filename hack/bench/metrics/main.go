@@ -162,11 +162,12 @@ func run(models []string, trainRows, testRows, seeds int, epochs int32) error {
 	return nil
 }
 
-// Lines of every table: kadet as a Detector on Prometheus gets it, kadet without its
-// likelihood stage, and a per-series Gaussian on a sliding window of the raw values.
+// Lines of every table: kadet with its likelihood stage, kadet as a Detector on
+// Prometheus gets it (without the stage), and a per-series Gaussian on a sliding
+// window of the raw values.
 const (
-	lineKadet    = "kadet"
-	lineRaw      = "kadet, no likelihood"
+	lineKadet    = "kadet, likelihood"
+	lineRaw      = "kadet (default)"
 	lineGaussian = "sliding Gaussian"
 )
 

@@ -192,6 +192,7 @@ func suiteRun(work, name, rule string, trainDays, testDays, perKind int, seed ui
 	return nil
 }
 
+// shortWindow is the likelihood stage's short window (nil: the default).
 var shortWindow *int32
 
 // defaultRequest is what a Detector with only its model type (and scoring rule) set
@@ -199,12 +200,6 @@ var shortWindow *int32
 func defaultRequest(csv string, m contract.Model, epochs int32) *contract.TrainingRequest {
 	req := &contract.TrainingRequest{
 		APIVersion: contract.APIVersion, Kind: contract.Kind,
-		Normalization: contract.ResolvedNormalization(nil, m.Type, contract.SourceStream),
-	}
-	if req.Normalization != nil {
-		req.Normalization.ShortWindow = shortWindow
-	}
-	req = &contract.TrainingRequest{APIVersion: req.APIVersion, Kind: req.Kind, Normalization: req.Normalization,
 		Detector:      contract.ObjectKey{Name: "metric"},
 		Model:         contract.ResolvedModel(m, contract.SourceStream),
 		Preprocessing: contract.Preprocessing{Scaling: contract.DefaultScaling},
@@ -214,6 +209,9 @@ func defaultRequest(csv string, m contract.Model, epochs int32) *contract.Traini
 		Data: contract.ResolvedData{CSV: &contract.ResolvedCSV{
 			File: contract.FileLocation{Path: csv}, TimestampColumn: "timestamp", Delimiter: ",",
 		}},
+	}
+	if m.Type != contract.Autoencoder { // a row model has no likelihood stage
+		req.Normalization = &contract.Normalization{Method: contract.NormalizationLikelihood, ShortWindow: shortWindow}
 	}
 	if epochs > 0 {
 		req.Training.Epochs = epochs
