@@ -273,18 +273,8 @@ func (w *Watcher) warmUp(ctx context.Context, m *artifact.Model, states map[stri
 	}
 	newest := strconv.FormatInt(end.Unix(), 10)
 	f, norm := len(tbl.Columns), m.Meta.Normalization
-	for lo := 0; lo < tbl.Rows(); {
-		hi := lo + 1
-		for hi < tbl.Rows() && tbl.Entities != nil && tbl.Entities[hi] == tbl.Entities[lo] {
-			hi++
-		}
-		if tbl.Entities == nil {
-			hi = tbl.Rows()
-		}
-		key := ""
-		if tbl.Entities != nil {
-			key = tbl.Entities[lo]
-		}
+	for _, b := range entityBlocks(tbl) {
+		key, lo, hi := b.key, b.lo, b.hi
 		top := hi
 		if top > lo && tbl.Timestamps[top-1] == newest {
 			top--
@@ -309,9 +299,32 @@ func (w *Watcher) warmUp(ctx context.Context, m *artifact.Model, states map[stri
 				}
 			}
 		}
-		lo = hi
 	}
 	return nil
+}
+
+// block is one entity's rows [lo, hi) of a table read from Prometheus.
+type block struct {
+	key    string
+	lo, hi int
+}
+
+// entityBlocks splits tbl's rows by entity (the reader groups each entity's rows in
+// time order); a table without entities is one block with an empty key.
+func entityBlocks(tbl *data.Table) []block {
+	var out []block
+	for lo := 0; lo < tbl.Rows(); {
+		if tbl.Entities == nil {
+			return []block{{lo: 0, hi: tbl.Rows()}}
+		}
+		hi := lo + 1
+		for hi < tbl.Rows() && tbl.Entities[hi] == tbl.Entities[lo] {
+			hi++
+		}
+		out = append(out, block{key: tbl.Entities[lo], lo: lo, hi: hi})
+		lo = hi
+	}
+	return out
 }
 
 // inSample says whether the row at ts (Unix seconds) is in the range m trained on.
@@ -369,23 +382,11 @@ func (w *Watcher) newestRuns(m *artifact.Model, tbl *data.Table, end time.Time) 
 	want := strconv.FormatInt(end.Unix(), 10)
 	var keys []string
 	var runs []float32
-	for lo := 0; lo < tbl.Rows(); {
-		hi := lo + 1
-		for hi < tbl.Rows() && tbl.Entities != nil && tbl.Entities[hi] == tbl.Entities[lo] {
-			hi++
-		}
-		if tbl.Entities == nil {
-			hi = tbl.Rows()
-		}
-		if hi-lo >= n && tbl.Timestamps[hi-1] == want && consecutive(tbl.Timestamps[hi-n:hi], w.step) {
-			key := ""
-			if tbl.Entities != nil {
-				key = tbl.Entities[lo]
-			}
-			keys = append(keys, key)
+	for _, b := range entityBlocks(tbl) {
+		if hi := b.hi; hi-b.lo >= n && tbl.Timestamps[hi-1] == want && consecutive(tbl.Timestamps[hi-n:hi], w.step) {
+			keys = append(keys, b.key)
 			runs = append(runs, tbl.X[(hi-n)*f:hi*f]...)
 		}
-		lo = hi
 	}
 	return keys, runs, nil
 }
