@@ -583,7 +583,7 @@ type ScoringNormalization struct {
 	// +kubebuilder:validation:Maximum=1000000
 	LongWindow *int32 `json:"longWindow,omitempty"`
 
-	// shortWindow is how many of the newest scores are averaged (default 5).
+	// shortWindow is how many of the newest scores are averaged (default 3).
 	// +optional
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=16
