@@ -710,7 +710,7 @@ func normalizationOf(req *contract.TrainingRequest, spec model.Spec, cal *artifa
 			units[i][j] = float64(v) / threshold
 		}
 	}
-	c.Prior = c.PriorOf(units)
+	c.SetPriors(units)
 	c.InSampleGap = gap
 	return c, nil
 }
