@@ -58,6 +58,40 @@ func SequenceScores(net *model.Network, x []float32, rows, stride int, rule stri
 	starts := WindowStarts(rows, w, stride)
 	win := Windows(x, f, w, starts)
 	out := net.Forward(win, len(starts))
+	scores, sq := rowScores(out, win, starts, rows, w, f, causal, explain)
+	return scores, sq, nil
+}
+
+// CausalScores is SequenceScores by rule Causal, without explanations, for several
+// runs at once (each scaled, in time order, of at least a window of rows): one pass
+// through the network for them all, as a watcher warming up many entities needs, where
+// a pass per run would fill a batch for a few windows each.
+func CausalScores(net *model.Network, runs [][]float32) ([][]float32, error) {
+	w, f := net.Spec.Window, net.Spec.Features()
+	starts := make([][]int, len(runs))
+	var win []float32
+	for i, x := range runs {
+		rows := len(x) / f
+		if rows < w {
+			return nil, &data.Error{Source: "input", Msg: fmt.Sprintf("%d rows are fewer than the model's window of %d rows: send a run of at least %d rows in time order", rows, w, w)}
+		}
+		starts[i] = WindowStarts(rows, w, 1)
+		win = append(win, Windows(x, f, w, starts[i])...)
+	}
+	out := net.Forward(win, len(win)/(w*f))
+	scores := make([][]float32, len(runs))
+	at := 0
+	for i, x := range runs {
+		n := len(starts[i]) * w * f
+		scores[i], _ = rowScores(out[at:at+n], win[at:at+n], starts[i], len(x)/f, w, f, true, false)
+		at += n
+	}
+	return scores, nil
+}
+
+// rowScores is each row's score (and, with explain, each feature's share of it) from
+// the network's output for the windows win starting at starts.
+func rowScores(out, win []float32, starts []int, rows, w, f int, causal, explain bool) ([]float32, []float32) {
 	sq := make([]float32, rows*f) // summed squared errors per row and feature
 	count := make([]float32, rows)
 	for k, s := range starts {
@@ -89,5 +123,5 @@ func SequenceScores(net *model.Network, x []float32, rows, stride int, rule stri
 	if !explain {
 		sq = nil
 	}
-	return scores, sq, nil
+	return scores, sq
 }

@@ -3,6 +3,8 @@ package scoring
 import (
 	"math"
 	"reflect"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/kadet-dev/kadet/detector/contract"
@@ -77,5 +79,46 @@ func TestCausalScoresIgnoreLaterRows(t *testing.T) {
 	strided, _, _ := SequenceScores(net, x, rows, 3, contract.ScoringCausal, false)
 	if !reflect.DeepEqual(strided, full) {
 		t.Errorf("causal scores with stride 3 %v; want %v", strided, full)
+	}
+}
+
+// Runs scored together in one pass score as each does alone, for an LSTM and a Conv
+// over rows, whose graph fills fixed batches; a run shorter than the window is refused.
+func TestCausalScoresOfManyRunsAreEachRunsScores(t *testing.T) {
+	const w, f = 4, 2
+	for _, spec := range []model.Spec{
+		{Type: model.LSTMAutoencoder, Inputs: w * f, Window: w, Hidden: []int{3}, Latent: 2, Activation: model.Tanh},
+		{Type: model.ConvAutoencoder, Inputs: w * f, Window: w, Channels: []int{2}, Kernel: 3, Latent: 2, Activation: model.ReLU},
+	} {
+		t.Run(spec.Type, func(t *testing.T) {
+			net, err := model.New(spec, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var runs [][]float32
+			for k, rows := range []int{4, 9, 70, 5} { // 70 rows: more windows than one graph batch
+				x := make([]float32, rows*f)
+				for i := range x {
+					x[i] = float32(math.Sin(float64(i*(k+1)) * 0.3))
+				}
+				runs = append(runs, x)
+			}
+			got, err := CausalScores(net, runs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for k, x := range runs {
+				want, _, err := SequenceScores(net, x, len(x)/f, 1, contract.ScoringCausal, false)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !slices.Equal(got[k], want) {
+					t.Errorf("run %d: together %v, alone %v", k, got[k], want)
+				}
+			}
+			if _, err := CausalScores(net, [][]float32{runs[1], runs[0][:3*f]}); err == nil || !strings.Contains(err.Error(), "3 rows are fewer than the model's window of 4") {
+				t.Errorf("a run of 3 rows: %v", err)
+			}
+		})
 	}
 }

@@ -273,34 +273,72 @@ func (w *Watcher) warmUp(ctx context.Context, m *artifact.Model, states map[stri
 	}
 	newest := strconv.FormatInt(end.Unix(), 10)
 	f, norm := len(tbl.Columns), m.Meta.Normalization
+	// Runs go through the network in passes of about warmupWindows windows, many
+	// entities to a pass; each entity's runs stay in time order within and across
+	// passes, as its state needs them.
+	var pending []warmRun
+	var windows int
+	flush := func() error {
+		if len(pending) == 0 {
+			return nil
+		}
+		xs := make([][]float32, len(pending))
+		for i, r := range pending {
+			xs[i] = r.x
+		}
+		raws, err := scoring.CausalScores(m.Network, xs)
+		if err != nil {
+			return err
+		}
+		for i, r := range pending {
+			for j, v := range raws[i] {
+				u := float64(v) / m.Meta.Threshold.Value
+				if inSample(m, tbl.Timestamps[r.row+j]) {
+					u *= norm.Gap()
+				}
+				norm.Next(r.state, u)
+			}
+		}
+		pending, windows = pending[:0], 0
+		return nil
+	}
 	for _, b := range entityBlocks(tbl) {
 		key, lo, hi := b.key, b.lo, b.hi
 		top := hi
 		if top > lo && tbl.Timestamps[top-1] == newest {
 			top--
 		}
-		if st := states[key]; st != nil {
-			for _, run := range consecutiveRuns(tbl.Timestamps[lo:top], w.step) {
-				if run[1]-run[0] < n {
-					continue
-				}
-				rows := run[1] - run[0]
-				x := m.Meta.Scaler.Transform(nil, tbl.X[(lo+run[0])*f:(lo+run[1])*f])
-				raw, _, err := scoring.SequenceScores(m.Network, x, rows, 1, contract.ScoringCausal, false)
-				if err != nil {
+		st := states[key]
+		if st == nil {
+			continue
+		}
+		for _, run := range consecutiveRuns(tbl.Timestamps[lo:top], w.step) {
+			rows := run[1] - run[0]
+			if rows < n {
+				continue
+			}
+			x := m.Meta.Scaler.Transform(nil, tbl.X[(lo+run[0])*f:(lo+run[1])*f])
+			pending = append(pending, warmRun{state: st, x: x, row: lo + run[0]})
+			if windows += rows; windows >= warmupWindows {
+				if err := flush(); err != nil {
 					return err
-				}
-				for i, r := range raw {
-					u := float64(r) / m.Meta.Threshold.Value
-					if inSample(m, tbl.Timestamps[lo+run[0]+i]) {
-						u *= norm.Gap()
-					}
-					norm.Next(st, u)
 				}
 			}
 		}
 	}
-	return nil
+	return flush()
+}
+
+// warmupWindows bounds the windows of one warm-up pass: 10,000 entities' 500 rows
+// at once would hold gigabytes of windows.
+const warmupWindows = 8192
+
+// warmRun is one run of consecutive rows of an entity to warm its state up on: its
+// scaled rows and the table row it starts at.
+type warmRun struct {
+	state *normalize.State
+	x     []float32
+	row   int
 }
 
 // block is one entity's rows [lo, hi) of a table read from Prometheus.
