@@ -553,8 +553,10 @@ type ScoringSpec struct {
 
 	// normalization turns a sequence model's scores into anomaly likelihoods per
 	// entity, so that 1 means the same on every series: Likelihood, or None (the
-	// network's score, raw / threshold). Default None; a Detector whose spec leaves it
-	// out keeps what its model has (status.model.normalization). A change retrains.
+	// network's score, raw / threshold). Default Likelihood for an LSTMAutoencoder or
+	// ConvAutoencoder on a Prometheus DataSource, None otherwise; a Detector whose spec
+	// leaves it out and that has a model keeps what its model has
+	// (status.model.normalization). A change retrains.
 	// +optional
 	Normalization *ScoringNormalization `json:"normalization,omitempty"`
 
@@ -569,9 +571,9 @@ type ScoringSpec struct {
 // +kubebuilder:validation:XValidation:rule="self.method == 'Likelihood' || (!has(self.longWindow) && !has(self.shortWindow))",message="normalization.longWindow and shortWindow apply only to method Likelihood"
 // +kubebuilder:validation:XValidation:rule="!has(self.longWindow) || !has(self.shortWindow) || self.shortWindow <= self.longWindow",message="normalization.shortWindow must not exceed longWindow"
 type ScoringNormalization struct {
-	// method is Likelihood (each entity's score is how unlikely the mean of its newest
-	// shortWindow scores is under the mean and variance of its scores over about
-	// longWindow rows) or None.
+	// method is Likelihood (each entity's score is how unlikely its newest score, or
+	// the mean of its newest shortWindow scores, is under the mean and variance of its
+	// scores over about longWindow rows) or None.
 	// +required
 	// +kubebuilder:validation:Enum=None;Likelihood
 	Method string `json:"method"`

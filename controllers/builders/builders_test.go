@@ -216,7 +216,9 @@ func TestResolveNormalization(t *testing.T) {
 		ds   *kadetv1.DataSource
 		want *contract.Normalization
 	}{
-		{"a new LSTM on prometheus", det(lstm), prom, nil},
+		{"a new LSTM on prometheus", det(lstm), prom, &contract.Normalization{Method: contract.NormalizationLikelihood}},
+		{"a new conv on prometheus", det(func(d *kadetv1.Detector) { d.Spec.Model.Type = kadetv1.ConvAutoencoder }), prom,
+			&contract.Normalization{Method: contract.NormalizationLikelihood}},
 		{"a new LSTM on prometheus that asks for it", det(lstm, spec(kadetv1.ScoringNormalization{Method: "Likelihood"})), prom,
 			&contract.Normalization{Method: contract.NormalizationLikelihood}},
 		{"a new LSTM on a csv", det(lstm), csvDS(nil), nil},

@@ -120,13 +120,18 @@ func ResolvedThreshold(t Threshold, src Source) Threshold {
 	return out
 }
 
-// ResolvedNormalization is n with its default, None (nil), for a model of type t on a
-// source of kind src. The likelihood stage is asked for, not a default yet: on the
-// generated metrics suite it misses the single-row spikes, dips and short level shifts
-// that the network's own calibrated score finds (docs/metrics.md).
+// ResolvedNormalization is n with its default for a model of type t on a source of
+// kind src: the likelihood stage for a sequence model on a stream (each series of a
+// Prometheus query is scored against its own past, so one threshold holds on all of
+// them, and a lasting change alerts once, not for weeks), None (nil) otherwise.
 func ResolvedNormalization(n *Normalization, t ModelType, src Source) *Normalization {
-	_, _ = t, src
-	if n == nil || n.Method == NormalizationNone {
+	if n == nil {
+		if src == SourceStream && (t == LSTMAutoencoder || t == ConvAutoencoder) {
+			return &Normalization{Method: NormalizationLikelihood}
+		}
+		return nil
+	}
+	if n.Method == NormalizationNone {
 		return nil
 	}
 	out := *n

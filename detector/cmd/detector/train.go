@@ -130,7 +130,7 @@ func localFlags(fs *flag.FlagSet) *localTrainFlags {
 	fs.IntVar(&l.stride, "stride", 0, "LSTMAutoencoder, ConvAutoencoder: rows between window starts (default 1)")
 	fs.StringVar(&l.rule, "scoring-rule", "", "LSTMAutoencoder, ConvAutoencoder: Causal (default: a row's score from the window ending at it) or AllWindows (its mean error over every window holding it)")
 	fs.StringVar(&l.stuck, "stuck-values", "", "LSTMAutoencoder, ConvAutoencoder: Flag (default: a value repeated for twice its longest run in the training data, at least 8 rows, is an anomaly) or Ignore")
-	fs.StringVar(&l.normalization, "normalization", "", "LSTMAutoencoder, ConvAutoencoder: None (default: raw / threshold) or Likelihood (scores become anomaly likelihoods per entity, so 1 means the same on every series)")
+	fs.StringVar(&l.normalization, "normalization", "", "LSTMAutoencoder, ConvAutoencoder: Likelihood (scores become anomaly likelihoods per entity, so 1 means the same on every series; the default on --prometheus-url) or None (raw / threshold; the default on --data)")
 	fs.IntVar(&l.longWindow, "normalization-long-window", 0, "with --normalization Likelihood: rows the mean and variance of past scores span (default 2016)")
 	fs.IntVar(&l.shortWindow, "normalization-short-window", 0, "with --normalization Likelihood: newest scores averaged, 1 to 16 (default 5)")
 	fs.StringVar(&l.channels, "channels", "", "ConvAutoencoder: comma-separated channels per conv block (default 16,32)")
@@ -395,11 +395,14 @@ func (p *progressReporter) done() {
 	}
 }
 
-// resolveNormalization sets the request's likelihood stage from the flags (None by
-// default, as a Detector gets).
+// resolveNormalization sets the request's likelihood stage from the flags; left out,
+// what a Detector gets: Likelihood for a sequence model on Prometheus, None otherwise.
 func (l *localTrainFlags) resolveNormalization(req *contract.TrainingRequest) error {
 	sequence := req.Model.Type == contract.LSTMAutoencoder || req.Model.Type == contract.ConvAutoencoder
 	method := l.normalization
+	if method == "" && sequence && req.Data.Prometheus != nil {
+		method = contract.NormalizationLikelihood
+	}
 	switch method {
 	case "", contract.NormalizationNone:
 		method = contract.NormalizationNone

@@ -31,10 +31,15 @@ func TestServeWatchExportsScores(t *testing.T) {
 	}
 	srv := promtest.Start(t, promtest.Options{History: history})
 	dir := t.TempDir()
-	if code, _, stderr := detector(t, context.Background(), "train", "--prometheus-url", srv.URL, "--query", "depth=queue_depth",
+	code, stdout, stderr := detector(t, context.Background(), "train", "--prometheus-url", srv.URL, "--query", "depth=queue_depth",
 		"--range", "4h", "--step", "1m", "--entity-labels", "pod", "--model", "ConvAutoencoder", "--window", "8", "--epochs", "2",
-		"--out", dir); code != contract.ExitOK {
+		"--out", dir)
+	if code != contract.ExitOK {
 		t.Fatalf("train: exit %d: %s", code, stderr)
+	}
+	// A sequence model on Prometheus gets the likelihood stage by default, as a Detector does.
+	if !strings.Contains(stdout, `"normalization":"Likelihood"`) {
+		t.Errorf("train on Prometheus without --normalization: no Likelihood stage in its result: %s", stdout)
 	}
 	req := contract.WatchRequest{APIVersion: contract.APIVersion, Kind: contract.WatchKind,
 		Detector:   contract.ObjectKey{Namespace: "ops", Name: "depth"},
@@ -75,6 +80,7 @@ func TestServeWatchExportsScores(t *testing.T) {
 		`kadet_anomaly{detector="depth",namespace="ops",pod="b"} 0`,
 		`kadet_expected_value{detector="depth",feature="depth",namespace="ops",pod="a"}`,
 		`kadet_watch_entities 2`,
+		`kadet_anomaly_raw_score{detector="depth",namespace="ops",pod="a"}`,
 	} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics has no %s:\n%s", want, metrics)
@@ -84,7 +90,7 @@ func TestServeWatchExportsScores(t *testing.T) {
 	// A watch request that is not one is refused before serving, naming the file.
 	bad := filepath.Join(dir, "bad.json")
 	_ = os.WriteFile(bad, []byte(`{"apiVersion":"anomaly.kadet.dev/v1alpha1","kind":"WatchRequest","prometheus":{"url":"http://x","step":"1m"},"interval":"10ms"}`), 0o644)
-	code, _, stderr := detector(t, context.Background(), "serve", "--model-dir", dir, "--addr", "127.0.0.1:0", "--watch", bad)
+	code, _, stderr = detector(t, context.Background(), "serve", "--model-dir", dir, "--addr", "127.0.0.1:0", "--watch", bad)
 	if code != contract.ExitInvalidInput || !strings.Contains(stderr, bad) || !strings.Contains(stderr, `interval "10ms" is not a duration of at least 1s`) {
 		t.Errorf("bad watch request: exit %d: %s", code, stderr)
 	}
