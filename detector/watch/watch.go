@@ -36,6 +36,20 @@ const TopFeatures = 3
 // a restarted or failed-over watcher does not start blind.
 const WarmupRows = 500
 
+// WarmupWindows bounds the windows one tick scores to warm new entities up: scoring is
+// the watch's cost, and 10,000 entities' 500 rows each would hold the first tick for
+// half an hour. Past the bound every new entity of the tick warms up on fewer rows,
+// and learns the rest as its rows come.
+const WarmupWindows = 32768
+
+// warmupRows is how many rows each of fresh new entities warms up on.
+func warmupRows(fresh int) int {
+	if fresh == 0 {
+		return 0
+	}
+	return min(WarmupRows, WarmupWindows/fresh)
+}
+
 // Options configure a Watcher.
 type Options struct {
 	// Namespace and Detector label every exported series.
@@ -223,7 +237,7 @@ func (w *Watcher) Tick(ctx context.Context) error {
 
 // states are the likelihood states of keys, nil when the model has no likelihood
 // stage. An entity without one yet gets one from the model's prior, warmed up on its
-// WarmupRows rows before end.
+// rows before end (WarmupRows, fewer when many entities are new at once).
 func (w *Watcher) states(ctx context.Context, m *artifact.Model, keys []string, end time.Time) ([]*normalize.State, error) {
 	if !m.Meta.Normalization.Enabled() {
 		return nil, nil
@@ -242,10 +256,12 @@ func (w *Watcher) states(ctx context.Context, m *artifact.Model, keys []string, 
 		}
 	}
 	w.mu.Unlock()
-	if len(fresh) > 0 {
-		if err := w.warmUp(ctx, m, fresh, end); err != nil {
+	if rows := warmupRows(len(fresh)); rows > 0 {
+		if err := w.warmUp(ctx, m, fresh, end, rows); err != nil {
 			return nil, fmt.Errorf("warming up the likelihood of %d entities: %w", len(fresh), err)
 		}
+	}
+	if len(fresh) > 0 {
 		w.mu.Lock()
 		for key, st := range fresh {
 			w.norms[key] = st
@@ -255,18 +271,18 @@ func (w *Watcher) states(ctx context.Context, m *artifact.Model, keys []string, 
 	return out, nil
 }
 
-// warmUp reads the WarmupRows rows before end (and the window before them) and feeds
+// warmUp reads the rows rows before end (and the window before them) and feeds
 // each entity of states its scores there, as batch scoring of those rows would: each
 // run of consecutive steps is scored causally, runs in time order. The read ends at
 // end, whose rows the tick has just read, so it cannot come back empty; they are left
 // to the tick.
-func (w *Watcher) warmUp(ctx context.Context, m *artifact.Model, states map[string]*normalize.State, end time.Time) error {
+func (w *Watcher) warmUp(ctx context.Context, m *artifact.Model, states map[string]*normalize.State, end time.Time, rows int) error {
 	src, err := w.source(m, end)
 	if err != nil {
 		return err
 	}
 	n := scoring.RunRows(m)
-	src.Range = (time.Duration(WarmupRows+n-1) * w.step).String()
+	src.Range = (time.Duration(rows+n-1) * w.step).String()
 	tbl, err := data.LoadPrometheus(ctx, src, w.opts.Read)
 	if err != nil {
 		return err

@@ -316,3 +316,16 @@ func TestWatchLikelihoodMatchesBatch(t *testing.T) {
 		t.Errorf("without the stage: score %v, network score %v", got, raw)
 	}
 }
+
+// New entities warm up on WarmupRows rows each until their windows would pass
+// WarmupWindows; then each on fewer, and none once a single row each would.
+func TestWarmupRows(t *testing.T) {
+	for _, tc := range []struct{ fresh, want int }{
+		{0, 0}, {1, WarmupRows}, {WarmupWindows / WarmupRows, WarmupRows}, {WarmupWindows/WarmupRows + 1, WarmupWindows / (WarmupWindows/WarmupRows + 1)},
+		{1000, WarmupWindows / 1000}, {WarmupWindows, 1}, {WarmupWindows + 1, 0},
+	} {
+		if got := warmupRows(tc.fresh); got != tc.want {
+			t.Errorf("warmupRows(%d) = %d, want %d", tc.fresh, got, tc.want)
+		}
+	}
+}
