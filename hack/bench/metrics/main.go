@@ -75,6 +75,7 @@ func main() {
 	trainDays := flag.Int("train-days", 7, "clean days the suite trains on")
 	testDays := flag.Int("test-days", 7, "days the suite scores")
 	perKind := flag.Int("per-kind", 2, "anomalies of each kind per series")
+	flag.BoolVar(&withChanges, "changes", true, "after the suite, score lasting changes (sequence models)")
 	shortW := flag.Int("normalization-short-window", 0, "short window of the likelihood stage (0: the default)")
 	flag.Parse()
 	if *shortW > 0 {
@@ -162,12 +163,12 @@ func run(models []string, trainRows, testRows, seeds int, epochs int32) error {
 	return nil
 }
 
-// Lines of every table: kadet with its likelihood stage, kadet as a Detector on
-// Prometheus gets it (without the stage), and a per-series Gaussian on a sliding
-// window of the raw values.
+// Lines of every table: kadet as a Detector on Prometheus gets it (a sequence model
+// with its likelihood stage), the same model without the stage (raw / threshold), and
+// a per-series Gaussian on a sliding window of the raw values.
 const (
-	lineKadet    = "kadet, likelihood"
-	lineRaw      = "kadet (default)"
+	lineKadet    = "kadet (default)"
+	lineRaw      = "kadet, no likelihood"
 	lineGaussian = "sliding Gaussian"
 )
 

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/kadet-dev/kadet/detector/contract"
+	"github.com/kadet-dev/kadet/detector/normalize"
+	"k8s.io/utils/ptr"
 )
 
 // An anomaly kind changes rows [at, at+n) of a series in place.
@@ -164,6 +166,11 @@ func suite(work string, models, rules []string, trainDays, testDays, perKind, se
 				fmt.Printf("%s: false alarms per 10,000 normal rows: %.1f (%d in %d rows)\n", line,
 					1e4*float64(t.falseAlarms)/float64(t.normalRows), t.falseAlarms, t.normalRows)
 			}
+			if name != string(contract.Autoencoder) && withChanges {
+				if err := persistent(work, name, rule, trainDays, testDays, seeds, epochs); err != nil {
+					return err
+				}
+			}
 		}
 	}
 	return nil
@@ -187,10 +194,16 @@ func suiteRun(work, name, rule string, trainDays, testDays, perKind int, seed ui
 		if name != string(contract.Autoencoder) && line != lineGaussian {
 			window = contract.DefaultWindow
 		}
+		if line == lineKadet && window > 1 { // the stage's short mean reaches further back
+			window += int(ptr.Deref(shortWindow, normalize.DefaultShortWindow)) - 1
+		}
 		tallies[line].judge(anomaly, events, 12, window)
 	}
 	return nil
 }
+
+// withChanges runs the lasting changes after the suite.
+var withChanges bool
 
 // shortWindow is the likelihood stage's short window (nil: the default).
 var shortWindow *int32
@@ -210,8 +223,10 @@ func defaultRequest(csv string, m contract.Model, epochs int32) *contract.Traini
 			File: contract.FileLocation{Path: csv}, TimestampColumn: "timestamp", Delimiter: ",",
 		}},
 	}
-	if m.Type != contract.Autoencoder { // a row model has no likelihood stage
-		req.Normalization = &contract.Normalization{Method: contract.NormalizationLikelihood, ShortWindow: shortWindow}
+	// A sequence model on a stream gets the likelihood stage; a row model has none.
+	req.Normalization = contract.ResolvedNormalization(nil, m.Type, contract.SourceStream)
+	if req.Normalization != nil && shortWindow != nil {
+		req.Normalization.ShortWindow = shortWindow
 	}
 	if epochs > 0 {
 		req.Training.Epochs = epochs

@@ -52,9 +52,13 @@ func main() {
 	training := flag.String("training-json", "", "JSON merged into the default lines' training parameters (to try settings)")
 	percentile := flag.Float64("percentile", 0, "threshold percentile of the default lines (0: the default)")
 	norm := flag.String("normalization", "None", "likelihood stage of the trained lines (not the published Conv-AE): None (the default of a Detector on a file) or Likelihood")
+	shortWindow := flag.Int("normalization-short-window", 0, "short window of the likelihood stage (0: the default)")
 	flag.Parse()
 	if *norm != contract.NormalizationNone {
 		normalization = &contract.Normalization{Method: *norm}
+		if *shortWindow > 0 {
+			normalization.ShortWindow = new(int32(*shortWindow))
+		}
 	}
 	if st, err := os.Stat(filepath.Join(*dir, "valve1")); err != nil || !st.IsDir() {
 		fail(fmt.Errorf("no SKAB data in %s (want its valve1, valve2 and other folders): give --data", *dir))

@@ -21,11 +21,13 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/kadet-dev/kadet/detector/artifact"
 	"github.com/kadet-dev/kadet/detector/contract"
 	"github.com/kadet-dev/kadet/detector/data"
 	"github.com/kadet-dev/kadet/detector/model"
+	"github.com/kadet-dev/kadet/detector/normalize"
 	"github.com/kadet-dev/kadet/detector/preprocess"
 	"github.com/kadet-dev/kadet/detector/watch"
 	"github.com/kadet-dev/kadet/hack/promtest"
@@ -41,6 +43,8 @@ func main() {
 	kind := flag.String("model", "LSTMAutoencoder", "LSTMAutoencoder or ConvAutoencoder")
 	ticks := flag.Int("ticks", 5, "ticks to time")
 	profile := flag.String("cpuprofile", "", "write a CPU profile of the timed ticks to this file")
+	historyRows := flag.Int("history", 0, "rows of history each series has before the first tick (0: the window and 4); the likelihood stage warms up on up to 500 of them")
+	norm := flag.String("normalization", contract.NormalizationLikelihood, "likelihood stage of the model: Likelihood (a Detector's default on Prometheus) or None")
 	flag.Parse()
 
 	t := &bench{dir: must(os.MkdirTemp("", "kadet-bench-watch-"))}
@@ -48,6 +52,9 @@ func main() {
 	step := 15 * time.Second
 	end := time.Now().Truncate(step)
 	n := *window + 4
+	if *historyRows > 0 {
+		n = *historyRows
+	}
 	var history []promtest.Series
 	for f := range *features {
 		for e := range *entities {
@@ -64,6 +71,11 @@ func main() {
 	fmt.Printf("prometheus with %d series of %d samples ready in %s\n", len(history), n, time.Since(began).Round(time.Millisecond))
 
 	m := benchModel(*kind, *window, *features)
+	if *norm == contract.NormalizationLikelihood {
+		c := must(normalize.New(&contract.Normalization{Method: *norm}, 1e-4))
+		c.SetPriors([][]float64{{0.1, 0.2, 0.05, 0.3, 0.1, 0.15}})
+		m.Meta.Normalization = c
+	}
 	var queries []contract.PrometheusQuery
 	for f := range *features {
 		queries = append(queries, contract.PrometheusQuery{Name: m.Meta.Features[f], Query: "bench_f" + strconv.Itoa(f)})
@@ -76,10 +88,13 @@ func main() {
 		Prometheus: contract.ResolvedPrometheus{URL: srv.URL, Step: step.String()},
 		Model:      func() *artifact.Model { return m }, Now: func() time.Time { return end.Add(time.Second) },
 	}))
-	// One tick to warm up (connections, buffers, the graph), then the timed ones.
+	// One tick to warm up (connections, buffers, the graph, the likelihood states),
+	// then the timed ones.
+	first := time.Now()
 	if err := w.Tick(context.Background()); err != nil {
 		log.Fatal(err)
 	}
+	firstTick := time.Since(first)
 	if s := w.Status(); s.Entities != *entities {
 		log.Fatalf("scored %d entities; want %d", s.Entities, *entities)
 	}
@@ -109,11 +124,14 @@ func main() {
 	per := func(d time.Duration) string {
 		return (d / time.Duration(*ticks) * 1000 / time.Duration(*entities)).Round(time.Microsecond).String()
 	}
-	fmt.Printf("%s window %d, %d features, %d entities, %d ticks\n", *kind, *window, *features, *entities, *ticks)
+	fmt.Printf("%s window %d, %d features, %d entities, %d ticks, normalization %s (a state is %d bytes an entity)\n",
+		*kind, *window, *features, *entities, *ticks, *norm, unsafe.Sizeof(normalize.State{}))
 	fmt.Printf("  entity-windows per second (queries included): %.0f; %.2fx the target of %.0f\n", rate, rate/target, target)
 	fmt.Printf("  tick time p50 %s, max %s (the lag a step's scores have beyond the step's alignment)\n",
 		durations[len(durations)/2].Round(time.Millisecond), durations[len(durations)-1].Round(time.Millisecond))
 	fmt.Printf("  CPU per 1,000 entities a tick: watcher %s, prometheus %s\n", per(cpu), per(prom))
+	fmt.Printf("  first tick (reads and scores every entity's history for its likelihood state): %s for %d rows of history\n",
+		firstTick.Round(time.Millisecond), n)
 }
 
 // benchModel is an untrained model of the shape a Detector's defaults give: scoring
