@@ -298,7 +298,10 @@ type ResolvedCSV struct {
 	Columns         []string     `json:"columns,omitempty"`
 	TimestampColumn string       `json:"timestampColumn,omitempty"`
 	LabelColumn     string       `json:"labelColumn,omitempty"`
-	Delimiter       string       `json:"delimiter"`
+	// EntityColumn names each row's entity: each entity's rows are a series of their
+	// own, as a Prometheus query's series are.
+	EntityColumn string `json:"entityColumn,omitempty"`
+	Delimiter    string `json:"delimiter"`
 }
 
 // ResolvedImages is an image source with its files located.

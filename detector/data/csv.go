@@ -57,6 +57,10 @@ type CSVOptions struct {
 	Columns         []string
 	TimestampColumn string
 	LabelColumn     string
+	// EntityColumn names each row's entity (a pod, a host): the table's rows are then
+	// grouped by entity, in the order entities first appear, each entity's rows in
+	// time order.
+	EntityColumn string
 	// Delimiter defaults to ','.
 	Delimiter rune
 }
@@ -141,6 +145,13 @@ func ReadCSV(r io.Reader, source string, opt CSVOptions) (*Table, error) {
 			}
 			t.Labels = append(t.Labels, v)
 		}
+		if idx.entity >= 0 {
+			e := strings.TrimSpace(rec[idx.entity])
+			if e == "" {
+				return nil, &Error{Source: source, Line: line, Column: header[idx.entity], Msg: "entity is empty"}
+			}
+			t.Entities = append(t.Entities, e)
+		}
 		if idx.timestamp >= 0 {
 			ts := strings.TrimSpace(rec[idx.timestamp])
 			if ts == "" {
@@ -153,13 +164,14 @@ func ReadCSV(r io.Reader, source string, opt CSVOptions) (*Table, error) {
 	if len(t.Lines) == 0 {
 		return nil, &Error{Source: source, Msg: "no data rows after the header"}
 	}
+	t.groupByEntity()
 	return t, nil
 }
 
 type columnIndex struct {
-	names            []string
-	features         []int
-	label, timestamp int
+	names                    []string
+	features                 []int
+	label, timestamp, entity int
 }
 
 func resolveColumns(source string, header []string, opt CSVOptions) (columnIndex, error) {
@@ -193,10 +205,13 @@ func resolveColumns(source string, header []string, opt CSVOptions) (columnIndex
 	if idx.timestamp, err = find(opt.TimestampColumn, "timestamp"); err != nil {
 		return idx, err
 	}
+	if idx.entity, err = find(opt.EntityColumn, "entity"); err != nil {
+		return idx, err
+	}
 	names := opt.Columns
 	if len(names) == 0 {
 		for i, h := range header {
-			if i != idx.label && i != idx.timestamp {
+			if i != idx.label && i != idx.timestamp && i != idx.entity {
 				names = append(names, strings.TrimSpace(h))
 			}
 		}
@@ -209,7 +224,7 @@ func resolveColumns(source string, header []string, opt CSVOptions) (columnIndex
 		idx.features = append(idx.features, i)
 	}
 	if len(idx.features) == 0 {
-		return idx, &Error{Source: source, Line: 1, Msg: "no feature columns: the header has only the label and timestamp columns"}
+		return idx, &Error{Source: source, Line: 1, Msg: "no feature columns: the header has only the label, timestamp and entity columns"}
 	}
 	idx.names = slices.Clone(names)
 	return idx, nil

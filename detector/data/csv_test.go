@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -105,5 +106,36 @@ func TestLoadCSVFromPathAndURL(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: err = %v; want %q", loc, err, want)
 		}
+	}
+}
+
+// An entity column groups the rows by entity (in the order entities first appear),
+// each entity's rows in time order, and is not a feature; an empty entity is refused
+// with its line.
+func TestReadCSVGroupsRowsByEntity(t *testing.T) {
+	in := "ts,pod,v\n3,b,30\n1,a,1\n2,b,20\n2,a,2\n1,b,10\n3,a,3\n"
+	tbl, err := ReadCSV(strings.NewReader(in), "pods.csv", CSVOptions{TimestampColumn: "ts", EntityColumn: "pod"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(tbl.Columns, []string{"v"}) {
+		t.Errorf("columns %v, want [v]", tbl.Columns)
+	}
+	if want := []string{"b", "b", "b", "a", "a", "a"}; !slices.Equal(tbl.Entities, want) {
+		t.Errorf("entities %v, want %v", tbl.Entities, want)
+	}
+	if want := []float32{10, 20, 30, 1, 2, 3}; !slices.Equal(tbl.X, want) {
+		t.Errorf("values %v, want %v", tbl.X, want)
+	}
+	if want := []int{6, 4, 2, 3, 5, 7}; !slices.Equal(tbl.Lines, want) {
+		t.Errorf("lines %v, want %v", tbl.Lines, want)
+	}
+	_, err = ReadCSV(strings.NewReader("ts,pod,v\n1,a,1\n2, ,2\n"), "pods.csv", CSVOptions{EntityColumn: "pod"})
+	if err == nil || !strings.Contains(err.Error(), "pods.csv line 3") || !strings.Contains(err.Error(), "entity is empty") {
+		t.Errorf("empty entity: %v", err)
+	}
+	_, err = ReadCSV(strings.NewReader(in), "pods.csv", CSVOptions{EntityColumn: "host"})
+	if err == nil || !strings.Contains(err.Error(), `entity column "host" is not in the header`) {
+		t.Errorf("missing entity column: %v", err)
 	}
 }

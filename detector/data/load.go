@@ -17,7 +17,7 @@ func Load(ctx context.Context, d contract.ResolvedData) (*Table, error) {
 			delim = []rune(c.Delimiter)[0]
 		}
 		return LoadCSV(ctx, c.File, CSVOptions{
-			Columns: c.Columns, TimestampColumn: c.TimestampColumn, LabelColumn: c.LabelColumn, Delimiter: delim,
+			Columns: c.Columns, TimestampColumn: c.TimestampColumn, LabelColumn: c.LabelColumn, EntityColumn: c.EntityColumn, Delimiter: delim,
 		}, DefaultLimits)
 	case d.Images != nil:
 		return loadImages(ctx, d.Images)

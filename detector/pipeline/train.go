@@ -87,6 +87,8 @@ func Train(ctx context.Context, req *contract.TrainingRequest, outDir string, pr
 	if st := tbl.Prometheus; st != nil {
 		fmt.Fprintf(os.Stderr, "detector train: read %d rows of %d entities from %s, %s to %s at step %s, in %d requests; %d values carried over gaps, %d rows left out\n",
 			st.Rows, st.Entities, tbl.Source, st.Start.UTC().Format(time.RFC3339), st.End.UTC().Format(time.RFC3339), st.Step, st.Requests, st.Carried, st.Dropped)
+	} else if tbl.Entities != nil {
+		fmt.Fprintf(os.Stderr, "detector train: read %d rows of %d entities from %s\n", tbl.Rows(), len(segments(tbl)), tbl.Source)
 	}
 	spec, err := modelSpec(req.Model, tbl)
 	if err != nil {

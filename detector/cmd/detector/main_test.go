@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -346,5 +347,42 @@ func TestSIGTERMStopsTrainingCleanly(t *testing.T) {
 	}
 	if vs, _ := artifact.Versions(models); len(vs) != 0 {
 		t.Fatalf("versions written: %v", vs)
+	}
+}
+
+// A CSV of several entities' series (a pod column, rows interleaved as an export
+// gives them) trains one model over all with --entity-column, and scores with it:
+// each entity's rows are a series of its own. An entity column with Prometheus is a
+// usage error.
+func TestTrainAndScoreEntitiesOfACSV(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "pods.csv")
+	var b strings.Builder
+	b.WriteString("ts,pod,latency\n")
+	for i := range 300 {
+		for p, scale := range []float64{0.01, 1} { // 10 ms and a second
+			fmt.Fprintf(&b, "%d,pod-%d,%g\n", 1_700_000_000+60*i, p, scale*(1+0.3*math.Sin(float64(i)/5)))
+		}
+	}
+	if err := os.WriteFile(data, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	models := filepath.Join(dir, "models")
+	code, stdout, stderr := detector(t, context.Background(), "train", "--data", data, "--model", "ConvAutoencoder",
+		"--timestamp-column", "ts", "--entity-column", "pod", "--normalization", "Likelihood", "--window", "8", "--epochs", "2", "--out", models)
+	if code != contract.ExitOK {
+		t.Fatalf("train: exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(stdout, `"normalization":"Likelihood"`) {
+		t.Errorf("train: no likelihood stage in %s", stdout)
+	}
+	scored := filepath.Join(dir, "scored.csv")
+	code, _, stderr = detector(t, context.Background(), "score", "--model", models, "--input", data, "--entity-column", "pod", "--output", scored)
+	if code != contract.ExitOK || !strings.Contains(stderr, "scored 600 rows") {
+		t.Fatalf("score: exit %d: %s", code, stderr)
+	}
+	code, _, stderr = detector(t, context.Background(), "train", "--prometheus-url", "http://127.0.0.1:1", "--query", "x=up", "--entity-column", "pod", "--out", dir)
+	if code != contract.ExitInvalidInput || !strings.Contains(stderr, "--entity-column are for --data") {
+		t.Errorf("--entity-column with Prometheus: exit %d: %s", code, stderr)
 	}
 }

@@ -60,6 +60,7 @@ func cmdScore(args []string, stdout, stderr io.Writer) error {
 	input := fs.String("input", "", "CSV to score (required)")
 	output := fs.String("output", "-", "CSV to write, - for stdout")
 	delim := fs.String("delimiter", ",", "field delimiter of input and output")
+	entity := fs.String("entity-column", "", "column naming each row's entity (a pod, a host): a sequence model scores each entity's rows as a series of their own")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err.Error()}
 	}
@@ -82,7 +83,7 @@ func cmdScore(args []string, stdout, stderr io.Writer) error {
 		w = tmp
 	}
 	bw := bufio.NewWriterSize(w, 1<<16)
-	rows, anomalies, err := scoring.CSV(m, bufio.NewReaderSize(in, 1<<16), bw, *input, d)
+	rows, anomalies, err := scoring.CSV(m, bufio.NewReaderSize(in, 1<<16), bw, *input, d, *entity)
 	if err == nil {
 		err = bw.Flush()
 	}

@@ -101,12 +101,12 @@ func writeTermination(path string, res contract.TrainingResult, stderr io.Writer
 
 // localTrainFlags train without a controller: on a CSV with flags for the model.
 type localTrainFlags struct {
-	prometheus                                                                                                                promFlags
-	data, model, columns, label, timestamp, delimiter, hidden, channels, activation, scaling, method, rule, stuck, resampling string
-	normalization                                                                                                             string
-	epochs, batch, latent, patience, window, stride, kernel, longWindow, shortWindow                                          int
-	lr, valSplit, param, dropout                                                                                              float64
-	seed                                                                                                                      int64
+	prometheus                                                                                                                        promFlags
+	data, model, columns, label, timestamp, entity, delimiter, hidden, channels, activation, scaling, method, rule, stuck, resampling string
+	normalization                                                                                                                     string
+	epochs, batch, latent, patience, window, stride, kernel, longWindow, shortWindow                                                  int
+	lr, valSplit, param, dropout                                                                                                      float64
+	seed                                                                                                                              int64
 }
 
 func localFlags(fs *flag.FlagSet) *localTrainFlags {
@@ -123,6 +123,7 @@ func localFlags(fs *flag.FlagSet) *localTrainFlags {
 	fs.StringVar(&l.columns, "columns", "", "comma-separated feature columns (default: all but label and timestamp)")
 	fs.StringVar(&l.label, "label-column", "", "column with 0 (normal) / 1 (anomaly) labels")
 	fs.StringVar(&l.timestamp, "timestamp-column", "", "column with row timestamps")
+	fs.StringVar(&l.entity, "entity-column", "", "column naming each row's entity (a pod, a host): each entity's rows are a series of their own")
 	fs.StringVar(&l.delimiter, "delimiter", ",", "field delimiter")
 	fs.StringVar(&l.hidden, "hidden", "", "comma-separated hidden layer widths (default per model type)")
 	fs.IntVar(&l.latent, "latent", 0, "autoencoder latent size (default per model type)")
@@ -172,7 +173,7 @@ func trainingRequest(specFile string, l *localTrainFlags) (*contract.TrainingReq
 		},
 		Threshold: contract.Threshold{Method: contract.ThresholdMethod(l.method)},
 		Data: contract.ResolvedData{CSV: &contract.ResolvedCSV{
-			LabelColumn: l.label, TimestampColumn: l.timestamp, Delimiter: l.delimiter,
+			LabelColumn: l.label, TimestampColumn: l.timestamp, EntityColumn: l.entity, Delimiter: l.delimiter,
 		}},
 	}
 	switch {
@@ -181,8 +182,8 @@ func trainingRequest(specFile string, l *localTrainFlags) (*contract.TrainingReq
 		if err != nil {
 			return nil, err
 		}
-		if l.label != "" || l.timestamp != "" || l.columns != "" {
-			return nil, usageError{"--columns, --label-column and --timestamp-column are for --data; Prometheus rows are the steps of --query"}
+		if l.label != "" || l.timestamp != "" || l.columns != "" || l.entity != "" {
+			return nil, usageError{"--columns, --label-column, --timestamp-column and --entity-column are for --data; Prometheus rows are the steps of --query, its entities --entity-labels"}
 		}
 		req.Data = contract.ResolvedData{Prometheus: pr}
 	case strings.HasPrefix(l.data, "http://") || strings.HasPrefix(l.data, "https://"):

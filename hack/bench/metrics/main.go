@@ -77,7 +77,11 @@ func main() {
 	perKind := flag.Int("per-kind", 2, "anomalies of each kind per series")
 	flag.BoolVar(&withChanges, "changes", true, "after the suite, score lasting changes (sequence models)")
 	shortW := flag.Int("normalization-short-window", 0, "short window of the likelihood stage (0: the default)")
+	longW := flag.Int("normalization-long-window", 0, "long window of the likelihood stage (0: the default)")
 	flag.Parse()
+	if *longW > 0 {
+		longWindow = new(int32(*longW))
+	}
 	if *shortW > 0 {
 		shortWindow = new(int32(*shortW))
 	}

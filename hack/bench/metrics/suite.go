@@ -205,8 +205,8 @@ func suiteRun(work, name, rule string, trainDays, testDays, perKind int, seed ui
 // withChanges runs the lasting changes after the suite.
 var withChanges bool
 
-// shortWindow is the likelihood stage's short window (nil: the default).
-var shortWindow *int32
+// shortWindow and longWindow are the likelihood stage's windows (nil: the defaults).
+var shortWindow, longWindow *int32
 
 // defaultRequest is what a Detector with only its model type (and scoring rule) set
 // trains with, on a CSV of timestamp,value.
@@ -225,8 +225,8 @@ func defaultRequest(csv string, m contract.Model, epochs int32) *contract.Traini
 	}
 	// A sequence model on a stream gets the likelihood stage; a row model has none.
 	req.Normalization = contract.ResolvedNormalization(nil, m.Type, contract.SourceStream)
-	if req.Normalization != nil && shortWindow != nil {
-		req.Normalization.ShortWindow = shortWindow
+	if req.Normalization != nil {
+		req.Normalization.ShortWindow, req.Normalization.LongWindow = shortWindow, longWindow
 	}
 	if epochs > 0 {
 		req.Training.Epochs = epochs
