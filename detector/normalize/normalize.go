@@ -300,7 +300,7 @@ func (c *Config) score(m moments, y float64) float64 {
 
 // update folds y into m with weight a.
 func (c *Config) update(m *moments, y, a, clip float64) {
-	// A rise counts for at most Clip standard deviations: one outage must not widen
+	// A rise counts for at most clip standard deviations: one outage must not widen
 	// the variance so far that the anomalies after it go unseen. A lasting change
 	// still moves the mean and widens the variance, only more slowly. Falls are never
 	// anomalies and count in full, as in the prior.
@@ -417,7 +417,7 @@ func (c *Config) fitPower(runs [][]float64) float64 {
 }
 
 // moments is the mean and standard deviation of ys as a State's updates leave them at
-// rest (transform Power): rises clipped at Clip standard deviations, so the mean is
+// rest (transform Power): rises clipped at PowerClip standard deviations, so the mean is
 // where the clipped deviations average 0 and the variance their mean square. With
 // transform Log, the plain mean and standard deviation.
 func (c *Config) moments(ys []float64) Prior {

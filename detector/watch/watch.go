@@ -37,9 +37,9 @@ const TopFeatures = 3
 const WarmupRows = 500
 
 // WarmupWindows bounds the windows one tick scores to warm new entities up: scoring is
-// the watch's cost, and 10,000 entities' 500 rows each would hold the first tick for
-// half an hour. Past the bound every new entity of the tick warms up on fewer rows,
-// and learns the rest as its rows come.
+// the watch's cost, and thousands of entities' 500 rows each would hold the first tick
+// for many minutes (docs/metrics.md). Past the bound every new entity of the tick
+// warms up on fewer rows, and learns the rest as its rows come.
 const WarmupWindows = 32768
 
 // warmupRows is how many rows each of fresh new entities warms up on.
