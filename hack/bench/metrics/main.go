@@ -76,6 +76,7 @@ func main() {
 	testDays := flag.Int("test-days", 7, "days the suite scores")
 	perKind := flag.Int("per-kind", 2, "anomalies of each kind per series")
 	flag.BoolVar(&withChanges, "changes", true, "after the suite, score lasting changes (sequence models)")
+	flag.BoolVar(&withScales, "scales", true, "after the suite, train one model over entities on scales 1 to 1,000 and score each (sequence models)")
 	shortW := flag.Int("normalization-short-window", 0, "short window of the likelihood stage (0: the default)")
 	longW := flag.Int("normalization-long-window", 0, "long window of the likelihood stage (0: the default)")
 	flag.Parse()

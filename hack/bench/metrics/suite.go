@@ -171,6 +171,11 @@ func suite(work string, models, rules []string, trainDays, testDays, perKind, se
 					return err
 				}
 			}
+			if name != string(contract.Autoencoder) && withScales {
+				if err := scales(work, name, rule, trainDays, testDays, perKind, seeds, epochs); err != nil {
+					return err
+				}
+			}
 		}
 	}
 	return nil
@@ -195,18 +200,22 @@ func suiteRun(work, name, rule string, trainDays, testDays, perKind int, seed ui
 			window = contract.DefaultWindow
 		}
 		if line == lineKadet && window > 1 { // the stage's short mean reaches further back
-			window += int(ptr.Deref(shortWindow, normalize.DefaultShortWindow)) - 1
+			window += shortWindowOr() - 1
 		}
 		tallies[line].judge(anomaly, events, 12, window)
 	}
 	return nil
 }
 
-// withChanges runs the lasting changes after the suite.
-var withChanges bool
+// withChanges runs the lasting changes after the suite, withScales one model over
+// entities on scales 1 to 1,000.
+var withChanges, withScales bool
 
 // shortWindow and longWindow are the likelihood stage's windows (nil: the defaults).
 var shortWindow, longWindow *int32
+
+// shortWindowOr is the stage's short window, given or the default.
+func shortWindowOr() int { return int(ptr.Deref(shortWindow, normalize.DefaultShortWindow)) }
 
 // defaultRequest is what a Detector with only its model type (and scoring rule) set
 // trains with, on a CSV of timestamp,value.

@@ -1,0 +1,141 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/kadet-dev/kadet/detector/artifact"
+	"github.com/kadet-dev/kadet/detector/contract"
+	"github.com/kadet-dev/kadet/detector/pipeline"
+	"github.com/kadet-dev/kadet/detector/scoring"
+	"github.com/kadet-dev/kadet/detector/watch"
+)
+
+// entityScales are the scales of the entities one model watches in the scales run:
+// a service at 1 ms beside one at a second, as one query over many pods gives them.
+var entityScales = []float64{1, 3, 10, 30, 100, 1000}
+
+// scales trains one model over entities on scales a thousand times apart (each
+// entity the suite's series, times its scale) and scores each entity's days after
+// training, with the suite's anomalies injected, as a watching pod scores each entity
+// of a query: per scale, the anomalies found and the false alarms.
+func scales(work, name, rule string, trainDays, testDays, perKind, seeds int, epochs int32) error {
+	start := time.Now()
+	tallies := map[string][]*tally{}
+	for _, l := range lines {
+		for range entityScales {
+			tallies[l] = append(tallies[l], &tally{detected: make([]int, len(kinds)), total: make([]int, len(kinds)), delay: make([]int, len(kinds))})
+		}
+	}
+	trainRows, testRows := trainDays*day, testDays*day
+	for seed := 1; seed <= seeds; seed++ {
+		all := make([][]float64, len(entityScales))
+		events := make([][]event, len(entityScales))
+		for e, s := range entityScales {
+			v := series(trainRows+testRows, uint64(100*seed+e), suiteWeekly)
+			events[e] = injectAll(v[trainRows:], perKind, rand.New(rand.NewPCG(uint64(100*seed+e), 99)))
+			for i := range v {
+				v[i] *= s
+			}
+			all[e] = v
+		}
+		m := contract.Model{Type: contract.ModelType(name), ScoringRule: rule}
+		flags, err := trainAndScoreEntities(filepath.Join(work, fmt.Sprintf("scales-%d", seed)), all, trainRows, m, epochs)
+		if err != nil {
+			return fmt.Errorf("scales seed %d: %w", seed, err)
+		}
+		for l, perEntity := range flags {
+			window := contract.DefaultWindow
+			if l == lineGaussian {
+				window = 1
+			} else if l == lineKadet {
+				window += shortWindowOr() - 1
+			}
+			for e, anomaly := range perEntity {
+				tallies[l][e].judge(anomaly, events[e], 12, window)
+			}
+		}
+	}
+	fmt.Printf("\none model over entities on scales 1 to 1,000, %s %s (%s): anomalies found of all kinds; false alarms per 10,000 normal rows\n%-8s",
+		name, rule, time.Since(start).Round(time.Second), "scale")
+	for _, l := range lines {
+		fmt.Printf(" | %-25s", l)
+	}
+	fmt.Println()
+	for e, s := range entityScales {
+		fmt.Printf("%-8g", s)
+		for _, l := range lines {
+			t := tallies[l][e]
+			found, total := 0, 0
+			for k := range kinds {
+				found += t.detected[k]
+				total += t.total[k]
+			}
+			fmt.Printf(" | %3d/%-3d %8.1f/10k      ", found, total, 1e4*float64(t.falseAlarms)/float64(max(t.normalRows, 1)))
+		}
+		fmt.Println()
+	}
+	return nil
+}
+
+// trainAndScoreEntities is trainAndScore for several entities in one CSV (an entity
+// column) and one model: each entity's rows after trainRows scored as a watching pod
+// scores that entity, its likelihood state warmed up on its rows before them.
+func trainAndScoreEntities(base string, values [][]float64, trainRows int, m contract.Model, epochs int32) (map[string][][]bool, error) {
+	csv := base + ".csv"
+	var b strings.Builder
+	b.WriteString("timestamp,entity,value\n")
+	for i := range trainRows {
+		for e, v := range values {
+			fmt.Fprintf(&b, "%d,e%d,%.4f\n", 1_700_000_000+300*i, e, v[i])
+		}
+	}
+	if err := os.WriteFile(csv, []byte(b.String()), 0o644); err != nil {
+		return nil, err
+	}
+	req := defaultRequest(csv, m, epochs)
+	req.Data.CSV.EntityColumn = "entity"
+	out, err := pipeline.Train(context.Background(), req, base+".models", nil)
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(out.Dir)
+	model, err := artifact.Load(out.Dir)
+	if err != nil {
+		return nil, err
+	}
+	norm := model.Meta.Normalization
+	w := max(model.Network.Spec.Window, 1)
+	from := max(0, trainRows-w+1-watch.WarmupRows)
+	flags := map[string][][]bool{}
+	for _, line := range []string{lineKadet, lineRaw} {
+		model.Meta.Normalization = norm
+		if line == lineRaw {
+			model.Meta.Normalization = nil
+		}
+		for _, v := range values {
+			x := make([]float32, 0, len(v)-from)
+			for _, f := range v[from:] {
+				x = append(x, float32(f))
+			}
+			res, err := scoring.ScoreAfterTraining(model, x, trainRows-from)
+			if err != nil {
+				return nil, err
+			}
+			anomaly := make([]bool, len(v)-trainRows)
+			for i, r := range res[trainRows-from:] {
+				anomaly[i] = r.Anomaly
+			}
+			flags[line] = append(flags[line], anomaly)
+		}
+	}
+	for _, v := range values {
+		flags[lineGaussian] = append(flags[lineGaussian], slidingGaussian(v, trainRows, gaussianWindow, 1-contract.DefaultStreamPercentile/100))
+	}
+	return flags, nil
+}
