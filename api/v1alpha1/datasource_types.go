@@ -26,6 +26,7 @@ type DataSourceSpec struct {
 // +kubebuilder:validation:XValidation:rule="!has(self.labelColumn) || !has(self.timestampColumn) || self.labelColumn != self.timestampColumn",message="labelColumn and timestampColumn must differ"
 // +kubebuilder:validation:XValidation:rule="!has(self.columns) || !has(self.labelColumn) || !(self.labelColumn in self.columns)",message="labelColumn must not be one of the feature columns"
 // +kubebuilder:validation:XValidation:rule="!has(self.columns) || !has(self.timestampColumn) || !(self.timestampColumn in self.columns)",message="timestampColumn must not be one of the feature columns"
+// +kubebuilder:validation:XValidation:rule="!has(self.entityColumn) || ((!has(self.columns) || !(self.entityColumn in self.columns)) && (!has(self.timestampColumn) || self.entityColumn != self.timestampColumn) && (!has(self.labelColumn) || self.entityColumn != self.labelColumn))",message="entityColumn must not be a feature, the timestamp or the label column"
 type CSVSource struct {
 	// configMapKeyRef reads the file from a key of a ConfigMap in the DataSource's namespace.
 	// A change to that key starts a new training.
@@ -56,6 +57,14 @@ type CSVSource struct {
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=256
 	TimestampColumn string `json:"timestampColumn,omitempty"`
+
+	// entityColumn names each row's entity (a pod, a host): each entity's rows are a
+	// series of their own, as a Prometheus query's series are, and one model learns
+	// them all.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=256
+	EntityColumn string `json:"entityColumn,omitempty"`
 
 	// labelColumn holds 0 (normal) or 1 (anomaly) per row. MLPClassifier and the BestF1
 	// threshold need it; autoencoders train and calibrate on the rows labelled 0 only

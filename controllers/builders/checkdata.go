@@ -22,7 +22,7 @@ func CheckCSV(ds *kadetv1.DataSource, content []byte) error {
 		return nil
 	}
 	source := fmt.Sprintf("ConfigMap %q key %q", c.ConfigMapKeyRef.Name, c.ConfigMapKeyRef.Key)
-	opt := data.CSVOptions{Columns: c.Columns, TimestampColumn: c.TimestampColumn, LabelColumn: c.LabelColumn}
+	opt := data.CSVOptions{Columns: c.Columns, TimestampColumn: c.TimestampColumn, LabelColumn: c.LabelColumn, EntityColumn: c.EntityColumn}
 	if c.Delimiter != "" {
 		opt.Delimiter = []rune(c.Delimiter)[0]
 	}
@@ -44,6 +44,9 @@ func CheckCSV(ds *kadetv1.DataSource, content []byte) error {
 		}
 		if c.TimestampColumn != "" && !slices.Contains(header, c.TimestampColumn) {
 			return missing("spec.csv.timestampColumn", c.TimestampColumn)
+		}
+		if c.EntityColumn != "" && !slices.Contains(header, c.EntityColumn) {
+			return missing("spec.csv.entityColumn", c.EntityColumn)
 		}
 		for i, col := range c.Columns {
 			if !slices.Contains(header, col) {

@@ -154,7 +154,7 @@ func (p *TrainingPlan) resolveData(spec *kadetv1.DataSourceSpec) {
 		}
 		d.CSV = &contract.ResolvedCSV{
 			Columns: slices.Clone(c.Columns), TimestampColumn: c.TimestampColumn,
-			LabelColumn: c.LabelColumn, Delimiter: delim,
+			LabelColumn: c.LabelColumn, EntityColumn: c.EntityColumn, Delimiter: delim,
 		}
 		switch {
 		case c.ConfigMapKeyRef != nil:
