@@ -176,7 +176,7 @@ func (r *DataSourceReconciler) checkPrometheus(ctx context.Context, ns string, p
 	secretKey := func(name, key string) (string, error) {
 		s := &corev1.Secret{}
 		if err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, s); err != nil {
-			return "", err
+			return "", fmt.Errorf("reading Secret %s/%s: %w", ns, name, err)
 		}
 		return string(s.Data[key]), nil
 	}
@@ -204,7 +204,7 @@ func (r *DataSourceReconciler) checkPrometheus(ctx context.Context, ns string, p
 		case t.CAConfigMapRef != nil:
 			cm := &corev1.ConfigMap{}
 			if err := r.Get(ctx, types.NamespacedName{Namespace: ns, Name: t.CAConfigMapRef.Name}, cm); err != nil {
-				return "", "", err
+				return "", "", fmt.Errorf("reading ConfigMap %s/%s: %w", ns, t.CAConfigMapRef.Name, err)
 			}
 			access.CA = cm.Data[t.CAConfigMapRef.Key]
 		}
@@ -270,7 +270,7 @@ func (r *DataSourceReconciler) check(ctx context.Context, ns string, ref referen
 	case ref.kind == "Secret" && apierrors.IsForbidden(err):
 		return "", errSecretsHidden
 	case err != nil:
-		return "", err
+		return "", fmt.Errorf("reading %s %s: %w", ref.kind, key, err)
 	case !hasKey:
 		return fmt.Sprintf("%s %q has no key %q", ref.kind, ref.name, ref.key), nil
 	}

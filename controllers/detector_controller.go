@@ -188,7 +188,7 @@ func (r *DetectorReconciler) reconcileDataSource(ctx context.Context, det *kadet
 	if err := r.Get(ctx, types.NamespacedName{Namespace: det.Namespace, Name: o.name}, ds); err == nil {
 		o.dataSource = ds
 	} else if !apierrors.IsNotFound(err) {
-		return err
+		return fmt.Errorf("reading DataSource %s/%s: %w", det.Namespace, o.name, err)
 	}
 	var plan *builders.TrainingPlan
 	if o.dataSource != nil && dataSourceReady(ds) {
@@ -235,7 +235,7 @@ func (r *DetectorReconciler) dataDigest(ctx context.Context, ds *kadetv1.DataSou
 		if apierrors.IsNotFound(err) {
 			return "", nil, fmt.Sprintf("ConfigMap %q not found", ref.Name), nil
 		}
-		return "", nil, "", err
+		return "", nil, "", fmt.Errorf("reading ConfigMap %s/%s: %w", ds.Namespace, ref.Name, err)
 	}
 	if v, ok := cm.Data[ref.Key]; ok {
 		content = []byte(v)
@@ -282,7 +282,7 @@ func (r *DetectorReconciler) reconcileStorage(ctx context.Context, det *kadetv1.
 		return stall(kadetv1.ReasonStorageConflict, "PersistentVolumeClaim %q exists and is not managed by this Detector: rename or delete it",
 			desired.Name)
 	case err != nil && !apierrors.IsNotFound(err):
-		return err
+		return fmt.Errorf("reading %s: %w", objectRef(desired), err)
 	case err == nil:
 		// A bound claim's class never changes: keep what it has (a claim made when an
 		// empty class was still copied onto it has "", which applying without it would
@@ -297,7 +297,7 @@ func (r *DetectorReconciler) reconcileStorage(ctx context.Context, det *kadetv1.
 func (r *DetectorReconciler) reconcileSpec(ctx context.Context, det *kadetv1.Detector, p *pass) error {
 	spec, err := builders.SpecConfigMap(det, p.plan)
 	if err != nil {
-		return err
+		return fmt.Errorf("rendering the training spec ConfigMap: %w", err)
 	}
 	for _, obj := range []client.Object{spec, builders.ProgressConfigMap(det)} {
 		if err := r.createOnce(ctx, r.Client, obj); err != nil {
@@ -326,14 +326,14 @@ const AnnotationAppliedHash = "anomaly.kadet.dev/applied-hash"
 func (r *DetectorReconciler) apply(ctx context.Context, obj client.Object) error {
 	u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
 	if err != nil {
-		return err
+		return fmt.Errorf("converting %s: %w", objectRef(obj), err)
 	}
 	// A typed object serializes empty status and timestamps; they are not ours to own.
 	delete(u, "status")
 	unstructured.RemoveNestedField(u, "metadata", "creationTimestamp")
 	b, err := json.Marshal(u)
 	if err != nil {
-		return err
+		return fmt.Errorf("encoding %s: %w", objectRef(obj), err)
 	}
 	sum := sha256.Sum256(b)
 	hash := hex.EncodeToString(sum[:8])
@@ -355,11 +355,11 @@ func (r *DetectorReconciler) apply(ctx context.Context, obj client.Object) error
 		}
 	}
 	if err := unstructured.SetNestedField(u, hash, "metadata", "annotations", AnnotationAppliedHash); err != nil {
-		return err
+		return fmt.Errorf("annotating %s: %w", objectRef(obj), err)
 	}
 	sent := &unstructured.Unstructured{Object: u}
 	if err := r.Apply(ctx, client.ApplyConfigurationFromUnstructured(sent), FieldOwner, client.ForceOwnership); err != nil {
-		return err
+		return fmt.Errorf("applying %s: %w", objectRef(obj), err)
 	}
 	r.applied.Store(key, appliedState{hash: hash, generation: sent.GetGeneration()})
 	return nil
@@ -375,11 +375,11 @@ func (r *DetectorReconciler) createOnce(ctx context.Context, reader client.Reade
 			return nil
 		}
 		if !apierrors.IsNotFound(err) {
-			return err
+			return fmt.Errorf("reading %s: %w", objectRef(obj), err)
 		}
 	}
 	if err := r.Create(ctx, obj); err != nil && !apierrors.IsAlreadyExists(err) {
-		return err
+		return fmt.Errorf("creating %s: %w", objectRef(obj), err)
 	}
 	return nil
 }

@@ -192,7 +192,7 @@ func (r *DetectorReconciler) reconcileDrift(ctx context.Context, det *kadetv1.De
 	cm := &corev1.ConfigMap{}
 	key := types.NamespacedName{Namespace: det.Namespace, Name: builders.WatchStatusConfigMapName(det)}
 	if err := r.Get(ctx, key, cm); client.IgnoreNotFound(err) != nil {
-		return err
+		return fmt.Errorf("reading ConfigMap %s: %w", key, err)
 	}
 	now := r.now()
 	c := driftedCondition(driftReports(cm.Data, version, now), version, l)

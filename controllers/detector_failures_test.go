@@ -8,6 +8,7 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
@@ -16,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -240,6 +242,50 @@ func TestForeignPVCIsNotTakenOver(t *testing.T) {
 	cur := &corev1.PersistentVolumeClaim{}
 	g.Expect(k8sClient.Get(context.Background(), client.ObjectKeyFromObject(pvc), cur)).To(Succeed())
 	g.Expect(cur.Labels).To(Equal(pvc.Labels))
+}
+
+// An error from the API server reaches the Ready condition saying what was being done
+// and on which object: here a ValidatingAdmissionPolicy refuses every claim in the
+// Detector's namespace, the model PVC with it.
+func TestAPIErrorNamesItsObject(t *testing.T) {
+	ns := newNamespace(t)
+	name := "no-claims-in-" + ns
+	policy := &admissionregistrationv1.ValidatingAdmissionPolicy{ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: admissionregistrationv1.ValidatingAdmissionPolicySpec{
+			FailurePolicy: ptr.To(admissionregistrationv1.Fail),
+			MatchConstraints: &admissionregistrationv1.MatchResources{ResourceRules: []admissionregistrationv1.NamedRuleWithOperations{{
+				RuleWithOperations: admissionregistrationv1.RuleWithOperations{
+					Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update},
+					Rule:       admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"persistentvolumeclaims"}},
+				},
+			}}},
+			Validations: []admissionregistrationv1.Validation{{Expression: "false", Message: "no claims in this namespace"}},
+		}}
+	binding := &admissionregistrationv1.ValidatingAdmissionPolicyBinding{ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: admissionregistrationv1.ValidatingAdmissionPolicyBindingSpec{
+			PolicyName: name, ValidationActions: []admissionregistrationv1.ValidationAction{admissionregistrationv1.Deny},
+			MatchResources: &admissionregistrationv1.MatchResources{NamespaceSelector: &metav1.LabelSelector{
+				MatchLabels: map[string]string{corev1.LabelMetadataName: ns}}},
+		}}
+	for _, obj := range []client.Object{policy, binding} {
+		NewWithT(t).Expect(k8sClient.Create(context.Background(), obj)).To(Succeed())
+		t.Cleanup(func() { _ = k8sClient.Delete(context.Background(), obj) })
+	}
+	// The policy is in force once it refuses a claim of its own.
+	probe := builders.ModelPVC(detector(ns, "probe", "x"))
+	probe.TypeMeta = metav1.TypeMeta{}
+	NewWithT(t).Eventually(func() error { return k8sClient.Create(context.Background(), probe.DeepCopy()) }, timeout, interval).
+		Should(MatchError(ContainSubstring("no claims in this namespace")))
+
+	det := detector(ns, "quoted", "quoted-data")
+	create(t, csvConfigMap(ns, "quoted-csv", sampleCSV), csvDataSource(ns, "quoted-data", "quoted-csv"), det)
+	NewWithT(t).Eventually(func(g Gomega) {
+		ready := condition(getDetector(g, det), kadetv1.ReadyCondition)
+		g.Expect(ready).NotTo(BeNil())
+		g.Expect(ready.Reason).To(Equal(kadetv1.ReasonReconcileError))
+		g.Expect(ready.Message).To(HavePrefix("applying PersistentVolumeClaim "+ns+"/quoted-models: "), ready.Message)
+		g.Expect(ready.Message).To(ContainSubstring("no claims in this namespace"))
+	}, timeout, interval).Should(Succeed())
 }
 
 func TestKubectlWaitAndPrinterColumns(t *testing.T) {

@@ -185,7 +185,7 @@ func (r *DetectorReconciler) reconcileVersions(ctx context.Context, det *kadetv1
 	}
 	list := &kadetv1.ModelVersionList{}
 	if err := r.List(ctx, list, client.InNamespace(det.Namespace), childrenOf(det.Name)); err != nil {
-		return err
+		return fmt.Errorf("listing ModelVersions in %s: %w", det.Namespace, err)
 	}
 	versions := list.Items
 	slices.SortFunc(versions, func(a, b kadetv1.ModelVersion) int { return strings.Compare(a.Spec.Version, b.Spec.Version) })
@@ -218,11 +218,14 @@ func (r *DetectorReconciler) reconcileVersions(ctx context.Context, det *kadetv1
 func (r *DetectorReconciler) ensureModelVersion(ctx context.Context, det *kadetv1.Detector, p *pass, m *kadetv1.ModelStatus) error {
 	key := types.NamespacedName{Namespace: det.Namespace, Name: builders.ModelVersionName(det, m.Version)}
 	if err := r.Get(ctx, key, &kadetv1.ModelVersion{}); !apierrors.IsNotFound(err) {
-		return err
+		if err != nil {
+			return fmt.Errorf("reading ModelVersion %s: %w", key, err)
+		}
+		return nil
 	}
 	mv := builders.ModelVersion(det, p.dataSource, p.plan, m, p.kadetVersion)
 	if err := r.Create(ctx, mv); err != nil && !apierrors.IsAlreadyExists(err) {
-		return err
+		return fmt.Errorf("creating ModelVersion %s: %w", key, err)
 	}
 	return nil
 }
@@ -266,22 +269,22 @@ func (r *DetectorReconciler) prune(ctx context.Context, det *kadetv1.Detector, p
 	switch {
 	case apierrors.IsNotFound(err):
 		if err := r.Create(ctx, job); err != nil && !apierrors.IsAlreadyExists(err) {
-			return err
+			return fmt.Errorf("creating pruning Job %s/%s: %w", job.Namespace, job.Name, err)
 		}
 		r.eventNow(det, corev1.EventTypeNormal, "PruningVersions", "Prune", "removing model versions %s (keepVersions %d)", strings.Join(names, ", "), keep)
 		for _, v := range old {
 			r.setVersionPhase(ctx, &v, kadetv1.ModelRetired, nil, v.Status.Message)
 		}
 	case err != nil:
-		return err
+		return fmt.Errorf("reading pruning Job %s/%s: %w", job.Namespace, job.Name, err)
 	case jobCondition(existing) == batchv1.JobComplete:
 		for _, v := range old {
 			if err := r.Delete(ctx, &v); client.IgnoreNotFound(err) != nil {
-				return err
+				return fmt.Errorf("deleting ModelVersion %s/%s: %w", v.Namespace, v.Name, err)
 			}
 		}
 		if err := r.Delete(ctx, existing, client.PropagationPolicy(metav1.DeletePropagationBackground)); client.IgnoreNotFound(err) != nil {
-			return err
+			return fmt.Errorf("deleting pruning Job %s/%s: %w", existing.Namespace, existing.Name, err)
 		}
 	case jobCondition(existing) == batchv1.JobFailed:
 		p.event(corev1.EventTypeWarning, "PruningFailed", "Prune", "Job %s could not remove %s: %s", existing.Name, strings.Join(names, ", "),

@@ -195,7 +195,7 @@ func (r *DetectorReconciler) promote(ctx context.Context, det *kadetv1.Detector,
 	cm := &corev1.ConfigMap{}
 	key := types.NamespacedName{Namespace: det.Namespace, Name: builders.WatchStatusConfigMapName(det)}
 	if err := r.Get(ctx, key, cm); client.IgnoreNotFound(err) != nil {
-		return nil, err
+		return nil, fmt.Errorf("reading ConfigMap %s: %w", key, err)
 	}
 	v := gate(shadowReports(cm.Data, newest.Version, current, now), det.Spec.Promotion, now)
 	sh.Message = v.message

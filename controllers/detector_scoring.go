@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -32,7 +33,7 @@ func (r *DetectorReconciler) reconcileScoring(ctx context.Context, det *kadetv1.
 		// Applying returned nothing we can trust for readiness: read what the Deployment
 		// controller reported.
 		if err := r.Get(ctx, client.ObjectKeyFromObject(dep), dep); err != nil {
-			return err
+			return fmt.Errorf("reading Deployment %s/%s: %w", dep.Namespace, dep.Name, err)
 		}
 		if r.cacheBehind("Deployment", dep) {
 			// Its next event brings this Detector back.

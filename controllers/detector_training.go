@@ -63,7 +63,7 @@ func (r *DetectorReconciler) reconcileTraining(ctx context.Context, det *kadetv1
 		// pass that starts the next one.
 		job := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Namespace: det.Namespace, Name: o.job}}
 		if err := r.Delete(ctx, job, client.PropagationPolicy(metav1.DeletePropagationBackground)); client.IgnoreNotFound(err) != nil {
-			return err
+			return fmt.Errorf("deleting training Job %s/%s: %w", det.Namespace, o.job, err)
 		}
 		return waitFor(time.Second, c.Reason, "%s", c.Message)
 	}
@@ -118,11 +118,11 @@ func (r *DetectorReconciler) observeTraining(ctx context.Context, det *kadetv1.D
 	if apierrors.IsNotFound(err) {
 		job = builders.TrainingJob(det, p.plan, r.Config)
 		if err := r.Create(ctx, job); err != nil && !apierrors.IsAlreadyExists(err) {
-			return err
+			return fmt.Errorf("creating training Job %s/%s: %w", det.Namespace, o.job, err)
 		}
 		r.eventNow(det, corev1.EventTypeNormal, "TrainingStarted", "Create", "started training Job %s", o.job)
 	} else if err != nil {
-		return err
+		return fmt.Errorf("reading training Job %s/%s: %w", det.Namespace, o.job, err)
 	}
 	if det.Status.Training == nil || det.Status.Training.Job != o.job {
 		det.Status.Training = &kadetv1.TrainingStatus{Job: o.job, SpecHash: o.hash, Epochs: p.plan.Request.Training.Epochs}
@@ -217,7 +217,7 @@ func (r *DetectorReconciler) deleteStaleTraining(ctx context.Context, det *kadet
 	sel := client.MatchingLabels{builders.LabelDetector: det.Name, builders.LabelComponent: builders.ComponentTraining}
 	jobs := &batchv1.JobList{}
 	if err := r.List(ctx, jobs, client.InNamespace(det.Namespace), sel, childrenOf(det.Name)); err != nil {
-		return err
+		return fmt.Errorf("listing training Jobs in %s: %w", det.Namespace, err)
 	}
 	for i := range jobs.Items {
 		j := &jobs.Items[i]
@@ -225,7 +225,7 @@ func (r *DetectorReconciler) deleteStaleTraining(ctx context.Context, det *kadet
 			continue
 		}
 		if err := r.Delete(ctx, j, client.PropagationPolicy(metav1.DeletePropagationBackground)); client.IgnoreNotFound(err) != nil {
-			return err
+			return fmt.Errorf("deleting training Job %s/%s: %w", j.Namespace, j.Name, err)
 		}
 		if jobCondition(j) == "" {
 			r.eventNow(det, corev1.EventTypeNormal, "TrainingSuperseded", "Delete", "deleted training Job %s: the spec changed", j.Name)
@@ -233,7 +233,7 @@ func (r *DetectorReconciler) deleteStaleTraining(ctx context.Context, det *kadet
 	}
 	cms := &corev1.ConfigMapList{}
 	if err := r.List(ctx, cms, client.InNamespace(det.Namespace), sel, childrenOf(det.Name)); err != nil {
-		return err
+		return fmt.Errorf("listing training spec ConfigMaps in %s: %w", det.Namespace, err)
 	}
 	for i := range cms.Items {
 		cm := &cms.Items[i]
@@ -242,7 +242,7 @@ func (r *DetectorReconciler) deleteStaleTraining(ctx context.Context, det *kadet
 			continue
 		}
 		if err := r.Delete(ctx, cm); client.IgnoreNotFound(err) != nil {
-			return err
+			return fmt.Errorf("deleting ConfigMap %s/%s: %w", cm.Namespace, cm.Name, err)
 		}
 	}
 	return nil
@@ -254,7 +254,7 @@ func (r *DetectorReconciler) jobPods(ctx context.Context, job *batchv1.Job) ([]c
 	pods := &corev1.PodList{}
 	if err := r.APIReader.List(ctx, pods, client.InNamespace(job.Namespace),
 		client.MatchingLabels{batchv1.JobNameLabel: job.Name}); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("listing the pods of Job %s/%s: %w", job.Namespace, job.Name, err)
 	}
 	sort.Slice(pods.Items, func(i, j int) bool {
 		return pods.Items[j].CreationTimestamp.Before(&pods.Items[i].CreationTimestamp)

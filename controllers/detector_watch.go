@@ -45,7 +45,7 @@ func (r *DetectorReconciler) reconcileWatch(ctx context.Context, det *kadetv1.De
 	}
 	cm, err := builders.WatchConfigMap(det, w)
 	if err != nil {
-		return err
+		return fmt.Errorf("rendering the watch ConfigMap: %w", err)
 	}
 	for _, obj := range []client.Object{cm, builders.ScorerServiceAccount(det), builders.ScorerRole(det), builders.ScorerRoleBinding(det)} {
 		if err := r.apply(ctx, obj); err != nil {
@@ -164,7 +164,7 @@ func (r *DetectorReconciler) reconcileAlerting(ctx context.Context, det *kadetv1
 		if len(missing) == 0 {
 			for _, u := range []*unstructured.Unstructured{rule, monitor} {
 				if err := r.Delete(ctx, u); client.IgnoreNotFound(err) != nil && !apimeta.IsNoMatchError(err) {
-					return err
+					return fmt.Errorf("deleting %s %s/%s: %w", u.GetKind(), u.GetNamespace(), u.GetName(), err)
 				}
 			}
 		}
@@ -195,7 +195,7 @@ func (r *DetectorReconciler) missingCRDs(ctx context.Context) ([]string, error) 
 		if err := r.Get(ctx, types.NamespacedName{Name: name}, crd); apierrors.IsNotFound(err) {
 			missing = append(missing, name)
 		} else if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("reading CustomResourceDefinition %s: %w", name, err)
 		}
 	}
 	return missing, nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -158,8 +159,10 @@ func patchStatus(ctx context.Context, c client.Client, obj, before client.Object
 		return true, nil
 	case apierrors.IsNotFound(err):
 		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("patching the status of %s: %w", objectRef(obj), err)
 	}
-	return false, err
+	return false, nil
 }
 
 // sameStatus reports a pass that left the status as it found it.
@@ -173,4 +176,13 @@ func sameStatus(obj, before client.Object) bool {
 		return ok && equality.Semantic.DeepEqual(o.Status, b.Status)
 	}
 	return false
+}
+
+// objectRef names obj in an error: its kind and namespace/name.
+func objectRef(obj client.Object) string {
+	kind := obj.GetObjectKind().GroupVersionKind().Kind
+	if kind == "" {
+		kind = reflect.TypeOf(obj).Elem().Name()
+	}
+	return kind + " " + client.ObjectKeyFromObject(obj).String()
 }
