@@ -16,7 +16,7 @@ import (
 // The part conditions (DataSourceReady, Trained, Serving) are computed by the pure
 // functions below from what one pass observed in the cluster, never from the
 // Detector's earlier conditions, so a condition cannot disagree with what the step
-// that sets it just saw (Cluster API's rule).
+// that sets it just saw.
 
 // dataObservation is what reconcileDataSource saw.
 type dataObservation struct {

@@ -137,8 +137,8 @@ type subReconciler func(context.Context, *kadetv1.Detector, *pass) error
 // +kubebuilder:rbac:groups=authorization.k8s.io,resources=subjectaccessreviews,verbs=create
 // +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch;create;update;patch;delete
 
-// Reconcile reads like Flux's: get, defer one status patch, handle deletion and
-// suspension, then run the ordered sub-reconcilers until one stops the pass.
+// Reconcile gets the Detector, defers one status patch, handles deletion and
+// suspension, then runs the ordered sub-reconcilers until one stops the pass.
 func (r *DetectorReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
 	det := &kadetv1.Detector{}
 	if err := r.Get(ctx, req.NamespacedName, det); err != nil {

@@ -56,9 +56,8 @@ func (t *denseTrainer) SeedDropout(int64) {}
 
 func (t *denseTrainer) Close() error { return nil }
 
-// Step runs one Adam step on a batch and returns the batch's loss before it. (Updating
-// each layer as soon as the backward pass is done with it, its gradients still in
-// cache, measured no faster.)
+// Step runs one Adam step on a batch and returns the batch's loss before it: the
+// backward pass first, then every layer's update.
 func (t *denseTrainer) Step(x, y []float32) (float32, error) {
 	loss, err := t.gradients(x, y)
 	if err != nil {

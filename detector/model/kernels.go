@@ -23,10 +23,8 @@ const (
 // avx512Kernels are OpenBLAS's kernel sets that use AVX-512.
 var avx512Kernels = []string{"SkylakeX", "Cooperlake", "SapphireRapids"}
 
-// preferredKernels is the AVX-512 set kadet chooses: on the machine measured it ran
-// the dense autoencoder's training products 1.30-1.43x and its scoring products
-// 1.36-1.76x faster than Haswell's; Cooperlake's 1.18-1.31x and 1.34-1.55x
-// (`make bench-kernels`).
+// preferredKernels is the AVX-512 set kadet chooses: the fastest of them on the dense
+// models' products (docs/speed.md, `make bench-kernels`).
 const preferredKernels = "SkylakeX"
 
 // checkTrials is how many random products a chosen kernel set must get right before it

@@ -12,8 +12,8 @@ import (
 // network: the input projections of every time step are one product, each step adds
 // its recurrent product and runs the gates in one pass, and backpropagation through
 // time gathers the weight gradients of all steps into one product each. Unrolled in a
-// Gorgonia graph, a window of 32 steps was several hundred small operations a pass,
-// and the LSTM trained at a sixth of PyTorch's speed.
+// Gorgonia graph, a window of 32 steps would be several hundred small operations a
+// pass, each too small to keep the cores busy.
 //
 // Buffers hold one row per (window, step), window-major: row b*T+t.
 type lstmTrainer struct {

@@ -3,19 +3,16 @@
 package model
 
 // The OpenBLAS build can run its matrix products on oneDNN's sgemm (Debian's
-// libdnnl-dev, the library PyTorch's CPU build ships with). On the machine measured it
-// ran the dense autoencoder's eleven training products 1.39-1.73x and its four scoring
-// products 1.21-1.50x faster than OpenBLAS's best kernels for the CPU (SkylakeX), and
-// 2.0-2.1x and 2.3x faster than the Haswell kernels the environment pins (two runs of
-// `make bench-kernels`).
-// Everything else (vector products, Gorgonia's other operations) stays on OpenBLAS.
+// libdnnl-dev, the library PyTorch's CPU build ships with), which runs the dense
+// models' products faster than OpenBLAS's kernels do (docs/speed.md, `make
+// bench-kernels`). Everything else (vector products, Gorgonia's other operations)
+// stays on OpenBLAS.
 //
 // oneDNN runs a product on OpenMP threads, as many as OpenBLAS had
 // (OPENBLAS_NUM_THREADS, or the cores), set on the calling thread before each product:
 // OpenMP keeps the count per thread, and Go calls from any. OpenBLAS itself then runs
-// on the calling thread alone: its idle workers spin on sched_yield, and on 2 cores
-// they took 40% of the CPU from oneDNN's (a training step was no faster than on
-// OpenBLAS's products). singleThreadedBLAS governs both.
+// on the calling thread alone: its idle workers spin on sched_yield and would take
+// the CPU oneDNN's threads need. singleThreadedBLAS governs both.
 //
 // OpenMP gives each calling thread a team of its own, so products called at once (a
 // server scoring concurrent requests) would each start that many threads. One product
