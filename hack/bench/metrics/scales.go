@@ -51,9 +51,10 @@ func scales(work, name, rule string, trainDays, testDays, perKind, seeds int, ep
 		}
 		for l, perEntity := range flags {
 			window := contract.DefaultWindow
-			if l == lineGaussian {
+			switch l {
+			case lineGaussian:
 				window = 1
-			} else if l == lineKadet {
+			case lineKadet:
 				window += shortWindowOr() - 1
 			}
 			for e, anomaly := range perEntity {
