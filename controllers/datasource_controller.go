@@ -105,58 +105,108 @@ func (r *DataSourceReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		}
 	}()
 	ds.Status.SourceType = ds.Spec.Type()
-	var missing []string
-	waitsForSecret := false
-	secretsHidden := false
+	o, err := r.observe(ctx, ds)
+	conds := dataSourceConditions(o, ds.Generation)
+	for _, typ := range []string{kadetv1.ReconcilingCondition, kadetv1.StalledCondition} {
+		if !slices.ContainsFunc(conds, func(c metav1.Condition) bool { return c.Type == typ }) {
+			removeCondition(ds, typ) // what an earlier pass saw, not this one
+		}
+	}
+	for _, c := range conds {
+		setStatusCondition(ds, c)
+	}
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	ds.Status.ObservedGeneration = ds.Generation
+	switch {
+	case o.waitsForSecret && len(o.missing) > 0:
+		return ctrl.Result{RequeueAfter: secretRecheck}, nil
+	case o.serverReason == kadetv1.ReasonServerUnreachable || o.serverReason == kadetv1.ReasonNoSeries:
+		return ctrl.Result{RequeueAfter: serverRecheck}, nil
+	}
+	return ctrl.Result{}, nil
+}
+
+// dataSourceObservation is what one pass saw of a DataSource's references and server.
+type dataSourceObservation struct {
+	namespace string
+	spec      *kadetv1.DataSourceSpec
+	// err is an API server that could not be asked.
+	err error
+	// missing says what is wrong with each reference that is not usable.
+	missing []string
+	// waitsForSecret is set when a missing reference is a Secret (read, not watched).
+	waitsForSecret bool
+	// secretsHidden is set when kadet may not read the namespace's Secrets.
+	secretsHidden bool
+	// serverReason and serverMessage are Prometheus's answer when its queries are not
+	// usable (empty when they are, or were not asked).
+	serverReason, serverMessage string
+}
+
+// observe checks ds's references and, for Prometheus, asks the server its queries.
+func (r *DataSourceReconciler) observe(ctx context.Context, ds *kadetv1.DataSource) (dataSourceObservation, error) {
+	o := dataSourceObservation{namespace: ds.Namespace, spec: &ds.Spec}
 	for _, ref := range references(&ds.Spec) {
 		problem, err := r.check(ctx, ds.Namespace, ref)
 		if errors.Is(err, errSecretsHidden) {
-			secretsHidden = true
+			o.secretsHidden = true
 			continue
 		}
 		if err != nil {
-			setCondition(ds, kadetv1.ReadyCondition, metav1.ConditionUnknown, kadetv1.ReasonReconcileError, err.Error())
-			return ctrl.Result{}, err
+			o.err = err
+			return o, err
 		}
 		if problem != "" {
-			if !slices.Contains(missing, problem) { // two keys of one missing Secret
-				missing = append(missing, problem)
+			if !slices.Contains(o.missing, problem) { // two keys of one missing Secret
+				o.missing = append(o.missing, problem)
 			}
-			waitsForSecret = waitsForSecret || ref.kind == "Secret"
+			o.waitsForSecret = o.waitsForSecret || ref.kind == "Secret"
 		}
 	}
-	ds.Status.ObservedGeneration = ds.Generation
-	if len(missing) > 0 {
-		setCondition(ds, kadetv1.ReadyCondition, metav1.ConditionFalse, kadetv1.ReasonReferenceNotFound, strings.Join(missing, "; "))
-		if waitsForSecret {
-			return ctrl.Result{RequeueAfter: secretRecheck}, nil
-		}
-		return ctrl.Result{}, nil
+	if len(o.missing) > 0 || o.secretsHidden || ds.Spec.Prometheus == nil {
+		return o, nil
 	}
-	if secretsHidden {
-		// The pods that read the data mount the Secrets themselves; without them the
-		// server cannot be asked as they will ask it.
-		setCondition(ds, kadetv1.ReadyCondition, metav1.ConditionTrue, kadetv1.ReasonReferencesResolved,
+	// The pods that read the data mount the Secrets themselves; without them the
+	// server cannot be asked as they will ask it.
+	var err error
+	if o.serverReason, o.serverMessage, err = r.checkPrometheus(ctx, ds.Namespace, ds.Spec.Prometheus); err != nil {
+		o.err = err
+	}
+	return o, err
+}
+
+// dataSourceConditions are a DataSource's Ready, Reconciling and Stalled conditions
+// for generation gen, from what a pass observed: Reconciling while kadet retries on
+// its own (the API server or Prometheus did not answer, a metric has no series yet),
+// Stalled while only a change by someone can help (a reference is missing, a query is
+// refused).
+func dataSourceConditions(o dataSourceObservation, gen int64) []metav1.Condition {
+	cond := func(typ string, st metav1.ConditionStatus, reason, msg string) metav1.Condition {
+		return metav1.Condition{Type: typ, Status: st, Reason: reason, Message: msg, ObservedGeneration: gen}
+	}
+	notReady := func(st metav1.ConditionStatus, reason, msg string, transient bool) []metav1.Condition {
+		progress := kadetv1.StalledCondition
+		if transient {
+			progress = kadetv1.ReconcilingCondition
+		}
+		return []metav1.Condition{cond(kadetv1.ReadyCondition, st, reason, msg), cond(progress, metav1.ConditionTrue, reason, msg)}
+	}
+	switch {
+	case o.err != nil:
+		return notReady(metav1.ConditionUnknown, kadetv1.ReasonReconcileError, o.err.Error(), true)
+	case len(o.missing) > 0:
+		return notReady(metav1.ConditionFalse, kadetv1.ReasonReferenceNotFound, strings.Join(o.missing, "; "), false)
+	case o.secretsHidden:
+		return []metav1.Condition{cond(kadetv1.ReadyCondition, metav1.ConditionTrue, kadetv1.ReasonReferencesResolved,
 			fmt.Sprintf("%s; its Secrets are not checked: kadet may not read Secrets in namespace %s (bind the ClusterRole kadet-secret-reader there, or list the namespace in the chart's rbac.secretReaderNamespaces, to have them and the server checked before training)",
-				describe(&ds.Spec), ds.Namespace))
-		return ctrl.Result{}, nil
+				describe(o.spec), o.namespace))}
+	case o.serverReason != "":
+		transient := o.serverReason == kadetv1.ReasonServerUnreachable || o.serverReason == kadetv1.ReasonNoSeries
+		return notReady(metav1.ConditionFalse, o.serverReason, o.serverMessage, transient)
 	}
-	if ds.Spec.Prometheus != nil {
-		reason, msg, err := r.checkPrometheus(ctx, ds.Namespace, ds.Spec.Prometheus)
-		if err != nil {
-			setCondition(ds, kadetv1.ReadyCondition, metav1.ConditionUnknown, kadetv1.ReasonReconcileError, err.Error())
-			return ctrl.Result{}, err
-		}
-		if reason != "" {
-			setCondition(ds, kadetv1.ReadyCondition, metav1.ConditionFalse, reason, msg)
-			if reason == kadetv1.ReasonServerUnreachable || reason == kadetv1.ReasonNoSeries {
-				return ctrl.Result{RequeueAfter: serverRecheck}, nil
-			}
-			return ctrl.Result{}, nil
-		}
-	}
-	setCondition(ds, kadetv1.ReadyCondition, metav1.ConditionTrue, kadetv1.ReasonReferencesResolved, describe(&ds.Spec))
-	return ctrl.Result{}, nil
+	return []metav1.Condition{cond(kadetv1.ReadyCondition, metav1.ConditionTrue, kadetv1.ReasonReferencesResolved, describe(o.spec))}
 }
 
 // errSecretsHidden says the manager may not read Secrets in the DataSource's

@@ -14,6 +14,7 @@ import (
 	eventsv1 "k8s.io/api/events/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -60,6 +61,8 @@ func TestMissingDataSourceStallsUntilCreated(t *testing.T) {
 		g.Expect(k8sClient.Get(context.Background(), client.ObjectKeyFromObject(ds), cur)).To(Succeed())
 		g.Expect(readyCondition(cur)).To(HaveField("Message", `ConfigMap "pumps-csv" not found`))
 		g.Expect(cur.Status.SourceType).To(Equal("csv"))
+		// Only someone creating the ConfigMap can help: kstatus reads it as failed.
+		g.Expect(kstatusOf(g, cur)).To(Equal(status.FailedStatus))
 	}, timeout, interval).Should(Succeed())
 
 	// A ConfigMap without the key is still not enough.
@@ -71,6 +74,12 @@ func TestMissingDataSourceStallsUntilCreated(t *testing.T) {
 	cm.Data = map[string]string{"data.csv": sampleCSV}
 	NewWithT(t).Expect(k8sClient.Update(context.Background(), cm)).To(Succeed())
 	waitForOneJob(t, det)
+	NewWithT(t).Eventually(func(g Gomega) {
+		cur := &kadetv1.DataSource{}
+		g.Expect(k8sClient.Get(context.Background(), client.ObjectKeyFromObject(ds), cur)).To(Succeed())
+		g.Expect(apimeta.FindStatusCondition(cur.Status.Conditions, kadetv1.StalledCondition)).To(BeNil())
+		g.Expect(kstatusOf(g, cur)).To(Equal(status.CurrentStatus))
+	}, timeout, interval).Should(Succeed())
 	NewWithT(t).Eventually(func(g Gomega) {
 		d := getDetector(g, det)
 		g.Expect(condition(d, kadetv1.StalledCondition)).To(BeNil())

@@ -157,8 +157,8 @@ func rollOutDeployment(t *testing.T, key client.ObjectKey) {
 }
 
 // kstatusOf computes the kstatus of det as kubectl, Flux and Argo CD would.
-func kstatusOf(g Gomega, det *kadetv1.Detector) status.Status {
-	u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(det)
+func kstatusOf(g Gomega, obj runtime.Object) status.Status {
+	u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
 	g.Expect(err).NotTo(HaveOccurred())
 	res, err := status.Compute(&unstructured.Unstructured{Object: u})
 	g.Expect(err).NotTo(HaveOccurred())
