@@ -12,48 +12,12 @@ func (t *Table) SortByTime() {
 	if t.Timestamps == nil {
 		return
 	}
-	n, d := t.Rows(), len(t.Columns)
-	idx := make([]int, n)
-	for i := range idx {
-		idx[i] = i
-	}
-	nums := make([]float64, n)
-	numeric := true
-	for i, ts := range t.Timestamps {
-		v, err := strconv.ParseFloat(ts, 64)
-		if err != nil {
-			numeric = false
-			break
-		}
-		nums[i] = v
-	}
-	sort.SliceStable(idx, func(a, b int) bool {
-		if numeric {
-			return nums[idx[a]] < nums[idx[b]]
-		}
-		return t.Timestamps[idx[a]] < t.Timestamps[idx[b]]
-	})
-	if slices.IsSorted(idx) {
-		return
-	}
-	x := make([]float32, 0, len(t.X))
-	ts := make([]string, 0, n)
-	lines := make([]int, 0, n)
-	var labels []float32
-	for _, i := range idx {
-		x = append(x, t.X[i*d:(i+1)*d]...)
-		ts = append(ts, t.Timestamps[i])
-		lines = append(lines, t.Lines[i])
-		if t.Labels != nil {
-			labels = append(labels, t.Labels[i])
-		}
-	}
-	t.X, t.Timestamps, t.Lines, t.Labels = x, ts, lines, labels
+	t.sortRows(t.byTime())
 }
 
 // groupByEntity puts the rows of each entity together, entities in the order they
-// first appear, each entity's rows in time order (numeric when every timestamp is a
-// number, else as text) or, without timestamps, in their order.
+// first appear, each entity's rows in time order (as SortByTime orders them) or,
+// without timestamps, in their order.
 func (t *Table) groupByEntity() {
 	if t.Entities == nil {
 		return
@@ -64,46 +28,61 @@ func (t *Table) groupByEntity() {
 			first[e] = i
 		}
 	}
-	n, d := t.Rows(), len(t.Columns)
-	nums, numeric := make([]float64, n), t.Timestamps != nil
-	for i := 0; numeric && i < n; i++ {
-		v, err := strconv.ParseFloat(t.Timestamps[i], 64)
-		numeric, nums[i] = err == nil, v
+	byTime := t.byTime()
+	t.sortRows(func(a, b int) bool {
+		if ea, eb := first[t.Entities[a]], first[t.Entities[b]]; ea != eb {
+			return ea < eb
+		}
+		return byTime != nil && byTime(a, b)
+	})
+}
+
+// byTime orders rows a and b by timestamp: numerically when every timestamp is a
+// number, else as text; nil for a table without timestamps.
+func (t *Table) byTime() func(a, b int) bool {
+	if t.Timestamps == nil {
+		return nil
 	}
+	nums := make([]float64, len(t.Timestamps))
+	for i, ts := range t.Timestamps {
+		v, err := strconv.ParseFloat(ts, 64)
+		if err != nil {
+			return func(a, b int) bool { return t.Timestamps[a] < t.Timestamps[b] }
+		}
+		nums[i] = v
+	}
+	return func(a, b int) bool { return nums[a] < nums[b] }
+}
+
+// sortRows puts the rows in the stable order less gives (on row indices), moving
+// every per-row slice the table has with them.
+func (t *Table) sortRows(less func(a, b int) bool) {
+	n, d := t.Rows(), len(t.Columns)
 	idx := make([]int, n)
 	for i := range idx {
 		idx[i] = i
 	}
-	sort.SliceStable(idx, func(a, b int) bool {
-		ea, eb := first[t.Entities[idx[a]]], first[t.Entities[idx[b]]]
-		switch {
-		case ea != eb:
-			return ea < eb
-		case t.Timestamps == nil:
-			return false
-		case numeric:
-			return nums[idx[a]] < nums[idx[b]]
-		}
-		return t.Timestamps[idx[a]] < t.Timestamps[idx[b]]
-	})
+	sort.SliceStable(idx, func(a, b int) bool { return less(idx[a], idx[b]) })
 	if slices.IsSorted(idx) {
 		return
 	}
 	x := make([]float32, 0, len(t.X))
-	ents := make([]string, 0, n)
-	lines := make([]int, 0, n)
-	var ts []string
-	var labels []float32
 	for _, i := range idx {
 		x = append(x, t.X[i*d:(i+1)*d]...)
-		ents = append(ents, t.Entities[i])
-		lines = append(lines, t.Lines[i])
-		if t.Timestamps != nil {
-			ts = append(ts, t.Timestamps[i])
-		}
-		if t.Labels != nil {
-			labels = append(labels, t.Labels[i])
-		}
 	}
-	t.X, t.Entities, t.Lines, t.Timestamps, t.Labels = x, ents, lines, ts, labels
+	t.X = x
+	t.Timestamps, t.Lines = permuted(t.Timestamps, idx), permuted(t.Lines, idx)
+	t.Labels, t.Entities = permuted(t.Labels, idx), permuted(t.Entities, idx)
+}
+
+// permuted is s in the order idx gives; nil stays nil.
+func permuted[T any](s []T, idx []int) []T {
+	if s == nil {
+		return nil
+	}
+	out := make([]T, len(idx))
+	for k, i := range idx {
+		out[k] = s[i]
+	}
+	return out
 }
