@@ -401,8 +401,10 @@ func (p *progressReporter) done() {
 func (l *localTrainFlags) resolveNormalization(req *contract.TrainingRequest) error {
 	sequence := req.Model.Type == contract.LSTMAutoencoder || req.Model.Type == contract.ConvAutoencoder
 	method := l.normalization
-	if method == "" && sequence && req.Data.Prometheus != nil {
-		method = contract.NormalizationLikelihood
+	if method == "" { // a Detector's default for this model and source
+		if d := contract.ResolvedNormalization(nil, req.Model.Type, req.Data.Source()); d != nil {
+			method = d.Method
+		}
 	}
 	switch method {
 	case "", contract.NormalizationNone:
