@@ -198,8 +198,7 @@ func trainAndScore(base string, values []float64, trainRows int, m contract.Mode
 	if err != nil {
 		return 0, nil, err
 	}
-	w := max(model.Network.Spec.Window, 1)
-	from := max(0, trainRows-w+1-watch.WarmupRows)
+	from := historyFrom(model, trainRows)
 	x := make([]float32, 0, len(values)-from)
 	for i, v := range values[from:] {
 		x = append(x, float32(v))
@@ -208,23 +207,42 @@ func trainAndScore(base string, values []float64, trainRows int, m contract.Mode
 			x = append(x, float32(c))
 		}
 	}
+	flags, err := flagsOf(model, x, from, trainRows)
+	if err != nil {
+		return 0, nil, err
+	}
+	flags[lineGaussian] = slidingGaussian(values, trainRows, gaussianWindow, 1-contract.DefaultStreamPercentile/100)
+	return model.Meta.Threshold.Value, flags, nil
+}
+
+// historyFrom is the first row of a watching pod's history when it starts scoring at
+// row trainRows: the model's window and the likelihood stage's warm-up before it.
+func historyFrom(model *artifact.Model, trainRows int) int {
+	return max(0, trainRows-max(model.Network.Spec.Window, 1)+1-watch.WarmupRows)
+}
+
+// flagsOf says which rows from trainRows on kadet's two lines flag, with the stage and
+// without it: x holds the rows from row from on, those before trainRows in-sample.
+func flagsOf(model *artifact.Model, x []float32, from, trainRows int) (map[string][]bool, error) {
+	norm := model.Meta.Normalization
+	defer func() { model.Meta.Normalization = norm }()
 	flags := map[string][]bool{}
 	for _, line := range []string{lineKadet, lineRaw} {
+		model.Meta.Normalization = norm
 		if line == lineRaw {
 			model.Meta.Normalization = nil
 		}
 		res, err := scoring.ScoreAfterTraining(model, x, trainRows-from)
 		if err != nil {
-			return 0, nil, err
+			return nil, err
 		}
-		anomaly := make([]bool, len(values)-trainRows)
+		anomaly := make([]bool, len(res)-(trainRows-from))
 		for i, r := range res[trainRows-from:] {
 			anomaly[i] = r.Anomaly
 		}
 		flags[line] = anomaly
 	}
-	flags[lineGaussian] = slidingGaussian(values, trainRows, gaussianWindow, 1-contract.DefaultStreamPercentile/100)
-	return model.Meta.Threshold.Value, flags, nil
+	return flags, nil
 }
 
 // gaussianWindow is the sliding Gaussian's window: a day of rows.

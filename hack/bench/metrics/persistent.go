@@ -91,7 +91,11 @@ func persistent(work, name, rule string, trainDays, testDays, seeds int, epochs 
 			if r.found > 0 {
 				delay = fmt.Sprintf("%.1f", float64(r.delay)/float64(r.found))
 			}
-			fmt.Printf(" | %d/%d %5s %7.1f/10k", r.found, seeds, delay, 1e4*float64(r.late)/float64(r.lateRows))
+			late := "-" // no rows a day after the onset: too few days scored
+			if r.lateRows > 0 {
+				late = fmt.Sprintf("%.1f", 1e4*float64(r.late)/float64(r.lateRows))
+			}
+			fmt.Printf(" | %d/%d %5s %7s/10k", r.found, seeds, delay, late)
 		}
 		fmt.Println()
 	}

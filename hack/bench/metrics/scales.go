@@ -12,8 +12,6 @@ import (
 	"github.com/kadet-dev/kadet/detector/artifact"
 	"github.com/kadet-dev/kadet/detector/contract"
 	"github.com/kadet-dev/kadet/detector/pipeline"
-	"github.com/kadet-dev/kadet/detector/scoring"
-	"github.com/kadet-dev/kadet/detector/watch"
 )
 
 // entityScales are the scales of the entities one model watches in the scales run:
@@ -110,28 +108,18 @@ func trainAndScoreEntities(base string, values [][]float64, trainRows int, m con
 	if err != nil {
 		return nil, err
 	}
-	norm := model.Meta.Normalization
-	w := max(model.Network.Spec.Window, 1)
-	from := max(0, trainRows-w+1-watch.WarmupRows)
+	from := historyFrom(model, trainRows)
 	flags := map[string][][]bool{}
-	for _, line := range []string{lineKadet, lineRaw} {
-		model.Meta.Normalization = norm
-		if line == lineRaw {
-			model.Meta.Normalization = nil
+	for _, v := range values {
+		x := make([]float32, 0, len(v)-from)
+		for _, f := range v[from:] {
+			x = append(x, float32(f))
 		}
-		for _, v := range values {
-			x := make([]float32, 0, len(v)-from)
-			for _, f := range v[from:] {
-				x = append(x, float32(f))
-			}
-			res, err := scoring.ScoreAfterTraining(model, x, trainRows-from)
-			if err != nil {
-				return nil, err
-			}
-			anomaly := make([]bool, len(v)-trainRows)
-			for i, r := range res[trainRows-from:] {
-				anomaly[i] = r.Anomaly
-			}
+		f, err := flagsOf(model, x, from, trainRows)
+		if err != nil {
+			return nil, err
+		}
+		for line, anomaly := range f {
 			flags[line] = append(flags[line], anomaly)
 		}
 	}
