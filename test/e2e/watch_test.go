@@ -75,7 +75,10 @@ func TestWatchExportsScoresAndAlerts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var firstScrape sync.Once
+	scrapedFrom := make(chan time.Time, 1)
 	exporter := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		firstScrape.Do(func() { scrapedFrom <- time.Now() })
 		s := time.Now().Unix()
 		fmt.Fprintf(w, "# TYPE kadet_e2e_signal gauge\n")
 		for _, e := range []string{"a", "b"} {
@@ -124,7 +127,6 @@ func TestWatchExportsScoresAndAlerts(t *testing.T) {
   honor_labels: true
   http_sd_configs: [{url: %q, refresh_interval: 1s}]
 `, sd+"/targets")
-	promStarted := time.Now()
 	srv := promtest.Start(t, promtest.Options{History: history, Targets: []string{l.Addr().String()},
 		ScrapeConfigs: scrape, RuleFiles: []string{filepath.Join(rulesDir, "*.yml")}})
 
@@ -211,11 +213,17 @@ spec:
 	})
 
 	// Quiet: a minute with no injection: no alert, pending or firing. It starts once
-	// the seam between the written history and the first scrapes (a second or two of
-	// the last written value carried forward: a real stuck value the model flags) is
-	// out of the model's 32-row window.
-	if seam := promStarted.Add(40 * time.Second); time.Now().Before(seam) {
-		time.Sleep(time.Until(seam))
+	// the seam between the written history and the first scrape (seconds of the last
+	// written value carried forward: a real stuck value the model may flag) can no
+	// longer hold an alert: out of the model's window (32 rows of 1 s) and the
+	// likelihood's short mean (3 rows), then a tick, the alert's for (4 s), a rule
+	// evaluation and a scrape of slack.
+	const seamEffect = (32+3)*time.Second + interval + 4*time.Second + 3*time.Second
+	select {
+	case seam := <-scrapedFrom:
+		time.Sleep(time.Until(seam.Add(seamEffect)))
+	case <-time.After(time.Minute):
+		t.Fatal("Prometheus has not scraped the exporter")
 	}
 	quiet := time.Now()
 	anomalousTicks := 0
@@ -231,6 +239,8 @@ spec:
 	}
 	r, _ := promQuery(srv.URL, fmt.Sprintf(`sum(count_over_time(kadet_anomaly{namespace=%q}[1m]))`, ns))
 	t.Logf("quiet minute: %d of 60 checks saw an anomalous entity; %s scores scraped", anomalousTicks, r)
+	t.Logf("scores of at least 0.5 from the end of the written history to the end of the quiet minute, s from %s: %s",
+		now.Format(time.TimeOnly), scoreTrace(srv.URL, ns, now, time.Now()))
 
 	// Inject: a spike on a (+25 for 10 s) and a level shift on b (+12 for 40 s).
 	injected := time.Now()
@@ -493,4 +503,44 @@ func metricValue(exposition, name string) float64 {
 func podIP(t *testing.T, ns, name string) string {
 	t.Helper()
 	return strings.TrimSpace(mustKubectl(t, nil, "get", "pod", "-n", ns, name, "-o", "jsonpath={.status.podIP}"))
+}
+
+// scoreTrace is each entity's scores in Prometheus from..to, at one-second steps, as
+// "entity: +s=score ..." for the scores of at least 0.5 (seconds from from): what a
+// failed quiet minute needs to say when the scores rose.
+func scoreTrace(url, ns string, from, to time.Time) string {
+	q := neturl.Values{}
+	q.Set("query", fmt.Sprintf(`kadet_anomaly_score{namespace=%q,detector="signal"}`, ns))
+	q.Set("start", strconv.FormatInt(from.Unix(), 10))
+	q.Set("end", strconv.FormatInt(to.Unix(), 10))
+	q.Set("step", "1")
+	resp, err := http.Get(url + "/api/v1/query_range?" + q.Encode())
+	if err != nil {
+		return err.Error()
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Data struct {
+			Result []struct {
+				Metric map[string]string `json:"metric"`
+				Values [][2]any          `json:"values"`
+			} `json:"result"`
+		} `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		return err.Error()
+	}
+	var b strings.Builder
+	for _, r := range body.Data.Result {
+		fmt.Fprintf(&b, "%s:", r.Metric["entity"])
+		for _, v := range r.Values {
+			ts, _ := v[0].(float64)
+			s, _ := v[1].(string)
+			if f, err := strconv.ParseFloat(s, 64); err == nil && f >= 0.5 {
+				fmt.Fprintf(&b, " +%.0f=%.2f", ts-float64(from.Unix()), f)
+			}
+		}
+		b.WriteString("; ")
+	}
+	return b.String()
 }
