@@ -144,7 +144,7 @@ func (r *DetectorReconciler) observeTraining(ctx context.Context, det *kadetv1.D
 		}
 		det.Status.Model = &kadetv1.ModelStatus{
 			Version: res.Version, Digest: res.Digest, Threshold: res.Threshold, SpecHash: o.hash, Metrics: res.Metrics,
-			ScoringRule: res.ScoringRule, Normalization: res.Normalization, BaseHash: p.plan.BaseHash,
+			ScoringRule: res.ScoringRule, Normalization: res.Normalization, ScaleBy: res.ScaleBy, BaseHash: p.plan.BaseHash,
 		}
 		p.kadetVersion = res.Kadet
 		switch {

@@ -86,7 +86,8 @@ func (r *DetectorReconciler) mirrorWatch(ctx context.Context, det *kadetv1.Detec
 
 // watchStatus is the pod's report in the API's terms.
 func watchStatus(s contract.WatchStatus) *kadetv1.WatchStatus {
-	out := &kadetv1.WatchStatus{Entities: int32(s.Entities), AnomalousEntities: int32(s.AnomalousNow), Leader: s.Leader}
+	out := &kadetv1.WatchStatus{Entities: int32(s.Entities), AnomalousEntities: int32(s.AnomalousNow), Leader: s.Leader,
+		EntitiesScaledFromHistory: int32(s.ScaledFromHistory)}
 	if s.LastScoreTime != nil {
 		out.LastScoreTime = &metav1.Time{Time: *s.LastScoreTime}
 	}

@@ -369,7 +369,26 @@ type PreprocessingSpec struct {
 	// +optional
 	// +kubebuilder:default=Standardize
 	Scaling Scaling `json:"scaling,omitempty"`
+
+	// scaleBy is whose statistics scale a row: Entity, each entity's own (a service at
+	// 10 ms and one at 800 ms alike; an entity not seen in training is scaled by its
+	// own history, counted in status.watch.entitiesScaledFromHistory), or Model, one
+	// scaler for every entity. Entity needs a DataSource whose rows name entities
+	// (prometheus.entityLabels or csv.entityColumn). Unset: Entity when the rows name
+	// entities, Model otherwise; a Detector that has a model keeps what its model has.
+	// +optional
+	ScaleBy ScaleBy `json:"scaleBy,omitempty"`
 }
+
+// ScaleBy is whose statistics scale a row: its entity's or the model's.
+// +kubebuilder:validation:Enum=Model;Entity
+type ScaleBy string
+
+// Scaling scopes.
+const (
+	ScaleByModel  ScaleBy = "Model"
+	ScaleByEntity ScaleBy = "Entity"
+)
 
 // TrainingSpec holds optimisation settings and the training pod's limits.
 // +kubebuilder:validation:XValidation:rule="!has(self.earlyStopping) || !has(self.validationSplit) || self.validationSplit > 0.0",message="earlyStopping watches the validation loss: it needs validationSplit above 0"
@@ -805,6 +824,10 @@ type WatchStatus struct {
 	// kubectl get, not as none).
 	// +required
 	AnomalousEntities int32 `json:"anomalousEntities"`
+	// entitiesScaledFromHistory counts the entities a model that scales by entity did
+	// not see in training: each is scaled by its own history before it is scored.
+	// +optional
+	EntitiesScaledFromHistory int32 `json:"entitiesScaledFromHistory,omitempty"`
 	// leader is the scoring pod that watches.
 	// +optional
 	// +kubebuilder:validation:MaxLength=253
@@ -865,6 +888,11 @@ type ModelStatus struct {
 	// +optional
 	// +kubebuilder:validation:MaxLength=32
 	Normalization string `json:"normalization,omitempty"`
+	// scaleBy is Entity when the model scales each entity by its own statistics;
+	// empty for one scaler.
+	// +optional
+	// +kubebuilder:validation:MaxLength=32
+	ScaleBy string `json:"scaleBy,omitempty"`
 	// trainedAt is when training finished.
 	// +optional
 	TrainedAt *metav1.Time `json:"trainedAt,omitempty"`

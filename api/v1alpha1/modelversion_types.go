@@ -84,6 +84,12 @@ type ModelVersionSpec struct {
 	// +kubebuilder:validation:MaxLength=32
 	Normalization string `json:"normalization,omitempty"`
 
+	// scaleBy is Entity when the model scales each entity by its own statistics;
+	// empty for one scaler.
+	// +optional
+	// +kubebuilder:validation:MaxLength=32
+	ScaleBy string `json:"scaleBy,omitempty"`
+
 	// trainedAt is when training finished.
 	// +optional
 	TrainedAt *metav1.Time `json:"trainedAt,omitempty"`

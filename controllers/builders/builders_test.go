@@ -238,6 +238,49 @@ func TestResolveNormalization(t *testing.T) {
 	}
 }
 
+// A Detector's scaling scope is its spec's, else its model's, else the default (each
+// entity by its own statistics when the rows name entities).
+func TestResolveScaleBy(t *testing.T) {
+	prom := func(labels ...string) *kadetv1.DataSource {
+		return &kadetv1.DataSource{Spec: kadetv1.DataSourceSpec{Prometheus: &kadetv1.PrometheusSource{
+			URL: "http://prom:9090", Queries: []kadetv1.PrometheusQuery{{Name: "latency", Query: "up"}}, EntityLabels: labels,
+		}}}
+	}
+	trained := func(s string) func(*kadetv1.Detector) {
+		return func(d *kadetv1.Detector) { d.Status.Model = &kadetv1.ModelStatus{Version: "v1", ScaleBy: s} }
+	}
+	spec := func(s kadetv1.ScaleBy) func(*kadetv1.Detector) {
+		return func(d *kadetv1.Detector) { d.Spec.Preprocessing.ScaleBy = s }
+	}
+	for _, tt := range []struct {
+		name string
+		det  *kadetv1.Detector
+		ds   *kadetv1.DataSource
+		want string
+	}{
+		{"a new Detector over pods", det(), prom("pod"), contract.ScaleByEntity},
+		{"a new Detector over one series", det(), prom(), ""},
+		{"a new Detector over a csv with an entity column", det(), csvDS(func(c *kadetv1.CSVSource) { c.EntityColumn = "host" }), contract.ScaleByEntity},
+		{"a new Detector over a csv", det(), csvDS(nil), ""},
+		{"a model from before keeps one scaler", det(trained("")), prom("pod"), ""},
+		{"a model scaled by entity keeps it", det(trained(contract.ScaleByEntity)), prom("pod"), contract.ScaleByEntity},
+		{"the spec's Model wins", det(trained(contract.ScaleByEntity), spec(kadetv1.ScaleByModel)), prom("pod"), ""},
+		{"the spec's Entity wins", det(trained(""), spec(kadetv1.ScaleByEntity)), prom("pod"), contract.ScaleByEntity},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := mustPlan(t, tt.det, tt.ds).Request.Preprocessing.ScaleBy; got != tt.want {
+				t.Errorf("scaleBy %q, want %q", got, tt.want)
+			}
+		})
+	}
+	// A model from before hashes as it did: no retraining when kadet is upgraded.
+	old := det(trained(""))
+	b, _ := json.Marshal(mustPlan(t, old, prom("pod")).Request.Preprocessing)
+	if strings.Contains(string(b), "scaleBy") {
+		t.Errorf("a model from before resolves to %s: its request's hash changes", b)
+	}
+}
+
 func TestResolveTrainingRefusesIncompatibleData(t *testing.T) {
 	images := &kadetv1.DataSource{ObjectMeta: metav1.ObjectMeta{Name: "digits"}, Spec: kadetv1.DataSourceSpec{
 		Images: &kadetv1.ImageSource{File: kadetv1.RemoteFile{URL: "https://example.com/x.gz"}},
@@ -271,6 +314,10 @@ func TestResolveTrainingRefusesIncompatibleData(t *testing.T) {
 		{"six conv blocks over a window of 64", det(func(d *kadetv1.Detector) {
 			d.Spec.Model.Type, d.Spec.Model.Channels, d.Spec.Model.Window = kadetv1.ConvAutoencoder, []int32{8, 8, 8, 8, 8, 8}, ptr.To[int32](64)
 		}), csvDS(nil), ""},
+		{"scaled by entity without entities", det(func(d *kadetv1.Detector) { d.Spec.Preprocessing.ScaleBy = kadetv1.ScaleByEntity }),
+			csvDS(nil), "spec.preprocessing.scaleBy: Entity needs rows that name their entity"},
+		{"scaled by entity over pods", det(func(d *kadetv1.Detector) { d.Spec.Preprocessing.ScaleBy = kadetv1.ScaleByEntity }),
+			csvDS(func(c *kadetv1.CSVSource) { c.EntityColumn = "pod" }), ""},
 		{"six conv blocks over images", det(func(d *kadetv1.Detector) {
 			d.Spec.Model.Type, d.Spec.Model.Channels = kadetv1.ConvAutoencoder, []int32{8, 8, 8, 8, 8, 8}
 		}), images, ""},

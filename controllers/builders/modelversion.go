@@ -23,7 +23,7 @@ func ModelVersion(det *kadetv1.Detector, ds *kadetv1.DataSource, plan *TrainingP
 		ObjectMeta: meta,
 		Spec: kadetv1.ModelVersionSpec{
 			Detector: det.Name, Version: m.Version, Digest: m.Digest, Threshold: m.Threshold, Metrics: m.Metrics,
-			SpecHash: m.SpecHash, ScoringRule: m.ScoringRule, Normalization: m.Normalization, DetectorVersion: kadet,
+			SpecHash: m.SpecHash, ScoringRule: m.ScoringRule, Normalization: m.Normalization, ScaleBy: m.ScaleBy, DetectorVersion: kadet,
 			Data: modelVersionData(ds, plan, m),
 		},
 	}

@@ -72,6 +72,7 @@ func ResolveTraining(det *kadetv1.Detector, ds *kadetv1.DataSource, dataDigest s
 	}
 	p.Request.Data.Digest = dataDigest
 	p.resolveData(&ds.Spec)
+	p.Request.Preprocessing.ScaleBy = resolveScaleBy(det, p.Request.Data.NamesEntities())
 	hash, err := p.Request.Hash()
 	if err != nil {
 		return nil, err
@@ -97,6 +98,19 @@ func resolveNormalization(det *kadetv1.Detector, src contract.Source) *contract.
 			contract.ModelType(det.Spec.Model.Type), src)
 	}
 	return contract.ResolvedNormalization(nil, contract.ModelType(det.Spec.Model.Type), src)
+}
+
+// resolveScaleBy is how det's model scales entities: its spec's; else, for a Detector
+// with a model, what that model does (a default that changes never retrains behind
+// its owner's back); else the default for data whose rows name entities or not.
+func resolveScaleBy(det *kadetv1.Detector, entities bool) string {
+	if s := det.Spec.Preprocessing.ScaleBy; s != "" {
+		return contract.ResolvedScaleBy(string(s), entities)
+	}
+	if m := det.Status.Model; m != nil {
+		return contract.ResolvedScaleBy(cmp.Or(m.ScaleBy, contract.ScaleByModel), entities)
+	}
+	return contract.ResolvedScaleBy("", entities)
 }
 
 // contractModel is the API's model spec in the contract's terms.
@@ -137,6 +151,9 @@ func checkCompatible(det *kadetv1.Detector, ds *kadetv1.DataSource) error {
 			len(det.Spec.Model.Channels), len(det.Spec.Model.Channels), contract.DefaultWindow, 1<<len(det.Spec.Model.Channels))
 	case src == "images" && det.Spec.Scoring.Normalization != nil && det.Spec.Scoring.Normalization.Method == contract.NormalizationLikelihood:
 		return incompatible("spec.scoring.normalization: Likelihood is for a sequence model over a series (csv or prometheus); DataSource %q is images", ds.Name)
+	case det.Spec.Preprocessing.ScaleBy == kadetv1.ScaleByEntity && (ds.Spec.Prometheus == nil || len(ds.Spec.Prometheus.EntityLabels) == 0) &&
+		(ds.Spec.CSV == nil || ds.Spec.CSV.EntityColumn == ""):
+		return incompatible("spec.preprocessing.scaleBy: Entity needs rows that name their entity (prometheus.entityLabels or csv.entityColumn); DataSource %q names none", ds.Name)
 	case det.Spec.Threshold.Method == kadetv1.ThresholdBestF1 && !hasLabels:
 		return incompatible("threshold method BestF1 needs labels (csv labelColumn or images labelFile); DataSource %q has none", ds.Name)
 	}

@@ -56,12 +56,17 @@ type Metadata struct {
 	// value that is not an anomaly (0: not checked); absent when none is checked.
 	FlatLimits []int `json:"flatLimits,omitempty"`
 	// Image is set when the features are the pixels of images of this size.
-	Image     *ImageShape                 `json:"image,omitempty"`
-	Features  []string                    `json:"features"`
-	Scaler    *preprocess.Scaler          `json:"scaler"`
-	Threshold Threshold                   `json:"threshold"`
-	Training  TrainingInfo                `json:"training"`
-	Data      []preprocess.FeatureSummary `json:"data"`
+	Image    *ImageShape        `json:"image,omitempty"`
+	Features []string           `json:"features"`
+	Scaler   *preprocess.Scaler `json:"scaler"`
+	// EntityScalers, in a model that scales each entity by its own statistics, are
+	// the scalers fitted on each entity's training rows; an entity not among them is
+	// scaled by a scaler of its own history (EntityScaler). Absent when one scaler
+	// serves every entity.
+	EntityScalers map[string]*preprocess.Scaler `json:"entityScalers,omitempty"`
+	Threshold     Threshold                     `json:"threshold"`
+	Training      TrainingInfo                  `json:"training"`
+	Data          []preprocess.FeatureSummary   `json:"data"`
 	// Calibration is what live scores are compared with; absent in files from before
 	// drift checks.
 	Calibration *Calibration `json:"calibration,omitempty"`
@@ -276,10 +281,38 @@ func (m *Metadata) check() error {
 	if err := m.Scaler.Validate(m.Model.Features()); err != nil {
 		return err
 	}
+	for e, sc := range m.EntityScalers {
+		if sc == nil {
+			return fmt.Errorf("entity %q has no scaler", e)
+		}
+		if err := sc.Validate(m.Model.Features()); err != nil {
+			return fmt.Errorf("entity %q: %w", e, err)
+		}
+	}
 	if !(m.Threshold.Value > 0) || math.IsInf(m.Threshold.Value, 0) {
 		return fmt.Errorf("threshold %v is not a positive number", m.Threshold.Value)
 	}
 	return nil
+}
+
+// ScalesByEntity says whether the model scales each entity by its own statistics.
+func (m *Metadata) ScalesByEntity() bool { return m.EntityScalers != nil }
+
+// EntityScaler is the scaler of entity's rows: the model-wide one, unless the model
+// scales by entity; then the entity's from training, or, for an entity the model has
+// not seen (known false), one fitted on its history: the rows of x, its newest rows
+// before those it is scored on. An error says what is wrong with those rows.
+func (m *Metadata) EntityScaler(entity string, history []float32) (sc *preprocess.Scaler, known bool, err error) {
+	if !m.ScalesByEntity() {
+		return m.Scaler, true, nil
+	}
+	if sc := m.EntityScalers[entity]; sc != nil {
+		return sc, true, nil
+	}
+	if sc, err = m.Scaler.FitEntity(history, nil); err != nil {
+		return nil, false, err
+	}
+	return sc, false, nil
 }
 
 // FileName is the model file's name inside its version folder.

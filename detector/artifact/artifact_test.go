@@ -163,3 +163,48 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+func TestEntityScalers(t *testing.T) {
+	meta, net := sample(t)
+	// One scaler for every entity: whatever the entity, the model's.
+	if sc, known, err := meta.EntityScaler("pod-a", nil); sc != meta.Scaler || !known || err != nil {
+		t.Fatalf("model-wide: %v %v %v", sc, known, err)
+	}
+	a, _ := preprocess.Fit(preprocess.Standardize, []float32{10, 20, 30, 12, 22, 32}, 3)
+	meta.EntityScalers = map[string]*preprocess.Scaler{"pod-a": a}
+	b, _, err := Encode(meta, net)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := Decode(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !m.Meta.ScalesByEntity() {
+		t.Fatal("entity scalers lost in the file")
+	}
+	sc, known, err := m.Meta.EntityScaler("pod-a", nil)
+	if err != nil || !known || sc.Offset[0] != 11 || sc.Scale[0] != 1 {
+		t.Errorf("pod-a: %+v %v %v; want its own scaler", sc, known, err)
+	}
+	// An entity not seen in training: scaled by its history.
+	sc, known, err = m.Meta.EntityScaler("pod-b", []float32{100, 0, 5, 104, 0, 5})
+	if err != nil || known || sc.Offset[0] != 102 || sc.Scale[0] != 2 {
+		t.Errorf("pod-b: %+v %v %v; want offset 102, scale 2 from its history", sc, known, err)
+	}
+	if _, _, err := m.Meta.EntityScaler("pod-c", nil); err == nil {
+		t.Error("an unseen entity without history got a scaler")
+	}
+	// A file whose entity scaler is broken is refused, naming the entity.
+	for name, bad := range map[string]*preprocess.Scaler{
+		"zero scale":  {Kind: preprocess.Standardize, Offset: []float32{0, 0, 0}, Scale: []float32{1, 0, 1}},
+		"two columns": {Kind: preprocess.Standardize, Offset: []float32{0, 0}, Scale: []float32{1, 1}},
+		"missing":     nil,
+	} {
+		meta.EntityScalers = map[string]*preprocess.Scaler{"pod-x": bad}
+		b, _, _ := Encode(meta, net)
+		if _, err := Decode(b); err == nil || !strings.Contains(err.Error(), `entity "pod-x"`) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}

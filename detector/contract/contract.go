@@ -236,10 +236,20 @@ type Normalization struct {
 	ShortWindow *int32 `json:"shortWindow,omitempty"`
 }
 
-// Preprocessing says how features are scaled: Standardize, MinMax or None.
+// Preprocessing says how features are scaled: Standardize, MinMax or None, with one
+// scaler for the model or, ScaleBy Entity, one per entity.
 type Preprocessing struct {
 	Scaling string `json:"scaling,omitempty"`
+	// ScaleBy is Entity or empty (Model): empty, so that requests from before it
+	// hash as they did.
+	ScaleBy string `json:"scaleBy,omitempty"`
 }
+
+// Scaling scopes: one scaler for the model, or one per entity.
+const (
+	ScaleByModel  = "Model"
+	ScaleByEntity = "Entity"
+)
 
 // TrainingParameters are the optimisation settings of the Detector's spec.training,
 // without the pod's.
@@ -391,9 +401,12 @@ type TrainingResult struct {
 	// ScoringRule is the rule a sequence model scores rows with; empty for others.
 	ScoringRule string `json:"scoringRule,omitempty"`
 	// Normalization is the method of the model's likelihood stage; empty for None.
-	Normalization string             `json:"normalization,omitempty"`
-	Metrics       map[string]float64 `json:"metrics,omitempty"`
-	Error         string             `json:"error,omitempty"`
+	Normalization string `json:"normalization,omitempty"`
+	// ScaleBy is Entity when the model scales each entity by its own statistics;
+	// empty for one scaler.
+	ScaleBy string             `json:"scaleBy,omitempty"`
+	Metrics map[string]float64 `json:"metrics,omitempty"`
+	Error   string             `json:"error,omitempty"`
 	// Data says what a model trained on Prometheus saw.
 	Data *DataProvenance `json:"data,omitempty"`
 	// Kadet is the version of the detector binary that trained the model.

@@ -142,3 +142,28 @@ func TestInsufficientDataMessage(t *testing.T) {
 		}
 	}
 }
+
+func TestResolvedScaleBy(t *testing.T) {
+	prom := func(labels ...string) ResolvedData {
+		return ResolvedData{Prometheus: &ResolvedPrometheus{EntityLabels: labels}}
+	}
+	for _, tt := range []struct {
+		name    string
+		scaleBy string
+		data    ResolvedData
+		want    string
+	}{
+		{"default, entity labels", "", prom("pod"), ScaleByEntity},
+		{"default, one series", "", prom(), ""},
+		{"default, csv entity column", "", ResolvedData{CSV: &ResolvedCSV{EntityColumn: "host"}}, ScaleByEntity},
+		{"default, csv", "", ResolvedData{CSV: &ResolvedCSV{}}, ""},
+		{"default, images", "", ResolvedData{Images: &ResolvedImages{}}, ""},
+		{"Model asked", ScaleByModel, prom("pod"), ""},
+		{"Entity asked", ScaleByEntity, prom("pod"), ScaleByEntity},
+		{"Entity without entities", ScaleByEntity, prom(), ""},
+	} {
+		if got := ResolvedScaleBy(tt.scaleBy, tt.data.NamesEntities()); got != tt.want {
+			t.Errorf("%s: %q; want %q", tt.name, got, tt.want)
+		}
+	}
+}

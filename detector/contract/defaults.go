@@ -137,3 +137,24 @@ func ResolvedNormalization(n *Normalization, t ModelType, src Source) *Normaliza
 	out := *n
 	return &out
 }
+
+// ResolvedScaleBy is how a model on data whose rows name entities (or not) scales
+// them, given scaleBy (Model, Entity or empty for the default): Entity, each entity by
+// its own statistics, when the rows name entities and scaleBy is not Model (a service
+// at 10 ms and one at 800 ms, scaled as one, leave one always anomalous or never); ""
+// (one scaler for the model) otherwise.
+func ResolvedScaleBy(scaleBy string, entities bool) string {
+	if entities && scaleBy != ScaleByModel {
+		return ScaleByEntity
+	}
+	return ""
+}
+
+// NamesEntities says whether the rows of d name their entities: a Prometheus source
+// with entity labels, or a CSV with an entity column.
+func (d ResolvedData) NamesEntities() bool {
+	if p := d.Prometheus; p != nil && len(p.EntityLabels) > 0 {
+		return true
+	}
+	return d.CSV != nil && d.CSV.EntityColumn != ""
+}

@@ -95,6 +95,9 @@ type WatchStatus struct {
 	LastScoreTime *time.Time `json:"lastScoreTime,omitempty"`
 	Entities      int        `json:"entities"`
 	AnomalousNow  int        `json:"anomalousNow"`
+	// ScaledFromHistory counts the entities of a model that scales by entity that it
+	// did not see in training: each is scaled by its own history.
+	ScaledFromHistory int `json:"scaledFromHistory,omitempty"`
 	// Episodes are the latest RecentAnomalies anomaly episodes, newest first.
 	Episodes []AnomalyEpisode `json:"episodes,omitempty"`
 }

@@ -176,7 +176,7 @@ func Train(ctx context.Context, req *contract.TrainingRequest, outDir string, pr
 
 	now := time.Now().UTC()
 	meta := artifact.Metadata{
-		Name: req.Detector.Name, Model: spec, Features: tbl.Columns, Scaler: f.scaler,
+		Name: req.Detector.Name, Model: spec, Features: tbl.Columns, Scaler: f.scaler, EntityScalers: f.entityScalers,
 		Threshold: artifact.Threshold{Method: th.Method, Parameter: thresholdParameter(th), Value: threshold},
 		Training: artifact.TrainingInfo{
 			Seed: cfg.Seed, Epochs: res.Epochs, BatchSize: cfg.BatchSize, LearningRate: cfg.LearningRate,
@@ -230,6 +230,9 @@ func Train(ctx context.Context, req *contract.TrainingRequest, outDir string, pr
 	if norm.Enabled() {
 		out.Result.Normalization = norm.Method
 	}
+	if meta.ScalesByEntity() {
+		out.Result.ScaleBy = contract.ScaleByEntity
+	}
 	if p := meta.Prometheus; p != nil {
 		out.Result.Data = &contract.DataProvenance{Start: p.Start, End: p.End, Step: p.Step, Rows: p.Rows, Entities: p.Entities, Digest: p.Digest}
 	}
@@ -240,6 +243,7 @@ func Train(ctx context.Context, req *contract.TrainingRequest, outDir string, pr
 type fitted struct {
 	net                       *model.Network
 	scaler                    *preprocess.Scaler
+	entityScalers             map[string]*preprocess.Scaler // per entity, when the request scales by entity
 	res                       *train.Result
 	fitX                      []float32   // unscaled rows, the scaler and the data summary are fitted on
 	fitRows                   []int       // which rows of fitX train (all when nil)
@@ -261,10 +265,45 @@ func (f *fitted) start(req *contract.TrainingRequest, spec model.Spec, tbl *data
 	if f.net, err = model.New(spec, req.Training.Seed); err != nil {
 		return nil, &SpecError{Msg: err.Error()}
 	}
+	if req.Preprocessing.ScaleBy == contract.ScaleByEntity && tbl.Entities != nil {
+		return f.scaleEntities(tbl)
+	}
 	if f.scaler.Identity() {
 		return tbl.X, nil
 	}
 	return f.scaler.Transform(nil, tbl.X), nil
+}
+
+// scaleEntities fits a scaler per entity of tbl on its training rows (all its rows
+// when none of them trains: an entity too short for a window is still scored later)
+// and scales each entity's rows with its own.
+func (f *fitted) scaleEntities(tbl *data.Table) ([]float32, error) {
+	d := len(tbl.Columns)
+	var trains []bool
+	if f.fitRows != nil {
+		trains = make([]bool, tbl.Rows())
+		for _, r := range f.fitRows {
+			trains[r] = true
+		}
+	}
+	out := make([]float32, len(tbl.X))
+	f.entityScalers = map[string]*preprocess.Scaler{}
+	for _, sg := range segments(tbl) {
+		var rows []int
+		for r := sg[0]; r < sg[1] && trains != nil; r++ {
+			if trains[r] {
+				rows = append(rows, r-sg[0])
+			}
+		}
+		x := tbl.X[sg[0]*d : sg[1]*d]
+		sc, err := f.scaler.FitEntity(x, rows)
+		if err != nil {
+			return nil, &data.Error{Source: tbl.Source, Msg: fmt.Sprintf("entity %q: %v", tbl.Entities[sg[0]], err)}
+		}
+		f.entityScalers[tbl.Entities[sg[0]]] = sc
+		sc.Transform(out[sg[0]*d:sg[1]*d], x)
+	}
+	return out, nil
 }
 
 // fitRows trains a model that scores rows one by one, on a random split of the rows.

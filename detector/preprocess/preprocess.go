@@ -31,13 +31,37 @@ func Fit(kind string, x []float32, d int) (*Scaler, error) { return FitRows(kind
 // FitRows fits a scaler on the rows of x listed in rows (all rows when rows is nil), so
 // a training split needs no copy of its rows.
 func FitRows(kind string, x []float32, d int, rows []int) (*Scaler, error) {
+	s, _, err := fit(kind, x, d, rows)
+	return s, err
+}
+
+// FitEntity fits, for one entity of a model whose model-wide scaler is s, a scaler of
+// s's kind on the rows of x listed in rows (all when nil). A feature the entity
+// holds constant there keeps s's scale around the entity's own level: scaled by 1 in
+// its own units, a byte count that moves by a kilobyte would be a thousand deviations.
+func (s *Scaler) FitEntity(x []float32, rows []int) (*Scaler, error) {
+	e, constant, err := fit(s.Kind, x, s.Width(), rows)
+	if err != nil {
+		return nil, err
+	}
+	for j, c := range constant {
+		if c {
+			e.Scale[j] = s.Scale[j]
+		}
+	}
+	return e, nil
+}
+
+// fit is FitRows, and which features are constant on the rows.
+func fit(kind string, x []float32, d int, rows []int) (*Scaler, []bool, error) {
 	if d <= 0 || len(x)%d != 0 {
-		return nil, fmt.Errorf("preprocess: %d values do not form rows of width %d", len(x), d)
+		return nil, nil, fmt.Errorf("preprocess: %d values do not form rows of width %d", len(x), d)
 	}
 	if len(x) == 0 || (rows != nil && len(rows) == 0) {
-		return nil, fmt.Errorf("preprocess: no rows to fit a scaler on")
+		return nil, nil, fmt.Errorf("preprocess: no rows to fit a scaler on")
 	}
 	s := &Scaler{Kind: kind, Offset: make([]float32, d), Scale: make([]float32, d)}
+	constant := make([]bool, d)
 	for j := range s.Scale {
 		s.Scale[j] = 1
 	}
@@ -59,6 +83,8 @@ func FitRows(kind string, x []float32, d int, rows []int) (*Scaler, error) {
 			s.Offset[j] = float32(mean)
 			if std > 1e-12 {
 				s.Scale[j] = float32(std)
+			} else {
+				constant[j] = true
 			}
 		}
 	case MinMax:
@@ -76,12 +102,14 @@ func FitRows(kind string, x []float32, d int, rows []int) (*Scaler, error) {
 			s.Offset[j] = lo[j]
 			if hi[j] > lo[j] {
 				s.Scale[j] = hi[j] - lo[j]
+			} else {
+				constant[j] = true
 			}
 		}
 	default:
-		return nil, fmt.Errorf("preprocess: unknown scaling %q (want Standardize, MinMax or None)", kind)
+		return nil, nil, fmt.Errorf("preprocess: unknown scaling %q (want Standardize, MinMax or None)", kind)
 	}
-	return s, nil
+	return s, constant, nil
 }
 
 // Width is the number of features the scaler was fitted on.

@@ -133,3 +133,38 @@ func TestSummarizeInBlocks(t *testing.T) {
 		}
 	}
 }
+
+func TestFitEntityScalesByTheEntitysOwnStatistics(t *testing.T) {
+	// The model-wide scaler over two entities: a at 10 ms, b at 800 ms.
+	model, err := Fit(Standardize, []float32{9, 5, 11, 5, 790, 7, 810, 9}, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Entity a, its second feature constant in its rows 0 and 1 (row 2 is not its).
+	a, err := model.FitEntity([]float32{9, 5, 11, 5, 1000, 1000}, []int{0, 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Kind != Standardize || a.Offset[0] != 10 || a.Scale[0] != 1 {
+		t.Errorf("entity a's first feature: offset %v scale %v; want its own 10 and 1", a.Offset[0], a.Scale[0])
+	}
+	// Constant for the entity: its own level, the model's scale (not 1 in its units).
+	if a.Offset[1] != 5 || a.Scale[1] != model.Scale[1] {
+		t.Errorf("entity a's constant feature: offset %v scale %v; want 5 and the model's %v", a.Offset[1], a.Scale[1], model.Scale[1])
+	}
+	// Scaled by its own, 12 ms is two deviations for a; by the model's it is noise.
+	if got := a.Transform(nil, []float32{12, 5})[0]; got != 2 {
+		t.Errorf("a's 12 ms scaled to %v; want 2", got)
+	}
+	if got := model.Transform(nil, []float32{12, 5})[0]; got > -0.9 {
+		t.Errorf("the model's scaler puts a's 12 ms at %v: the test's premise is wrong", got)
+	}
+	mm, _ := Fit(MinMax, []float32{0, 10, 100, 30}, 2)
+	e, err := mm.FitEntity([]float32{4, 20, 6, 20}, nil)
+	if err != nil || e.Kind != MinMax || e.Offset[0] != 4 || e.Scale[0] != 2 || e.Offset[1] != 20 || e.Scale[1] != mm.Scale[1] {
+		t.Errorf("MinMax entity scaler %+v, %v; want offset [4 20], scale [2 %v]", e, err, mm.Scale[1])
+	}
+	if _, err := model.FitEntity([]float32{1, 2, 3}, nil); err == nil {
+		t.Error("rows of the wrong width fitted")
+	}
+}

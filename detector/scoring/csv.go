@@ -23,38 +23,38 @@ const scoreBatch = 4096
 // own, with a likelihood state of their own: series of several entities in one file,
 // as a Prometheus query gives them. It returns the rows scored and how many were
 // anomalies.
-func CSV(m *artifact.Model, r io.Reader, w io.Writer, source string, delim rune, entityColumn string) (rows, anomalies int, err error) {
+func CSV(m *artifact.Model, r io.Reader, w io.Writer, source string, delim rune, entityColumn string) (st CSVStats, err error) {
 	cr := csv.NewReader(r)
 	cr.Comma = delim
 	header, err := cr.Read()
 	if err == io.EOF {
-		return 0, 0, &data.Error{Source: source, Msg: "file is empty: expected a header row"}
+		return st, &data.Error{Source: source, Msg: "file is empty: expected a header row"}
 	}
 	if err != nil {
-		return 0, 0, &data.Error{Source: source, Line: 1, Msg: err.Error()}
+		return st, &data.Error{Source: source, Line: 1, Msg: err.Error()}
 	}
 	header = slices.Clone(header)
 	idx := make([]int, len(m.Meta.Features))
 	for k, f := range m.Meta.Features {
 		idx[k] = slices.IndexFunc(header, func(h string) bool { return strings.TrimSpace(h) == f })
 		if idx[k] < 0 {
-			return 0, 0, &data.Error{Source: source, Line: 1, Msg: fmt.Sprintf(
+			return st, &data.Error{Source: source, Line: 1, Msg: fmt.Sprintf(
 				"column %q, which the model was trained on, is not in the header (model features: %s)", f, strings.Join(m.Meta.Features, ", "))}
 		}
 	}
 	entity := -1
 	if entityColumn != "" {
 		if entity = slices.IndexFunc(header, func(h string) bool { return strings.TrimSpace(h) == entityColumn }); entity < 0 {
-			return 0, 0, &data.Error{Source: source, Line: 1, Msg: fmt.Sprintf("entity column %q is not in the header", entityColumn)}
+			return st, &data.Error{Source: source, Line: 1, Msg: fmt.Sprintf("entity column %q is not in the header", entityColumn)}
 		}
-		if !m.Network.Spec.Sequence() {
-			entity = -1 // rows one at a time: an entity changes nothing
+		if !m.Network.Spec.Sequence() && !m.Meta.ScalesByEntity() {
+			entity = -1 // rows one at a time, scaled alike: an entity changes nothing
 		}
 	}
 	cw := csv.NewWriter(w)
 	cw.Comma = delim
 	if err := cw.Write(append(header, "score", "raw", "is_anomaly")); err != nil {
-		return 0, 0, err
+		return st, err
 	}
 	d := len(idx)
 	var batch [][]string
@@ -62,8 +62,10 @@ func CSV(m *artifact.Model, r io.Reader, w io.Writer, source string, delim rune,
 	flush := func() error {
 		var res []Scored
 		var err error
-		if entity >= 0 {
-			res, err = scoreByEntity(m, x, batch, entity)
+		if entity >= 0 || m.Meta.ScalesByEntity() {
+			var unseen int
+			res, unseen, err = scoreByEntity(m, x, batch, entity)
+			st.Unseen += unseen
 		} else {
 			res, err = Score(m, x)
 		}
@@ -73,14 +75,14 @@ func CSV(m *artifact.Model, r io.Reader, w io.Writer, source string, delim rune,
 		for i, rec := range batch {
 			s := res[i]
 			if s.Anomaly {
-				anomalies++
+				st.Anomalies++
 			}
 			out := append(rec, strconv.FormatFloat(s.Score, 'g', 6, 64), strconv.FormatFloat(s.Raw, 'g', 6, 64), strconv.FormatBool(s.Anomaly))
 			if err := cw.Write(out); err != nil {
 				return err
 			}
 		}
-		rows += len(batch)
+		st.Rows += len(batch)
 		batch, x = batch[:0], x[:0]
 		return nil
 	}
@@ -92,66 +94,91 @@ func CSV(m *artifact.Model, r io.Reader, w io.Writer, source string, delim rune,
 		if err != nil {
 			var pe *csv.ParseError
 			if errors.As(err, &pe) {
-				return rows, anomalies, &data.Error{Source: source, Line: pe.Line, Msg: pe.Err.Error()}
+				return st, &data.Error{Source: source, Line: pe.Line, Msg: pe.Err.Error()}
 			}
-			return rows, anomalies, err
+			return st, err
 		}
 		line, _ := cr.FieldPos(0)
 		for k, c := range idx {
 			v, err := data.ParseValue(rec[c])
 			if err != nil {
-				return rows, anomalies, &data.Error{Source: source, Line: line, Column: m.Meta.Features[k], Msg: err.Error()}
+				return st, &data.Error{Source: source, Line: line, Column: m.Meta.Features[k], Msg: err.Error()}
 			}
 			x = append(x, v)
 		}
 		batch = append(batch, rec)
-		// A sequence model scores the whole run at once: windows span batches.
-		if len(batch) == scoreBatch && !m.Network.Spec.Sequence() {
+		// A sequence model scores the whole run at once: windows span batches; and an
+		// entity's scaler may be fitted on its first rows.
+		if len(batch) == scoreBatch && !m.Network.Spec.Sequence() && !m.Meta.ScalesByEntity() {
 			if err := flush(); err != nil {
-				return rows, anomalies, err
+				return st, err
 			}
 		}
 	}
 	if len(batch) > 0 {
 		if err := flush(); err != nil {
-			return rows, anomalies, err
+			return st, err
 		}
 	}
-	if rows == 0 {
-		return 0, 0, &data.Error{Source: source, Msg: "no data rows after the header"}
+	if st.Rows == 0 {
+		return st, &data.Error{Source: source, Msg: "no data rows after the header"}
 	}
 	cw.Flush()
-	return rows, anomalies, cw.Error()
+	return st, cw.Error()
 }
 
+// CSVStats say what CSV scored.
+type CSVStats struct {
+	Rows, Anomalies int
+	// Unseen counts the entities of a model that scales by entity that it did not see
+	// in training: each scaled by its first EntityHistoryRows rows.
+	Unseen int
+}
+
+// EntityHistoryRows is how many of its first rows scale an entity that a model
+// scaling by entity did not see in training, in a file scored in batch.
+const EntityHistoryRows = 500
+
 // scoreByEntity scores the rows of x (records recs) as one run per entity (column
-// entity of the records), each entity's rows in their order, and gives the scores in
-// the rows' order.
-func scoreByEntity(m *artifact.Model, x []float32, recs [][]string, entity int) ([]Scored, error) {
+// entity of the records; one entity when entity is -1), each entity's rows in their
+// order and scaled by its scaler, and gives the scores in the rows' order and how many
+// entities the model had not seen.
+func scoreByEntity(m *artifact.Model, x []float32, recs [][]string, entity int) ([]Scored, int, error) {
 	d := len(x) / len(recs)
 	var order []string
 	rowsOf := map[string][]int{}
 	for i, rec := range recs {
-		e := rec[entity]
+		e := ""
+		if entity >= 0 {
+			e = rec[entity]
+		}
 		if _, ok := rowsOf[e]; !ok {
 			order = append(order, e)
 		}
 		rowsOf[e] = append(rowsOf[e], i)
 	}
 	out := make([]Scored, len(recs))
+	unseen := 0
 	for _, e := range order {
 		idx := rowsOf[e]
 		xe := make([]float32, 0, len(idx)*d)
 		for _, i := range idx {
 			xe = append(xe, x[i*d:(i+1)*d]...)
 		}
-		res, err := Score(m, xe)
+		sc, known, err := m.Meta.EntityScaler(e, xe[:min(len(xe), EntityHistoryRows*d)])
 		if err != nil {
-			return nil, fmt.Errorf("entity %q: %w", e, err)
+			return nil, 0, fmt.Errorf("entity %q: scaling by its first rows: %w", e, err)
+		}
+		if !known {
+			unseen++
+		}
+		res, err := ScoreRun(m, sc, xe, 0)
+		if err != nil {
+			return nil, 0, fmt.Errorf("entity %q: %w", e, err)
 		}
 		for k, i := range idx {
 			out[i] = res[k]
 		}
 	}
-	return out, nil
+	return out, unseen, nil
 }

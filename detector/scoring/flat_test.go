@@ -75,7 +75,7 @@ func TestStuckValues(t *testing.T) {
 	for end := w - 1; end < rows; end++ {
 		batch = append(batch, x[(end-w+1)*f:(end+1)*f]...)
 	}
-	newest, err := ScoreNewest(m, batch, rows-w+1, nil)
+	newest, err := ScoreNewest(m, batch, rows-w+1, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"github.com/kadet-dev/kadet/detector/artifact"
 	"github.com/kadet-dev/kadet/detector/model"
 	"github.com/kadet-dev/kadet/detector/normalize"
+	"github.com/kadet-dev/kadet/detector/preprocess"
 )
 
 // Newest is the score of the last row of one run, as a stream sees it.
@@ -34,8 +35,9 @@ func RunRows(m *artifact.Model) int {
 // the Causal rule of SequenceScores. All runs go through the network as one batch.
 // With states (one per run: its entity's) and the model's likelihood stage, each
 // score goes through the stage and updates its entity's state; without, it is raw /
-// threshold.
-func ScoreNewest(m *artifact.Model, x []float32, runs int, states []*normalize.State) ([]Newest, error) {
+// threshold. With scalers (one per run: its entity's, Metadata.EntityScaler), each run
+// is scaled by its own; without, by the model's.
+func ScoreNewest(m *artifact.Model, x []float32, runs int, states []*normalize.State, scalers []*preprocess.Scaler) ([]Newest, error) {
 	f, w := len(m.Meta.Features), RunRows(m)
 	if f == 0 || len(x) != runs*w*f {
 		return nil, fmt.Errorf("%d values are not %d runs of %d rows of %d features", len(x), runs, w, f)
@@ -50,7 +52,24 @@ func ScoreNewest(m *artifact.Model, x []float32, runs int, states []*normalize.S
 	if runs == 0 {
 		return nil, nil
 	}
-	scaled := m.Meta.Scaler.Transform(nil, x)
+	if scalers != nil && len(scalers) != runs {
+		return nil, fmt.Errorf("%d scalers for %d runs", len(scalers), runs)
+	}
+	scalerOf := func(k int) *preprocess.Scaler {
+		if scalers == nil {
+			return m.Meta.Scaler
+		}
+		return scalers[k]
+	}
+	var scaled []float32
+	if scalers == nil {
+		scaled = m.Meta.Scaler.Transform(nil, x)
+	} else {
+		scaled = make([]float32, len(x))
+		for k, sc := range scalers {
+			sc.Transform(scaled[k*w*f:(k+1)*w*f], x[k*w*f:(k+1)*w*f])
+		}
+	}
 	res := make([]Newest, runs)
 	t := m.Meta.Threshold.Value
 	if m.Network.Spec.Type == model.MLPClassifier {
@@ -94,6 +113,8 @@ func ScoreNewest(m *artifact.Model, x []float32, runs int, states []*normalize.S
 			}
 		}
 	}
-	m.Meta.Scaler.Inverse(expected, expected)
+	for k := range res {
+		scalerOf(k).Inverse(res[k].Expected, res[k].Expected)
+	}
 	return res, nil
 }

@@ -43,7 +43,7 @@ func TestScoreNewestIsTheCausalScoreOfTheLastRow(t *testing.T) {
 				}
 				batch = append(batch, run[(rows-n)*f:]...)
 			}
-			got, err := ScoreNewest(m, batch, runs, nil)
+			got, err := ScoreNewest(m, batch, runs, nil, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -70,7 +70,7 @@ func TestScoreNewestIsTheCausalScoreOfTheLastRow(t *testing.T) {
 					t.Errorf("run %d: expected %v against observed %v gives error %v; raw %v", k, g.Expected, last, se/f, g.Raw)
 				}
 			}
-			if _, err := ScoreNewest(m, batch[:len(batch)-1], runs, nil); err == nil {
+			if _, err := ScoreNewest(m, batch[:len(batch)-1], runs, nil, nil); err == nil {
 				t.Error("a short batch scored")
 			}
 		})

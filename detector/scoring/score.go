@@ -9,6 +9,7 @@ import (
 
 	"github.com/kadet-dev/kadet/detector/artifact"
 	"github.com/kadet-dev/kadet/detector/normalize"
+	"github.com/kadet-dev/kadet/detector/preprocess"
 )
 
 // Scored is one record's result. Score is the normalised contract every model type
@@ -51,11 +52,12 @@ func Score(m *artifact.Model, x []float32) ([]Scored, error) {
 	return out, err
 }
 
-// ScoreAfterTraining is Score for a run whose first inSample rows the model trained
-// on: their network scores enter the likelihood stage raised by its in-sample gap, as
-// a watching pod's warm-up takes them.
-func ScoreAfterTraining(m *artifact.Model, x []float32, inSample int) ([]Scored, error) {
-	out, _, err := score(m, x, false, inSample)
+// ScoreRun is Score for one entity's run, scaled by sc (the entity's scaler,
+// Metadata.EntityScaler; nil for the model's), whose first inSample rows the model
+// trained on: their network scores enter the likelihood stage raised by its in-sample
+// gap, as a watching pod's warm-up takes them.
+func ScoreRun(m *artifact.Model, sc *preprocess.Scaler, x []float32, inSample int) ([]Scored, error) {
+	out, _, err := scoreWith(m, sc, x, false, inSample)
 	return out, err
 }
 
@@ -71,6 +73,13 @@ func ScoreExplained(m *artifact.Model, x []float32) ([]Scored, []float32, error)
 var scaledPool = sync.Pool{New: func() any { return new([]float32) }}
 
 func score(m *artifact.Model, x []float32, explain bool, inSample int) ([]Scored, []float32, error) {
+	return scoreWith(m, nil, x, explain, inSample)
+}
+
+func scoreWith(m *artifact.Model, sc *preprocess.Scaler, x []float32, explain bool, inSample int) ([]Scored, []float32, error) {
+	if sc == nil {
+		sc = m.Meta.Scaler
+	}
 	d := len(m.Meta.Features)
 	if d == 0 || len(x)%d != 0 {
 		return nil, nil, fmt.Errorf("%d values do not form rows of %d features", len(x), d)
@@ -81,7 +90,7 @@ func score(m *artifact.Model, x []float32, explain bool, inSample int) ([]Scored
 	if cap(*buf) < len(x) {
 		*buf = make([]float32, len(x))
 	}
-	scaled := m.Meta.Scaler.Transform((*buf)[:len(x)], x)
+	scaled := sc.Transform((*buf)[:len(x)], x)
 	var raw, shares []float32
 	switch {
 	case m.Network.Spec.Sequence():

@@ -35,9 +35,9 @@ func (s *Server) observe(l *loaded, x []float32, scored []scoring.Scored) {
 }
 
 // Observe takes runs m scored outside a request (the watch loop's, RunRows rows each
-// in their own units) and the results of their newest rows into the drift measures and
-// to the shadow model, when m is still the model in service.
-func (s *Server) Observe(m *artifact.Model, runs []float32, results []scoring.Newest) {
+// in their own units, of the entities keys) and the results of their newest rows into
+// the drift measures and to the shadow model, when m is still the model in service.
+func (s *Server) Observe(m *artifact.Model, keys []string, runs []float32, results []scoring.Newest) {
 	l := s.current.Load()
 	if l == nil || l.model != m {
 		return
@@ -53,7 +53,7 @@ func (s *Server) Observe(m *artifact.Model, runs []float32, results []scoring.Ne
 	}
 	l.drift.Observe(rows, scores)
 	if sh := s.shadow.Load(); sh != nil && sh.stats.Incompatible == "" {
-		sh.offer(shadowJob{x: runs, runs: len(results), scored: scored})
+		sh.offer(shadowJob{x: runs, runs: len(results), keys: keys, scored: scored})
 	}
 }
 

@@ -1,6 +1,7 @@
 package serve
 
 import (
+	"fmt"
 	"slices"
 	"sync"
 	"time"
@@ -8,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kadet-dev/kadet/detector/artifact"
+	"github.com/kadet-dev/kadet/detector/preprocess"
 	"github.com/kadet-dev/kadet/detector/scoring"
 )
 
@@ -22,7 +24,9 @@ type shadowJob struct {
 	x []float32
 	// runs > 0: x holds runs of RunRows rows each, and served the scores of their
 	// newest rows (the watch loop's rule).
-	runs   int
+	runs int
+	// keys are the runs' entities, for a model that scales each by its own scaler.
+	keys   []string
 	scored []scoring.Scored
 }
 
@@ -89,7 +93,11 @@ func (sh *shadow) offer(j shadowJob) {
 func (sh *shadow) score(j shadowJob) {
 	var got []bool
 	if j.runs > 0 {
-		res, err := scoring.ScoreNewest(sh.l.model, j.x, j.runs, nil)
+		scalers, err := entityScalers(sh.l.model, j)
+		if err != nil {
+			return
+		}
+		res, err := scoring.ScoreNewest(sh.l.model, j.x, j.runs, nil, scalers)
 		if err != nil {
 			return
 		}
@@ -174,4 +182,25 @@ func newShadowVecs(reg prometheus.Registerer) *shadowVecs {
 func (v *shadowVecs) forVersion(version string) *shadowMetrics {
 	return &shadowMetrics{rows: v.rows.WithLabelValues(version), anomalies: v.anomalies.WithLabelValues(version),
 		dropped: v.dropped.WithLabelValues(version), rate: v.rate.WithLabelValues(version), agreement: v.agreement.WithLabelValues(version)}
+}
+
+// entityScalers are the scalers of j's runs under m: nil when m scales every entity
+// alike; an entity m did not see is scaled by the rows of its run.
+func entityScalers(m *artifact.Model, j shadowJob) ([]*preprocess.Scaler, error) {
+	if !m.Meta.ScalesByEntity() {
+		return nil, nil
+	}
+	if len(j.keys) != j.runs {
+		return nil, fmt.Errorf("%d entities for %d runs", len(j.keys), j.runs)
+	}
+	n := len(j.x) / j.runs
+	out := make([]*preprocess.Scaler, j.runs)
+	for k, key := range j.keys {
+		sc, _, err := m.Meta.EntityScaler(key, j.x[k*n:(k+1)*n])
+		if err != nil {
+			return nil, err
+		}
+		out[k] = sc
+	}
+	return out, nil
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/kadet-dev/kadet/detector/contract"
 	"github.com/kadet-dev/kadet/detector/data"
 	"github.com/kadet-dev/kadet/detector/normalize"
+	"github.com/kadet-dev/kadet/detector/preprocess"
 	"github.com/kadet-dev/kadet/detector/scoring"
 )
 
@@ -68,10 +69,10 @@ type Options struct {
 	Read data.PromOptions
 	// Now is the clock (time.Now when nil); tests tick at chosen times.
 	Now func() time.Time
-	// Observe, when set, is given each tick's runs (RunRows rows each, in their own
-	// units) and the results of their newest rows: for the drift measures and a shadow
+	// Observe, when set, is given each tick's entities, their runs (RunRows rows each,
+	// in their own units) and the results of their newest rows: for the drift measures and a shadow
 	// model.
-	Observe func(m *artifact.Model, runs []float32, results []scoring.Newest)
+	Observe func(m *artifact.Model, keys []string, runs []float32, results []scoring.Newest)
 }
 
 // Watcher is the watch loop's state: the newest result of each entity and the
@@ -85,10 +86,12 @@ type Watcher struct {
 	entities map[string]*entity
 	// norms are the entities' likelihood states, kept apart from entities because
 	// an entity gets one before its first result.
-	norms    map[string]*normalize.State
+	norms map[string]*normalize.State
+	// scalers are the entities' scalers of a model that scales each by its own.
+	scalers  map[string]entityScaler
 	episodes []*contract.AnomalyEpisode // newest first
 	digest   string                     // of the model the entities were scored with
-	// normDigest is the model the norms were warmed up with.
+	// normDigest is the model the norms were warmed up with and the scalers are of.
 	normDigest string
 	last       *time.Time
 	lastErr    string
@@ -131,7 +134,7 @@ func New(opts Options) (*Watcher, error) {
 		opts.Read.Attempts = 1
 		opts.Read.Timeout = min(opts.Interval, 30*time.Second)
 	}
-	w := &Watcher{opts: opts, log: opts.Logger, step: step, entities: map[string]*entity{}, norms: map[string]*normalize.State{},
+	w := &Watcher{opts: opts, log: opts.Logger, step: step, entities: map[string]*entity{}, norms: map[string]*normalize.State{}, scalers: map[string]entityScaler{},
 		lag: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "kadet_watch_lag_seconds", Help: "Age of the newest row when it was scored (the query's end to the end of scoring).",
 		}),
@@ -217,75 +220,145 @@ func (w *Watcher) Tick(ctx context.Context) error {
 		w.errors.Inc()
 		return err
 	}
-	states, err := w.states(ctx, m, keys, end)
+	p, err := w.prepare(ctx, m, keys, runs, end)
 	if err != nil {
 		w.errors.Inc()
 		return err
 	}
-	results, err := scoring.ScoreNewest(m, runs, len(keys), states)
+	results, err := scoring.ScoreNewest(m, runs, len(keys), p.states, p.scalers)
 	if err != nil {
 		return err
 	}
 	w.rows.Add(float64(len(keys)))
 	if w.opts.Observe != nil {
-		w.opts.Observe(m, runs, results)
+		w.opts.Observe(m, keys, runs, results)
 	}
 	w.lag.Set(w.opts.Now().Sub(end).Seconds())
 	w.record(m, keys, results, end, began)
 	return nil
 }
 
-// states are the likelihood states of keys, nil when the model has no likelihood
-// stage. An entity without one yet gets one from the model's prior, warmed up on its
-// rows before end (WarmupRows, fewer when many entities are new at once).
-func (w *Watcher) states(ctx context.Context, m *artifact.Model, keys []string, end time.Time) ([]*normalize.State, error) {
-	if !m.Meta.Normalization.Enabled() {
-		return nil, nil
+// prepared is what the tick's entities are scored with: their likelihood states (nil
+// when the model has no likelihood stage) and their scalers (nil when the model scales
+// every entity alike).
+type prepared struct {
+	states  []*normalize.State
+	scalers []*preprocess.Scaler
+}
+
+// entityScaler is an entity's scaler, and whether it was fitted on the entity's
+// history because the model did not see the entity in training.
+type entityScaler struct {
+	sc          *preprocess.Scaler
+	fromHistory bool
+}
+
+// newEntity is an entity the tick meets without what prepare gives it: a state to
+// warm up (nil when it has one or the model has no stage) and whether it needs a
+// scaler fitted on its history.
+type newEntity struct {
+	state       *normalize.State
+	needsScaler bool
+	run         []float32 // the tick's run: history of last resort for its scaler
+}
+
+// prepare gives keys (whose tick runs are runs) their states and scalers. An entity
+// without a state gets one from the model's prior, warmed up on its rows before end
+// (WarmupRows, fewer when many entities are new at once). An entity the model scales
+// by its own statistics but did not see in training is scaled by its rows before end
+// (WarmupRows of them), as a batch score scales it by its first rows.
+func (w *Watcher) prepare(ctx context.Context, m *artifact.Model, keys []string, runs []float32, end time.Time) (prepared, error) {
+	norm, byEntity := m.Meta.Normalization.Enabled(), m.Meta.ScalesByEntity()
+	var p prepared
+	if !norm && !byEntity {
+		return p, nil
 	}
+	n := len(runs) / max(len(keys), 1)
 	w.mu.Lock()
 	if w.normDigest != m.Digest {
 		// Another model's scores have another scale: every state starts anew.
-		w.norms, w.normDigest = map[string]*normalize.State{}, m.Digest
+		w.norms, w.scalers, w.normDigest = map[string]*normalize.State{}, map[string]entityScaler{}, m.Digest
 	}
-	out := make([]*normalize.State, len(keys))
-	fresh := map[string]*normalize.State{}
+	if norm {
+		p.states = make([]*normalize.State, len(keys))
+	}
+	if byEntity {
+		p.scalers = make([]*preprocess.Scaler, len(keys))
+	}
+	fresh := map[string]*newEntity{}
+	states := 0
 	for i, key := range keys {
-		if out[i] = w.norms[key]; out[i] == nil {
-			out[i] = new(normalize.State)
-			fresh[key] = out[i]
+		var ne newEntity
+		if norm {
+			if p.states[i] = w.norms[key]; p.states[i] == nil {
+				p.states[i] = new(normalize.State)
+				ne.state = p.states[i]
+				states++
+			}
+		}
+		if byEntity {
+			if es, ok := w.scalers[key]; ok {
+				p.scalers[i] = es.sc
+			} else if sc, known, _ := m.Meta.EntityScaler(key, nil); known {
+				p.scalers[i] = sc
+				w.scalers[key] = entityScaler{sc: sc}
+			} else {
+				ne.needsScaler, ne.run = true, runs[i*n:(i+1)*n]
+			}
+		}
+		if ne.state != nil || ne.needsScaler {
+			fresh[key] = &ne
 		}
 	}
 	w.mu.Unlock()
-	if rows := warmupRows(len(fresh)); rows > 0 {
-		if err := w.warmUp(ctx, m, fresh, end, rows); err != nil {
-			return nil, fmt.Errorf("warming up the likelihood of %d entities: %w", len(fresh), err)
-		}
-	}
 	if len(fresh) > 0 {
+		scalers, err := w.warmUp(ctx, m, fresh, end, warmupRows(states))
+		if err != nil {
+			return p, fmt.Errorf("preparing %d new entities: %w", len(fresh), err)
+		}
 		w.mu.Lock()
-		for key, st := range fresh {
-			w.norms[key] = st
+		for i, key := range keys {
+			ne := fresh[key]
+			if ne == nil {
+				continue
+			}
+			if ne.state != nil {
+				w.norms[key] = ne.state
+			}
+			if ne.needsScaler {
+				p.scalers[i] = scalers[key]
+				w.scalers[key] = entityScaler{sc: scalers[key], fromHistory: true}
+			}
 		}
 		w.mu.Unlock()
 	}
-	return out, nil
+	return p, nil
 }
 
-// warmUp reads the rows rows before end (and the window before them) and feeds
-// each entity of states its scores there, as batch scoring of those rows would: each
-// run of consecutive steps is scored causally, runs in time order. The read ends at
-// end, whose rows the tick has just read, so it cannot come back empty; they are left
-// to the tick.
-func (w *Watcher) warmUp(ctx context.Context, m *artifact.Model, states map[string]*normalize.State, end time.Time, rows int) error {
+// warmUp reads the rows before end (WarmupRows when an entity of fresh needs a
+// scaler, else rows, and the window before them), fits the scalers fresh entities need
+// on their rows there, and feeds each fresh state its scores on its last rows rows, as
+// batch scoring of those rows would: each run of consecutive steps is scored causally,
+// runs in time order. The read ends at end, whose rows the tick has just read, so it
+// cannot come back empty; they are left to the tick.
+func (w *Watcher) warmUp(ctx context.Context, m *artifact.Model, fresh map[string]*newEntity, end time.Time, rows int) (map[string]*preprocess.Scaler, error) {
+	read := rows
+	for _, ne := range fresh {
+		if ne.needsScaler {
+			read = WarmupRows
+			break
+		}
+	}
+	scalers := map[string]*preprocess.Scaler{}
 	src, err := w.source(m, end)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	n := scoring.RunRows(m)
-	src.Range = (time.Duration(rows+n-1) * w.step).String()
+	src.Range = (time.Duration(read+n-1) * w.step).String()
 	tbl, err := data.LoadPrometheus(ctx, src, w.opts.Read)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	newest := strconv.FormatInt(end.Unix(), 10)
 	f, norm := len(tbl.Columns), m.Meta.Normalization
@@ -324,25 +397,51 @@ func (w *Watcher) warmUp(ctx context.Context, m *artifact.Model, states map[stri
 		if top > lo && tbl.Timestamps[top-1] == newest {
 			top--
 		}
-		st := states[key]
-		if st == nil {
+		ne := fresh[key]
+		if ne == nil {
 			continue
 		}
-		for _, run := range consecutiveRuns(tbl.Timestamps[lo:top], w.step) {
-			rows := run[1] - run[0]
-			if rows < n {
+		sc := m.Meta.Scaler
+		if ne.needsScaler {
+			history := tbl.X[lo*f : top*f]
+			if top == lo {
+				history = ne.run
+			}
+			if sc, _, err = m.Meta.EntityScaler(key, history); err != nil {
+				return nil, fmt.Errorf("entity %s: scaling by its history: %w", key, err)
+			}
+			scalers[key] = sc
+		} else if es, known, _ := m.Meta.EntityScaler(key, nil); known {
+			sc = es
+		}
+		if ne.state == nil || rows == 0 {
+			continue
+		}
+		from := max(lo, top-(rows+n-1))
+		for _, run := range consecutiveRuns(tbl.Timestamps[from:top], w.step) {
+			k := run[1] - run[0]
+			if k < n {
 				continue
 			}
-			x := m.Meta.Scaler.Transform(nil, tbl.X[(lo+run[0])*f:(lo+run[1])*f])
-			pending = append(pending, warmRun{state: st, x: x, row: lo + run[0]})
-			if windows += rows; windows >= warmupWindows {
+			x := sc.Transform(nil, tbl.X[(from+run[0])*f:(from+run[1])*f])
+			pending = append(pending, warmRun{state: ne.state, x: x, row: from + run[0]})
+			if windows += k; windows >= warmupWindows {
 				if err := flush(); err != nil {
-					return err
+					return nil, err
 				}
 			}
 		}
 	}
-	return flush()
+	for key, ne := range fresh {
+		if ne.needsScaler && scalers[key] == nil {
+			// Not in the read (it came between the tick's read and this one): its
+			// tick run is all the history it has.
+			if scalers[key], _, err = m.Meta.EntityScaler(key, ne.run); err != nil {
+				return nil, fmt.Errorf("entity %s: scaling by its history: %w", key, err)
+			}
+		}
+	}
+	return scalers, flush()
 }
 
 // warmupWindows bounds the windows of one warm-up pass: 10,000 entities' 500 rows
@@ -504,6 +603,7 @@ func (w *Watcher) record(m *artifact.Model, keys []string, results []scoring.New
 			}
 			delete(w.entities, key)
 			delete(w.norms, key) // back, it warms up again
+			delete(w.scalers, key)
 		}
 	}
 	if len(keys) > 0 {
@@ -529,7 +629,7 @@ func (w *Watcher) Reset() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.entities = map[string]*entity{}
-	w.norms, w.normDigest = map[string]*normalize.State{}, ""
+	w.norms, w.scalers, w.normDigest = map[string]*normalize.State{}, map[string]entityScaler{}, ""
 	w.episodes = nil
 	w.last = nil
 	w.digest = ""
@@ -546,9 +646,12 @@ func (w *Watcher) Status() contract.WatchStatus {
 		c.TopFeatures = slices.Clone(ep.TopFeatures)
 		s.Episodes = append(s.Episodes, c)
 	}
-	for _, e := range w.entities {
+	for key, e := range w.entities {
 		if e.result.Anomaly {
 			s.AnomalousNow++
+		}
+		if w.scalers[key].fromHistory {
+			s.ScaledFromHistory++
 		}
 	}
 	return s

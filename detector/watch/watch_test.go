@@ -108,7 +108,7 @@ func TestWatchScoresTheNewestRowOfEachEntity(t *testing.T) {
 		for i := range x {
 			x[i] = float32(value(e, 77+i))
 		}
-		want, err := scoring.ScoreNewest(m, x, 1, nil)
+		want, err := scoring.ScoreNewest(m, x, 1, nil, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -265,7 +265,7 @@ func TestWatchLikelihoodMatchesBatch(t *testing.T) {
 		for i := from; i <= at; i++ {
 			x = append(x, float32(value(e, i)))
 		}
-		res, err := scoring.ScoreAfterTraining(m, x, max(0, trainedTo-from+1))
+		res, err := scoring.ScoreRun(m, nil, x, max(0, trainedTo-from+1))
 		if err != nil {
 			t.Fatal(err)
 		}

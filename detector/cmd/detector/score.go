@@ -83,7 +83,7 @@ func cmdScore(args []string, stdout, stderr io.Writer) error {
 		w = tmp
 	}
 	bw := bufio.NewWriterSize(w, 1<<16)
-	rows, anomalies, err := scoring.CSV(m, bufio.NewReaderSize(in, 1<<16), bw, *input, d, *entity)
+	st, err := scoring.CSV(m, bufio.NewReaderSize(in, 1<<16), bw, *input, d, *entity)
 	if err == nil {
 		err = bw.Flush()
 	}
@@ -98,7 +98,10 @@ func cmdScore(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
-	fmt.Fprintf(stderr, "scored %d rows with model %s: %d anomalies\n", rows, m.Digest[:15], anomalies)
+	if st.Unseen > 0 {
+		fmt.Fprintf(stderr, "%d entities the model did not see in training were each scaled by its first %d rows\n", st.Unseen, scoring.EntityHistoryRows)
+	}
+	fmt.Fprintf(stderr, "scored %d rows with model %s: %d anomalies\n", st.Rows, m.Digest[:15], st.Anomalies)
 	return nil
 }
 

@@ -101,12 +101,12 @@ func writeTermination(path string, res contract.TrainingResult, stderr io.Writer
 
 // localTrainFlags train without a controller: on a CSV with flags for the model.
 type localTrainFlags struct {
-	prometheus                                                                                                                        promFlags
-	data, model, columns, label, timestamp, entity, delimiter, hidden, channels, activation, scaling, method, rule, stuck, resampling string
-	normalization                                                                                                                     string
-	epochs, batch, latent, patience, window, stride, kernel, longWindow, shortWindow                                                  int
-	lr, valSplit, param, dropout                                                                                                      float64
-	seed                                                                                                                              int64
+	prometheus                                                                                                                                 promFlags
+	data, model, columns, label, timestamp, entity, delimiter, hidden, channels, activation, scaling, scaleBy, method, rule, stuck, resampling string
+	normalization                                                                                                                              string
+	epochs, batch, latent, patience, window, stride, kernel, longWindow, shortWindow                                                           int
+	lr, valSplit, param, dropout                                                                                                               float64
+	seed                                                                                                                                       int64
 }
 
 func localFlags(fs *flag.FlagSet) *localTrainFlags {
@@ -140,6 +140,7 @@ func localFlags(fs *flag.FlagSet) *localTrainFlags {
 	fs.Float64Var(&l.dropout, "dropout", 0, "ConvAutoencoder: share of activations dropped at each training step (0: none)")
 	fs.StringVar(&l.activation, "activation", "ReLU", "ReLU, LeakyReLU, Tanh or Sigmoid")
 	fs.StringVar(&l.scaling, "scaling", "Standardize", "Standardize, MinMax or None")
+	fs.StringVar(&l.scaleBy, "scale-by", "", "Entity (each entity by its own statistics; the default when rows name entities) or Model (one scaler for all)")
 	fs.IntVar(&l.epochs, "epochs", 20, "training epochs")
 	fs.IntVar(&l.batch, "batch-size", 64, "mini-batch size")
 	fs.Float64Var(&l.lr, "learning-rate", 0.001, "Adam learning rate")
@@ -242,6 +243,15 @@ func trainingRequest(specFile string, l *localTrainFlags) (*contract.TrainingReq
 	req.Model.StuckValues = l.stuck
 	if err := l.resolveNormalization(req); err != nil {
 		return nil, err
+	}
+	switch l.scaleBy {
+	case "", contract.ScaleByEntity, contract.ScaleByModel:
+		req.Preprocessing.ScaleBy = contract.ResolvedScaleBy(l.scaleBy, req.Data.NamesEntities())
+	default:
+		return nil, usageError{fmt.Sprintf("--scale-by %q: want %s or %s", l.scaleBy, contract.ScaleByEntity, contract.ScaleByModel)}
+	}
+	if l.scaleBy == contract.ScaleByEntity && !req.Data.NamesEntities() {
+		return nil, usageError{"--scale-by Entity needs rows that name their entity: --entity-column with --data, --entity-labels with --prometheus-url"}
 	}
 	if l.patience > 0 {
 		req.Training.EarlyStopping = &contract.EarlyStopping{Patience: int32(l.patience)}

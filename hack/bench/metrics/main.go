@@ -33,6 +33,7 @@ import (
 	"github.com/kadet-dev/kadet/detector/contract"
 	"github.com/kadet-dev/kadet/detector/normalize"
 	"github.com/kadet-dev/kadet/detector/pipeline"
+	"github.com/kadet-dev/kadet/detector/preprocess"
 	"github.com/kadet-dev/kadet/detector/scoring"
 	"github.com/kadet-dev/kadet/detector/watch"
 )
@@ -77,6 +78,7 @@ func main() {
 	perKind := flag.Int("per-kind", 2, "anomalies of each kind per series")
 	flag.BoolVar(&withChanges, "changes", true, "after the suite, score lasting changes (sequence models)")
 	flag.BoolVar(&withScales, "scales", true, "after the suite, train one model over entities on scales 1 to 1,000 and score each (sequence models)")
+	flag.StringVar(&scaleBy, "scale-by", "", "how the scales run's model scales its entities: Entity or Model (empty: the default)")
 	shortW := flag.Int("normalization-short-window", 0, "short window of the likelihood stage (0: the default)")
 	longW := flag.Int("normalization-long-window", 0, "long window of the likelihood stage (0: the default)")
 	flag.Parse()
@@ -207,7 +209,7 @@ func trainAndScore(base string, values []float64, trainRows int, m contract.Mode
 			x = append(x, float32(c))
 		}
 	}
-	flags, err := flagsOf(model, x, from, trainRows)
+	flags, err := flagsOf(model, nil, x, from, trainRows)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -222,8 +224,9 @@ func historyFrom(model *artifact.Model, trainRows int) int {
 }
 
 // flagsOf says which rows from trainRows on kadet's two lines flag, with the stage and
-// without it: x holds the rows from row from on, those before trainRows in-sample.
-func flagsOf(model *artifact.Model, x []float32, from, trainRows int) (map[string][]bool, error) {
+// without it: x holds one entity's rows from row from on, those before trainRows
+// in-sample, scaled by sc (nil: the model's scaler).
+func flagsOf(model *artifact.Model, sc *preprocess.Scaler, x []float32, from, trainRows int) (map[string][]bool, error) {
 	norm := model.Meta.Normalization
 	defer func() { model.Meta.Normalization = norm }()
 	flags := map[string][]bool{}
@@ -232,7 +235,7 @@ func flagsOf(model *artifact.Model, x []float32, from, trainRows int) (map[strin
 		if line == lineRaw {
 			model.Meta.Normalization = nil
 		}
-		res, err := scoring.ScoreAfterTraining(model, x, trainRows-from)
+		res, err := scoring.ScoreRun(model, sc, x, trainRows-from)
 		if err != nil {
 			return nil, err
 		}

@@ -82,6 +82,9 @@ func scales(work, name, rule string, trainDays, testDays, perKind, seeds int, ep
 	return nil
 }
 
+// scaleBy is how the scales run's model scales its entities (empty: the default).
+var scaleBy string
+
 // trainAndScoreEntities is trainAndScore for several entities in one CSV (an entity
 // column) and one model: each entity's rows after trainRows scored as a watching pod
 // scores that entity, its likelihood state warmed up on its rows before them.
@@ -99,6 +102,7 @@ func trainAndScoreEntities(base string, values [][]float64, trainRows int, m con
 	}
 	req := defaultRequest(csv, m, epochs)
 	req.Data.CSV.EntityColumn = "entity"
+	req.Preprocessing.ScaleBy = contract.ResolvedScaleBy(scaleBy, true)
 	out, err := pipeline.Train(context.Background(), req, base+".models", nil)
 	if err != nil {
 		return nil, err
@@ -110,12 +114,16 @@ func trainAndScoreEntities(base string, values [][]float64, trainRows int, m con
 	}
 	from := historyFrom(model, trainRows)
 	flags := map[string][][]bool{}
-	for _, v := range values {
+	for e, v := range values {
 		x := make([]float32, 0, len(v)-from)
 		for _, f := range v[from:] {
 			x = append(x, float32(f))
 		}
-		f, err := flagsOf(model, x, from, trainRows)
+		sc, _, err := model.Meta.EntityScaler(fmt.Sprintf("e%d", e), nil)
+		if err != nil {
+			return nil, err
+		}
+		f, err := flagsOf(model, sc, x, from, trainRows)
 		if err != nil {
 			return nil, err
 		}
