@@ -12,6 +12,7 @@ import (
 
 	"github.com/kadet-dev/kadet/detector/artifact"
 	"github.com/kadet-dev/kadet/detector/contract"
+	"github.com/kadet-dev/kadet/detector/data"
 	"github.com/kadet-dev/kadet/detector/model"
 	"github.com/kadet-dev/kadet/detector/normalize"
 	"github.com/kadet-dev/kadet/detector/preprocess"
@@ -326,6 +327,100 @@ func TestWarmupRows(t *testing.T) {
 	} {
 		if got := warmupRows(tc.fresh); got != tc.want {
 			t.Errorf("warmupRows(%d) = %d, want %d", tc.fresh, got, tc.want)
+		}
+	}
+}
+
+// A model that scales by entity scales an entity it saw in training by that entity's
+// scaler and one it did not see by the rows before its first score (WarmupRows of
+// them), once: each scores as batch scoring with that scaler, tick after tick, and
+// the status counts the entity scaled from its history.
+func TestWatchScalesEachEntityByItsOwn(t *testing.T) {
+	const rows = WarmupRows + 40
+	srv := promtest.Start(t, promtest.Options{History: []promtest.Series{series("a", rows), series("b", rows)}})
+	m := testModel(t)
+	src := contract.ResolvedPrometheus{URL: srv.URL, Step: "1m", Queries: m.Meta.Prometheus.Queries, EntityLabels: m.Meta.Prometheus.EntityLabels,
+		Range: "10m", End: t0.Add(9 * time.Minute).Format(time.RFC3339)}
+	tbl, err := data.LoadPrometheus(context.Background(), &src, data.DefaultPromOptions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := map[string]string{} // entity -> key
+	for _, k := range tbl.Entities {
+		keys[map[bool]string{true: "a", false: "b"}[strings.Contains(k, `"a"`)]] = k
+	}
+	// a's own scaler is far from the model's, so scaling by the wrong one shows.
+	scA := &preprocess.Scaler{Kind: "Standardize", Offset: []float32{9}, Scale: []float32{4}}
+	m.Meta.EntityScalers = map[string]*preprocess.Scaler{keys["a"]: scA}
+	rowsOf := func(e string, from, to int) []float32 { // minutes [from, to]
+		var x []float32
+		for i := from; i <= to; i++ {
+			x = append(x, float32(value(e, i)))
+		}
+		return x
+	}
+	first := WarmupRows + window - 1 + 5
+	// b's scaler: fitted on its rows before the first tick's.
+	scB, err := m.Meta.Scaler.FitEntity(rowsOf("b", first-(WarmupRows+window-1), first-1), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// With the likelihood stage, each state warms up on rows scaled by its entity's
+	// scaler: batch scoring from the warm-up's first row on.
+	for _, norm := range []*normalize.Config{nil, {Method: normalize.Likelihood, LongWindow: 200, ShortWindow: 3,
+		Prior: normalize.Prior{Mean: -3, Std: 0.5, Rows: 100}}} {
+		m.Meta.Normalization = norm
+		reg := prometheus.NewRegistry()
+		var now time.Time
+		w, err := New(Options{
+			Namespace: "ns", Detector: "det", Interval: time.Minute, Registerer: reg,
+			Prometheus: contract.ResolvedPrometheus{URL: srv.URL, Step: "1m"},
+			Model:      func() *artifact.Model { return m }, Now: func() time.Time { return now },
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for minute := first; minute < rows; minute++ {
+			now = t0.Add(time.Duration(minute) * time.Minute)
+			if err := w.Tick(context.Background()); err != nil {
+				t.Fatalf("tick at minute %d: %v", minute, err)
+			}
+			from := minute - window + 1
+			if norm != nil {
+				from = first - (WarmupRows + window - 1)
+			}
+			for e, sc := range map[string]*preprocess.Scaler{"a": scA, "b": scB} {
+				res, err := scoring.ScoreRun(m, sc, rowsOf(e, from, minute), 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want := res[len(res)-1].Score
+				if got := testutil.ToFloat64(gauge(t, reg, "kadet_anomaly_score", map[string]string{"entity": e})); math.Abs(got-want) > 1e-6*math.Max(1, want) {
+					t.Fatalf("stage %v: entity %s at minute %d: watch score %v, batch with its scaler %v", norm != nil, e, minute, got, want)
+				}
+			}
+		}
+		if st := w.Status(); st.Entities != 2 || st.ScaledFromHistory != 1 {
+			t.Errorf("status: %d entities, %d scaled from their history; want 2 and 1", st.Entities, st.ScaledFromHistory)
+		}
+		if norm == nil {
+			continue
+		}
+		// At rest the stage scores 0 whatever it learnt: its states say what it learnt,
+		// each as the network's scores of the entity's rows, scaled by its scaler, make it.
+		m.Meta.Normalization = nil
+		for e, sc := range map[string]*preprocess.Scaler{"a": scA, "b": scB} {
+			res, err := scoring.ScoreRun(m, sc, rowsOf(e, first-(WarmupRows+window-1), rows-1), 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var want normalize.State
+			for _, r := range res {
+				norm.Next(&want, r.Score)
+			}
+			if got := *w.norms[keys[e]]; got != want {
+				t.Errorf("entity %s's likelihood state %+v; batch scoring with its scaler gives %+v", e, got, want)
+			}
 		}
 	}
 }
