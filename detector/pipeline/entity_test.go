@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -89,8 +90,10 @@ func TestScaleByEntityFindsTheSmallEntitysAnomalies(t *testing.T) {
 		recs, _ := csv.NewReader(&res).ReadAll()
 		var hits, falseAlarms int
 		for _, r := range recs[1:] {
-			i := 0
-			fmt.Sscan(r[0], &i)
+			i, err := strconv.Atoi(r[0])
+			if err != nil {
+				t.Fatal(err)
+			}
 			switch {
 			case r[1] == "fast" && i%10 == 0 && r[6] == "true":
 				hits++

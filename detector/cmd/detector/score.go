@@ -129,6 +129,9 @@ func cmdEvaluate(args []string, stdout io.Writer) error {
 		return err
 	}
 	defer f.Close()
+	if m.Meta.ScalesByEntity() {
+		return usageError{fmt.Sprintf("model %s scales each entity by its own statistics, and evaluate reads no entity column: score the file with `detector score --entity-column` and compare its is_anomaly column with the labels", *modelPath)}
+	}
 	tbl, err := data.ReadCSV(bufio.NewReaderSize(f, 1<<16), *input, data.CSVOptions{
 		Columns: m.Meta.Features, LabelColumn: *label, Delimiter: d,
 	})

@@ -45,6 +45,7 @@ func main() {
 	profile := flag.String("cpuprofile", "", "write a CPU profile of the timed ticks to this file")
 	historyRows := flag.Int("history", 0, "rows of history each series has before the first tick (0: the window and 4); the likelihood stage warms up on up to 500 of them")
 	norm := flag.String("normalization", contract.NormalizationLikelihood, "likelihood stage of the model: Likelihood (a Detector's default on Prometheus) or None")
+	scaleBy := flag.String("scale-by", contract.ScaleByEntity, "Entity (a Detector's default over entity labels: each entity its own scaler), Model (one scaler), or Unseen (Entity, but no entity was seen in training: each is scaled by its history on the first tick)")
 	flag.Parse()
 
 	t := &bench{dir: must(os.MkdirTemp("", "kadet-bench-watch-"))}
@@ -81,6 +82,18 @@ func main() {
 		queries = append(queries, contract.PrometheusQuery{Name: m.Meta.Features[f], Query: "bench_f" + strconv.Itoa(f)})
 	}
 	m.Meta.Prometheus = &artifact.PrometheusSource{Queries: queries, EntityLabels: []string{"entity"}}
+	switch *scaleBy {
+	case contract.ScaleByEntity:
+		m.Meta.EntityScalers = map[string]*preprocess.Scaler{}
+		for e := range *entities {
+			m.Meta.EntityScalers[fmt.Sprintf("entity=%q", fmt.Sprintf("e%05d", e))] = m.Meta.Scaler
+		}
+	case "Unseen":
+		m.Meta.EntityScalers = map[string]*preprocess.Scaler{"entity=\"trained\"": m.Meta.Scaler}
+	case contract.ScaleByModel:
+	default:
+		log.Fatalf("--scale-by %q: want Entity, Model or Unseen", *scaleBy)
+	}
 	read := data.DefaultPromOptions
 	read.Attempts = 1
 	w := must(watch.New(watch.Options{
@@ -124,8 +137,8 @@ func main() {
 	per := func(d time.Duration) string {
 		return (d / time.Duration(*ticks) * 1000 / time.Duration(*entities)).Round(time.Microsecond).String()
 	}
-	fmt.Printf("%s window %d, %d features, %d entities, %d ticks, normalization %s (a state is %d bytes an entity)\n",
-		*kind, *window, *features, *entities, *ticks, *norm, unsafe.Sizeof(normalize.State{}))
+	fmt.Printf("%s window %d, %d features, %d entities, %d ticks, normalization %s (a state is %d bytes an entity), scaled by %s (%d from their history)\n",
+		*kind, *window, *features, *entities, *ticks, *norm, unsafe.Sizeof(normalize.State{}), *scaleBy, w.Status().ScaledFromHistory)
 	fmt.Printf("  entity-windows per second (queries included): %.0f; %.2fx the target of %.0f\n", rate, rate/target, target)
 	fmt.Printf("  tick time p50 %s, max %s (the lag a step's scores have beyond the step's alignment)\n",
 		durations[len(durations)/2].Round(time.Millisecond), durations[len(durations)-1].Round(time.Millisecond))
