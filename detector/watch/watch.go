@@ -69,9 +69,9 @@ type Options struct {
 	Read data.PromOptions
 	// Now is the clock (time.Now when nil); tests tick at chosen times.
 	Now func() time.Time
-	// Observe, when set, is given each tick's entities, their runs (RunRows rows each,
-	// in their own units) and the results of their newest rows: for the drift measures and a shadow
-	// model.
+	// Observe, when set, is given each tick's entities, their runs (RunRows rows
+	// each, in their own units) and the results of their newest rows: for the drift
+	// measures and a shadow model.
 	Observe func(m *artifact.Model, keys []string, runs []float32, results []scoring.Newest)
 }
 
@@ -270,14 +270,16 @@ type newEntity struct {
 func (w *Watcher) prepare(ctx context.Context, m *artifact.Model, keys []string, runs []float32, end time.Time) (prepared, error) {
 	norm, byEntity := m.Meta.Normalization.Enabled(), m.Meta.ScalesByEntity()
 	var p prepared
-	if !norm && !byEntity {
-		return p, nil
-	}
 	n := len(runs) / max(len(keys), 1)
 	w.mu.Lock()
 	if w.normDigest != m.Digest {
-		// Another model's scores have another scale: every state starts anew.
+		// Another model's scores have another scale, and its entities other scalers:
+		// every state and scaler starts anew.
 		w.norms, w.scalers, w.normDigest = map[string]*normalize.State{}, map[string]entityScaler{}, m.Digest
+	}
+	if !norm && !byEntity {
+		w.mu.Unlock()
+		return p, nil
 	}
 	if norm {
 		p.states = make([]*normalize.State, len(keys))
