@@ -393,6 +393,16 @@ const (
 // TrainingSpec holds optimisation settings and the training pod's limits.
 // +kubebuilder:validation:XValidation:rule="!has(self.earlyStopping) || !has(self.validationSplit) || self.validationSplit > 0.0",message="earlyStopping watches the validation loss: it needs validationSplit above 0"
 type TrainingSpec struct {
+	// leaveOutFlagged leaves out of the training rows, when a Detector retrains (a
+	// schedule, drift, a spec change), what the model in service flags and what feedback
+	// marks anomalous, each with a window either side: a version that learnt an
+	// incident as normal would not alert on the next one like it. An entity of which
+	// more than a quarter is flagged keeps every row (its regime changed). The rows
+	// left out are in the ModelVersion's metrics (leftOutRows, leftOutEpisodes).
+	// Unset means true.
+	// +optional
+	LeaveOutFlagged *bool `json:"leaveOutFlagged,omitempty"`
+
 	// epochs is how many passes over the training rows to make (fewer with early stopping).
 	// +optional
 	// +kubebuilder:default=20

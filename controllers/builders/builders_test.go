@@ -281,6 +281,24 @@ func TestResolveScaleBy(t *testing.T) {
 	}
 }
 
+// Retraining leaves flagged rows out unless the spec says false; unset adds nothing to
+// the request, so a Detector's hash is what it was before the field.
+func TestResolveLeaveOutFlagged(t *testing.T) {
+	for _, tt := range []struct {
+		set  *bool
+		keep bool
+	}{{nil, false}, {new(true), false}, {new(false), true}} {
+		d := det(func(d *kadetv1.Detector) { d.Spec.Training.LeaveOutFlagged = tt.set })
+		r := mustPlan(t, d, csvDS(nil)).Request
+		if r.Training.KeepFlagged != tt.keep {
+			t.Errorf("leaveOutFlagged %v: keepFlagged %v", tt.set, r.Training.KeepFlagged)
+		}
+		if b, _ := json.Marshal(r.Training); tt.set == nil && strings.Contains(string(b), "keepFlagged") {
+			t.Errorf("unset leaveOutFlagged changes the request: %s", b)
+		}
+	}
+}
+
 func TestResolveTrainingRefusesIncompatibleData(t *testing.T) {
 	images := &kadetv1.DataSource{ObjectMeta: metav1.ObjectMeta{Name: "digits"}, Spec: kadetv1.DataSourceSpec{
 		Images: &kadetv1.ImageSource{File: kadetv1.RemoteFile{URL: "https://example.com/x.gz"}},

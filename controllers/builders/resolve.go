@@ -67,6 +67,7 @@ func ResolveTraining(det *kadetv1.Detector, ds *kadetv1.DataSource, dataDigest s
 	if rs := det.Status.Retraining; rs != nil && rs.LastRun != nil {
 		p.Request.Run = rs.LastRun.UTC().Format(time.RFC3339)
 	}
+	p.Request.Training.KeepFlagged = t.LeaveOutFlagged != nil && !*t.LeaveOutFlagged
 	if es := t.EarlyStopping; es != nil {
 		p.Request.Training.EarlyStopping = &contract.EarlyStopping{Patience: es.Patience, MinDelta: es.MinDelta}
 	}

@@ -260,6 +260,9 @@ type TrainingParameters struct {
 	ValidationSplit float64        `json:"validationSplit"`
 	Seed            int64          `json:"seed"`
 	EarlyStopping   *EarlyStopping `json:"earlyStopping,omitempty"`
+	// KeepFlagged trains on every row: without it, a retraining leaves out the rows
+	// the model in service flags and those feedback marks anomalous.
+	KeepFlagged bool `json:"keepFlagged,omitempty"`
 }
 
 // EarlyStopping stops training when the validation loss stops improving.

@@ -34,6 +34,9 @@ type Table struct {
 	Entities []string
 	// Prometheus says what a read from Prometheus saw.
 	Prometheus *PromStats
+	// Breaks are the rows that start a new run of their entity's rows because rows
+	// were taken out before them: a series does not continue across one.
+	Breaks map[int]bool
 }
 
 // Rows is the number of rows.

@@ -104,6 +104,10 @@ func Train(ctx context.Context, req *contract.TrainingRequest, outDir string, pr
 				Entities: st.Entities, Step: st.Step.String()}}
 		}
 	}
+	lo := leaveOutFlagged(req, spec, tbl, outDir)
+	if line := lo.String(); line != "" {
+		fmt.Fprintf(os.Stderr, "detector train: %s\n", line)
+	}
 	if spec.Type == model.MLPClassifier && tbl.Labels == nil {
 		return nil, &SpecError{Msg: "model type MLPClassifier needs a label column"}
 	}
@@ -167,6 +171,9 @@ func Train(ctx context.Context, req *contract.TrainingRequest, outDir string, pr
 		}
 	}
 
+	if lo.version != "" || lo.byFeedback > 0 {
+		metrics["leftOutRows"], metrics["leftOutEpisodes"] = float64(lo.rows), float64(lo.episodes)
+	}
 	if fb != nil {
 		metrics["feedbackMarks"] = float64(len(fb.labels))
 		if m := evaluate.Evaluate(fb.scores, fb.labels, threshold); !math.IsNaN(m.AUROC) {
@@ -288,7 +295,7 @@ func (f *fitted) scaleEntities(tbl *data.Table) ([]float32, error) {
 	}
 	out := make([]float32, len(tbl.X))
 	f.entityScalers = map[string]*preprocess.Scaler{}
-	for _, sg := range segments(tbl) {
+	for _, sg := range entityRows(tbl) {
 		var rows []int
 		for r := sg[0]; r < sg[1] && trains != nil; r++ {
 			if trains[r] {
@@ -528,10 +535,24 @@ func rowsDigest(tbl *data.Table) string {
 // segments are the [from, to) row ranges of each entity of tbl, in time order: the
 // whole table, sorted by time, when its rows have no entity.
 func segments(tbl *data.Table) [][2]int {
-	if tbl.Entities == nil {
+	if tbl.Entities == nil && tbl.Breaks == nil {
 		tbl.SortByTime()
 		return [][2]int{{0, tbl.Rows()}}
 	}
+	var out [][2]int
+	for from := 0; from < tbl.Rows(); {
+		to := from + 1
+		for to < tbl.Rows() && !tbl.Breaks[to] && (tbl.Entities == nil || tbl.Entities[to] == tbl.Entities[from]) {
+			to++
+		}
+		out = append(out, [2]int{from, to})
+		from = to
+	}
+	return out
+}
+
+// entityRows are the [from, to) row ranges of each entity of tbl, across breaks.
+func entityRows(tbl *data.Table) [][2]int {
 	var out [][2]int
 	for from := 0; from < len(tbl.Entities); {
 		to := from + 1

@@ -107,6 +107,7 @@ type localTrainFlags struct {
 	epochs, batch, latent, patience, window, stride, kernel, longWindow, shortWindow                                                           int
 	lr, valSplit, param, dropout                                                                                                               float64
 	seed                                                                                                                                       int64
+	keepFlagged                                                                                                                                bool
 }
 
 func localFlags(fs *flag.FlagSet) *localTrainFlags {
@@ -147,6 +148,7 @@ func localFlags(fs *flag.FlagSet) *localTrainFlags {
 	fs.Float64Var(&l.valSplit, "validation-split", 0.1, "fraction of rows held out")
 	fs.Int64Var(&l.seed, "seed", 1, "random seed")
 	fs.IntVar(&l.patience, "patience", 0, "early stopping patience in epochs (0: off)")
+	fs.BoolVar(&l.keepFlagged, "keep-flagged", false, "train on every row: without it, retraining into a --out that holds a model leaves out the rows that model flags and those feedback marks anomalous")
 	fs.StringVar(&l.method, "threshold", "Percentile", "Percentile, MeanStd, Fixed, Contamination or BestF1")
 	fs.Float64Var(&l.param, "threshold-param", 0, "the threshold method's parameter (default per method)")
 	return l
@@ -253,6 +255,7 @@ func trainingRequest(specFile string, l *localTrainFlags) (*contract.TrainingReq
 	if l.scaleBy == contract.ScaleByEntity && !req.Data.NamesEntities() {
 		return nil, usageError{"--scale-by Entity needs rows that name their entity: --entity-column with --data, --entity-labels with --prometheus-url"}
 	}
+	req.Training.KeepFlagged = l.keepFlagged
 	if l.patience > 0 {
 		req.Training.EarlyStopping = &contract.EarlyStopping{Patience: int32(l.patience)}
 	}
