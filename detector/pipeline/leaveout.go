@@ -244,24 +244,26 @@ func removeRows(tbl *data.Table, drop []bool) {
 
 // String is the line training prints about what it left out.
 func (lo leftOut) String() string {
-	var b strings.Builder
-	switch {
-	case lo.version == "" && lo.byFeedback == 0 && lo.feedback == "":
+	if lo.version == "" && lo.byFeedback == 0 && lo.feedback == "" && lo.unscored == "" {
 		return ""
-	case lo.rows == 0 && lo.keptEntities == 0:
-		fmt.Fprintf(&b, "no training row is flagged by version %s or marked anomalous by feedback", lo.version)
-	default:
-		fmt.Fprintf(&b, "left out %d training rows in %d episodes that version %s flags or feedback marks anomalous (%d marked), a window either side",
-			lo.rows, lo.episodes, lo.version, lo.byFeedback)
+	}
+	var parts []string
+	switch {
+	case lo.rows > 0:
+		parts = append(parts, fmt.Sprintf("left out %d training rows in %d episodes that version %s flags or feedback marks anomalous (%d marked), a window either side",
+			lo.rows, lo.episodes, lo.version, lo.byFeedback))
+	case lo.keptEntities == 0 && lo.unscored == "":
+		parts = append(parts, fmt.Sprintf("no training row is flagged by version %s or marked anomalous by feedback", lo.version))
 	}
 	if lo.keptEntities > 0 {
-		fmt.Fprintf(&b, "; %d of %d entities kept every row: more than %.0f%% of theirs flagged, a changed regime to learn", lo.keptEntities, lo.entities, 100*MaxLeftOutShare)
+		parts = append(parts, fmt.Sprintf("%d of %d entities kept every row: more than %.0f%% of theirs flagged, a changed regime to learn",
+			lo.keptEntities, lo.entities, 100*MaxLeftOutShare))
 	}
 	if lo.unscored != "" {
-		fmt.Fprintf(&b, "; not scored by the model in service: %s", lo.unscored)
+		parts = append(parts, "the model in service did not score every training row: "+lo.unscored)
 	}
 	if lo.feedback != "" {
-		fmt.Fprintf(&b, "; feedback not read: %s", lo.feedback)
+		parts = append(parts, "feedback not read: "+lo.feedback)
 	}
-	return b.String()
+	return strings.Join(parts, "; ")
 }

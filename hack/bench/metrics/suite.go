@@ -171,6 +171,11 @@ func suite(work string, models, rules []string, trainDays, testDays, perKind, se
 					return err
 				}
 			}
+			if name != string(contract.Autoencoder) && withRolling {
+				if err := rolling(work, name, rule, trainDays, testDays, perKind, seeds, epochs); err != nil {
+					return err
+				}
+			}
 			if name != string(contract.Autoencoder) && withScales {
 				if err := scales(work, name, rule, trainDays, testDays, perKind, seeds, epochs); err != nil {
 					return err
