@@ -6,6 +6,7 @@ import (
 	"github.com/kadet-dev/kadet/detector/artifact"
 	"github.com/kadet-dev/kadet/detector/drift"
 	"github.com/kadet-dev/kadet/detector/scoring"
+	"github.com/kadet-dev/kadet/detector/watch"
 )
 
 // newMonitor measures the drift of what m is asked to score. Image models measure their
@@ -34,10 +35,11 @@ func (s *Server) observe(l *loaded, x []float32, scored []scoring.Scored) {
 	}
 }
 
-// Observe takes runs m scored outside a request (the watch loop's, RunRows rows each
-// in their own units, of the entities keys) and the results of their newest rows into
-// the drift measures and to the shadow model, when m is still the model in service.
-func (s *Server) Observe(m *artifact.Model, keys []string, runs []float32, results []scoring.Newest) {
+// Observe takes what the watch loop scored (runs of RunRows rows each in their own
+// units, of its entities, and the results of their newest rows) into the drift
+// measures and to the shadow model, when its model is still the model in service.
+func (s *Server) Observe(o watch.Observation) {
+	m, runs, results := o.Model, o.Runs, o.Results
 	l := s.current.Load()
 	if l == nil || l.model != m {
 		return
@@ -53,7 +55,7 @@ func (s *Server) Observe(m *artifact.Model, keys []string, runs []float32, resul
 	}
 	l.drift.Observe(rows, scores)
 	if sh := s.shadow.Load(); sh != nil && sh.stats.Incompatible == "" {
-		sh.offer(shadowJob{x: runs, runs: len(results), keys: keys, scored: scored})
+		sh.offer(shadowJob{x: runs, runs: len(results), keys: o.Keys, prepare: o.Prepare, scored: scored})
 	}
 }
 

@@ -1,6 +1,7 @@
 package serve
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"sync"
@@ -9,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kadet-dev/kadet/detector/artifact"
+	"github.com/kadet-dev/kadet/detector/normalize"
 	"github.com/kadet-dev/kadet/detector/preprocess"
 	"github.com/kadet-dev/kadet/detector/scoring"
 )
@@ -25,9 +27,11 @@ type shadowJob struct {
 	// runs > 0: x holds runs of RunRows rows each, and served the scores of their
 	// newest rows (the watch loop's rule).
 	runs int
-	// keys are the runs' entities, for a model that scales each by its own scaler.
-	keys   []string
-	scored []scoring.Scored
+	// keys are the runs' entities; prepare gives the shadow model its likelihood
+	// states and scalers for them (nil: none, and each entity scaled by its run).
+	keys    []string
+	prepare func(context.Context, *artifact.Model) ([]*normalize.State, []*preprocess.Scaler, error)
+	scored  []scoring.Scored
 }
 
 // shadow is a model version scored beside the served one on the same rows, whose
@@ -93,11 +97,20 @@ func (sh *shadow) offer(j shadowJob) {
 func (sh *shadow) score(j shadowJob) {
 	var got []bool
 	if j.runs > 0 {
-		scalers, err := entityScalers(sh.l.model, j)
+		// The served model's scores went through its likelihood stage and its entities'
+		// scalers: the shadow's go through its own, or the two would not compare.
+		var states []*normalize.State
+		var scalers []*preprocess.Scaler
+		var err error
+		if j.prepare != nil {
+			states, scalers, err = j.prepare(context.Background(), sh.l.model)
+		} else {
+			scalers, err = entityScalers(sh.l.model, j)
+		}
 		if err != nil {
 			return
 		}
-		res, err := scoring.ScoreNewest(sh.l.model, j.x, j.runs, nil, scalers)
+		res, err := scoring.ScoreNewest(sh.l.model, j.x, j.runs, states, scalers)
 		if err != nil {
 			return
 		}

@@ -69,10 +69,24 @@ type Options struct {
 	Read data.PromOptions
 	// Now is the clock (time.Now when nil); tests tick at chosen times.
 	Now func() time.Time
-	// Observe, when set, is given each tick's entities, their runs (RunRows rows
-	// each, in their own units) and the results of their newest rows: for the drift
-	// measures and a shadow model.
-	Observe func(m *artifact.Model, keys []string, runs []float32, results []scoring.Newest)
+	// Observe, when set, is given each tick's observation: for the drift measures and
+	// a shadow model.
+	Observe func(Observation)
+}
+
+// Observation is what one tick scored: the model, the entities, their runs (RunRows
+// rows each, in their own units) and the results of their newest rows.
+type Observation struct {
+	Model   *artifact.Model
+	Keys    []string
+	Runs    []float32
+	Results []scoring.Newest
+	// Prepare gives another model (a shadow scored beside the served one) its
+	// likelihood states and scalers for Keys, as the tick gave the served model its
+	// own: each new entity's state warmed up on its history, and kept, with the
+	// entity's scaler, from one tick to the next. Both are nil when the model needs
+	// none.
+	Prepare func(ctx context.Context, m *artifact.Model) ([]*normalize.State, []*preprocess.Scaler, error)
 }
 
 // Watcher is the watch loop's state: the newest result of each entity and the
@@ -84,17 +98,14 @@ type Watcher struct {
 
 	mu       sync.Mutex
 	entities map[string]*entity
-	// norms are the entities' likelihood states, kept apart from entities because
-	// an entity gets one before its first result.
-	norms map[string]*normalize.State
-	// scalers are the entities' scalers of a model that scales each by its own.
-	scalers  map[string]entityScaler
+	// stores hold, per model digest, the entities' likelihood states and scalers: the
+	// served model's, and a shadow's scored beside it (Observation.Prepare). They are
+	// kept apart from entities because an entity gets them before its first result.
+	stores   map[string]*store
 	episodes []*contract.AnomalyEpisode // newest first
 	digest   string                     // of the model the entities were scored with
-	// normDigest is the model the norms were warmed up with and the scalers are of.
-	normDigest string
-	last       *time.Time
-	lastErr    string
+	last     *time.Time
+	lastErr  string
 
 	lag      prometheus.Gauge
 	errors   prometheus.Counter
@@ -134,7 +145,7 @@ func New(opts Options) (*Watcher, error) {
 		opts.Read.Attempts = 1
 		opts.Read.Timeout = min(opts.Interval, 30*time.Second)
 	}
-	w := &Watcher{opts: opts, log: opts.Logger, step: step, entities: map[string]*entity{}, norms: map[string]*normalize.State{}, scalers: map[string]entityScaler{},
+	w := &Watcher{opts: opts, log: opts.Logger, step: step, entities: map[string]*entity{}, stores: map[string]*store{},
 		lag: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "kadet_watch_lag_seconds", Help: "Age of the newest row when it was scored (the query's end to the end of scoring).",
 		}),
@@ -231,11 +242,45 @@ func (w *Watcher) Tick(ctx context.Context) error {
 	}
 	w.rows.Add(float64(len(keys)))
 	if w.opts.Observe != nil {
-		w.opts.Observe(m, keys, runs, results)
+		w.opts.Observe(Observation{Model: m, Keys: keys, Runs: runs, Results: results,
+			Prepare: func(ctx context.Context, other *artifact.Model) ([]*normalize.State, []*preprocess.Scaler, error) {
+				p, err := w.prepare(ctx, other, keys, runs, end)
+				return p.states, p.scalers, err
+			}})
 	}
 	w.lag.Set(w.opts.Now().Sub(end).Seconds())
 	w.record(m, keys, results, end, began)
 	return nil
+}
+
+// store is one model's entities' likelihood states and scalers.
+type store struct {
+	norms   map[string]*normalize.State
+	scalers map[string]entityScaler
+}
+
+// maxStores bounds the models whose entity stores a watcher keeps: the served one, a
+// shadow, and the ones they replace while a tick or a shadow job still uses them.
+const maxStores = 4
+
+// storeOf is the store of the model of digest, new when there is none: another
+// model's scores have another scale, and its entities other scalers. Past maxStores,
+// the stores of models other than this one and the served one go. The caller holds
+// w.mu.
+func (w *Watcher) storeOf(digest string) *store {
+	st := w.stores[digest]
+	if st == nil {
+		if len(w.stores) >= maxStores {
+			for d := range w.stores {
+				if d != w.digest {
+					delete(w.stores, d)
+				}
+			}
+		}
+		st = &store{norms: map[string]*normalize.State{}, scalers: map[string]entityScaler{}}
+		w.stores[digest] = st
+	}
+	return st
 }
 
 // prepared is what the tick's entities are scored with: their likelihood states (nil
@@ -272,11 +317,7 @@ func (w *Watcher) prepare(ctx context.Context, m *artifact.Model, keys []string,
 	var p prepared
 	n := len(runs) / max(len(keys), 1)
 	w.mu.Lock()
-	if w.normDigest != m.Digest {
-		// Another model's scores have another scale, and its entities other scalers:
-		// every state and scaler starts anew.
-		w.norms, w.scalers, w.normDigest = map[string]*normalize.State{}, map[string]entityScaler{}, m.Digest
-	}
+	st := w.storeOf(m.Digest)
 	if !norm && !byEntity {
 		w.mu.Unlock()
 		return p, nil
@@ -292,18 +333,18 @@ func (w *Watcher) prepare(ctx context.Context, m *artifact.Model, keys []string,
 	for i, key := range keys {
 		var ne newEntity
 		if norm {
-			if p.states[i] = w.norms[key]; p.states[i] == nil {
+			if p.states[i] = st.norms[key]; p.states[i] == nil {
 				p.states[i] = new(normalize.State)
 				ne.state = p.states[i]
 				states++
 			}
 		}
 		if byEntity {
-			if es, ok := w.scalers[key]; ok {
+			if es, ok := st.scalers[key]; ok {
 				p.scalers[i] = es.sc
 			} else if sc, known, _ := m.Meta.EntityScaler(key, nil); known {
 				p.scalers[i] = sc
-				w.scalers[key] = entityScaler{sc: sc}
+				st.scalers[key] = entityScaler{sc: sc}
 			} else {
 				ne.needsScaler, ne.run = true, runs[i*n:(i+1)*n]
 			}
@@ -325,11 +366,11 @@ func (w *Watcher) prepare(ctx context.Context, m *artifact.Model, keys []string,
 				continue
 			}
 			if ne.state != nil {
-				w.norms[key] = ne.state
+				st.norms[key] = ne.state
 			}
 			if ne.needsScaler {
 				p.scalers[i] = scalers[key]
-				w.scalers[key] = entityScaler{sc: scalers[key], fromHistory: true}
+				st.scalers[key] = entityScaler{sc: scalers[key], fromHistory: true}
 			}
 		}
 		w.mu.Unlock()
@@ -604,8 +645,10 @@ func (w *Watcher) record(m *artifact.Model, keys []string, results []scoring.New
 				e.open.End = &end
 			}
 			delete(w.entities, key)
-			delete(w.norms, key) // back, it warms up again
-			delete(w.scalers, key)
+			for _, st := range w.stores { // back, it warms up again
+				delete(st.norms, key)
+				delete(st.scalers, key)
+			}
 		}
 	}
 	if len(keys) > 0 {
@@ -631,7 +674,7 @@ func (w *Watcher) Reset() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.entities = map[string]*entity{}
-	w.norms, w.scalers, w.normDigest = map[string]*normalize.State{}, map[string]entityScaler{}, ""
+	w.stores = map[string]*store{}
 	w.episodes = nil
 	w.last = nil
 	w.digest = ""
@@ -652,7 +695,7 @@ func (w *Watcher) Status() contract.WatchStatus {
 		if e.result.Anomaly {
 			s.AnomalousNow++
 		}
-		if w.scalers[key].fromHistory {
+		if st := w.stores[w.digest]; st != nil && st.scalers[key].fromHistory {
 			s.ScaledFromHistory++
 		}
 	}

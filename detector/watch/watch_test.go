@@ -418,9 +418,70 @@ func TestWatchScalesEachEntityByItsOwn(t *testing.T) {
 			for _, r := range res {
 				norm.Next(&want, r.Score)
 			}
-			if got := *w.norms[keys[e]]; got != want {
+			if got := *w.stores[m.Digest].norms[keys[e]]; got != want {
 				t.Errorf("entity %s's likelihood state %+v; batch scoring with its scaler gives %+v", e, got, want)
 			}
+		}
+	}
+}
+
+// A shadow scored beside the served model gets, through the tick's observation, its
+// own likelihood states, warmed up on each entity's history and kept from tick to
+// tick as the served model's are: a shadow that is the served model scores as it does.
+func TestObservationPreparesAShadowAsTheServedModel(t *testing.T) {
+	const rows = WarmupRows + 40
+	srv := promtest.Start(t, promtest.Options{History: []promtest.Series{series("a", rows), series("b", rows)}})
+	m := testModel(t)
+	m.Meta.Normalization = &normalize.Config{Method: normalize.Likelihood, LongWindow: 200, ShortWindow: 3,
+		Prior: normalize.Prior{Mean: -3, Std: 0.5, Rows: 100}}
+	shadow := *m
+	shadow.Digest = "sha256:shadow"
+	var kept []*normalize.State
+	var now time.Time
+	var served, shadowed []float64
+	w, err := New(Options{
+		Namespace: "ns", Detector: "det", Interval: time.Minute,
+		Prometheus: contract.ResolvedPrometheus{URL: srv.URL, Step: "1m"},
+		Model:      func() *artifact.Model { return m }, Now: func() time.Time { return now },
+		Observe: func(o Observation) {
+			states, scalers, err := o.Prepare(context.Background(), &shadow)
+			if err != nil || len(states) != len(o.Keys) || scalers != nil {
+				t.Fatalf("prepare: %d states, %v scalers, %v", len(states), scalers, err)
+			}
+			if kept != nil && (states[0] != kept[0] || states[1] != kept[1]) {
+				t.Error("the shadow's states were not kept from one tick to the next")
+			}
+			kept = states
+			res, err := scoring.ScoreNewest(&shadow, o.Runs, len(o.Keys), states, scalers)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range res {
+				served, shadowed = append(served, o.Results[i].Score), append(shadowed, res[i].Score)
+			}
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := WarmupRows + window - 1 + 5
+	for minute := first; minute < rows; minute++ {
+		now = t0.Add(time.Duration(minute) * time.Minute)
+		if err := w.Tick(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(served) != 2*(rows-first) {
+		t.Fatalf("%d scores observed", len(served))
+	}
+	for i := range served {
+		if served[i] != shadowed[i] {
+			t.Fatalf("score %d: served %v, shadow %v", i, served[i], shadowed[i])
+		}
+	}
+	for key, st := range w.stores[m.Digest].norms {
+		if *st != *w.stores[shadow.Digest].norms[key] {
+			t.Errorf("entity %s: served state %+v, shadow state %+v", key, *st, *w.stores[shadow.Digest].norms[key])
 		}
 	}
 }
