@@ -78,6 +78,7 @@ func main() {
 	perKind := flag.Int("per-kind", 2, "anomalies of each kind per series")
 	flag.BoolVar(&withChanges, "changes", true, "after the suite, score lasting changes (sequence models)")
 	flag.BoolVar(&withRolling, "rolling", true, "after the suite, retrain over days with anomalies and score the days after (sequence models)")
+	flag.BoolVar(&withRealism, "realism", true, "after the suite, score it under what real metrics do (weekends, noise by time of day, missed scrapes; sequence models)")
 	flag.BoolVar(&withScales, "scales", true, "after the suite, train one model over entities on scales 1 to 1,000 and score each (sequence models)")
 	flag.StringVar(&scaleBy, "scale-by", "", "how the scales run's model scales its entities: Entity or Model (empty: the default)")
 	shortW := flag.Int("normalization-short-window", 0, "short window of the likelihood stage (0: the default)")

@@ -176,6 +176,11 @@ func suite(work string, models, rules []string, trainDays, testDays, perKind, se
 					return err
 				}
 			}
+			if name != string(contract.Autoencoder) && withRealism {
+				if err := realism(work, name, rule, trainDays, testDays, perKind, seeds, epochs); err != nil {
+					return err
+				}
+			}
 			if name != string(contract.Autoencoder) && withScales {
 				if err := scales(work, name, rule, trainDays, testDays, perKind, seeds, epochs); err != nil {
 					return err
