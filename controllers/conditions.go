@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -140,4 +141,32 @@ func rolledOut(dep *appsv1.Deployment, want int32) bool {
 	s := dep.Status
 	return s.ObservedGeneration >= dep.Generation && s.UpdatedReplicas == want &&
 		s.AvailableReplicas == want && s.Replicas == want
+}
+
+// alertingObservation is what reconcileAlerting saw and did.
+type alertingObservation struct {
+	// enabled says the Detector alerts (spec.alerting, on Prometheus).
+	enabled bool
+	// missingCRDs are the prometheus-operator CRDs not installed.
+	missingCRDs []string
+	// rule and monitor are the names of the PrometheusRule and PodMonitor applied.
+	rule, monitor string
+}
+
+// alertingCondition is the Alerting condition after what o saw, nil when the Detector
+// does not alert (the condition goes).
+func alertingCondition(det *kadetv1.Detector, o alertingObservation) *metav1.Condition {
+	if !o.enabled {
+		return nil
+	}
+	c := &metav1.Condition{Type: kadetv1.AlertingCondition, ObservedGeneration: det.Generation}
+	if len(o.missingCRDs) > 0 {
+		c.Status, c.Reason = metav1.ConditionFalse, kadetv1.ReasonPrometheusOperatorMissing
+		c.Message = fmt.Sprintf("CRD %s not installed: no PrometheusRule or PodMonitor is created (install the prometheus-operator CRDs, or set spec.alerting.enabled: false); scores are exported on the scoring pods' /metrics all the same",
+			strings.Join(o.missingCRDs, " and "))
+		return c
+	}
+	c.Status, c.Reason = metav1.ConditionTrue, kadetv1.ReasonAlertsConfigured
+	c.Message = fmt.Sprintf("PrometheusRule %s (alert %s) and PodMonitor %s applied", o.rule, builders.AlertName, o.monitor)
+	return c
 }

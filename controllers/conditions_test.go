@@ -154,3 +154,16 @@ func TestServingCondition(t *testing.T) {
 		})
 	}
 }
+
+func TestAlertingCondition(t *testing.T) {
+	det := detectorAt(7)
+	if c := alertingCondition(det, alertingObservation{enabled: false, rule: "x-alerts", monitor: "x-scoring"}); c != nil {
+		t.Errorf("a Detector that does not alert has condition %+v", c)
+	}
+	missing := alertingCondition(det, alertingObservation{enabled: true, missingCRDs: []string{"prometheusrules.monitoring.coreos.com", "podmonitors.monitoring.coreos.com"}})
+	checkCondition(t, *missing, kadetv1.AlertingCondition, metav1.ConditionFalse, kadetv1.ReasonPrometheusOperatorMissing,
+		"CRD prometheusrules.monitoring.coreos.com and podmonitors.monitoring.coreos.com not installed")
+	applied := alertingCondition(det, alertingObservation{enabled: true, rule: "x-alerts", monitor: "x-scoring"})
+	checkCondition(t, *applied, kadetv1.AlertingCondition, metav1.ConditionTrue, kadetv1.ReasonAlertsConfigured,
+		"PrometheusRule x-alerts (alert KadetAnomaly) and PodMonitor x-scoring applied")
+}

@@ -158,32 +158,26 @@ func (r *DetectorReconciler) reconcileAlerting(ctx context.Context, det *kadetv1
 	if err != nil {
 		return err
 	}
-	c := metav1.Condition{Type: kadetv1.AlertingCondition, ObservedGeneration: det.Generation}
+	o := alertingObservation{enabled: builders.AlertingEnabled(det, p.watch), missingCRDs: missing, rule: rule.GetName(), monitor: monitor.GetName()}
 	switch {
-	case !builders.AlertingEnabled(det, p.watch):
-		apimeta.RemoveStatusCondition(&det.Status.Conditions, kadetv1.AlertingCondition)
-		if len(missing) == 0 {
-			for _, u := range []*unstructured.Unstructured{rule, monitor} {
-				if err := r.Delete(ctx, u); client.IgnoreNotFound(err) != nil && !apimeta.IsNoMatchError(err) {
-					return fmt.Errorf("deleting %s %s/%s: %w", u.GetKind(), u.GetNamespace(), u.GetName(), err)
-				}
+	case !o.enabled && len(missing) == 0:
+		for _, u := range []*unstructured.Unstructured{rule, monitor} {
+			if err := r.Delete(ctx, u); client.IgnoreNotFound(err) != nil && !apimeta.IsNoMatchError(err) {
+				return fmt.Errorf("deleting %s %s/%s: %w", u.GetKind(), u.GetNamespace(), u.GetName(), err)
 			}
 		}
-		return nil
-	case len(missing) > 0:
-		c.Status, c.Reason = metav1.ConditionFalse, kadetv1.ReasonPrometheusOperatorMissing
-		c.Message = fmt.Sprintf("CRD %s not installed: no PrometheusRule or PodMonitor is created (install the prometheus-operator CRDs, or set spec.alerting.enabled: false); scores are exported on the scoring pods' /metrics all the same",
-			strings.Join(missing, " and "))
-	default:
+	case o.enabled && len(missing) == 0:
 		for _, u := range []*unstructured.Unstructured{rule, monitor} {
 			if err := r.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), FieldOwner, client.ForceOwnership); err != nil {
 				return fmt.Errorf("applying %s %s: %w", u.GetKind(), u.GetName(), err)
 			}
 		}
-		c.Status, c.Reason = metav1.ConditionTrue, kadetv1.ReasonAlertsConfigured
-		c.Message = fmt.Sprintf("PrometheusRule %s (alert %s) and PodMonitor %s applied", rule.GetName(), builders.AlertName, monitor.GetName())
 	}
-	setStatusCondition(det, c)
+	if c := alertingCondition(det, o); c != nil {
+		setStatusCondition(det, *c)
+	} else {
+		removeCondition(det, kadetv1.AlertingCondition)
+	}
 	return nil
 }
 
