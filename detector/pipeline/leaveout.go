@@ -16,8 +16,8 @@ import (
 	"github.com/kadet-dev/kadet/detector/scoring"
 )
 
-// MaxLeftOutShare is the largest share of an entity's rows that retraining leaves out
-// as flagged. Past it the model in service disagrees with most of what the entity
+// MaxLeftOutShare is the largest share of an entity's rows flagged for retraining to
+// leave them out. Past it the model in service disagrees with most of what the entity
 // does now (its regime changed, the reason a drift retrains): those rows are what the
 // new version must learn, so all of them are kept.
 const MaxLeftOutShare = 0.25
@@ -36,7 +36,7 @@ type leftOut struct {
 // rows the model in service, the newest version in dir, flags, scored as a watching
 // pod scores them (causally, each entity by its scaler and likelihood state), and the
 // rows people marked anomalous by feedback; each episode with a margin of a window
-// either side. A retrained model would learn them as normal, and alert on the next
+// before it and a quarter window after. A retrained model would learn them as normal, and alert on the next
 // incident like them no more. A run of an entity's rows that continues after a left-out
 // episode starts at a break (tbl.Breaks): no window spans the gap.
 func leaveOutFlagged(req *contract.TrainingRequest, spec model.Spec, tbl *data.Table, dir string) leftOut {
@@ -48,7 +48,11 @@ func leaveOutFlagged(req *contract.TrainingRequest, spec model.Spec, tbl *data.T
 	}
 	segs := segments(tbl)
 	flagged := make([]bool, tbl.Rows())
-	margin := max(spec.Window, 1)
+	// An incident starts before the first row flagged (a causal model flags a row
+	// once the window ending there looks wrong: within a window of its start) and
+	// settles a little after the last; a run that resumes after it starts anew, so no
+	// training window holds its rows.
+	before, after := max(spec.Window, 1), max(spec.Window/4, 1)
 	if m, version, why := servedModel(dir, tbl.Columns); m == nil {
 		lo.unscored = why
 	} else {
@@ -58,25 +62,26 @@ func leaveOutFlagged(req *contract.TrainingRequest, spec model.Spec, tbl *data.T
 	lo.byFeedback, lo.feedback = flagFeedback(filepath.Join(dir, contract.FeedbackDirName), tbl, segs, flagged)
 	drop := make([]bool, tbl.Rows())
 	for _, sg := range segs {
-		var episodes, rows int
+		var episodes, rows, marked int
 		in := false
 		for r := sg[0]; r < sg[1]; r++ {
 			if !flagged[r] {
 				in = false
 				continue
 			}
+			marked++
 			if !in {
 				episodes++
 			}
 			in = true
-			for k := max(sg[0], r-margin); k < min(sg[1], r+margin+1); k++ {
+			for k := max(sg[0], r-before); k < min(sg[1], r+after+1); k++ {
 				if !drop[k] {
 					drop[k] = true
 					rows++
 				}
 			}
 		}
-		if float64(rows) > MaxLeftOutShare*float64(sg[1]-sg[0]) {
+		if float64(marked) > MaxLeftOutShare*float64(sg[1]-sg[0]) {
 			for k := sg[0]; k < sg[1]; k++ {
 				drop[k] = false
 			}
@@ -250,7 +255,7 @@ func (lo leftOut) String() string {
 	var parts []string
 	switch {
 	case lo.rows > 0:
-		parts = append(parts, fmt.Sprintf("left out %d training rows in %d episodes that version %s flags or feedback marks anomalous (%d marked), a window either side",
+		parts = append(parts, fmt.Sprintf("left out %d training rows in %d episodes that version %s flags or feedback marks anomalous (%d marked), a window before each and a quarter after",
 			lo.rows, lo.episodes, lo.version, lo.byFeedback))
 	case lo.keptEntities == 0 && lo.unscored == "":
 		parts = append(parts, fmt.Sprintf("no training row is flagged by version %s or marked anomalous by feedback", lo.version))
