@@ -406,11 +406,17 @@ func fitSequence(ctx context.Context, req *contract.TrainingRequest, spec model.
 			nVal = w
 		}
 		if rows-nVal < w {
-			short++
-			continue
+			if tbl.Breaks == nil || rows < w {
+				short++
+				continue
+			}
+			// A run between rows left out (see leaveOutFlagged) too short to split
+			// still trains; the entity's other runs hold its validation rows.
+			nVal = 0
 		}
 		parts = append(parts, part{from: sg[0], nFit: rows - nVal, nVal: nVal})
 	}
+	validated := slices.ContainsFunc(parts, func(p part) bool { return p.nVal > 0 })
 	if len(parts) == 0 {
 		msg := fmt.Sprintf("%d rows are too few: training and the validation split need a window of %d rows each", tbl.Rows(), w)
 		if len(segs) > 1 {
@@ -459,6 +465,19 @@ func fitSequence(ctx context.Context, req *contract.TrainingRequest, spec model.
 	var heldOutLabels, fitScores []float32
 	var fitParts, heldOutParts [][]float32 // each entity's, in time order
 	for _, p := range parts {
+		if p.nVal == 0 && validated {
+			// Scores of rows the model trained on are no held-out sample: they join
+			// the calibration as training rows do, raised by the held-out gap.
+			if th.Method != calibrate.BestF1 {
+				fs, _, err := scoring.SequenceScores(f.net, x[p.from*d:(p.from+p.nFit)*d], p.nFit, stride, req.Model.ScoringRule, false)
+				if err != nil {
+					return nil, err
+				}
+				fitParts, heldOutParts = append(fitParts, fs), append(heldOutParts, nil)
+				fitScores = append(fitScores, fs...)
+			}
+			continue
+		}
 		calFrom, calRows := p.from, p.nFit
 		if p.nVal > 0 {
 			calFrom, calRows = p.from+p.nFit, p.nVal
@@ -505,8 +524,12 @@ func fitSequence(ctx context.Context, req *contract.TrainingRequest, spec model.
 		f.runs = append(f.runs, append(scaled(fitParts[i], gap), held...))
 	}
 	if short > 0 {
-		fmt.Fprintf(os.Stderr, "detector train: %d of %d entities have too few rows for a window of %d and the validation split; trained on the other %d\n",
-			short, len(segs), w, len(parts))
+		what := "entities"
+		if tbl.Breaks != nil {
+			what = "runs of rows (entities, or their rows between rows left out)"
+		}
+		fmt.Fprintf(os.Stderr, "detector train: %d of %d %s have too few rows for a window of %d and the validation split; trained on the other %d\n",
+			short, len(segs), what, w, len(parts))
 	}
 	return f, nil
 }
