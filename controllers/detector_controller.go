@@ -22,8 +22,6 @@ import (
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	kerrors "k8s.io/apimachinery/pkg/util/errors"
 	"k8s.io/utils/clock"
@@ -39,6 +37,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
 	kadetv1 "github.com/kadet-dev/kadet/api/v1alpha1"
+	"github.com/kadet-dev/kadet/controllers/applier"
 	"github.com/kadet-dev/kadet/controllers/builders"
 )
 
@@ -64,28 +63,9 @@ type DetectorReconciler struct {
 	// digest of its content and options, so a pass parses a file only when it changed.
 	csvChecks sync.Map // types.NamespacedName -> csvCheck
 
-	// applied remembers, for each child this process applied until the cache shows
-	// that write, the hash it sent and the generation the API server answered with.
-	// The cache can lag behind kadet's own writes: a copy that still shows an earlier
-	// state (A, then B written, then A wanted again) must neither skip the write back
-	// to A nor pass for a finished rollout of it.
-	applied sync.Map // "kind/namespace/name" -> appliedState
-}
-
-type appliedState struct {
-	hash       string
-	generation int64
-}
-
-func appliedKey(kind string, obj client.Object) string {
-	return kind + "/" + obj.GetNamespace() + "/" + obj.GetName()
-}
-
-// cacheBehind reports whether obj of kind, read from the cache (where objects carry
-// no kind), is older than what this process last applied to it.
-func (r *DetectorReconciler) cacheBehind(kind string, obj client.Object) bool {
-	m, ok := r.applied.Load(appliedKey(kind, obj))
-	return ok && m.(appliedState).generation > obj.GetGeneration()
+	// writes remembers the children this process applied until the cache shows them
+	// (see package applier).
+	writes applier.Memo
 }
 
 type csvCheck struct {
@@ -316,53 +296,12 @@ func (r *DetectorReconciler) reconcileSpec(ctx context.Context, det *kadetv1.Det
 
 // AnnotationAppliedHash on a child records the hash of what kadet last applied, so a
 // pass that would apply the same object again writes nothing.
-const AnnotationAppliedHash = "anomaly.kadet.dev/applied-hash"
+const AnnotationAppliedHash = applier.AnnotationHash
 
-// apply server-side applies a child built by the builders: kadet owns the fields it
-// sets and leaves the apiserver's defaults and other managers' fields alone. When the
-// cached copy carries the hash of the same desired object, nothing is sent: a pass
-// that finds everything as it should be makes no write. (A field changed by hand
-// behind kadet's back is put back at kadet's next change of the object.)
+// apply server-side applies a child built by the builders, or writes nothing when it
+// is already as built (package applier).
 func (r *DetectorReconciler) apply(ctx context.Context, obj client.Object) error {
-	u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
-	if err != nil {
-		return fmt.Errorf("converting %s: %w", objectRef(obj), err)
-	}
-	// A typed object serializes empty status and timestamps; they are not ours to own.
-	delete(u, "status")
-	unstructured.RemoveNestedField(u, "metadata", "creationTimestamp")
-	b, err := json.Marshal(u)
-	if err != nil {
-		return fmt.Errorf("encoding %s: %w", objectRef(obj), err)
-	}
-	sum := sha256.Sum256(b)
-	hash := hex.EncodeToString(sum[:8])
-	key := appliedKey(obj.GetObjectKind().GroupVersionKind().Kind, obj)
-	memo, known := r.applied.Load(key)
-	existing, ok := obj.DeepCopyObject().(client.Object)
-	if ok && r.Get(ctx, client.ObjectKeyFromObject(obj), existing) == nil && existing.GetAnnotations()[AnnotationAppliedHash] == hash {
-		if !known {
-			return nil
-		}
-		if m := memo.(appliedState); m.hash == hash {
-			// The cache shows this process's last write: the annotation alone tells
-			// from now on, and the memo goes, so it holds only writes the cache has
-			// yet to show (not one entry per child of every Detector ever applied).
-			if existing.GetGeneration() >= m.generation {
-				r.applied.CompareAndDelete(key, memo)
-			}
-			return nil
-		}
-	}
-	if err := unstructured.SetNestedField(u, hash, "metadata", "annotations", AnnotationAppliedHash); err != nil {
-		return fmt.Errorf("annotating %s: %w", objectRef(obj), err)
-	}
-	sent := &unstructured.Unstructured{Object: u}
-	if err := r.Apply(ctx, client.ApplyConfigurationFromUnstructured(sent), FieldOwner, client.ForceOwnership); err != nil {
-		return fmt.Errorf("applying %s: %w", objectRef(obj), err)
-	}
-	r.applied.Store(key, appliedState{hash: hash, generation: sent.GetGeneration()})
-	return nil
+	return applier.Apply(ctx, r.Client, &r.writes, FieldOwner, obj)
 }
 
 // createOnce creates a child that others write after kadet creates it (a progress or

@@ -35,7 +35,7 @@ func (r *DetectorReconciler) reconcileScoring(ctx context.Context, det *kadetv1.
 		if err := r.Get(ctx, client.ObjectKeyFromObject(dep), dep); err != nil {
 			return fmt.Errorf("reading Deployment %s/%s: %w", dep.Namespace, dep.Name, err)
 		}
-		if r.cacheBehind("Deployment", dep) {
+		if r.writes.Behind("Deployment", dep) {
 			// Its next event brings this Detector back.
 			return wait(kadetv1.ReasonRollingOut, "waiting for Deployment %s to show the model %s", dep.Name, model.Version)
 		}

@@ -168,8 +168,8 @@ func (r *DetectorReconciler) reconcileAlerting(ctx context.Context, det *kadetv1
 		}
 	case o.enabled && len(missing) == 0:
 		for _, u := range []*unstructured.Unstructured{rule, monitor} {
-			if err := r.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), FieldOwner, client.ForceOwnership); err != nil {
-				return fmt.Errorf("applying %s %s: %w", u.GetKind(), u.GetName(), err)
+			if err := r.apply(ctx, u); err != nil {
+				return err
 			}
 		}
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"reflect"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -16,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	kadetv1 "github.com/kadet-dev/kadet/api/v1alpha1"
+	"github.com/kadet-dev/kadet/controllers/applier"
 )
 
 // stallError is a state only the user can fix (a missing reference, a failed training
@@ -179,10 +179,4 @@ func sameStatus(obj, before client.Object) bool {
 }
 
 // objectRef names obj in an error: its kind and namespace/name.
-func objectRef(obj client.Object) string {
-	kind := obj.GetObjectKind().GroupVersionKind().Kind
-	if kind == "" {
-		kind = reflect.TypeOf(obj).Elem().Name()
-	}
-	return kind + " " + client.ObjectKeyFromObject(obj).String()
-}
+func objectRef(obj client.Object) string { return applier.Ref(obj) }
