@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/kadet-dev/kadet/detector/artifact"
@@ -39,6 +40,7 @@ func rolling(work, name, rule string, trainDays, testDays, perKind, seeds int, e
 	}
 	retrainDays := testDays
 	left := 0
+	thresholds := map[string][]string{}
 	for seed := 1; seed <= seeds; seed++ {
 		trainRows, retrainRows, testRows := trainDays*day, retrainDays*day, testDays*day
 		values := series(trainRows+retrainRows+testRows, uint64(200+seed), suiteWeekly)
@@ -69,6 +71,7 @@ func rolling(work, name, rule string, trainDays, testDays, perKind, seeds int, e
 			if models[l], err = artifact.Load(out.Dir); err != nil {
 				return err
 			}
+			thresholds[l] = append(thresholds[l], fmt.Sprintf("%.3g", out.Result.Threshold))
 		}
 		for _, l := range rollLines {
 			trained := trainRows + retrainRows
@@ -107,8 +110,8 @@ func rolling(work, name, rule string, trainDays, testDays, perKind, seeds int, e
 		for k := range kinds {
 			found, total = found+t.detected[k], total+t.total[k]
 		}
-		fmt.Printf("%s: %d of %d found; false alarms per 10,000 normal rows: %.1f (%d in %d rows)\n", l, found, total,
-			1e4*float64(t.falseAlarms)/float64(max(t.normalRows, 1)), t.falseAlarms, t.normalRows)
+		fmt.Printf("%s: %d of %d found; false alarms per 10,000 normal rows: %.1f (%d in %d rows); thresholds %s\n", l, found, total,
+			1e4*float64(t.falseAlarms)/float64(max(t.normalRows, 1)), t.falseAlarms, t.normalRows, strings.Join(thresholds[l], "/"))
 	}
 	return nil
 }
