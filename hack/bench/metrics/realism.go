@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/kadet-dev/kadet/detector/contract"
@@ -17,6 +18,7 @@ type condition struct {
 }
 
 var conditions = []condition{
+	{"none", func([]float64, *rand.Rand) {}}, // the suite as it is, on these seeds
 	{"weekends", func(v []float64, _ *rand.Rand) {
 		for i := range v { // Saturday and Sunday: a lower level and half the swing
 			if d := (i / day) % 7; d == 5 || d == 6 {
@@ -57,16 +59,18 @@ func realism(work, name, rule string, trainDays, testDays, perKind, seeds int, e
 		}
 	}
 	trainRows, testRows := trainDays*day, testDays*day
+	thresholds := make([][]string, len(conditions))
 	for c, cond := range conditions {
 		for seed := 1; seed <= seeds; seed++ {
 			values := series(trainRows+testRows, uint64(300+seed), suiteWeekly)
 			cond.apply(values, rand.New(rand.NewPCG(uint64(300+seed), 5)))
 			events := injectAll(values[trainRows:], perKind, rand.New(rand.NewPCG(uint64(300+seed), 99)))
 			m := contract.Model{Type: contract.ModelType(name), ScoringRule: rule}
-			_, flags, err := trainAndScore(filepath.Join(work, fmt.Sprintf("realism-%d-%d", c, seed)), values, trainRows, m, epochs)
+			threshold, flags, err := trainAndScore(filepath.Join(work, fmt.Sprintf("realism-%d-%d", c, seed)), values, trainRows, m, epochs)
 			if err != nil {
 				return fmt.Errorf("%s seed %d: %w", cond.name, seed, err)
 			}
+			thresholds[c] = append(thresholds[c], fmt.Sprintf("%.3g", threshold))
 			for l, anomaly := range flags {
 				window := contract.DefaultWindow
 				switch l {
@@ -84,7 +88,7 @@ func realism(work, name, rule string, trainDays, testDays, perKind, seeds int, e
 	for _, l := range lines {
 		fmt.Printf(" | %-25s", l)
 	}
-	fmt.Println()
+	fmt.Println(" | thresholds")
 	for c, cond := range conditions {
 		fmt.Printf("%-16s", cond.name)
 		for _, l := range lines {
@@ -95,7 +99,7 @@ func realism(work, name, rule string, trainDays, testDays, perKind, seeds int, e
 			}
 			fmt.Printf(" | %3d/%-3d %8.1f/10k      ", found, total, 1e4*float64(t.falseAlarms)/float64(max(t.normalRows, 1)))
 		}
-		fmt.Println()
+		fmt.Printf(" | %s\n", strings.Join(thresholds[c], "/"))
 	}
 	return nil
 }
