@@ -87,11 +87,16 @@ func (sh *shadow) offer(j shadowJob) {
 	select {
 	case sh.queue <- j:
 	default:
-		sh.mu.Lock()
-		sh.stats.Dropped += int64(len(j.scored))
-		sh.mu.Unlock()
-		sh.metrics.dropped.Add(float64(len(j.scored)))
+		sh.drop(len(j.scored))
 	}
+}
+
+// drop counts n rows the shadow did not score.
+func (sh *shadow) drop(n int) {
+	sh.mu.Lock()
+	sh.stats.Dropped += int64(n)
+	sh.mu.Unlock()
+	sh.metrics.dropped.Add(float64(n))
 }
 
 func (sh *shadow) score(j shadowJob) {
@@ -108,6 +113,9 @@ func (sh *shadow) score(j shadowJob) {
 			scalers, err = entityScalers(sh.l.model, j)
 		}
 		if err != nil {
+			// Its states could not be warmed up (a Prometheus read failed): the rows
+			// count as dropped, and the next tick tries again.
+			sh.drop(len(j.scored))
 			return
 		}
 		res, err := scoring.ScoreNewest(sh.l.model, j.x, j.runs, states, scalers)
