@@ -26,6 +26,11 @@ import (
 // 1); windows arrive time-major (window x features), so toGraph and fromGraph transpose
 // them.
 
+// OddKernel says whether k rows make a conv kernel: odd (centred on its row, so the
+// output keeps the input's size) and at least 1. The CRD's CEL rule on kernelSize
+// says the same.
+func OddKernel(k int) bool { return k >= 1 && k%2 == 1 }
+
 // convParams lists the tensors of a ConvAutoencoder: the encoder's kernels and biases,
 // the two dense layers around the latent vector (Pooling only), and the decoder's
 // kernels and biases.
@@ -34,7 +39,7 @@ func (s Spec) convParams() ([]Param, error) {
 	switch {
 	case s.Resampling != "" && s.Resampling != Pooling && !strided:
 		return nil, fmt.Errorf("conv autoencoder resampling %q: want %s or %s", s.Resampling, Pooling, Strided)
-	case len(s.Channels) == 0 || s.Kernel < 1 || s.Kernel%2 == 0:
+	case len(s.Channels) == 0 || !OddKernel(s.Kernel):
 		return nil, fmt.Errorf("conv autoencoder needs channels and an odd kernel size (got %v, %d)", s.Channels, s.Kernel)
 	case strided && s.Latent != 0:
 		return nil, fmt.Errorf("a strided conv autoencoder has no dense latent layer; leave the latent size out (got %d)", s.Latent)

@@ -3,6 +3,7 @@ package model
 import (
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 )
 
@@ -103,5 +104,17 @@ func TestDenseStepAllocatesNothing(t *testing.T) {
 		}
 	}); allocs != 0 {
 		t.Fatalf("%v allocations per step", allocs)
+	}
+}
+
+func TestOddKernel(t *testing.T) {
+	for k, want := range map[int]bool{-3: false, -1: false, 0: false, 1: true, 2: false, 3: true, 4: false, 7: true} {
+		if OddKernel(k) != want {
+			t.Errorf("OddKernel(%d) = %v", k, !want)
+		}
+	}
+	if _, err := New(Spec{Type: ConvAutoencoder, Inputs: 16, Window: 16, Channels: []int{4}, Kernel: 4, Latent: 2, Activation: ReLU}, 1); err == nil ||
+		!strings.Contains(err.Error(), "odd kernel size") {
+		t.Errorf("a conv autoencoder with an even kernel: %v", err)
 	}
 }

@@ -215,7 +215,7 @@ func trainingRequest(specFile string, l *localTrainFlags) (*contract.TrainingReq
 		if req.Model.Channels, err = widths("--channels", l.channels); err != nil {
 			return nil, err
 		}
-		if l.kernel < 0 || (l.kernel > 0 && l.kernel%2 == 0) {
+		if l.kernel != 0 && !model.OddKernel(l.kernel) {
 			return nil, usageError{fmt.Sprintf("--kernel-size %d: give an odd number of rows", l.kernel)}
 		}
 		if l.kernel > 0 {
