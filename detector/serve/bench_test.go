@@ -13,7 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/kadet-dev/kadet/detector/artifact"
+	"github.com/kadet-dev/kadet/detector/internal/gen"
 	"github.com/kadet-dev/kadet/detector/model"
 	"github.com/kadet-dev/kadet/detector/preprocess"
 )
@@ -38,7 +38,6 @@ func BenchmarkDetectMNIST1(b *testing.B) {
 func mnistServer(b *testing.B) (*Server, []byte) {
 	dir := b.TempDir()
 	spec := model.Spec{Type: model.Autoencoder, Inputs: 784, Hidden: []int{256}, Latent: 64, Activation: model.ReLU}
-	net, _ := model.New(spec, 1)
 	names := make([]string, 784)
 	for i := range names {
 		names[i] = "px"
@@ -48,13 +47,7 @@ func mnistServer(b *testing.B) (*Server, []byte) {
 	for i := range x {
 		x[i] = rng.Float32()
 	}
-	sc, _ := preprocess.Fit(preprocess.None, x, 784)
-	meta := artifact.Metadata{Name: "m", Model: spec, Features: names, Scaler: sc,
-		Threshold: artifact.Threshold{Method: "Fixed", Value: 1}, Image: &artifact.ImageShape{Rows: 28, Cols: 28}}
-	raw, digest, _ := artifact.Encode(meta, net)
-	if _, err := artifact.Save(dir, artifact.NewVersion(time.Unix(1e9, 0), digest), map[string][]byte{artifact.FileName: raw}); err != nil {
-		b.Fatal(err)
-	}
+	gen.Save(b, dir, gen.Model(b, "m", spec, 1, names, preprocess.None, x, gen.Threshold(1), gen.Image(28, 28)), time.Unix(1e9, 0), nil)
 	s := New(Options{ModelDir: dir, Registry: prometheus.NewRegistry(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err := s.Reload(); err != nil {
 		b.Fatal(err)

@@ -9,7 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/kadet-dev/kadet/detector/artifact"
+	"github.com/kadet-dev/kadet/detector/internal/gen"
 	"github.com/kadet-dev/kadet/detector/drift"
 	"github.com/kadet-dev/kadet/detector/model"
 	"github.com/kadet-dev/kadet/detector/preprocess"
@@ -19,31 +19,14 @@ import (
 // feature uniform over [0, 10).
 func writeDriftModel(t *testing.T, dir string) {
 	t.Helper()
-	spec := model.Spec{Type: model.Autoencoder, Inputs: 3, Hidden: []int{4}, Latent: 2, Activation: model.Tanh}
-	net, err := model.New(spec, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
 	rng := rand.New(rand.NewPCG(3, 4))
 	x := make([]float32, 3000)
 	for i := range x {
 		x[i] = float32(rng.Float64() * 10)
 	}
-	sc, _ := preprocess.Fit(preprocess.Standardize, x, 3)
-	at := time.Date(2026, 11, 30, 4, 0, 0, 0, time.UTC)
-	meta := artifact.Metadata{
-		Name: "fraud", Model: spec, Features: features, Scaler: sc,
-		Threshold: artifact.Threshold{Method: "Percentile", Parameter: 99, Value: 0.5},
-		Data:      preprocess.Summarize(x, features),
-		Kadet:     "test", CreatedAt: at,
-	}
-	b, digest, err := artifact.Encode(meta, net)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := artifact.Save(dir, artifact.NewVersion(at, digest), map[string][]byte{artifact.FileName: b}); err != nil {
-		t.Fatal(err)
-	}
+	spec := model.Spec{Type: model.Autoencoder, Inputs: 3, Hidden: []int{4}, Latent: 2, Activation: model.Tanh}
+	gen.Save(t, dir, gen.Model(t, "fraud", spec, 1, features, preprocess.Standardize, x, gen.Summarized()),
+		time.Date(2026, 11, 30, 4, 0, 0, 0, time.UTC), nil)
 }
 
 // gauges reads the value of each series of a gauge family by its one label's value.

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/kadet-dev/kadet/detector/artifact"
+	"github.com/kadet-dev/kadet/detector/internal/gen"
 	"github.com/kadet-dev/kadet/detector/report"
 )
 
@@ -32,12 +33,7 @@ func writePageModel(t *testing.T, dir string, at time.Time, epochs int) string {
 		m.Meta.Training.History = append(m.Meta.Training.History, artifact.EpochLoss{Epoch: e, Loss: 1 / float64(e), ValLoss: &val})
 	}
 	m.Meta.Training.Metrics = map[string]float64{"loss": 1 / float64(epochs), "valLoss": 0.9 / float64(epochs), "auroc": 0.97}
-	b, digest, err := artifact.Encode(m.Meta, m.Network)
-	if err != nil {
-		t.Fatal(err)
-	}
 	_ = os.RemoveAll(filepath.Join(dir, v))
-	v = artifact.NewVersion(at, digest)
 	scores := make([]float32, 400)
 	for i := range scores {
 		scores[i] = float32(i%40) / 80
@@ -46,10 +42,7 @@ func writePageModel(t *testing.T, dir string, at time.Time, epochs int) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := artifact.Save(dir, v, map[string][]byte{artifact.FileName: b, artifact.ReportFileName: png}); err != nil {
-		t.Fatal(err)
-	}
-	return v
+	return gen.Save(t, dir, m, at, map[string][]byte{artifact.ReportFileName: png})
 }
 
 // The model page names the served version and lists every version; the histogram

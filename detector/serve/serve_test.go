@@ -25,6 +25,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/kadet-dev/kadet/detector/artifact"
+	"github.com/kadet-dev/kadet/detector/internal/gen"
 	"github.com/kadet-dev/kadet/detector/model"
 	"github.com/kadet-dev/kadet/detector/preprocess"
 )
@@ -34,27 +35,14 @@ var features = []string{"amount", "hour", "distance"}
 // writeModel saves a small autoencoder as a new version in dir and returns the version.
 func writeModel(t testing.TB, dir string, seed int64, at time.Time) string {
 	t.Helper()
+	return gen.Save(t, dir, fraudModel(t, seed), at, nil)
+}
+
+// fraudModel is a small untrained autoencoder over features.
+func fraudModel(t testing.TB, seed int64, opts ...gen.ModelOption) *artifact.Model {
+	t.Helper()
 	spec := model.Spec{Type: model.Autoencoder, Inputs: 3, Hidden: []int{4}, Latent: 2, Activation: model.Tanh}
-	net, err := model.New(spec, seed)
-	if err != nil {
-		t.Fatal(err)
-	}
-	x := []float32{10, 3, 1, 20, 14, 2, 15, 9, 3}
-	sc, _ := preprocess.Fit(preprocess.Standardize, x, 3)
-	meta := artifact.Metadata{
-		Name: "fraud", Model: spec, Features: features, Scaler: sc,
-		Threshold: artifact.Threshold{Method: "Percentile", Parameter: 99, Value: 0.5},
-		Kadet:     "test", CreatedAt: at,
-	}
-	b, digest, err := artifact.Encode(meta, net)
-	if err != nil {
-		t.Fatal(err)
-	}
-	v := artifact.NewVersion(at, digest)
-	if _, err := artifact.Save(dir, v, map[string][]byte{artifact.FileName: b}); err != nil {
-		t.Fatal(err)
-	}
-	return v
+	return gen.Model(t, "fraud", spec, seed, features, preprocess.Standardize, []float32{10, 3, 1, 20, 14, 2, 15, 9, 3}, opts...)
 }
 
 func newServer(t testing.TB, dir string, opts Options) (*Server, *httptest.Server, *prometheus.Registry) {
@@ -463,21 +451,7 @@ func TestSequenceModelScoresRuns(t *testing.T) {
 
 func sequenceScoresRuns(t *testing.T, spec model.Spec) {
 	dir := t.TempDir()
-	net, err := model.New(spec, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	x := []float32{1, 2, 3, 4, 5, 6}
-	sc, _ := preprocess.Fit(preprocess.Standardize, x, 3)
-	meta := artifact.Metadata{Name: "pump", Model: spec, Features: features, Scaler: sc, Stride: 1,
-		Threshold: artifact.Threshold{Method: "Fixed", Value: 1}}
-	b, digest, err := artifact.Encode(meta, net)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := artifact.Save(dir, artifact.NewVersion(time.Unix(1e9, 0), digest), map[string][]byte{artifact.FileName: b}); err != nil {
-		t.Fatal(err)
-	}
+	gen.Save(t, dir, gen.Model(t, "pump", spec, 1, features, preprocess.Standardize, []float32{1, 2, 3, 4, 5, 6}, gen.Threshold(1)), time.Unix(1e9, 0), nil)
 	_, ts, _ := newServer(t, dir, Options{})
 	code, out := call(t, ts, "POST", "/v1/detect", `{"instances": [[1,2,3],[2,3,4],[3,4,5],[4,5,6],[5,6,7],[6,7,8]]}`)
 	if code != 200 || len(out["results"].([]any)) != 6 {
