@@ -9,8 +9,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/kadet-dev/kadet/detector/internal/gen"
 	"github.com/kadet-dev/kadet/detector/drift"
+	"github.com/kadet-dev/kadet/detector/internal/gen"
 	"github.com/kadet-dev/kadet/detector/model"
 	"github.com/kadet-dev/kadet/detector/preprocess"
 )
