@@ -36,9 +36,10 @@ type leftOut struct {
 // rows the model in service, the newest version in dir, flags, scored as a watching
 // pod scores them (causally, each entity by its scaler and likelihood state), and the
 // rows people marked anomalous by feedback; each episode with a margin of a window
-// before it and a quarter window after. A retrained model would learn them as normal, and alert on the next
-// incident like them no more. A run of an entity's rows that continues after a left-out
-// episode starts at a break (tbl.Breaks): no window spans the gap.
+// before it and a quarter window after. A retrained model would learn them as normal,
+// and alert on the next incident like them no more. A run of an entity's rows that
+// continues after a left-out episode starts at a break (tbl.Breaks): no window spans
+// the gap.
 func leaveOutFlagged(req *contract.TrainingRequest, spec model.Spec, tbl *data.Table, dir string) leftOut {
 	var lo leftOut
 	if req.Training.KeepFlagged || tbl.Labels != nil || tbl.ImageRows > 0 || tbl.Timestamps == nil {
