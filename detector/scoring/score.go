@@ -48,7 +48,7 @@ func explainStuck(shares []float32, idx []int) {
 // Score scales rows (width = the model's features, in its order) and scores them. It is
 // the one scoring path: the CLI and the server both call it.
 func Score(m *artifact.Model, x []float32) ([]Scored, error) {
-	out, _, err := score(m, x, false, 0)
+	out, _, err := score(m, nil, x, false, 0)
 	return out, err
 }
 
@@ -57,14 +57,14 @@ func Score(m *artifact.Model, x []float32) ([]Scored, error) {
 // trained on: their network scores enter the likelihood stage raised by its in-sample
 // gap, as a watching pod's warm-up takes them.
 func ScoreRun(m *artifact.Model, sc *preprocess.Scaler, x []float32, inSample int) ([]Scored, error) {
-	out, _, err := scoreWith(m, sc, x, false, inSample)
+	out, _, err := score(m, sc, x, false, inSample)
 	return out, err
 }
 
 // ScoreExplained is Score plus each feature's share of each row's reconstruction error
 // (rows x features; nil for a classifier).
 func ScoreExplained(m *artifact.Model, x []float32) ([]Scored, []float32, error) {
-	return score(m, x, true, 0)
+	return score(m, nil, x, true, 0)
 }
 
 // scaledPool holds the buffers scaled rows are scored from: nothing returned refers
@@ -72,11 +72,8 @@ func ScoreExplained(m *artifact.Model, x []float32) ([]Scored, []float32, error)
 // and garbage on every call.
 var scaledPool = sync.Pool{New: func() any { return new([]float32) }}
 
-func score(m *artifact.Model, x []float32, explain bool, inSample int) ([]Scored, []float32, error) {
-	return scoreWith(m, nil, x, explain, inSample)
-}
-
-func scoreWith(m *artifact.Model, sc *preprocess.Scaler, x []float32, explain bool, inSample int) ([]Scored, []float32, error) {
+// score scales x with sc (the model's scaler when nil) and scores it.
+func score(m *artifact.Model, sc *preprocess.Scaler, x []float32, explain bool, inSample int) ([]Scored, []float32, error) {
 	if sc == nil {
 		sc = m.Meta.Scaler
 	}
