@@ -562,24 +562,19 @@ func segments(tbl *data.Table) [][2]int {
 		tbl.SortByTime()
 		return [][2]int{{0, tbl.Rows()}}
 	}
-	var out [][2]int
-	for from := 0; from < tbl.Rows(); {
-		to := from + 1
-		for to < tbl.Rows() && !tbl.Breaks[to] && (tbl.Entities == nil || tbl.Entities[to] == tbl.Entities[from]) {
-			to++
-		}
-		out = append(out, [2]int{from, to})
-		from = to
-	}
-	return out
+	return rowRuns(tbl, tbl.Breaks)
 }
 
 // entityRows are the [from, to) row ranges of each entity of tbl, across breaks.
-func entityRows(tbl *data.Table) [][2]int {
+func entityRows(tbl *data.Table) [][2]int { return rowRuns(tbl, nil) }
+
+// rowRuns are the [from, to) row ranges of tbl that end where the entity changes or
+// a row of breaks starts a new run.
+func rowRuns(tbl *data.Table, breaks map[int]bool) [][2]int {
 	var out [][2]int
-	for from := 0; from < len(tbl.Entities); {
+	for from := 0; from < tbl.Rows(); {
 		to := from + 1
-		for to < len(tbl.Entities) && tbl.Entities[to] == tbl.Entities[from] {
+		for to < tbl.Rows() && !breaks[to] && (tbl.Entities == nil || tbl.Entities[to] == tbl.Entities[from]) {
 			to++
 		}
 		out = append(out, [2]int{from, to})
