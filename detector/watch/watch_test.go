@@ -79,16 +79,8 @@ func testModel(t *testing.T) *artifact.Model {
 func TestWatchScoresTheNewestRowOfEachEntity(t *testing.T) {
 	srv := promtest.Start(t, promtest.Options{History: []promtest.Series{series("a", 120), series("b", 120), series("c", 86)}})
 	m := testModel(t)
-	reg := prometheus.NewRegistry()
 	var now time.Time
-	w, err := New(Options{
-		Namespace: "ns", Detector: "det", Interval: time.Minute, Registerer: reg,
-		Prometheus: contract.ResolvedPrometheus{URL: srv.URL, Step: "1m"},
-		Model:      func() *artifact.Model { return m }, Now: func() time.Time { return now },
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	w, reg := minuteWatcher(t, srv.URL, m, &now, nil)
 	tick := func(minute int, seconds time.Duration) {
 		t.Helper()
 		now = t0.Add(time.Duration(minute)*time.Minute + seconds)
@@ -220,6 +212,22 @@ func gauge(t *testing.T, reg *prometheus.Registry, name string, want map[string]
 	return nil
 }
 
+// minuteWatcher watches the Prometheus at url every minute with model m, at the time
+// *now, into a registry of its own; observe, when set, is given each tick.
+func minuteWatcher(t *testing.T, url string, m *artifact.Model, now *time.Time, observe func(Observation)) (*Watcher, *prometheus.Registry) {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	w, err := New(Options{
+		Namespace: "ns", Detector: "det", Interval: time.Minute, Registerer: reg,
+		Prometheus: contract.ResolvedPrometheus{URL: url, Step: "1m"},
+		Model:      func() *artifact.Model { return m }, Now: func() time.Time { return *now }, Observe: observe,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w, reg
+}
+
 func gather(t *testing.T, reg *prometheus.Registry) string {
 	t.Helper()
 	mfs, err := reg.Gather()
@@ -247,18 +255,7 @@ func TestWatchLikelihoodMatchesBatch(t *testing.T) {
 	// by the in-sample gap, as batch scoring after training does.
 	const trainedTo = 300
 	m.Meta.Prometheus.End = t0.Add(trainedTo * time.Minute)
-	watcher := func(now *time.Time) (*Watcher, *prometheus.Registry) {
-		reg := prometheus.NewRegistry()
-		w, err := New(Options{
-			Namespace: "ns", Detector: "det", Interval: time.Minute, Registerer: reg,
-			Prometheus: contract.ResolvedPrometheus{URL: srv.URL, Step: "1m"},
-			Model:      func() *artifact.Model { return m }, Now: func() time.Time { return *now },
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return w, reg
-	}
+	watcher := func(now *time.Time) (*Watcher, *prometheus.Registry) { return minuteWatcher(t, srv.URL, m, now, nil) }
 	// batch is the score and network score of entity e's row at minute `at` when its
 	// rows from minute `from` on are scored as one run.
 	batch := func(e string, from, at int) (float64, float64) {
@@ -370,16 +367,8 @@ func TestWatchScalesEachEntityByItsOwn(t *testing.T) {
 	for _, norm := range []*normalize.Config{nil, {Method: normalize.Likelihood, LongWindow: 200, ShortWindow: 3,
 		Prior: normalize.Prior{Mean: -3, Std: 0.5, Rows: 100}}} {
 		m.Meta.Normalization = norm
-		reg := prometheus.NewRegistry()
 		var now time.Time
-		w, err := New(Options{
-			Namespace: "ns", Detector: "det", Interval: time.Minute, Registerer: reg,
-			Prometheus: contract.ResolvedPrometheus{URL: srv.URL, Step: "1m"},
-			Model:      func() *artifact.Model { return m }, Now: func() time.Time { return now },
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
+		w, reg := minuteWatcher(t, srv.URL, m, &now, nil)
 		for minute := first; minute < rows; minute++ {
 			now = t0.Add(time.Duration(minute) * time.Minute)
 			if err := w.Tick(context.Background()); err != nil {
@@ -439,31 +428,23 @@ func TestObservationPreparesAShadowAsTheServedModel(t *testing.T) {
 	var kept []*normalize.State
 	var now time.Time
 	var served, shadowed []float64
-	w, err := New(Options{
-		Namespace: "ns", Detector: "det", Interval: time.Minute,
-		Prometheus: contract.ResolvedPrometheus{URL: srv.URL, Step: "1m"},
-		Model:      func() *artifact.Model { return m }, Now: func() time.Time { return now },
-		Observe: func(o Observation) {
-			states, scalers, err := o.Prepare(context.Background(), &shadow)
-			if err != nil || len(states) != len(o.Keys) || scalers != nil {
-				t.Fatalf("prepare: %d states, %v scalers, %v", len(states), scalers, err)
-			}
-			if kept != nil && (states[0] != kept[0] || states[1] != kept[1]) {
-				t.Error("the shadow's states were not kept from one tick to the next")
-			}
-			kept = states
-			res, err := scoring.ScoreNewest(&shadow, o.Runs, len(o.Keys), states, scalers)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for i := range res {
-				served, shadowed = append(served, o.Results[i].Score), append(shadowed, res[i].Score)
-			}
-		},
+	w, _ := minuteWatcher(t, srv.URL, m, &now, func(o Observation) {
+		states, scalers, err := o.Prepare(context.Background(), &shadow)
+		if err != nil || len(states) != len(o.Keys) || scalers != nil {
+			t.Fatalf("prepare: %d states, %v scalers, %v", len(states), scalers, err)
+		}
+		if kept != nil && (states[0] != kept[0] || states[1] != kept[1]) {
+			t.Error("the shadow's states were not kept from one tick to the next")
+		}
+		kept = states
+		res, err := scoring.ScoreNewest(&shadow, o.Runs, len(o.Keys), states, scalers)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range res {
+			served, shadowed = append(served, o.Results[i].Score), append(shadowed, res[i].Score)
+		}
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	first := WarmupRows + window - 1 + 5
 	for minute := first; minute < rows; minute++ {
 		now = t0.Add(time.Duration(minute) * time.Minute)
