@@ -315,7 +315,7 @@ type newEntity struct {
 func (w *Watcher) prepare(ctx context.Context, m *artifact.Model, keys []string, runs []float32, end time.Time) (prepared, error) {
 	norm, byEntity := m.Meta.Normalization.Enabled(), m.Meta.ScalesByEntity()
 	var p prepared
-	n := len(runs) / max(len(keys), 1)
+	n := scoring.RunRows(m) * len(m.Meta.Features) // values in a run
 	w.mu.Lock()
 	st := w.storeOf(m.Digest)
 	if !norm && !byEntity {
