@@ -55,7 +55,7 @@ func realism(work, name, rule string, trainDays, testDays, perKind, seeds int, e
 	tallies := map[string][]*tally{}
 	for _, l := range lines {
 		for range conditions {
-			tallies[l] = append(tallies[l], &tally{detected: make([]int, len(kinds)), total: make([]int, len(kinds)), delay: make([]int, len(kinds))})
+			tallies[l] = append(tallies[l], newTally())
 		}
 	}
 	trainRows, testRows := trainDays*day, testDays*day
@@ -72,14 +72,7 @@ func realism(work, name, rule string, trainDays, testDays, perKind, seeds int, e
 			}
 			thresholds[c] = append(thresholds[c], fmt.Sprintf("%.3g", threshold))
 			for l, anomaly := range flags {
-				window := contract.DefaultWindow
-				switch l {
-				case lineGaussian:
-					window = 1
-				case lineKadet:
-					window += shortWindowOr() - 1
-				}
-				tallies[l][c].judge(anomaly, events, 12, window)
+				tallies[l][c].judge(anomaly, events, 12, judgeWindow(l, true))
 			}
 		}
 	}
@@ -93,11 +86,8 @@ func realism(work, name, rule string, trainDays, testDays, perKind, seeds int, e
 		fmt.Printf("%-16s", cond.name)
 		for _, l := range lines {
 			t := tallies[l][c]
-			found, total := 0, 0
-			for k := range kinds {
-				found, total = found+t.detected[k], total+t.total[k]
-			}
-			fmt.Printf(" | %3d/%-3d %8.1f/10k      ", found, total, 1e4*float64(t.falseAlarms)/float64(max(t.normalRows, 1)))
+			found, total := t.found()
+			fmt.Printf(" | %3d/%-3d %8.1f/10k      ", found, total, t.falseAlarmRate())
 		}
 		fmt.Printf(" | %s\n", strings.Join(thresholds[c], "/"))
 	}

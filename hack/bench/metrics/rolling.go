@@ -36,7 +36,7 @@ func rolling(work, name, rule string, trainDays, testDays, perKind, seeds int, e
 	start := time.Now()
 	tallies := map[string]*tally{}
 	for _, l := range rollLines {
-		tallies[l] = &tally{detected: make([]int, len(kinds)), total: make([]int, len(kinds)), delay: make([]int, len(kinds))}
+		tallies[l] = newTally()
 	}
 	retrainDays := testDays
 	left := 0
@@ -82,7 +82,7 @@ func rolling(work, name, rule string, trainDays, testDays, perKind, seeds int, e
 			if err != nil {
 				return err
 			}
-			tallies[l].judge(flags, events, 12, contract.DefaultWindow+shortWindowOr()-1)
+			tallies[l].judge(flags, events, 12, judgeWindow(lineKadet, true))
 		}
 		_ = os.RemoveAll(dir)
 	}
@@ -92,26 +92,12 @@ func rolling(work, name, rule string, trainDays, testDays, perKind, seeds int, e
 		fmt.Printf(" | %-27s", l)
 	}
 	fmt.Println()
-	for k, kd := range kinds {
-		fmt.Printf("%-18s", kd.name)
-		for _, l := range rollLines {
-			t := tallies[l]
-			delay := "-"
-			if t.detected[k] > 0 {
-				delay = fmt.Sprintf("%.1f rows", float64(t.delay[k])/float64(t.detected[k]))
-			}
-			fmt.Printf(" | %4d/%-4d %17s", t.detected[k], t.total[k], delay)
-		}
-		fmt.Println()
-	}
+	kindRows(tallies, rollLines, 17)
 	for _, l := range rollLines {
 		t := tallies[l]
-		found, total := 0, 0
-		for k := range kinds {
-			found, total = found+t.detected[k], total+t.total[k]
-		}
+		found, total := t.found()
 		fmt.Printf("%s: %d of %d found; false alarms per 10,000 normal rows: %.1f (%d in %d rows); thresholds %s\n", l, found, total,
-			1e4*float64(t.falseAlarms)/float64(max(t.normalRows, 1)), t.falseAlarms, t.normalRows, strings.Join(thresholds[l], "/"))
+			t.falseAlarmRate(), t.falseAlarms, t.normalRows, strings.Join(thresholds[l], "/"))
 	}
 	return nil
 }

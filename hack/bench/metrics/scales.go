@@ -27,7 +27,7 @@ func scales(work, name, rule string, trainDays, testDays, perKind, seeds int, ep
 	tallies := map[string][]*tally{}
 	for _, l := range lines {
 		for range entityScales {
-			tallies[l] = append(tallies[l], &tally{detected: make([]int, len(kinds)), total: make([]int, len(kinds)), delay: make([]int, len(kinds))})
+			tallies[l] = append(tallies[l], newTally())
 		}
 	}
 	trainRows, testRows := trainDays*day, testDays*day
@@ -48,15 +48,8 @@ func scales(work, name, rule string, trainDays, testDays, perKind, seeds int, ep
 			return fmt.Errorf("scales seed %d: %w", seed, err)
 		}
 		for l, perEntity := range flags {
-			window := contract.DefaultWindow
-			switch l {
-			case lineGaussian:
-				window = 1
-			case lineKadet:
-				window += shortWindowOr() - 1
-			}
 			for e, anomaly := range perEntity {
-				tallies[l][e].judge(anomaly, events[e], 12, window)
+				tallies[l][e].judge(anomaly, events[e], 12, judgeWindow(l, true))
 			}
 		}
 	}
@@ -70,12 +63,8 @@ func scales(work, name, rule string, trainDays, testDays, perKind, seeds int, ep
 		fmt.Printf("%-8g", s)
 		for _, l := range lines {
 			t := tallies[l][e]
-			found, total := 0, 0
-			for k := range kinds {
-				found += t.detected[k]
-				total += t.total[k]
-			}
-			fmt.Printf(" | %3d/%-3d %8.1f/10k      ", found, total, 1e4*float64(t.falseAlarms)/float64(max(t.normalRows, 1)))
+			found, total := t.found()
+			fmt.Printf(" | %3d/%-3d %8.1f/10k      ", found, total, t.falseAlarmRate())
 		}
 		fmt.Println()
 	}

@@ -84,6 +84,52 @@ type tally struct {
 	normalRows      int
 }
 
+func newTally() *tally {
+	return &tally{detected: make([]int, len(kinds)), total: make([]int, len(kinds)), delay: make([]int, len(kinds))}
+}
+
+// found is how many events of every kind were detected, of how many.
+func (t *tally) found() (found, total int) {
+	for k := range kinds {
+		found, total = found+t.detected[k], total+t.total[k]
+	}
+	return found, total
+}
+
+// falseAlarmRate is the false alarms per 10,000 normal rows.
+func (t *tally) falseAlarmRate() float64 {
+	return 1e4 * float64(t.falseAlarms) / float64(max(t.normalRows, 1))
+}
+
+// kindRows prints a row per anomaly kind: on each line of tallies, the events of the
+// kind detected of all, and their mean delay, in a column width wide.
+func kindRows(tallies map[string]*tally, lines []string, width int) {
+	for k, kd := range kinds {
+		fmt.Printf("%-18s", kd.name)
+		for _, l := range lines {
+			t := tallies[l]
+			delay := "-"
+			if t.detected[k] > 0 {
+				delay = fmt.Sprintf("%.1f rows", float64(t.delay[k])/float64(t.detected[k]))
+			}
+			fmt.Printf(" | %4d/%-4d %*s", t.detected[k], t.total[k], width, delay)
+		}
+		fmt.Println()
+	}
+}
+
+// judgeWindow is how many rows after an event a line's flags may still come from it
+// (see judge): a sequence model's window, and the stage's short mean on kadet's line.
+func judgeWindow(line string, sequence bool) int {
+	if !sequence || line == lineGaussian {
+		return 1 // a row model, or the Gaussian
+	}
+	if line == lineKadet { // the stage's short mean reaches further back
+		return contract.DefaultWindow + shortWindowOr() - 1
+	}
+	return contract.DefaultWindow
+}
+
 // judge counts an event as detected when a row from its start to patience rows after
 // its end scores above 1 (delay: rows from its start to the first such row), and
 // every other run of rows above 1 as one false alarm. Rows up to window rows after an
@@ -129,7 +175,7 @@ func suite(work string, models, rules []string, trainDays, testDays, perKind, se
 			start := time.Now()
 			tallies := map[string]*tally{}
 			for _, line := range lines {
-				tallies[line] = &tally{detected: make([]int, len(kinds)), total: make([]int, len(kinds)), delay: make([]int, len(kinds))}
+				tallies[line] = newTally()
 			}
 			for seed := 1; seed <= seeds; seed++ {
 				if err := suiteRun(work, name, rule, trainDays, testDays, perKind, uint64(seed), epochs, tallies); err != nil {
@@ -149,22 +195,10 @@ func suite(work string, models, rules []string, trainDays, testDays, perKind, se
 				fmt.Printf(" | %9s %15s", "detected", "mean delay")
 			}
 			fmt.Println()
-			for k, kd := range kinds {
-				fmt.Printf("%-18s", kd.name)
-				for _, line := range lines {
-					t := tallies[line]
-					delay := "-"
-					if t.detected[k] > 0 {
-						delay = fmt.Sprintf("%.1f rows", float64(t.delay[k])/float64(t.detected[k]))
-					}
-					fmt.Printf(" | %4d/%-4d %15s", t.detected[k], t.total[k], delay)
-				}
-				fmt.Println()
-			}
+			kindRows(tallies, lines, 15)
 			for _, line := range lines {
 				t := tallies[line]
-				fmt.Printf("%s: false alarms per 10,000 normal rows: %.1f (%d in %d rows)\n", line,
-					1e4*float64(t.falseAlarms)/float64(t.normalRows), t.falseAlarms, t.normalRows)
+				fmt.Printf("%s: false alarms per 10,000 normal rows: %.1f (%d in %d rows)\n", line, t.falseAlarmRate(), t.falseAlarms, t.normalRows)
 			}
 			if name != string(contract.Autoencoder) && withChanges {
 				if err := persistent(work, name, rule, trainDays, testDays, seeds, epochs); err != nil {
@@ -205,14 +239,7 @@ func suiteRun(work, name, rule string, trainDays, testDays, perKind int, seed ui
 		return err
 	}
 	for line, anomaly := range flags {
-		window := 1 // a row model, or the Gaussian
-		if name != string(contract.Autoencoder) && line != lineGaussian {
-			window = contract.DefaultWindow
-		}
-		if line == lineKadet && window > 1 { // the stage's short mean reaches further back
-			window += shortWindowOr() - 1
-		}
-		tallies[line].judge(anomaly, events, 12, window)
+		tallies[line].judge(anomaly, events, 12, judgeWindow(line, name != string(contract.Autoencoder)))
 	}
 	return nil
 }
