@@ -39,6 +39,9 @@ func main() {
 	flag.StringVar(&pullPolicy, "detector-image-pull-policy", "IfNotPresent", "pull policy of the detector image")
 	flag.StringVar(&command, "detector-command", strings.Join(builders.DefaultCommand, " "), "command that runs the detector binary in the image")
 	opts := zap.Options{}
+	watch := flag.String("watch-namespaces", "", "comma-separated namespaces whose DataSources and Detectors kadet manages, and whose objects alone it watches and caches; empty: every namespace")
+	peers := flag.String("scoring-peer-namespaces", "monitoring", "comma-separated namespaces whose pods a Detector's default NetworkPolicy admits to its scoring pods, besides its own namespace (where Prometheus scrapes them from)")
+	flag.BoolVar(&allowLocalPrometheus, "allow-local-prometheus", false, "let the manager check Prometheus DataSources at loopback and link-local addresses (its own, a cloud metadata service); training and scoring pods are not affected")
 	flag.IntVar(&workers, "max-concurrent-reconciles", 4, "Detectors (and DataSources) reconciled at once; one object is never reconciled twice at once")
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -58,7 +61,7 @@ func main() {
 		Metrics:                metricsOptions(metricsAddr, secureMetrics),
 		HealthProbeBindAddress: probeAddr,
 		PprofBindAddress:       pprofAddr,
-		Cache:                  controllers.CacheOptions(),
+		Cache:                  controllers.CacheOptions(namespaceList(*watch)...),
 		LeaderElection:         leaderElect,
 		LeaderElectionID:       "kadet-manager.anomaly.kadet.dev",
 	})
@@ -68,6 +71,7 @@ func main() {
 	}
 	cfg := builders.Config{
 		Image: image, ImagePullPolicy: corev1.PullPolicy(pullPolicy), Command: strings.Fields(command),
+		ScoringPeerNamespaces: namespaceList(*peers),
 	}
 	if err := setup(mgr, cfg); err != nil {
 		log.Error(err, "cannot set up controllers")
@@ -83,8 +87,16 @@ func main() {
 	}
 }
 
+// namespaceList splits a flag's comma-separated namespaces.
+func namespaceList(v string) []string {
+	return strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' })
+}
+
 // workers is --max-concurrent-reconciles.
 var workers = 4
+
+// allowLocalPrometheus is --allow-local-prometheus.
+var allowLocalPrometheus bool
 
 // setup registers kadet's indexes and controllers with mgr.
 func setup(mgr ctrl.Manager, cfg builders.Config) error {
@@ -92,7 +104,7 @@ func setup(mgr ctrl.Manager, cfg builders.Config) error {
 		return err
 	}
 	if err := (&controllers.DataSourceReconciler{
-		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Workers: workers,
+		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Workers: workers, AllowLocalTargets: allowLocalPrometheus,
 	}).SetupWithManager(mgr); err != nil {
 		return err
 	}

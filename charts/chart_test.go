@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -104,6 +105,7 @@ func TestDefaultRender(t *testing.T) {
 	want := map[string]int{
 		"CustomResourceDefinition": 3, "ServiceAccount": 1, "ClusterRole": 3, "ClusterRoleBinding": 1,
 		"Role": 1, "RoleBinding": 1, "Deployment": 1, "Service": 1,
+		"ValidatingAdmissionPolicy": 1, "ValidatingAdmissionPolicyBinding": 1,
 	}
 	if got := kinds(objs); !reflect.DeepEqual(got, want) {
 		t.Fatalf("kinds %v; want %v", got, want)
@@ -111,6 +113,56 @@ func TestDefaultRender(t *testing.T) {
 	checkSecurity(t, objs)
 	checkRBAC(t, objs)
 	checkCRDs(t, objs, true)
+	checkAdmission(t, objs)
+	// The manager refuses local Prometheus targets and admits Prometheus's namespace
+	// to scoring pods, unless told otherwise.
+	for _, o := range objs {
+		if o.GetKind() != "Deployment" {
+			continue
+		}
+		containers, _, _ := unstructured.NestedSlice(o.Object, "spec", "template", "spec", "containers")
+		args := toStrings(containers[0].(map[string]any)["args"])
+		for _, want := range []string{"--allow-local-prometheus=false", "--scoring-peer-namespaces=monitoring"} {
+			if !slices.Contains(args, want) {
+				t.Errorf("manager args %q lack %s", args, want)
+			}
+		}
+	}
+	if k := kinds(render(t, "admission.dataSourceSecrets=false")); k["ValidatingAdmissionPolicy"]+k["ValidatingAdmissionPolicyBinding"] != 0 {
+		t.Errorf("admission.dataSourceSecrets=false still renders the policy: %v", k)
+	}
+}
+
+// checkAdmission: the DataSource Secrets policy is config/admission's, rule for rule,
+// and its binding denies by it.
+func checkAdmission(t *testing.T, objs []*unstructured.Unstructured) {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join("..", "config", "admission", "datasource-secrets-policy.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &unstructured.Unstructured{}
+	if err := yaml.Unmarshal(raw, &want.Object); err != nil {
+		t.Fatal(err)
+	}
+	var policy string
+	for _, o := range objs {
+		if o.GetKind() == "ValidatingAdmissionPolicy" {
+			policy = o.GetName()
+			if !reflect.DeepEqual(o.Object["spec"], want.Object["spec"]) {
+				t.Errorf("policy %s differs from config/admission's:\n%v", o.GetName(), o.Object["spec"])
+			}
+		}
+	}
+	for _, o := range objs {
+		if o.GetKind() == "ValidatingAdmissionPolicyBinding" {
+			name, _, _ := unstructured.NestedString(o.Object, "spec", "policyName")
+			actions, _, _ := unstructured.NestedStringSlice(o.Object, "spec", "validationActions")
+			if policy == "" || name != policy || !slices.Equal(actions, []string{"Deny"}) {
+				t.Errorf("binding %s: policy %q, actions %v; want policy %q denied", o.GetName(), name, actions, policy)
+			}
+		}
+	}
 }
 
 func TestAllFeaturesRender(t *testing.T) {
@@ -210,6 +262,61 @@ func TestSecretReaderNamespaces(t *testing.T) {
 	}
 }
 
+// With watchNamespaces the manager's ClusterRole keeps only the rules on
+// cluster-scoped kinds, and each watched namespace has a Role with the rest, bound to
+// the manager: together config/rbac's rules, rule for rule; the manager is told the
+// namespaces.
+func TestWatchNamespaces(t *testing.T) {
+	objs := render(t, "watchNamespaces={team-a,team-b}")
+	raw, err := os.ReadFile(filepath.Join("..", "config", "rbac", "role.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	role := map[string]any{}
+	if err := yaml.Unmarshal(raw, &role); err != nil {
+		t.Fatal(err)
+	}
+	var cluster []any
+	roles := map[string][]any{}
+	bound := map[string]bool{}
+	for _, o := range objs {
+		rules, _, _ := unstructured.NestedSlice(o.Object, "rules")
+		switch {
+		case o.GetKind() == "ClusterRole" && o.GetName() == "kadet-manager":
+			cluster = rules
+		case o.GetKind() == "Role" && o.GetName() == "kadet-manager":
+			roles[o.GetNamespace()] = rules
+		case o.GetKind() == "RoleBinding" && o.GetName() == "kadet-manager":
+			bound[o.GetNamespace()] = o.Object["roleRef"].(map[string]any)["name"] == "kadet-manager"
+		case o.GetKind() == "Deployment":
+			containers, _, _ := unstructured.NestedSlice(o.Object, "spec", "template", "spec", "containers")
+			if args := toStrings(containers[0].(map[string]any)["args"]); !slices.Contains(args, "--watch-namespaces=team-a,team-b") {
+				t.Errorf("manager args %q do not name the namespaces", args)
+			}
+		}
+	}
+	for _, r := range cluster {
+		if g := toStrings(r.(map[string]any)["apiGroups"]); !slices.Contains([]string{"apiextensions.k8s.io", "authentication.k8s.io", "authorization.k8s.io"}, g[0]) {
+			t.Errorf("the ClusterRole grants %v cluster-wide", r)
+		}
+	}
+	for _, ns := range []string{"team-a", "team-b"} {
+		both := append(slices.Clone(cluster), roles[ns]...)
+		if !bound[ns] || len(both) != len(role["rules"].([]any)) {
+			t.Errorf("namespace %s: bound %v, %d rules in the Role and %d in the ClusterRole; want config/rbac's %d between them",
+				ns, bound[ns], len(roles[ns]), len(cluster), len(role["rules"].([]any)))
+		}
+		for _, r := range role["rules"].([]any) {
+			if !slices.ContainsFunc(both, func(x any) bool { return reflect.DeepEqual(x, r) }) {
+				t.Errorf("namespace %s: rule %v is in neither", ns, r)
+			}
+		}
+	}
+	if len(roles) != 2 {
+		t.Errorf("manager Roles in %v; want team-a and team-b", slices.Collect(maps.Keys(roles)))
+	}
+}
+
 func TestCRDOptions(t *testing.T) {
 	if k := kinds(render(t, "crds.enabled=false")); k["CustomResourceDefinition"] != 0 {
 		t.Fatalf("crds.enabled=false still renders CRDs: %v", k)
@@ -242,9 +349,11 @@ func TestKustomizeDefault(t *testing.T) {
 	}
 	objs := parse(t, out)
 	k := kinds(objs)
-	if k["CustomResourceDefinition"] != 3 || k["Deployment"] != 1 || k["ClusterRole"] != 3 || k["Namespace"] != 1 {
+	if k["CustomResourceDefinition"] != 3 || k["Deployment"] != 1 || k["ClusterRole"] != 3 || k["Namespace"] != 1 ||
+		k["ValidatingAdmissionPolicy"] != 1 || k["ValidatingAdmissionPolicyBinding"] != 1 {
 		t.Fatalf("kinds %v", k)
 	}
+	checkAdmission(t, objs)
 	for _, o := range objs {
 		if o.GetKind() == "Deployment" && o.GetNamespace() != "kadet-system" {
 			t.Errorf("manager in namespace %q", o.GetNamespace())

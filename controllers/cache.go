@@ -1,6 +1,9 @@
 package controllers
 
 import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"strings"
 	"unique"
 
@@ -29,9 +32,20 @@ import (
 // the storage class; of training spec ConfigMaps the metadata. With 10,000 Detectors
 // the pod specs were the largest part of the manager's heap after object metadata.
 // Nothing writes these objects from the cache.
-func CacheOptions() cache.Options {
+// With namespaces, only those namespaces' objects are watched and cached (a
+// namespace-scoped install, whose Roles grant nothing elsewhere); cluster-scoped
+// objects (CustomResourceDefinitions) are watched as before.
+func CacheOptions(namespaces ...string) cache.Options {
+	var only map[string]cache.Config
+	for _, ns := range namespaces {
+		if only == nil {
+			only = map[string]cache.Config{}
+		}
+		only[ns] = cache.Config{}
+	}
 	return cache.Options{
-		DefaultTransform: keepAll,
+		DefaultNamespaces: only,
+		DefaultTransform:  keepAll,
 		ByObject: map[client.Object]cache.ByObject{
 			&batchv1.Job{}: {Transform: keep(selectLabels, func(j *batchv1.Job) {
 				j.Spec = batchv1.JobSpec{BackoffLimit: j.Spec.BackoffLimit, Template: corev1.PodTemplateSpec{
@@ -51,8 +65,13 @@ func CacheOptions() cache.Options {
 				s.Secrets, s.ImagePullSecrets, s.AutomountServiceAccountToken = nil, nil, nil
 			})},
 			&corev1.ConfigMap{}: {Transform: func(o any) (any, error) {
-				if cm, ok := o.(*corev1.ConfigMap); ok && isSpecConfigMap(cm) {
-					cm.Data, cm.BinaryData = nil, nil
+				if cm, ok := o.(*corev1.ConfigMap); ok {
+					switch {
+					case isSpecConfigMap(cm):
+						cm.Data, cm.BinaryData = nil, nil
+					case !isDetectorChild(cm):
+						digestsOnly(cm)
+					}
 				}
 				return keepAll(o)
 			}},
@@ -62,13 +81,78 @@ func CacheOptions() cache.Options {
 	}
 }
 
+// annotationDigests marks a cached ConfigMap whose values are their digests, with
+// digestMark: a value of this process's own, so a ConfigMap that arrives with the
+// annotation set (by anyone who may write it) is digested all the same.
+const annotationDigests = "anomaly.kadet.dev/cached-digests"
+
+var digestMark = func() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}()
+
+// isDetectorChild is true of an object a kadet Detector controls.
+func isDetectorChild(o metav1.Object) bool {
+	_, ok := detectorOf(metav1.GetControllerOfNoCopy(o))
+	return ok
+}
+
+// detectorOf is the name of the kadet Detector ref points at, if it does.
+func detectorOf(ref *metav1.OwnerReference) (string, bool) {
+	if ref == nil || ref.Kind != "Detector" || ref.APIVersion != kadetv1.GroupVersion.String() {
+		return "", false
+	}
+	return ref.Name, true
+}
+
+// controllerRef is the reference by which det controls its children.
+func controllerRef(det *kadetv1.Detector) *metav1.OwnerReference {
+	return metav1.NewControllerRef(det, kadetv1.GroupVersion.WithKind("Detector"))
+}
+
+// digestsOnly replaces every value of a ConfigMap that is not a Detector's with its
+// digest (contentDigest), keys kept: the controller needs of a data ConfigMap only
+// whether a key is there and whether its content changed, and reads the content
+// itself when it did. Any ConfigMap of the cluster is cached, and their contents
+// would cost the manager their size (200 ConfigMaps of 1 MiB, 200 MiB).
+func digestsOnly(cm *corev1.ConfigMap) {
+	if cm.Annotations[annotationDigests] == digestMark {
+		return // transformed before
+	}
+	for k, v := range cm.Data {
+		cm.Data[k] = contentDigest([]byte(v))
+	}
+	for k, b := range cm.BinaryData {
+		cm.BinaryData[k] = []byte(contentDigest(b))
+	}
+	if cm.Annotations == nil {
+		cm.Annotations = map[string]string{}
+	}
+	cm.Annotations[annotationDigests] = digestMark
+}
+
+// contentDigest is the digest data content goes into a spec hash by.
+func contentDigest(b []byte) string {
+	sum := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// configMapValue is key's value in a ConfigMap, from Data or BinaryData.
+func configMapValue(cm *corev1.ConfigMap, key string) ([]byte, bool) {
+	if v, ok := cm.Data[key]; ok {
+		return []byte(v), true
+	}
+	b, ok := cm.BinaryData[key]
+	return b, ok
+}
+
 // isSpecConfigMap is true of a training spec ConfigMap kadet wrote: immutable, read
 // by the trainer alone (the controller compares its spec-hash label), and the largest
 // object kept per Detector when kept whole.
 func isSpecConfigMap(cm *corev1.ConfigMap) bool {
-	owner := metav1.GetControllerOf(cm)
 	_, spec := cm.Labels[builders.LabelSpecHash]
-	return spec && owner != nil && owner.Kind == "Detector" && owner.APIVersion == kadetv1.GroupVersion.String()
+	return spec && isDetectorChild(cm)
 }
 
 // keepAll is the cache transform of objects the controller reads whole: only their

@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 	"unsafe"
 
@@ -129,7 +130,7 @@ func TestCacheKeepsWhatTheControllerReads(t *testing.T) {
 		obj       client.Object
 		transform toolscache.TransformFunc
 	}{
-		{&corev1.ConfigMap{ObjectMeta: meta(), Data: map[string]string{"k": "v"}}, transformFor(t, opts.ByObject, &corev1.ConfigMap{})},
+		{&corev1.ConfigMap{ObjectMeta: kadetChild(meta()), Data: map[string]string{"k": "v"}}, transformFor(t, opts.ByObject, &corev1.ConfigMap{})},
 		{&kadetv1.Detector{ObjectMeta: meta(), Spec: kadetv1.DetectorSpec{DataSourceRef: kadetv1.LocalObjectReference{Name: "ds"}}}, opts.DefaultTransform},
 	} {
 		want := c.obj.DeepCopyObject().(client.Object)
@@ -148,9 +149,41 @@ func TestCacheKeepsWhatTheControllerReads(t *testing.T) {
 	if out, _ := transform(spec); out.(*corev1.ConfigMap).Data != nil || out.(*corev1.ConfigMap).Labels[builders.LabelSpecHash] != "s" {
 		t.Errorf("a spec ConfigMap cached as %+v", out)
 	}
-	if out, _ := transform(lookalike); out.(*corev1.ConfigMap).Data["spec.json"] != "{}" {
-		t.Errorf("a user's ConfigMap lost its data: %+v", out)
+	// A ConfigMap no Detector controls (a user's data, anyone's dashboards) is cached
+	// with its keys and their digests, the digests dataDigest puts into a spec hash;
+	// transformed twice, it stays as it was after the first.
+	out, _ := transform(lookalike)
+	cm := out.(*corev1.ConfigMap)
+	if cm.Data["spec.json"] != contentDigest([]byte("{}")) || cm.Annotations[annotationDigests] == "" {
+		t.Errorf("a user's ConfigMap cached as %+v", cm)
 	}
+	big := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "dashboards", Namespace: "monitoring"},
+		Data: map[string]string{"a.json": strings.Repeat("x", 1<<20)}, BinaryData: map[string][]byte{"b.bin": make([]byte, 1<<20)}}
+	out, _ = transform(big)
+	once := out.(*corev1.ConfigMap).DeepCopy()
+	if len(once.Data["a.json"])+len(once.BinaryData["b.bin"]) > 200 || string(once.BinaryData["b.bin"]) != contentDigest(make([]byte, 1<<20)) {
+		t.Errorf("2 MiB of a user's ConfigMap cached as %d bytes", len(once.Data["a.json"])+len(once.BinaryData["b.bin"]))
+	}
+	if again, _ := transform(once.DeepCopy()); !reflect.DeepEqual(again, once) {
+		t.Errorf("transformed twice: %+v", again)
+	}
+	// A ConfigMap that comes with the mark set by whoever wrote it is digested all
+	// the same: its content is not kept, nor taken for digests.
+	forged := big.DeepCopy()
+	forged.Data = map[string]string{"a.json": strings.Repeat("x", 1<<20)}
+	forged.Annotations = map[string]string{annotationDigests: "sha256"}
+	out, _ = transform(forged)
+	if cm := out.(*corev1.ConfigMap); cm.Data["a.json"] != contentDigest([]byte(strings.Repeat("x", 1<<20))) {
+		t.Errorf("a ConfigMap with a forged mark cached with %d bytes", len(cm.Data["a.json"]))
+	}
+}
+
+// kadetChild is m controlled by a kadet Detector, not a training spec (a watch or
+// progress ConfigMap, which the controller reads).
+func kadetChild(m metav1.ObjectMeta) metav1.ObjectMeta {
+	m.OwnerReferences[0].APIVersion = kadetv1.GroupVersion.String()
+	delete(m.Labels, builders.LabelSpecHash)
+	return m
 }
 
 // Strings that many cached objects share are kept once: two objects decoded apart

@@ -151,6 +151,24 @@ type alertingObservation struct {
 	missingCRDs []string
 	// rule and monitor are the names of the PrometheusRule and PodMonitor applied.
 	rule, monitor string
+	// gate says why the rule is held back ("" when it is not): alertGate.
+	gate string
+}
+
+// alertGate says why det's alert is held back: the backtest bt of the served version
+// flagged more episodes a day than spec.alerting.maxEpisodesPerDay. "" when it is not
+// (no gate, no backtest figure, or within it).
+func alertGate(det *kadetv1.Detector, version string, bt *kadetv1.BacktestSummary) string {
+	limit := det.Spec.Alerting.MaxEpisodesPerDay
+	if limit == nil || bt == nil || bt.Skipped != "" || bt.Start == nil || bt.End == nil || bt.EpisodesPerDay <= *limit {
+		return ""
+	}
+	episodes := fmt.Sprintf("%d episodes", bt.Episodes)
+	if bt.Episodes == 1 {
+		episodes = "1 episode"
+	}
+	return fmt.Sprintf("model %s flagged %.2f episodes a day in its backtest (%s, %s to %s), more than spec.alerting.maxEpisodesPerDay %g",
+		version, bt.EpisodesPerDay, episodes, bt.Start.UTC().Format(time.RFC3339), bt.End.UTC().Format(time.RFC3339), *limit)
 }
 
 // alertingCondition is the Alerting condition after what o saw, nil when the Detector
@@ -164,6 +182,11 @@ func alertingCondition(det *kadetv1.Detector, o alertingObservation) *metav1.Con
 		c.Status, c.Reason = metav1.ConditionFalse, kadetv1.ReasonPrometheusOperatorMissing
 		c.Message = fmt.Sprintf("CRD %s not installed: no PrometheusRule or PodMonitor is created (install the prometheus-operator CRDs, or set spec.alerting.enabled: false); scores are exported on the scoring pods' /metrics all the same",
 			strings.Join(o.missingCRDs, " and "))
+		return c
+	}
+	if o.gate != "" {
+		c.Status, c.Reason = metav1.ConditionFalse, kadetv1.ReasonBacktestTooNoisy
+		c.Message = fmt.Sprintf("%s: PrometheusRule %s is held back; PodMonitor %s applied, scores exported all the same", o.gate, o.rule, o.monitor)
 		return c
 	}
 	c.Status, c.Reason = metav1.ConditionTrue, kadetv1.ReasonAlertsConfigured

@@ -3,6 +3,7 @@ package controllers
 import (
 	"strings"
 	"testing"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -166,4 +167,39 @@ func TestAlertingCondition(t *testing.T) {
 	applied := alertingCondition(det, alertingObservation{enabled: true, rule: "x-alerts", monitor: "x-scoring"})
 	checkCondition(t, *applied, kadetv1.AlertingCondition, metav1.ConditionTrue, kadetv1.ReasonAlertsConfigured,
 		"PrometheusRule x-alerts (alert KadetAnomaly) and PodMonitor x-scoring applied")
+	held := alertingCondition(det, alertingObservation{enabled: true, rule: "x-alerts", monitor: "x-scoring", gate: "model v1 flagged 3.00 episodes a day"})
+	checkCondition(t, *held, kadetv1.AlertingCondition, metav1.ConditionFalse, kadetv1.ReasonBacktestTooNoisy,
+		"model v1 flagged 3.00 episodes a day: PrometheusRule x-alerts is held back; PodMonitor x-scoring applied")
+}
+
+// The alert gate holds the rule back only on a backtest figure above the limit.
+func TestAlertGate(t *testing.T) {
+	day := metav1.NewTime(time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC))
+	next := metav1.NewTime(day.Add(24 * time.Hour))
+	bt := func(perDay float64) *kadetv1.BacktestSummary {
+		return &kadetv1.BacktestSummary{Start: &day, End: &next, Episodes: int32(perDay), EpisodesPerDay: perDay}
+	}
+	limit := func(v float64) *float64 { return &v }
+	for _, tt := range []struct {
+		name  string
+		limit *float64
+		bt    *kadetv1.BacktestSummary
+		want  string
+	}{
+		{"no gate", nil, bt(9), ""},
+		{"no backtest", limit(1), nil, ""},
+		{"a skipped backtest", limit(1), &kadetv1.BacktestSummary{Skipped: "too few rows"}, ""},
+		{"within", limit(3), bt(3), ""},
+		{"above", limit(3), bt(4), "model v1 flagged 4.00 episodes a day in its backtest (4 episodes, 2026-12-01T00:00:00Z to 2026-12-02T00:00:00Z), more than spec.alerting.maxEpisodesPerDay 3"},
+		{"a zero gate and one episode", limit(0), bt(1), "(1 episode, 2026-12-01T00:00:00Z to 2026-12-02T00:00:00Z), more than spec.alerting.maxEpisodesPerDay 0"},
+		{"a zero gate and none", limit(0), bt(0), ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			det := detectorAt(1)
+			det.Spec.Alerting.MaxEpisodesPerDay = tt.limit
+			if got := alertGate(det, "v1", tt.bt); !strings.Contains(got, tt.want) || (got == "") != (tt.want == "") {
+				t.Errorf("gate %q; want %q", got, tt.want)
+			}
+		})
+	}
 }

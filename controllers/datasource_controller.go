@@ -24,6 +24,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	kadetv1 "github.com/kadet-dev/kadet/api/v1alpha1"
+	"github.com/kadet-dev/kadet/detector/contract"
 	"github.com/kadet-dev/kadet/detector/data"
 )
 
@@ -38,6 +39,10 @@ type DataSourceReconciler struct {
 	APIReader client.Reader
 	// Workers is how many DataSources are reconciled at once (at least one).
 	Workers int
+	// AllowLocalTargets lets the manager check a Prometheus at a loopback or
+	// link-local address (its own, a node's metadata service): off, such a DataSource
+	// is refused with the reason.
+	AllowLocalTargets bool
 }
 
 // reference is one object a DataSource needs.
@@ -77,6 +82,11 @@ func references(spec *kadetv1.DataSourceSpec) []reference {
 		}
 		if t := pr.TLS; t != nil && t.CASecretRef != nil {
 			refs = append(refs, reference{kind: "Secret", name: t.CASecretRef.Name, key: t.CASecretRef.Key})
+		}
+		for _, h := range pr.Headers {
+			if s := h.ValueFrom; s != nil {
+				refs = append(refs, reference{kind: "Secret", name: s.Name, key: s.Key})
+			}
 		}
 		if t := pr.TLS; t != nil && t.CAConfigMapRef != nil {
 			refs = append(refs, reference{kind: "ConfigMap", name: t.CAConfigMapRef.Name, key: t.CAConfigMapRef.Key})
@@ -217,12 +227,17 @@ var errSecretsHidden = errors.New("kadet may not read Secrets in this namespace"
 // serverRecheck is how often a DataSource whose Prometheus did not answer asks again.
 const serverRecheck = 30 * time.Second
 
+// maxCheckResponse bounds the answer to one check query.
+const maxCheckResponse = 8 << 20
+
 // checkPrometheus asks the server each query as an instant query, with the
 // DataSource's credentials: a PromQL error comes back with Prometheus's message and
 // position. It returns the reason and message of a Ready condition that is not True,
 // or an empty reason.
 func (r *DataSourceReconciler) checkPrometheus(ctx context.Context, ns string, pr *kadetv1.PrometheusSource) (reason, msg string, err error) {
-	access := data.PromAccess{}
+	// One instant query's answer: a server that sends more is cut off, so no server
+	// named in a DataSource can fill the manager's memory.
+	access := data.PromAccess{MaxResponseBytes: maxCheckResponse, RefuseLocal: !r.AllowLocalTargets}
 	secretKey := func(name, key string) (string, error) {
 		s := &corev1.Secret{}
 		if err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, s); err != nil {
@@ -252,8 +267,9 @@ func (r *DataSourceReconciler) checkPrometheus(ctx context.Context, ns string, p
 				return "", "", err
 			}
 		case t.CAConfigMapRef != nil:
+			// The cache holds a digest of the bundle, not the bundle (digestsOnly).
 			cm := &corev1.ConfigMap{}
-			if err := r.Get(ctx, types.NamespacedName{Namespace: ns, Name: t.CAConfigMapRef.Name}, cm); err != nil {
+			if err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: ns, Name: t.CAConfigMapRef.Name}, cm); err != nil {
 				return "", "", fmt.Errorf("reading ConfigMap %s/%s: %w", ns, t.CAConfigMapRef.Name, err)
 			}
 			access.CA = cm.Data[t.CAConfigMapRef.Key]
@@ -264,11 +280,20 @@ func (r *DataSourceReconciler) checkPrometheus(ctx context.Context, ns string, p
 			access.Headers = map[string]string{}
 		}
 		access.Headers[h.Name] = h.Value
+		if ref := h.ValueFrom; ref != nil {
+			v, err := secretKey(ref.Name, ref.Key)
+			if err != nil {
+				return "", "", err
+			}
+			access.Headers[h.Name] = strings.TrimSpace(v)
+		}
 	}
 	promAPI, err := data.NewPromAPI(pr.URL, access)
 	if err != nil {
-		return kadetv1.ReasonQueryRefused, err.Error(), nil
+		return kadetv1.ReasonQueryRefused, contract.RedactURLs(err.Error()), nil
 	}
+	// Status is read by more people than the spec: the URL's credentials stay in it.
+	where := contract.RedactURL(pr.URL)
 	var refused []string
 	for _, q := range pr.Queries {
 		qctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -276,18 +301,24 @@ func (r *DataSourceReconciler) checkPrometheus(ctx context.Context, ns string, p
 		cancel()
 		switch {
 		case qerr == nil:
+		case data.RefusedByClient(qerr):
+			msg := contract.RedactURLs(msg)
+			if errors.Is(qerr, data.ErrLocalTarget) {
+				msg += "; the manager asks such servers only with --allow-local-prometheus (chart value allowLocalPrometheus)"
+			}
+			return kadetv1.ReasonQueryRefused, fmt.Sprintf("Prometheus at %s: %s", where, msg), nil
 		case errors.Is(qerr, data.ErrNoSeriesNow):
 			// A metric that has not been scraped yet: training would be refused, so
 			// the Detector waits for it instead.
-			return kadetv1.ReasonNoSeries, fmt.Sprintf("query %s %s on Prometheus at %s; asking again every %s", q.Name, msg, pr.URL, serverRecheck), nil
+			return kadetv1.ReasonNoSeries, fmt.Sprintf("query %s %s on Prometheus at %s; asking again every %s", q.Name, msg, where, serverRecheck), nil
 		case transient:
-			return kadetv1.ReasonServerUnreachable, fmt.Sprintf("Prometheus at %s did not answer (%s); asking again every %s", pr.URL, msg, serverRecheck), nil
+			return kadetv1.ReasonServerUnreachable, fmt.Sprintf("Prometheus at %s did not answer (%s); asking again every %s", where, contract.RedactURLs(msg), serverRecheck), nil
 		default:
 			refused = append(refused, fmt.Sprintf("query %s: %s", q.Name, msg))
 		}
 	}
 	if len(refused) > 0 {
-		return kadetv1.ReasonQueryRefused, fmt.Sprintf("Prometheus at %s refused %s", pr.URL, strings.Join(refused, "; ")), nil
+		return kadetv1.ReasonQueryRefused, fmt.Sprintf("Prometheus at %s refused %s", where, contract.RedactURLs(strings.Join(refused, "; "))), nil
 	}
 	return "", "", nil
 }
@@ -335,13 +366,13 @@ func describe(spec *kadetv1.DataSourceSpec) string {
 	case spec.CSV != nil && spec.CSV.PersistentVolumeClaim != nil:
 		return fmt.Sprintf("csv from PVC %s path %s", spec.CSV.PersistentVolumeClaim.ClaimName, spec.CSV.PersistentVolumeClaim.Path)
 	case spec.CSV != nil:
-		return "csv from " + spec.CSV.URL
+		return "csv from " + contract.RedactURL(spec.CSV.URL)
 	case spec.Images != nil && spec.Images.File.PersistentVolumeClaim != nil:
 		return fmt.Sprintf("images from PVC %s path %s", spec.Images.File.PersistentVolumeClaim.ClaimName, spec.Images.File.PersistentVolumeClaim.Path)
 	case spec.Images != nil:
-		return "images from " + spec.Images.File.URL
+		return "images from " + contract.RedactURL(spec.Images.File.URL)
 	case spec.Prometheus != nil:
-		return fmt.Sprintf("%d Prometheus queries from %s", len(spec.Prometheus.Queries), spec.Prometheus.URL)
+		return fmt.Sprintf("%d Prometheus queries from %s", len(spec.Prometheus.Queries), contract.RedactURL(spec.Prometheus.URL))
 	}
 	return ""
 }

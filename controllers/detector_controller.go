@@ -5,8 +5,6 @@ package controllers
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -150,14 +148,55 @@ func (r *DetectorReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 		return ctrl.Result{}, nil
 	}
 	for _, step := range []subReconciler{
-		r.reconcileDataSource, r.reconcileStorage, r.reconcileRetraining, r.reconcileDrift, r.reconcileSpec, r.reconcileWatch,
-		r.reconcileTraining, r.reconcileVersions, r.reconcileScoring,
+		r.reconcileNames, r.reconcileDataSource, r.reconcileStorage, r.reconcileRetraining, r.reconcileDrift, r.reconcileSpec, r.reconcileWatch,
+		r.reconcileTraining, r.reconcileVersions, r.reconcileBacktestRun, r.reconcileScoring,
 	} {
 		if err := step(ctx, det, p); err != nil {
 			return ctrl.Result{}, err
 		}
 	}
 	return ctrl.Result{}, nil
+}
+
+// reconcileNames refuses, before anything is created, the names of children that
+// objects the Detector does not control already hold. Applying and creating check
+// again (a name taken later, and the children of optional parts).
+func (r *DetectorReconciler) reconcileNames(ctx context.Context, det *kadetv1.Detector, _ *pass) error {
+	for _, obj := range builders.ClaimedNames(det) {
+		err := r.Get(ctx, client.ObjectKeyFromObject(obj), obj)
+		switch {
+		case apierrors.IsNotFound(err):
+		case err != nil:
+			return fmt.Errorf("reading %s: %w", objectRef(obj), err)
+		default:
+			if err := claimed(det.Name, applier.CheckControlled(obj, controllerRef(det))); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// claimed turns an object of a child's name that the Detector does not control into a
+// stall naming it, or into a wait while it is the child of an earlier Detector of the
+// same name, which garbage collection removes (its deletion brings this Detector
+// back). Any other error passes unchanged.
+func claimed(detector string, err error) error {
+	var nc *applier.NotControlledError
+	if !errors.As(err, &nc) {
+		return err
+	}
+	c := nc.Controller
+	if name, ok := detectorOf(c); ok && name == detector {
+		return wait(kadetv1.ReasonProgressing, "%s belongs to an earlier Detector %s: waiting for its removal", nc.Object, detector)
+	}
+	owner := "it has no controller"
+	if c != nil {
+		owner = "its controller is " + c.Kind + " " + c.Name
+	}
+	return stall(kadetv1.ReasonNameConflict,
+		"%s exists and is not this Detector's (%s): kadet does not take it over; delete or rename that object, or rename the Detector",
+		nc.Object, owner)
 }
 
 // reconcileDataSource finds the DataSource, checks it is usable by this model and
@@ -172,7 +211,7 @@ func (r *DetectorReconciler) reconcileDataSource(ctx context.Context, det *kadet
 	}
 	var plan *builders.TrainingPlan
 	if o.dataSource != nil && dataSourceReady(ds) {
-		digest, content, missing, err := r.dataDigest(ctx, ds)
+		digest, missing, err := r.dataDigest(ctx, ds)
 		if err != nil {
 			return err
 		}
@@ -181,7 +220,7 @@ func (r *DetectorReconciler) reconcileDataSource(ctx context.Context, det *kadet
 			var inc *builders.IncompatibleError
 			plan, err = builders.ResolveTraining(det, ds, digest)
 			if err == nil {
-				err = r.checkCSV(ds, digest, content)
+				err = r.checkCSV(ctx, ds, digest)
 			}
 			if errors.As(err, &inc) {
 				o.incompatible = inc.Error()
@@ -202,35 +241,36 @@ func (r *DetectorReconciler) reconcileDataSource(ctx context.Context, det *kadet
 	return nil
 }
 
-// dataDigest hashes the data when it lives in the cluster (a ConfigMap key), so that a
-// change to the data changes the spec hash and starts a new training run, and returns
-// that data. missing says what is not there.
-func (r *DetectorReconciler) dataDigest(ctx context.Context, ds *kadetv1.DataSource) (digest string, content []byte, missing string, err error) {
+// dataDigest is the digest of the data when it lives in the cluster (a ConfigMap key),
+// so that a change to the data changes the spec hash and starts a new training run.
+// The cache holds a data ConfigMap's digests, not its content (digestsOnly). missing
+// says what is not there.
+func (r *DetectorReconciler) dataDigest(ctx context.Context, ds *kadetv1.DataSource) (digest, missing string, err error) {
 	if ds.Spec.CSV == nil || ds.Spec.CSV.ConfigMapKeyRef == nil {
-		return "", nil, "", nil
+		return "", "", nil
 	}
 	ref := ds.Spec.CSV.ConfigMapKeyRef
 	cm := &corev1.ConfigMap{}
 	if err := r.Get(ctx, types.NamespacedName{Namespace: ds.Namespace, Name: ref.Name}, cm); err != nil {
 		if apierrors.IsNotFound(err) {
-			return "", nil, fmt.Sprintf("ConfigMap %q not found", ref.Name), nil
+			return "", fmt.Sprintf("ConfigMap %q not found", ref.Name), nil
 		}
-		return "", nil, "", fmt.Errorf("reading ConfigMap %s/%s: %w", ds.Namespace, ref.Name, err)
+		return "", "", fmt.Errorf("reading ConfigMap %s/%s: %w", ds.Namespace, ref.Name, err)
 	}
-	if v, ok := cm.Data[ref.Key]; ok {
-		content = []byte(v)
-	} else if b, ok := cm.BinaryData[ref.Key]; ok {
-		content = b
-	} else {
-		return "", nil, fmt.Sprintf("ConfigMap %q has no key %q", ref.Name, ref.Key), nil
+	v, ok := configMapValue(cm, ref.Key)
+	switch {
+	case !ok:
+		return "", fmt.Sprintf("ConfigMap %q has no key %q", ref.Name, ref.Key), nil
+	case cm.Annotations[annotationDigests] == digestMark:
+		return string(v), "", nil
 	}
-	sum := sha256.Sum256(content)
-	return "sha256:" + hex.EncodeToString(sum[:]), content, "", nil
+	return contentDigest(v), "", nil
 }
 
-// checkCSV reads a ConfigMap CSV, content with its digest, as the training pod will
-// (builders.CheckCSV), once per content and options.
-func (r *DetectorReconciler) checkCSV(ds *kadetv1.DataSource, digest string, content []byte) error {
+// checkCSV reads a ConfigMap CSV as the training pod will (builders.CheckCSV), once
+// per content (by its digest) and options: the content is read from the API server
+// only then.
+func (r *DetectorReconciler) checkCSV(ctx context.Context, ds *kadetv1.DataSource, digest string) error {
 	if digest == "" {
 		return nil
 	}
@@ -242,6 +282,16 @@ func (r *DetectorReconciler) checkCSV(ds *kadetv1.DataSource, digest string, con
 	name := client.ObjectKeyFromObject(ds)
 	if c, ok := r.csvChecks.Load(name); ok && c.(csvCheck).key == key {
 		return c.(csvCheck).err
+	}
+	ref := ds.Spec.CSV.ConfigMapKeyRef
+	cm := &corev1.ConfigMap{}
+	if err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: ds.Namespace, Name: ref.Name}, cm); err != nil {
+		return fmt.Errorf("reading ConfigMap %s/%s: %w", ds.Namespace, ref.Name, err)
+	}
+	content, ok := configMapValue(cm, ref.Key)
+	if !ok || contentDigest(content) != digest {
+		// Changed since the cache saw it: its event brings the next pass.
+		return wait(kadetv1.ReasonProgressing, "ConfigMap %s changed while it was read", ref.Name)
 	}
 	err = builders.CheckCSV(ds, content)
 	var inc *builders.IncompatibleError
@@ -269,7 +319,9 @@ func (r *DetectorReconciler) reconcileStorage(ctx context.Context, det *kadetv1.
 		// try to unset).
 		desired.Spec.StorageClassName = existing.Spec.StorageClassName
 	}
-	return r.apply(ctx, desired)
+	// The claim is this Detector's by its label: one kept without an owner (retention
+	// Retain) gains the Detector as its controller when retention becomes Delete.
+	return claimed(det.Name, applier.Adopt(ctx, r.Client, &r.writes, FieldOwner, desired))
 }
 
 // reconcileSpec writes the immutable spec ConfigMap for the current plan, the progress
@@ -301,17 +353,24 @@ const AnnotationAppliedHash = applier.AnnotationHash
 // apply server-side applies a child built by the builders, or writes nothing when it
 // is already as built (package applier).
 func (r *DetectorReconciler) apply(ctx context.Context, obj client.Object) error {
-	return applier.Apply(ctx, r.Client, &r.writes, FieldOwner, obj)
+	return claimed(controllerName(obj), applier.Apply(ctx, r.Client, &r.writes, FieldOwner, obj))
+}
+
+// controllerName is the name of the Detector a built child names as its controller.
+func controllerName(obj client.Object) string {
+	name, _ := detectorOf(metav1.GetControllerOfNoCopy(obj))
+	return name
 }
 
 // createOnce creates a child that others write after kadet creates it (a progress or
-// status ConfigMap the pods patch): a copy in the cache means it exists.
+// status ConfigMap the pods patch): a copy in the cache that the child's controller
+// controls means it exists.
 func (r *DetectorReconciler) createOnce(ctx context.Context, reader client.Reader, obj client.Object) error {
 	existing, ok := obj.DeepCopyObject().(client.Object)
 	if ok {
 		err := reader.Get(ctx, client.ObjectKeyFromObject(obj), existing)
 		if err == nil {
-			return nil
+			return claimed(controllerName(obj), applier.CheckControlled(existing, metav1.GetControllerOfNoCopy(obj)))
 		}
 		if !apierrors.IsNotFound(err) {
 			return fmt.Errorf("reading %s: %w", objectRef(obj), err)
@@ -345,6 +404,16 @@ func (r *DetectorReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Owns(&rbacv1.RoleBinding{}).
 		Watches(&kadetv1.DataSource{}, handler.EnqueueRequestsFromMapFunc(r.detectorsForDataSource)).
 		Watches(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.detectorsForConfigMap)).
+		// An object that holds a child's name and is not kadet's stalls its Detector
+		// (NameConflict): its deletion or rename brings the Detector back.
+		Watches(&corev1.ServiceAccount{}, claimant, foreign).
+		Watches(&rbacv1.Role{}, claimant, foreign).
+		Watches(&rbacv1.RoleBinding{}, claimant, foreign).
+		Watches(&corev1.ConfigMap{}, claimant, foreign).
+		Watches(&appsv1.Deployment{}, claimant, foreign).
+		Watches(&corev1.Service{}, claimant, foreign).
+		Watches(&networkingv1.NetworkPolicy{}, claimant, foreign).
+		Watches(&corev1.PersistentVolumeClaim{}, claimant, foreign).
 		WatchesMetadata(&apiextensionsv1.CustomResourceDefinition{}, handler.EnqueueRequestsFromMapFunc(r.detectorsForCRD),
 			builder.WithPredicates(predicate.NewPredicateFuncs(func(o client.Object) bool {
 				return slices.Contains(monitoringCRDs, o.GetName())
@@ -352,6 +421,22 @@ func (r *DetectorReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		WithOptions(controller.Options{MaxConcurrentReconciles: max(r.Workers, 1)}).
 		Complete(r)
 }
+
+// claimant maps an object to the Detectors one of whose children would have its name.
+var claimant = handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
+	var reqs []reconcile.Request
+	for _, name := range builders.DetectorsClaiming(o.GetName()) {
+		reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: name}})
+	}
+	return reqs
+})
+
+// foreign passes the objects that are not a Detector's: neither controlled by one nor
+// labelled as one's (the model PVC, which outlives its Detector).
+var foreign = builder.WithPredicates(predicate.NewPredicateFuncs(func(o client.Object) bool {
+	_, labelled := o.GetLabels()[builders.LabelDetector]
+	return !labelled && !isDetectorChild(o)
+}))
 
 // detectorsForDataSource maps a DataSource to the Detectors that train on it.
 func (r *DetectorReconciler) detectorsForDataSource(ctx context.Context, o client.Object) []reconcile.Request {

@@ -3,6 +3,8 @@ package controllers
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +15,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -253,6 +256,52 @@ func TestForeignPVCIsNotTakenOver(t *testing.T) {
 	g.Expect(cur.Labels).To(Equal(pvc.Labels))
 }
 
+// A team's own object that holds the name of one of a Detector's children is not
+// taken over: the Detector stalls naming it before it creates anything, the object
+// keeps what it had, and once the object goes the Detector carries on.
+func TestForeignChildrenAreNotTakenOver(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		foreign func(ns string) client.Object
+		message string
+	}{
+		{"service", func(ns string) client.Object {
+			return &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "taken-scoring", Labels: map[string]string{"team": "web"}},
+				Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 80}}}}
+		}, "Service %s/taken-scoring exists and is not this Detector's (it has no controller)"},
+		{"rolebinding", func(ns string) client.Object {
+			return &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "taken-trainer", Labels: map[string]string{"team": "web"}},
+				RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "view"},
+				Subjects: []rbacv1.Subject{{Kind: "ServiceAccount", Name: "default", Namespace: ns}}}
+		}, "RoleBinding %s/taken-trainer exists and is not this Detector's (it has no controller)"},
+		{"configmap of another owner", func(ns string) client.Object {
+			return &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "taken-progress", Labels: map[string]string{"team": "web"},
+				OwnerReferences: []metav1.OwnerReference{{APIVersion: "v1", Kind: "ConfigMap", Name: "other", UID: "uid-other", Controller: new(true)}}},
+				Data: map[string]string{"team": "data"}}
+		}, "ConfigMap %s/taken-progress exists and is not this Detector's (its controller is ConfigMap other)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := NewWithT(t)
+			ns := newNamespace(t)
+			obj := tc.foreign(ns)
+			det := detector(ns, "taken", "taken-data")
+			create(t, obj, csvConfigMap(ns, "taken-csv", sampleCSV), csvDataSource(ns, "taken-data", "taken-csv"), det)
+			expectStalled(t, det, kadetv1.ReasonNameConflict, fmt.Sprintf(tc.message, ns))
+			g.Consistently(func(g Gomega) { g.Expect(trainingJobs(g, det)).To(BeEmpty()) }, "1s", interval).Should(Succeed())
+			cur := obj.DeepCopyObject().(client.Object)
+			g.Expect(k8sClient.Get(context.Background(), client.ObjectKeyFromObject(obj), cur)).To(Succeed())
+			g.Expect(cur.GetLabels()).To(Equal(obj.GetLabels()))
+			g.Expect(cur.GetAnnotations()).NotTo(HaveKey(AnnotationAppliedHash))
+			g.Expect(cur.GetOwnerReferences()).To(Equal(obj.GetOwnerReferences()))
+			for _, f := range cur.GetManagedFields() {
+				g.Expect(f.Manager).NotTo(Equal(string(FieldOwner)))
+			}
+			g.Expect(k8sClient.Delete(context.Background(), cur)).To(Succeed())
+			waitForOneJob(t, det)
+		})
+	}
+}
+
 // An error from the API server reaches the Ready condition saying what was being done
 // and on which object: here a ValidatingAdmissionPolicy refuses every claim in the
 // Detector's namespace, the model PVC with it.
@@ -399,6 +448,7 @@ func TestPrometheusDataSourceWaitsForItsCredentials(t *testing.T) {
 			Range: metav1.Duration{Duration: 24 * time.Hour}, Step: metav1.Duration{Duration: time.Minute},
 			BasicAuthSecretRef: &kadetv1.LocalObjectReference{Name: "mimir-auth"},
 			TLS:                &kadetv1.PrometheusTLS{CAConfigMapRef: &kadetv1.ConfigMapKeyReference{Name: "mimir-ca", Key: "ca.pem"}},
+			Headers:            []kadetv1.PrometheusHeader{{Name: "X-Api-Key", ValueFrom: &kadetv1.SecretKeyReference{Name: "mimir-auth", Key: "api-key"}}},
 		}}}
 	create(t, ds)
 	expectReady := func(status metav1.ConditionStatus, msg string) {
@@ -417,8 +467,8 @@ func TestPrometheusDataSourceWaitsForItsCredentials(t *testing.T) {
 	create(t, secret)
 	ca := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "mimir-ca"}, Data: map[string]string{"ca.pem": "-----"}}
 	create(t, ca)
-	expectReady(metav1.ConditionFalse, `Secret "mimir-auth" has no key "password"`)
-	secret.Data["password"] = []byte("s3cret")
+	expectReady(metav1.ConditionFalse, `Secret "mimir-auth" has no key "password"; Secret "mimir-auth" has no key "api-key"`)
+	secret.Data["password"], secret.Data["api-key"] = []byte("s3cret"), []byte("k3y")
 	NewWithT(t).Expect(k8sClient.Update(context.Background(), secret)).To(Succeed())
 	ca.Data["ca.pem"] = "----- "
 	NewWithT(t).Expect(k8sClient.Update(context.Background(), ca)).To(Succeed())
@@ -444,6 +494,49 @@ func TestPrometheusDataSourceWithoutSecretAccess(t *testing.T) {
 		g.Expect(readyCondition(cur)).To(HaveField("Status", metav1.ConditionTrue))
 		g.Expect(readyCondition(cur).Message).To(ContainSubstring("its Secrets are not checked: kadet may not read Secrets in namespace " + ns))
 	}, timeout, interval).Should(Succeed())
+}
+
+// A DataSource URL that carries credentials (a user and password, a token in its
+// query) keeps them in its spec: the status others read says where, never with what.
+func TestDataSourceStatusShowsNoURLCredentials(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close() // nothing answers there
+	ns := newNamespace(t)
+	ds := &kadetv1.DataSource{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "creds"}, Spec: kadetv1.DataSourceSpec{
+		Prometheus: &kadetv1.PrometheusSource{
+			URL: "http://alice:hunter2@" + addr + "/prom?token=t0k3n", Queries: []kadetv1.PrometheusQuery{{Name: "up", Query: "up"}},
+			Range: metav1.Duration{Duration: time.Hour}, Step: metav1.Duration{Duration: time.Minute},
+		}}}
+	create(t, ds)
+	NewWithT(t).Eventually(func(g Gomega) {
+		cur := &kadetv1.DataSource{}
+		g.Expect(k8sClient.Get(context.Background(), client.ObjectKeyFromObject(ds), cur)).To(Succeed())
+		c := readyCondition(cur)
+		g.Expect(c).To(HaveField("Reason", kadetv1.ReasonServerUnreachable))
+		g.Expect(c.Message).To(ContainSubstring("Prometheus at http://redacted@" + addr + "/prom?token=redacted did not answer"))
+		g.Expect(c.Message).NotTo(Or(ContainSubstring("hunter2"), ContainSubstring("t0k3n")))
+	}, timeout, interval).Should(Succeed())
+}
+
+// A manager not told otherwise asks no Prometheus at a loopback or link-local address:
+// from its network position that is the manager itself or a node's metadata service.
+// The DataSource is refused with the reason and the flag that allows it.
+func TestDataSourceCheckRefusesLocalTargets(t *testing.T) {
+	srv := promtest.Start(t, promtest.Options{History: []promtest.Series{{Metric: "up", Start: time.Now().Add(-time.Hour),
+		Step: time.Minute, Values: make([]float64, 60)}}})
+	pr := &kadetv1.PrometheusSource{URL: srv.URL, Queries: []kadetv1.PrometheusQuery{{Name: "up", Query: "up"}}}
+	reason, msg, err := (&DataSourceReconciler{}).checkPrometheus(context.Background(), "ns", pr)
+	if err != nil || reason != kadetv1.ReasonQueryRefused || !strings.Contains(msg, "refusing to connect to 127.0.0.1") ||
+		!strings.Contains(msg, "--allow-local-prometheus") {
+		t.Fatalf("%s: %q, %v", reason, msg, err)
+	}
+	if reason, msg, err := (&DataSourceReconciler{AllowLocalTargets: true}).checkPrometheus(context.Background(), "ns", pr); err != nil || reason != "" {
+		t.Fatalf("allowed: %s %q %v", reason, msg, err)
+	}
 }
 
 // The DataSource asks a real Prometheus each query: a PromQL error comes back with
@@ -524,8 +617,9 @@ func TestInsufficientDataWaitsAndTriesAgain(t *testing.T) {
 	}
 }
 
-// spec.scoring.networkPolicy brings a NetworkPolicy owned by the Detector; taking it
-// out of the spec deletes it.
+// spec.scoring.networkPolicy.from brings a NetworkPolicy owned by the Detector that
+// admits those peers; taken out of the spec, the default admits the Detector's
+// namespace; enabled: false deletes it.
 func TestScoringNetworkPolicyFollowsTheSpec(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
@@ -547,6 +641,16 @@ func TestScoringNetworkPolicyFollowsTheSpec(t *testing.T) {
 	g.Eventually(func(g Gomega) {
 		cur := getDetector(g, det)
 		cur.Spec.Scoring.NetworkPolicy = nil
+		g.Expect(k8sClient.Update(ctx, cur)).To(Succeed())
+	}, timeout, interval).Should(Succeed())
+	g.Eventually(func(g Gomega) {
+		g.Expect(k8sClient.Get(ctx, key, np)).To(Succeed())
+		g.Expect(np.Spec.Ingress).To(HaveLen(1))
+		g.Expect(np.Spec.Ingress[0].From).To(Equal([]networkingv1.NetworkPolicyPeer{{PodSelector: &metav1.LabelSelector{}}}))
+	}, timeout, interval).Should(Succeed())
+	g.Eventually(func(g Gomega) {
+		cur := getDetector(g, det)
+		cur.Spec.Scoring.NetworkPolicy = &kadetv1.ScoringNetworkPolicy{Enabled: new(false)}
 		g.Expect(k8sClient.Update(ctx, cur)).To(Succeed())
 	}, timeout, interval).Should(Succeed())
 	g.Eventually(func() bool { return apierrors.IsNotFound(k8sClient.Get(ctx, key, &networkingv1.NetworkPolicy{})) }, timeout, interval).Should(BeTrue())

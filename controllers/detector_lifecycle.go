@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kadetv1 "github.com/kadet-dev/kadet/api/v1alpha1"
+	"github.com/kadet-dev/kadet/controllers/applier"
 	"github.com/kadet-dev/kadet/controllers/builders"
 )
 
@@ -217,15 +218,42 @@ func (r *DetectorReconciler) reconcileVersions(ctx context.Context, det *kadetv1
 // a second pass, or a restarted manager, finds it there.
 func (r *DetectorReconciler) ensureModelVersion(ctx context.Context, det *kadetv1.Detector, p *pass, m *kadetv1.ModelStatus) error {
 	key := types.NamespacedName{Namespace: det.Namespace, Name: builders.ModelVersionName(det, m.Version)}
-	if err := r.Get(ctx, key, &kadetv1.ModelVersion{}); !apierrors.IsNotFound(err) {
+	existing := &kadetv1.ModelVersion{}
+	if err := r.Get(ctx, key, existing); !apierrors.IsNotFound(err) {
 		if err != nil {
 			return fmt.Errorf("reading ModelVersion %s: %w", key, err)
 		}
-		return nil
+		if err := claimed(det.Name, applier.CheckControlled(existing, controllerRef(det))); err != nil {
+			return err
+		}
+		return r.recordBacktest(ctx, existing, m.Backtest)
 	}
 	mv := builders.ModelVersion(det, p.dataSource, p.plan, m, p.kadetVersion)
-	if err := r.Create(ctx, mv); err != nil && !apierrors.IsAlreadyExists(err) {
+	if err := r.Create(ctx, mv); err != nil {
+		if apierrors.IsAlreadyExists(err) {
+			return nil // the next pass finds it
+		}
 		return fmt.Errorf("creating ModelVersion %s: %w", key, err)
+	}
+	return r.recordBacktest(ctx, mv, m.Backtest)
+}
+
+// recordBacktest writes a version's backtest into its status once: status cannot be
+// set on create, and the version's phase comes only once something serves, which a
+// backtest need not wait for.
+func (r *DetectorReconciler) recordBacktest(ctx context.Context, mv *kadetv1.ModelVersion, bt *kadetv1.BacktestSummary) error {
+	if bt == nil || mv.Status.Backtest != nil {
+		return nil
+	}
+	return r.patchBacktest(ctx, mv, bt)
+}
+
+// patchBacktest writes bt as mv's status.backtest.
+func (r *DetectorReconciler) patchBacktest(ctx context.Context, mv *kadetv1.ModelVersion, bt *kadetv1.BacktestSummary) error {
+	before := mv.DeepCopy()
+	mv.Status.Backtest = bt.DeepCopy()
+	if err := r.Status().Patch(ctx, mv, client.MergeFrom(before)); err != nil {
+		return fmt.Errorf("recording the backtest in ModelVersion %s/%s: %w", mv.Namespace, mv.Name, err)
 	}
 	return nil
 }

@@ -60,7 +60,7 @@ func (r *DetectorReconciler) reconcileScoring(ctx context.Context, det *kadetv1.
 // reconcileNetworkPolicy applies the scoring pods' NetworkPolicy when the spec asks
 // for one, and deletes kadet's when it no longer does.
 func (r *DetectorReconciler) reconcileNetworkPolicy(ctx context.Context, det *kadetv1.Detector) error {
-	if np := builders.ScoringNetworkPolicy(det); np != nil {
+	if np := builders.ScoringNetworkPolicy(det, r.Config); np != nil {
 		return r.apply(ctx, np)
 	}
 	existing := &networkingv1.NetworkPolicy{}

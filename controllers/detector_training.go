@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"sort"
@@ -19,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	kadetv1 "github.com/kadet-dev/kadet/api/v1alpha1"
+	"github.com/kadet-dev/kadet/controllers/applier"
 	"github.com/kadet-dev/kadet/controllers/builders"
 	"github.com/kadet-dev/kadet/detector/contract"
 )
@@ -123,6 +125,9 @@ func (r *DetectorReconciler) observeTraining(ctx context.Context, det *kadetv1.D
 		r.eventNow(det, corev1.EventTypeNormal, "TrainingStarted", "Create", "started training Job %s", o.job)
 	} else if err != nil {
 		return fmt.Errorf("reading training Job %s/%s: %w", det.Namespace, o.job, err)
+	} else if err := claimed(det.Name, applier.CheckControlled(job, controllerRef(det))); err != nil {
+		// Its pods' termination message would be taken for this Detector's model.
+		return err
 	}
 	if det.Status.Training == nil || det.Status.Training.Job != o.job {
 		det.Status.Training = &kadetv1.TrainingStatus{Job: o.job, SpecHash: o.hash, Epochs: p.plan.Request.Training.Epochs}
@@ -145,6 +150,7 @@ func (r *DetectorReconciler) observeTraining(ctx context.Context, det *kadetv1.D
 		det.Status.Model = &kadetv1.ModelStatus{
 			Version: res.Version, Digest: res.Digest, Threshold: res.Threshold, SpecHash: o.hash, Metrics: res.Metrics,
 			ScoringRule: res.ScoringRule, Normalization: res.Normalization, ScaleBy: res.ScaleBy, BaseHash: p.plan.BaseHash,
+			Seasonality: res.Seasonality, SeasonalPeriod: res.SeasonalPeriod,
 		}
 		p.kadetVersion = res.Kadet
 		switch {
@@ -153,6 +159,7 @@ func (r *DetectorReconciler) observeTraining(ctx context.Context, det *kadetv1.D
 		case job.Status.CompletionTime != nil:
 			det.Status.Model.TrainedAt = job.Status.CompletionTime.DeepCopy()
 		}
+		det.Status.Model.Backtest = builders.BacktestSummary(res.Backtest)
 		if d := res.Data; d != nil {
 			det.Status.Model.Data = &kadetv1.ModelData{Start: metav1.NewTime(d.Start), End: metav1.NewTime(d.End), Step: d.Step,
 				Rows: int64(d.Rows), Entities: int32(d.Entities), Digest: d.Digest}
@@ -293,8 +300,9 @@ func (r *DetectorReconciler) podResult(ctx context.Context, job *batchv1.Job, ph
 	return nil, nil
 }
 
-// failureMessage says why a training Job failed, from the Job's condition and the
-// newest failed pod's termination message (the binary writes its error there).
+// failureMessage says why a Job of the detector binary (training, backtest, pruning:
+// its component label) failed, from the Job's condition and the newest failed pod's
+// termination message (the binary writes its error there).
 func (r *DetectorReconciler) failureMessage(ctx context.Context, job *batchv1.Job) string {
 	reason := ""
 	for _, c := range job.Status.Conditions {
@@ -302,7 +310,7 @@ func (r *DetectorReconciler) failureMessage(ctx context.Context, job *batchv1.Jo
 			reason = c.Reason
 		}
 	}
-	msg := fmt.Sprintf("training Job %s failed (%s)", job.Name, reason)
+	msg := fmt.Sprintf("%s Job %s failed (%s)", cmp.Or(job.Labels[builders.LabelComponent], builders.ComponentTraining), job.Name, reason)
 	pods, err := r.jobPods(ctx, job)
 	if err != nil {
 		return msg

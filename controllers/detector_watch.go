@@ -159,7 +159,21 @@ func (r *DetectorReconciler) reconcileAlerting(ctx context.Context, det *kadetv1
 		return err
 	}
 	o := alertingObservation{enabled: builders.AlertingEnabled(det, p.watch), missingCRDs: missing, rule: rule.GetName(), monitor: monitor.GetName()}
+	if o.enabled && det.Spec.Alerting.MaxEpisodesPerDay != nil {
+		version, bt, err := r.servedBacktest(ctx, det)
+		if err != nil {
+			return err
+		}
+		o.gate = alertGate(det, version, bt)
+	}
 	switch {
+	case o.enabled && len(missing) == 0 && o.gate != "":
+		if err := r.apply(ctx, monitor); err != nil {
+			return err
+		}
+		if err := r.Delete(ctx, rule); client.IgnoreNotFound(err) != nil {
+			return fmt.Errorf("deleting %s %s/%s: %w", rule.GetKind(), rule.GetNamespace(), rule.GetName(), err)
+		}
 	case !o.enabled && len(missing) == 0:
 		for _, u := range []*unstructured.Unstructured{rule, monitor} {
 			if err := r.Delete(ctx, u); client.IgnoreNotFound(err) != nil && !apimeta.IsNoMatchError(err) {
@@ -179,6 +193,33 @@ func (r *DetectorReconciler) reconcileAlerting(ctx context.Context, det *kadetv1
 		removeCondition(det, kadetv1.AlertingCondition)
 	}
 	return nil
+}
+
+// servedBacktest is the version det serves (or, before one serves, its newest) and
+// that version's backtest: its ModelVersion's, else, for the newest model before its
+// record has one, the Detector's status.model's.
+func (r *DetectorReconciler) servedBacktest(ctx context.Context, det *kadetv1.Detector) (string, *kadetv1.BacktestSummary, error) {
+	m := det.Status.Model
+	version := det.Status.ServedVersion
+	if version == "" && m != nil {
+		version = m.Version
+	}
+	if version == "" {
+		return "", nil, nil
+	}
+	// The ModelVersion holds the newest figure (a backtest run by annotation replaces
+	// training's); the Detector's own holds training's until the record exists.
+	mv := &kadetv1.ModelVersion{}
+	err := r.Get(ctx, types.NamespacedName{Namespace: det.Namespace, Name: builders.ModelVersionName(det, version)}, mv)
+	switch {
+	case err == nil && metav1.IsControlledBy(mv, det) && mv.Status.Backtest != nil:
+		return version, mv.Status.Backtest, nil
+	case err != nil && !apierrors.IsNotFound(err):
+		return "", nil, fmt.Errorf("reading ModelVersion %s/%s: %w", det.Namespace, builders.ModelVersionName(det, version), err)
+	case m != nil && m.Version == version:
+		return version, m.Backtest, nil
+	}
+	return version, nil, nil // no figure: nobody else's record gates this alert
 }
 
 // missingCRDs lists the monitoring CRDs not installed, from the metadata cache.

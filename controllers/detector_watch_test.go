@@ -5,15 +5,19 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strings"
 	"testing"
 	"time"
 
 	. "github.com/onsi/gomega"
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
@@ -87,8 +91,33 @@ func TestPrometheusDetectorWatchesAndAlerts(t *testing.T) {
 	}
 
 	// Trained: the scoring pods watch with the request mounted and their identity.
-	completeJob(t, job, contract.TrainingResult{Version: "20261129-000000-aaaaaaaa", Digest: "sha256:aa", Threshold: 1})
+	btStart, btEnd := time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC), time.Date(2026, 11, 29, 0, 0, 0, 0, time.UTC)
+	// The result says what a real one says of the request's defaults, so the next
+	// pass's request is the same and nothing retrains.
+	completeJob(t, job, contract.TrainingResult{Version: "20261129-000000-aaaaaaaa", Digest: "sha256:aa", Threshold: 1,
+		Normalization: contract.NormalizationLikelihood, ScaleBy: contract.ScaleByEntity, Seasonality: contract.SeasonalityAuto,
+		Backtest: &contract.BacktestResult{Start: &btStart, End: &btEnd, Rows: 1440, Entities: 1, AnomalousRows: 9, Episodes: 2,
+			EpisodesPerDay: 2.0000001, MergeGap: "2m0s", Largest: []contract.BacktestEpisode{
+				{Entity: `pod="a"`, Start: btStart.Add(time.Hour), End: btStart.Add(time.Hour + 5*time.Minute), Rows: 6, Peak: 4.5}}}})
 	dep := waitForDeployment(t, key("up-scoring"))
+	// The training result's backtest is the ModelVersion's, in kubectl get mv, before
+	// the version serves.
+	NewWithT(t).Eventually(func(g Gomega) {
+		vs := listModelVersions(g, det)
+		g.Expect(vs).To(HaveLen(1))
+		bt := vs[0].Status.Backtest
+		g.Expect(bt).NotTo(BeNil())
+		g.Expect(bt.Episodes).To(Equal(int32(2)))
+		g.Expect(bt.EpisodesPerDay).To(Equal(2.0))
+		g.Expect(bt.Largest).To(HaveLen(1))
+		g.Expect(bt.Largest[0].Entity).To(Equal(`pod="a"`))
+		g.Expect(bt.Largest[0].Start.Time.Equal(btStart.Add(time.Hour))).To(BeTrue())
+		g.Expect(getDetector(g, det).Status.Model).To(HaveField("Backtest", Equal(bt)))
+	}, timeout, interval).Should(Succeed())
+	if out, err := kubectl(t, "get", "modelversions", "-n", ns); err != nil || !strings.Contains(out, "EPISODES/DAY") ||
+		!regexp.MustCompile(`up-20261129-000000-aaaaaaaa .* 2 +[0-9]+s`).MatchString(out) {
+		t.Errorf("kubectl get modelversions: %v\n%s", err, out)
+	}
 	spec := dep.Spec.Template.Spec
 	if spec.ServiceAccountName != "up-scorer" || !*spec.AutomountServiceAccountToken ||
 		!containsArgs(spec.Containers[0].Args, "--watch", "/etc/kadet/watch/watch.json") ||
@@ -179,6 +208,81 @@ func TestPrometheusDetectorWatchesAndAlerts(t *testing.T) {
 	if err := k8sClient.Get(ctx, key("up-scoring"), pm); err != nil {
 		t.Fatal(err)
 	}
+	// A gate below the served version's backtest (2 episodes a day) holds the rule
+	// back, Ready unchanged; raising it brings the rule back.
+	gate := func(limit float64) {
+		t.Helper()
+		NewWithT(t).Eventually(func(g Gomega) {
+			d := getDetector(g, det)
+			d.Spec.Alerting.MaxEpisodesPerDay = &limit
+			g.Expect(k8sClient.Update(ctx, d)).To(Succeed())
+		}, timeout, interval).Should(Succeed())
+	}
+	readyBefore := condition(getDetector(NewWithT(t), det), kadetv1.ReadyCondition).Status
+	gate(1.5)
+	NewWithT(t).Eventually(func(g Gomega) {
+		err := k8sClient.Get(ctx, key("up-alerts"), rule)
+		g.Expect(apierrors.IsNotFound(err)).To(BeTrue(), "rule: %v", err)
+		d := getDetector(g, det)
+		a := condition(d, kadetv1.AlertingCondition)
+		g.Expect(a.Status).To(Equal(metav1.ConditionFalse))
+		g.Expect(a.Reason).To(Equal(kadetv1.ReasonBacktestTooNoisy))
+		g.Expect(a.Message).To(ContainSubstring("model 20261129-000000-aaaaaaaa flagged 2.00 episodes a day in its backtest (2 episodes, 2026-11-28T00:00:00Z to 2026-11-29T00:00:00Z), more than spec.alerting.maxEpisodesPerDay 1.5"))
+		g.Expect(condition(d, kadetv1.ReadyCondition).Status).To(Equal(readyBefore))
+		g.Expect(k8sClient.Get(ctx, key("up-scoring"), pm)).To(Succeed())
+	}, timeout, interval).Should(Succeed())
+	gate(2)
+	NewWithT(t).Eventually(func(g Gomega) {
+		g.Expect(k8sClient.Get(ctx, key("up-alerts"), rule)).To(Succeed())
+		g.Expect(condition(getDetector(g, det), kadetv1.AlertingCondition).Reason).To(Equal(kadetv1.ReasonAlertsConfigured))
+	}, timeout, interval).Should(Succeed())
+
+	// A backtest asked for by annotation: a Job over the last 7 days with the served
+	// version; its figures (5 episodes a day) replace the version's and the gate (2)
+	// holds the rule back again.
+	annotate := func(v string) {
+		t.Helper()
+		NewWithT(t).Eventually(func(g Gomega) {
+			d := getDetector(g, det)
+			d.Annotations = map[string]string{builders.AnnotationBacktest: v}
+			g.Expect(k8sClient.Update(ctx, d)).To(Succeed())
+		}, timeout, interval).Should(Succeed())
+	}
+	annotate("7d")
+	btJob := &batchv1.Job{}
+	btName := builders.BacktestJobName(det, "7d", "20261129-000000-aaaaaaaa")
+	NewWithT(t).Eventually(func(g Gomega) {
+		d := getDetector(g, det)
+		g.Expect(k8sClient.Get(ctx, key(btName), btJob)).To(Succeed(), "annotations %v run %+v conditions %+v", d.Annotations, d.Status.BacktestRun, d.Status.Conditions)
+		g.Expect(d.Status.BacktestRun).NotTo(BeNil(), "conditions %+v", d.Status.Conditions)
+		g.Expect(d.Status.BacktestRun.Job).To(Equal(btName))
+	}, timeout, interval).Should(Succeed())
+	if args := btJob.Spec.Template.Spec.Containers[0].Args; !containsArgs(args, "--range", "7d") || !containsArgs(args, "--merge-gap", "2m0s") {
+		t.Errorf("backtest Job args %v", args)
+	}
+	weekAgo := btEnd.Add(-7 * 24 * time.Hour)
+	completeJob(t, btJob, contract.TrainingResult{Version: "20261129-000000-aaaaaaaa", Digest: "sha256:aa",
+		Backtest: &contract.BacktestResult{Start: &weekAgo, End: &btEnd, Rows: 10080, Entities: 1, AnomalousRows: 200, Episodes: 35, EpisodesPerDay: 5, MergeGap: "2m0s"}})
+	NewWithT(t).Eventually(func(g Gomega) {
+		g.Expect(listModelVersions(g, det)[0].Status.Backtest.Episodes).To(Equal(int32(35)))
+		d := getDetector(g, det)
+		g.Expect(d.Status.BacktestRun.CompletedAt).NotTo(BeNil())
+		a := condition(d, kadetv1.AlertingCondition)
+		g.Expect(a.Reason).To(Equal(kadetv1.ReasonBacktestTooNoisy))
+		g.Expect(a.Message).To(ContainSubstring("flagged 5.00 episodes a day in its backtest (35 episodes"))
+		g.Expect(apierrors.IsNotFound(k8sClient.Get(ctx, key("up-alerts"), rule))).To(BeTrue())
+		// A model from before backtests keeps its request: the run changed no hash.
+		g.Expect(d.Status.Model.Backtest.Episodes).To(Equal(int32(2)))
+	}, timeout, interval).Should(Succeed())
+	// A value that is not a range is refused, saying so.
+	annotate("soon")
+	NewWithT(t).Eventually(func(g Gomega) {
+		run := getDetector(g, det).Status.BacktestRun
+		g.Expect(run.Request).To(Equal("soon"))
+		g.Expect(run.Message).To(ContainSubstring(`annotation anomaly.kadet.dev/backtest "soon": give a positive range of history such as 7d or 24h`))
+	}, timeout, interval).Should(Succeed())
+	gate(5)
+
 	// Alerting off removes them.
 	NewWithT(t).Eventually(func(g Gomega) {
 		d := getDetector(g, det)

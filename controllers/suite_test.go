@@ -100,7 +100,7 @@ func runSuite(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	if err := (&DataSourceReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Workers: 4}).SetupWithManager(mgr); err != nil {
+	if err := (&DataSourceReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Workers: 4, AllowLocalTargets: true}).SetupWithManager(mgr); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}

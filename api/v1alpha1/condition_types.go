@@ -31,7 +31,10 @@ const (
 	ReasonDataSourceNotReady = "DataSourceNotReady"
 	ReasonIncompatible       = "IncompatibleDataSource"
 	ReasonStorageConflict    = "StorageConflict"
-	ReasonTrainingFailed     = "TrainingFailed"
+	// ReasonNameConflict: an object of a child's name exists that the Detector does
+	// not control; kadet does not take it over.
+	ReasonNameConflict   = "NameConflict"
+	ReasonTrainingFailed = "TrainingFailed"
 	// ReasonInvalidSchedule: spec.training.schedule or timeZone does not parse.
 	ReasonInvalidSchedule = "InvalidSchedule"
 	// ReasonModelVersionNotFound: spec.scoring.modelVersion names no ModelVersion.
@@ -57,6 +60,9 @@ const (
 	// ReasonPrometheusOperatorMissing: the monitoring.coreos.com CRDs are not installed;
 	// kadet creates the objects once they are.
 	ReasonPrometheusOperatorMissing = "PrometheusOperatorMissing"
+	// ReasonBacktestTooNoisy: the served version's backtest flagged more episodes a day
+	// than spec.alerting.maxEpisodesPerDay; the PrometheusRule is held back.
+	ReasonBacktestTooNoisy = "BacktestTooNoisy"
 
 	// Reasons of the Drifted condition: features or scores moved past their limits;
 	// within them; fewer rows than the window scored by the served version yet; no

@@ -220,8 +220,9 @@ type PrometheusSource struct {
 	TLS *PrometheusTLS `json:"tls,omitempty"`
 
 	// headers are sent with every request, e.g. X-Scope-OrgID for a multi-tenant store
-	// (Mimir, Cortex, Thanos). Credentials belong in bearerTokenSecretRef or
-	// basicAuthSecretRef, not here.
+	// (Mimir, Cortex, Thanos). A value that is a secret (an API key) comes from a
+	// Secret (valueFrom); bearer tokens and passwords belong in bearerTokenSecretRef or
+	// basicAuthSecretRef.
 	// +optional
 	// +listType=map
 	// +listMapKey=name
@@ -273,6 +274,7 @@ type PrometheusTLS struct {
 
 // PrometheusHeader is an HTTP header sent with every request.
 // +kubebuilder:validation:XValidation:rule="!(self.name.lowerAscii() in ['authorization', 'cookie', 'proxy-authorization'])",message="credentials go in bearerTokenSecretRef or basicAuthSecretRef, not in a header"
+// +kubebuilder:validation:XValidation:rule="has(self.value) != has(self.valueFrom)",message="give the header's value, or valueFrom (a key of a Secret), not both"
 type PrometheusHeader struct {
 	// name of the header.
 	// +kubebuilder:validation:MinLength=1
@@ -281,10 +283,16 @@ type PrometheusHeader struct {
 	// +required
 	Name string `json:"name"`
 
-	// value of the header.
+	// value of the header, in the spec; a value that is a secret goes in valueFrom,
+	// so that it is never copied into the objects kadet creates.
 	// +kubebuilder:validation:MaxLength=1024
-	// +required
-	Value string `json:"value"`
+	// +optional
+	Value string `json:"value,omitempty"`
+
+	// valueFrom is a key of a Secret in the DataSource's namespace holding the value:
+	// training and scoring pods mount it, and the manager reads it to check the server.
+	// +optional
+	ValueFrom *SecretKeyReference `json:"valueFrom,omitempty"`
 }
 
 // PrometheusQuery is a PromQL expression that must return exactly one series.

@@ -101,6 +101,13 @@ type DetectorSpec struct {
 	// +optional
 	Retraining RetrainingSpec `json:"retraining,omitempty"`
 
+	// backtest is the newest history each new model version of a Prometheus DataSource
+	// is kept from and scored on after training, as a watching pod would score it:
+	// what it would have flagged goes into the ModelVersion's status.backtest. Default:
+	// the newest 20% of the DataSource's range.
+	// +optional
+	Backtest *BacktestSpec `json:"backtest,omitempty"`
+
 	// alerting is the PrometheusRule kadet generates for a Detector on a Prometheus
 	// DataSource, with alert KadetAnomaly, and the PodMonitor that scrapes the scoring
 	// pods (both when the prometheus-operator CRDs exist).
@@ -111,6 +118,109 @@ type DetectorSpec struct {
 	// already runs is left alone.
 	// +optional
 	Suspend bool `json:"suspend,omitempty"`
+}
+
+// BacktestSpec says which newest history a new model version is backtested on: a share
+// of the DataSource's range held out of training, or a range read past it.
+// +kubebuilder:validation:XValidation:rule="!(has(self.holdOutPercent) && has(self.range))",message="backtest: give holdOutPercent or range, not both"
+type BacktestSpec struct {
+	// holdOutPercent is the share of the DataSource's range, its newest, that training
+	// leaves out and the backtest scores: 1 to 50, or 0 for no backtest (default 20).
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=50
+	HoldOutPercent *int32 `json:"holdOutPercent,omitempty"`
+
+	// range is how much of the newest history the backtest scores, read past the
+	// DataSource's range: training reads the DataSource's range ending that much
+	// earlier, so it keeps all of it.
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(s|m|h))+$`
+	Range *metav1.Duration `json:"range,omitempty"`
+}
+
+// BacktestSummary is what a model version flagged on the history it was backtested on.
+type BacktestSummary struct {
+	// skipped says why no backtest ran (training would have had too few rows left).
+	// +optional
+	// +kubebuilder:validation:MaxLength=512
+	Skipped string `json:"skipped,omitempty"`
+	// start is the time of the first row scored.
+	// +optional
+	Start *metav1.Time `json:"start,omitempty"`
+	// end is the time of the last row scored.
+	// +optional
+	End *metav1.Time `json:"end,omitempty"`
+	// rows scored, over all entities.
+	// +optional
+	Rows int64 `json:"rows,omitempty"`
+	// entities scored.
+	// +optional
+	Entities int32 `json:"entities,omitempty"`
+	// anomalousRows counts the rows scored above 1.
+	// +optional
+	AnomalousRows int64 `json:"anomalousRows,omitempty"`
+	// episodes counts the runs of an entity's anomalous rows, merged across gaps up to
+	// mergeGap.
+	// +optional
+	Episodes int32 `json:"episodes,omitempty"`
+	// episodesPerDay is episodes over the span from start to end, in days.
+	// +optional
+	EpisodesPerDay float64 `json:"episodesPerDay,omitempty"`
+	// mergeGap is the alert's for when the version trained: anomalous rows this close
+	// make one episode.
+	// +optional
+	// +kubebuilder:validation:MaxLength=32
+	MergeGap string `json:"mergeGap,omitempty"`
+	// largest are the episodes with the highest peaks, highest first.
+	// +optional
+	// +kubebuilder:validation:MaxItems=10
+	// +listType=atomic
+	Largest []BacktestEpisode `json:"largest,omitempty"`
+}
+
+// BacktestRunStatus is a backtest run on request, by annotation.
+type BacktestRunStatus struct {
+	// request is the annotation's value: the range backtested, ending when the Job ran.
+	// +required
+	// +kubebuilder:validation:MaxLength=64
+	Request string `json:"request"`
+	// version is the model version backtested: the one served when it was asked.
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	Version string `json:"version,omitempty"`
+	// job is the backtest Job's name.
+	// +optional
+	// +kubebuilder:validation:MaxLength=63
+	Job string `json:"job,omitempty"`
+	// completedAt is when its figures reached the ModelVersion's status.backtest.
+	// +optional
+	CompletedAt *metav1.Time `json:"completedAt,omitempty"`
+	// message says why the run did not start or has no figures.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	Message string `json:"message,omitempty"`
+}
+
+// BacktestEpisode is one episode a backtest found.
+type BacktestEpisode struct {
+	// entity is the episode's entity (its entity labels); empty for a single series.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	Entity string `json:"entity,omitempty"`
+	// start is the time of its first anomalous row.
+	// +required
+	Start metav1.Time `json:"start"`
+	// end is the time of its last anomalous row.
+	// +required
+	End metav1.Time `json:"end"`
+	// rows counts its anomalous rows.
+	// +required
+	Rows int64 `json:"rows"`
+	// peak is its highest score (1 is the threshold).
+	// +required
+	Peak float64 `json:"peak"`
 }
 
 // PromotionPolicy is how a new model version comes to serve.
@@ -259,6 +369,7 @@ type LocalObjectReference struct {
 // +kubebuilder:validation:XValidation:rule="!has(self.latentSize) || self.type != 'MLPClassifier'",message="latentSize does not apply to type MLPClassifier"
 // +kubebuilder:validation:XValidation:rule="!has(self.resampling) || self.type == 'ConvAutoencoder'",message="resampling applies only to type ConvAutoencoder"
 // +kubebuilder:validation:XValidation:rule="!has(self.dropout) || self.type == 'ConvAutoencoder'",message="dropout applies only to type ConvAutoencoder"
+// +kubebuilder:validation:XValidation:rule="!has(self.seasonality) || self.seasonality in ['None', 'Auto'] || self.type in ['LSTMAutoencoder', 'ConvAutoencoder']",message="seasonality Day or Week applies only to types LSTMAutoencoder and ConvAutoencoder (over rows of a series)"
 // +kubebuilder:validation:XValidation:rule="!has(self.latentSize) || !has(self.resampling) || self.resampling != 'Strided'",message="latentSize does not apply to resampling Strided: a strided ConvAutoencoder has no dense layer"
 type ModelSpec struct {
 	// type is the architecture.
@@ -350,7 +461,32 @@ type ModelSpec struct {
 	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:validation:XValidation:rule="self <= 0.9",message="model.dropout must be a share from 0 to 0.9"
 	Dropout *float64 `json:"dropout,omitempty"`
+
+	// seasonality is how a sequence model's scores follow the clock: Day divides each
+	// row's raw score by its UTC hour of the day's typical score on the training rows,
+	// Week by its hour of the week's, so the noisy daily peak does not set the one
+	// threshold that quiet hours are judged by; None scores every hour alike. Auto
+	// (the default of a new Detector) is Day when the training rows, less the
+	// validation split, hold 6 rows in every hour of the day, else None;
+	// status.model.seasonalPeriod says which. Week needs weeks of history to pay
+	// (docs/metrics.md), so only a spec asks for it. Day and Week need timestamps in
+	// every row and refuse training rows that miss an hour. A Detector that has a
+	// model keeps what its model has.
+	// +optional
+	// +kubebuilder:validation:Enum=None;Day;Week;Auto
+	Seasonality Seasonality `json:"seasonality,omitempty"`
 }
+
+// Seasonality is how a sequence model's scores follow the time of day or week.
+type Seasonality string
+
+// Seasonalities.
+const (
+	SeasonalityNone Seasonality = "None"
+	SeasonalityDay  Seasonality = "Day"
+	SeasonalityWeek Seasonality = "Week"
+	SeasonalityAuto Seasonality = "Auto"
+)
 
 // ConvResampling is how a ConvAutoencoder shrinks and grows its input.
 type ConvResampling string
@@ -589,9 +725,12 @@ type ScoringSpec struct {
 	// +optional
 	Normalization *ScoringNormalization `json:"normalization,omitempty"`
 
-	// networkPolicy admits to the scoring pods, when set, only the peers it lists, on the
-	// scoring port: a NetworkPolicy <detector>-scoring. The pods' /metrics is on that
-	// port too, so list Prometheus among the peers when it scrapes them.
+	// networkPolicy is the NetworkPolicy <detector>-scoring that admits callers to the
+	// scoring pods' port. Left out, it admits the pods of the Detector's namespace and
+	// of the namespaces the manager names (--scoring-peer-namespaces; the chart's
+	// scoringPeerNamespaces, by default monitoring, where Prometheus scrapes /metrics
+	// from). from lists the peers instead; enabled: false creates none, so that every
+	// pod of the cluster may call them.
 	// +optional
 	NetworkPolicy *ScoringNetworkPolicy `json:"networkPolicy,omitempty"`
 }
@@ -622,14 +761,20 @@ type ScoringNormalization struct {
 }
 
 // ScoringNetworkPolicy limits who may call a Detector's scoring pods.
+// +kubebuilder:validation:XValidation:rule="!has(self.enabled) || self.enabled || !has(self.from)",message="networkPolicy.from lists who a NetworkPolicy admits; with enabled: false there is none: give one or the other"
 type ScoringNetworkPolicy struct {
+	// enabled is true by default; false creates no NetworkPolicy.
+	// +optional
+	Enabled *bool `json:"enabled,omitempty"`
+
 	// from are the peers allowed in (pods, namespaces or IP blocks, as in a
-	// NetworkPolicy's ingress rule); every other caller is refused.
+	// NetworkPolicy's ingress rule); every other caller is refused. Left out: the
+	// Detector's namespace and the manager's scoring peer namespaces.
 	// +kubebuilder:validation:MinItems=1
 	// +kubebuilder:validation:MaxItems=16
 	// +listType=atomic
-	// +required
-	From []networkingv1.NetworkPolicyPeer `json:"from"`
+	// +optional
+	From []networkingv1.NetworkPolicyPeer `json:"from,omitempty"`
 }
 
 // AlertingSpec configures the generated alert.
@@ -645,25 +790,43 @@ type AlertingSpec struct {
 	// +kubebuilder:validation:Pattern=`^([0-9]+(ms|s|m|h))+$`
 	For *metav1.Duration `json:"for,omitempty"`
 
+	// maxEpisodesPerDay holds the alert back while the served version's backtest
+	// (its ModelVersion's status.backtest) flagged more episodes a day than this: the
+	// PrometheusRule is not created (or is removed) and Alerting says
+	// BacktestTooNoisy; scores are exported all the same. Unset: no gate.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	MaxEpisodesPerDay *float64 `json:"maxEpisodesPerDay,omitempty"`
+
 	// severity is the alert's severity label (default warning).
 	// +optional
 	// +kubebuilder:validation:MaxLength=63
 	// +kubebuilder:validation:Pattern=`^[a-zA-Z0-9_-]*$`
 	Severity string `json:"severity,omitempty"`
 
-	// labels are added to the alert's labels (keys are Prometheus label names).
+	// labels are added to the alert's labels (keys are Prometheus label names). A value
+	// may name the alert's own labels and value ({{ $labels.pod }}, {{ $value }}, also
+	// through humanize and the like), as Prometheus expands them; no other template
+	// action.
 	// +optional
 	// +kubebuilder:validation:MaxProperties=20
 	// +kubebuilder:validation:XValidation:rule="self.all(k, k.matches('^[a-zA-Z_][a-zA-Z0-9_]*$') && !k.startsWith('__'))",message="alerting.labels keys must be Prometheus label names (letters, digits, underscores; not starting with __)"
-	Labels map[string]string `json:"labels,omitempty"`
+	// +kubebuilder:validation:XValidation:rule="self.all(k, self[k].matches('^([^{]|[{][^{]|[{][{] *((humanize|humanize1024|humanizePercentage|humanizeDuration|toUpper|toLower|title) +)?[$](labels[.][a-zA-Z_][a-zA-Z0-9_]*|value)( *[|] *(humanize|humanize1024|humanizePercentage|humanizeDuration|toUpper|toLower|title))* *[}][}])*[{]?$'))",message="alerting.labels values may use {{ $labels.NAME }} and {{ $value }}, piped to humanize, humanize1024, humanizePercentage, humanizeDuration, toUpper, toLower or title, and no other template action: a query would run in Prometheus with its rights"
+	Labels map[string]AlertText `json:"labels,omitempty"`
 
-	// annotations are added to the alert's annotations (they may use Prometheus's
-	// template language, e.g. {{ $labels.pod }}).
+	// annotations are added to the alert's annotations. A value may name the alert's
+	// own labels and value ({{ $labels.pod }}, {{ $value | humanize }}), as Prometheus
+	// expands them; no other template action.
 	// +optional
 	// +kubebuilder:validation:MaxProperties=20
 	// +kubebuilder:validation:XValidation:rule="self.all(k, k.matches('^[a-zA-Z_][a-zA-Z0-9_]*$'))",message="alerting.annotations keys must be Prometheus label names (letters, digits, underscores)"
-	Annotations map[string]string `json:"annotations,omitempty"`
+	// +kubebuilder:validation:XValidation:rule="self.all(k, self[k].matches('^([^{]|[{][^{]|[{][{] *((humanize|humanize1024|humanizePercentage|humanizeDuration|toUpper|toLower|title) +)?[$](labels[.][a-zA-Z_][a-zA-Z0-9_]*|value)( *[|] *(humanize|humanize1024|humanizePercentage|humanizeDuration|toUpper|toLower|title))* *[}][}])*[{]?$'))",message="alerting.annotations values may use {{ $labels.NAME }} and {{ $value }}, piped to humanize, humanize1024, humanizePercentage, humanizeDuration, toUpper, toLower or title, and no other template action: a query would run in Prometheus with its rights"
+	Annotations map[string]AlertText `json:"annotations,omitempty"`
 }
+
+// AlertText is the value of an alert label or annotation.
+// +kubebuilder:validation:MaxLength=2048
+type AlertText string
 
 // DefaultModelStorage is the CRD's default model volume size, for objects that did not
 // pass through the API server.
@@ -763,6 +926,11 @@ type DetectorStatus struct {
 	// retraining is the state of scheduled and model-age retraining.
 	// +optional
 	Retraining *RetrainingStatus `json:"retraining,omitempty"`
+
+	// backtestRun is the backtest the anomaly.kadet.dev/backtest annotation asked for:
+	// its Job, and once it ends, where the figures went or why there are none.
+	// +optional
+	BacktestRun *BacktestRunStatus `json:"backtestRun,omitempty"`
 
 	// watch is what the scoring pods see while watching a Prometheus DataSource,
 	// reported at most every 30 s.
@@ -903,6 +1071,16 @@ type ModelStatus struct {
 	// +optional
 	// +kubebuilder:validation:MaxLength=32
 	ScaleBy string `json:"scaleBy,omitempty"`
+	// seasonality is the model's spec.model.seasonality as trained (Day, Week or
+	// Auto); empty for None.
+	// +optional
+	// +kubebuilder:validation:MaxLength=32
+	Seasonality string `json:"seasonality,omitempty"`
+	// seasonalPeriod is the period whose hours the model's scores follow (Day or
+	// Week); empty when every hour is scored alike.
+	// +optional
+	// +kubebuilder:validation:MaxLength=32
+	SeasonalPeriod string `json:"seasonalPeriod,omitempty"`
 	// trainedAt is when training finished.
 	// +optional
 	TrainedAt *metav1.Time `json:"trainedAt,omitempty"`
@@ -913,6 +1091,9 @@ type ModelStatus struct {
 	// DataSource's).
 	// +optional
 	Data *ModelData `json:"data,omitempty"`
+	// backtest is what the model flagged on the history held out of its training.
+	// +optional
+	Backtest *BacktestSummary `json:"backtest,omitempty"`
 }
 
 // ModelData is the range a model read from Prometheus and what it held.

@@ -90,6 +90,18 @@ type ModelVersionSpec struct {
 	// +kubebuilder:validation:MaxLength=32
 	ScaleBy string `json:"scaleBy,omitempty"`
 
+	// seasonality is the Detector's spec.model.seasonality as trained (Day, Week or
+	// Auto); empty for None.
+	// +optional
+	// +kubebuilder:validation:MaxLength=32
+	Seasonality string `json:"seasonality,omitempty"`
+
+	// seasonalPeriod is the period whose hours the model's scores follow (Day or
+	// Week); empty when every hour is scored alike.
+	// +optional
+	// +kubebuilder:validation:MaxLength=32
+	SeasonalPeriod string `json:"seasonalPeriod,omitempty"`
+
 	// trainedAt is when training finished.
 	// +optional
 	TrainedAt *metav1.Time `json:"trainedAt,omitempty"`
@@ -145,6 +157,10 @@ type ModelVersionStatus struct {
 	// +optional
 	// +kubebuilder:validation:MaxLength=1024
 	Message string `json:"message,omitempty"`
+	// backtest is what the version flagged on the history held out of its training,
+	// scored as a watching pod would score it.
+	// +optional
+	Backtest *BacktestSummary `json:"backtest,omitempty"`
 }
 
 // ModelVersion is one trained model of a Detector, created by kadet from the training
@@ -157,6 +173,7 @@ type ModelVersionStatus struct {
 // +kubebuilder:printcolumn:name="Version",type=string,JSONPath=`.spec.version`
 // +kubebuilder:printcolumn:name="Threshold",type=number,JSONPath=`.spec.threshold`
 // +kubebuilder:printcolumn:name="Loss",type=number,JSONPath=`.spec.metrics.loss`
+// +kubebuilder:printcolumn:name="Episodes/Day",type=number,JSONPath=`.status.backtest.episodesPerDay`
 // +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type ModelVersion struct {

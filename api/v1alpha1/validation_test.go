@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/yaml"
@@ -19,7 +20,11 @@ import (
 // These tests send manifests to a real kube-apiserver with kadet's CRDs installed and
 // check that each invalid one is refused with a message naming the field.
 
-var k8sClient client.Client
+var (
+	k8sClient client.Client
+	// restConfig is the admin's, for clients that impersonate users.
+	restConfig *rest.Config
+)
 
 func TestMain(m *testing.M) {
 	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
@@ -35,6 +40,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "starting envtest:", err)
 		os.Exit(1)
 	}
+	restConfig = cfg
 	k8sClient, err = client.New(cfg, client.Options{})
 	code := 1
 	if err == nil {
@@ -174,6 +180,7 @@ func TestEdgeCasesAreAccepted(t *testing.T) {
 		"  model: {type: Autoencoder}\n  scoring: {resources: {requests: {cpu: '1', memory: 1Mi}, limits: {cpu: '1', memory: 64Mi}}}",
 		"  model: {type: Autoencoder}\n  storage: {size: 100Mi, storageClassName: ''}",
 		"  model: {type: Autoencoder}\n  storage: {storageClassName: fast.ssd-1}",
+		"  model: {type: Autoencoder}\n  alerting: {annotations: {runbook_url: 'https://r/{{ $labels.pod }}?v={{$value}}', note: 'a { b } {x} ends {', value: '{{ $value | humanize }} ({{ humanizePercentage $value }})'}, labels: {team: '{{ $labels.namespace | toLower }}-sre'}}",
 	} {
 		det := object(t, fmt.Sprintf("apiVersion: anomaly.kadet.dev/v1alpha1\nkind: Detector\nmetadata: {name: edge-%d}\n", i)+
 			"spec:\n  dataSourceRef: {name: card.transactions-2026}\n"+spec)

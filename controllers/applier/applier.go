@@ -20,6 +20,7 @@ import (
 	"reflect"
 	"sync"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -57,12 +58,54 @@ func (m *Memo) Len() int {
 	return n
 }
 
+// NotControlledError is an object of the desired name that exists and is not
+// controlled by the desired object's controller: applying over it would take over
+// someone else's object.
+type NotControlledError struct {
+	// Object names the existing object (kind namespace/name).
+	Object string
+	// Controller is the existing object's controller reference; nil when it has none.
+	Controller *metav1.OwnerReference
+}
+
+func (e *NotControlledError) Error() string {
+	if e.Controller == nil {
+		return e.Object + " exists and has no controller"
+	}
+	return fmt.Sprintf("%s exists and is controlled by %s %s", e.Object, e.Controller.Kind, e.Controller.Name)
+}
+
+// CheckControlled returns a *NotControlledError when existing is not controlled by
+// want (the same UID). A nil want claims nothing, so nothing is checked.
+func CheckControlled(existing client.Object, want *metav1.OwnerReference) error {
+	if want == nil {
+		return nil
+	}
+	if got := metav1.GetControllerOf(existing); got == nil || got.UID != want.UID {
+		return &NotControlledError{Object: Ref(existing), Controller: got}
+	}
+	return nil
+}
+
 // Apply server-side applies obj (typed, with its kind set, or unstructured) as owner,
 // taking the fields it sets from any other manager, unless the copy c reads already
 // carries the hash of the same desired object. Fields the apiserver defaults and
 // fields other managers set are left alone; a field changed by hand behind the
-// owner's back is put back at the owner's next change of the object.
+// owner's back is put back at the owner's next change of the object. An existing
+// object that obj's controller does not control is never applied over
+// (*NotControlledError).
 func Apply(ctx context.Context, c client.Client, memo *Memo, owner client.FieldOwner, obj client.Object) error {
+	return apply(ctx, c, memo, owner, obj, false)
+}
+
+// Adopt is Apply for an object the caller has found to be its own by other means
+// (a label): an existing copy without a controller is applied over, and so gains
+// obj's controller; one with another controller is still refused.
+func Adopt(ctx context.Context, c client.Client, memo *Memo, owner client.FieldOwner, obj client.Object) error {
+	return apply(ctx, c, memo, owner, obj, true)
+}
+
+func apply(ctx context.Context, c client.Client, memo *Memo, owner client.FieldOwner, obj client.Object, adopt bool) error {
 	u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
 	if err != nil {
 		return fmt.Errorf("converting %s: %w", Ref(obj), err)
@@ -79,7 +122,13 @@ func Apply(ctx context.Context, c client.Client, memo *Memo, owner client.FieldO
 	k := key(obj.GetObjectKind().GroupVersionKind().Kind, obj)
 	remembered, known := memo.m.Load(k)
 	existing, ok := obj.DeepCopyObject().(client.Object)
-	if ok && c.Get(ctx, client.ObjectKeyFromObject(obj), existing) == nil && existing.GetAnnotations()[AnnotationHash] == hash {
+	found := ok && c.Get(ctx, client.ObjectKeyFromObject(obj), existing) == nil
+	if found && (!adopt || metav1.GetControllerOfNoCopy(existing) != nil) {
+		if err := CheckControlled(existing, metav1.GetControllerOfNoCopy(obj)); err != nil {
+			return err
+		}
+	}
+	if found && existing.GetAnnotations()[AnnotationHash] == hash {
 		if !known {
 			return nil
 		}

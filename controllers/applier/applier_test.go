@@ -2,8 +2,10 @@ package applier
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -11,6 +13,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -191,5 +194,64 @@ func TestApplyUnstructured(t *testing.T) {
 	}
 	if err := Apply(ctx, k8sClient, &memo, owner, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "x"}}); err == nil {
 		t.Error("an object without its kind applied")
+	}
+}
+
+// An object of the desired name that the desired object's controller does not control
+// (someone's own ConfigMap, or another owner's) is refused, not taken over, in the
+// typed and the unstructured form; the controller's own is applied.
+func TestApplyRefusesAnObjectItsControllerDoesNotControl(t *testing.T) {
+	ctx := context.Background()
+	ns := namespace(t, "takeover")
+	ours := metav1.OwnerReference{APIVersion: "anomaly.kadet.dev/v1alpha1", Kind: "Detector", Name: "foo", UID: "uid-foo",
+		Controller: new(true)}
+	theirs := ours
+	theirs.Name, theirs.UID = "bar", "uid-bar"
+	for _, tc := range []struct {
+		name   string
+		owners []metav1.OwnerReference
+		err    string
+	}{
+		{"no controller", nil, "ConfigMap takeover/no-controller exists and has no controller"},
+		{"another controller", []metav1.OwnerReference{theirs}, "ConfigMap takeover/another-controller exists and is controlled by Detector bar"},
+		{"ours", []metav1.OwnerReference{ours}, ""},
+	} {
+		for _, form := range []string{"typed", "unstructured"} {
+			t.Run(tc.name+"/"+form, func(t *testing.T) {
+				name := strings.ReplaceAll(tc.name, " ", "-")
+				existing := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, OwnerReferences: tc.owners},
+					Data: map[string]string{"team": "data"}}
+				if err := k8sClient.Create(ctx, existing); err != nil && !apierrors.IsAlreadyExists(err) {
+					t.Fatal(err)
+				}
+				var desired client.Object = &corev1.ConfigMap{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
+					ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, OwnerReferences: []metav1.OwnerReference{ours}},
+					Data:       map[string]string{"team": "kadet's"}}
+				if form == "unstructured" {
+					u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(desired)
+					if err != nil {
+						t.Fatal(err)
+					}
+					desired = &unstructured.Unstructured{Object: u}
+				}
+				var memo Memo
+				err := Apply(ctx, k8sClient, &memo, owner, desired)
+				cur := &corev1.ConfigMap{}
+				if gerr := k8sClient.Get(ctx, client.ObjectKeyFromObject(existing), cur); gerr != nil {
+					t.Fatal(gerr)
+				}
+				var nc *NotControlledError
+				switch {
+				case tc.err == "":
+					if err != nil || cur.Data["team"] != "kadet's" {
+						t.Fatalf("applying over its own object: %v, data %v", err, cur.Data)
+					}
+				case !errors.As(err, &nc) || err.Error() != tc.err:
+					t.Fatalf("err = %v, want a *NotControlledError %q", err, tc.err)
+				case cur.Data["team"] != "data" || cur.Annotations[AnnotationHash] != "" || len(cur.OwnerReferences) != len(tc.owners):
+					t.Fatalf("the object was taken over: %+v", cur)
+				}
+			})
+		}
 	}
 }

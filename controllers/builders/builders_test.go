@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
+	"unicode/utf8"
 
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
@@ -136,8 +138,9 @@ func TestResolvePrometheusAccess(t *testing.T) {
 		URL: "https://mimir:443", Queries: []kadetv1.PrometheusQuery{{Name: "lat", Query: "latency"}},
 		BasicAuthSecretRef: &kadetv1.LocalObjectReference{Name: "mimir-auth"},
 		TLS:                &kadetv1.PrometheusTLS{CAConfigMapRef: &kadetv1.ConfigMapKeyReference{Name: "ca", Key: "bundle.pem"}, ServerName: "mimir.internal"},
-		Headers:            []kadetv1.PrometheusHeader{{Name: "X-Scope-OrgID", Value: "team-a"}},
-		EntityLabels:       []string{"namespace", "pod"}, MaxGap: new(int32(5)),
+		Headers: []kadetv1.PrometheusHeader{{Name: "X-Scope-OrgID", Value: "team-a"},
+			{Name: "X-Api-Key", ValueFrom: &kadetv1.SecretKeyReference{Name: "mimir-key", Key: "key"}}},
+		EntityLabels: []string{"namespace", "pod"}, MaxGap: new(int32(5)),
 	}}}
 	p := mustPlan(t, det(), ds)
 	d := p.Request.Data.Prometheus
@@ -146,8 +149,9 @@ func TestResolvePrometheusAccess(t *testing.T) {
 		EntityLabels: []string{"namespace", "pod"}, MaxGap: new(int32(5)),
 		BasicAuth: &contract.ResolvedBasicAuth{UsernameFile: "/var/run/kadet/secrets/prometheus-basic-auth/username",
 			PasswordFile: "/var/run/kadet/secrets/prometheus-basic-auth/password"},
-		TLS:     &contract.ResolvedTLS{CAFile: "/var/run/kadet/secrets/prometheus-ca/ca.crt", ServerName: "mimir.internal"},
-		Headers: map[string]string{"X-Scope-OrgID": "team-a"},
+		TLS:         &contract.ResolvedTLS{CAFile: "/var/run/kadet/secrets/prometheus-ca/ca.crt", ServerName: "mimir.internal"},
+		Headers:     map[string]string{"X-Scope-OrgID": "team-a"},
+		HeaderFiles: map[string]string{"X-Api-Key": "/var/run/kadet/secrets/prometheus-header-1/value"},
 	}
 	if !reflect.DeepEqual(*d, want) {
 		t.Errorf("resolved\n%+v\nwant\n%+v", *d, want)
@@ -162,6 +166,14 @@ func TestResolvePrometheusAccess(t *testing.T) {
 	}
 	if c := byName["prometheus-ca"].ConfigMap; c == nil || c.Name != "ca" || c.Items[0].Key != "bundle.pem" {
 		t.Errorf("CA volume %+v", byName["prometheus-ca"])
+	}
+	// A header's Secret is mounted, never copied into the request.
+	if s := byName["prometheus-header-1"].Secret; s == nil || s.SecretName != "mimir-key" || s.Items[0].Key != "key" || s.Items[0].Path != "value" {
+		t.Errorf("header volume %+v", byName["prometheus-header-1"])
+	}
+	if i := slices.IndexFunc(p.Mounts, func(m corev1.VolumeMount) bool { return m.Name == "prometheus-header-1" }); i < 0 ||
+		p.Mounts[i].MountPath != "/var/run/kadet/secrets/prometheus-header-1" || !p.Mounts[i].ReadOnly {
+		t.Errorf("mounts %+v", p.Mounts)
 	}
 }
 
@@ -278,6 +290,94 @@ func TestResolveScaleBy(t *testing.T) {
 	b, _ := json.Marshal(mustPlan(t, old, prom("pod")).Request.Preprocessing)
 	if strings.Contains(string(b), "scaleBy") {
 		t.Errorf("a model from before resolves to %s: its request's hash changes", b)
+	}
+}
+
+// A sequence model's seasonality is its spec's, else its model's (a model from before
+// has none, and its request hashes as it did), else Auto; a row model has none.
+func TestResolveSeasonality(t *testing.T) {
+	conv := func(d *kadetv1.Detector) { d.Spec.Model.Type = kadetv1.ConvAutoencoder }
+	trained := func(s string) func(*kadetv1.Detector) {
+		return func(d *kadetv1.Detector) { d.Status.Model = &kadetv1.ModelStatus{Version: "v1", Seasonality: s} }
+	}
+	spec := func(s kadetv1.Seasonality) func(*kadetv1.Detector) {
+		return func(d *kadetv1.Detector) { d.Spec.Model.Seasonality = s }
+	}
+	for _, tt := range []struct {
+		name string
+		det  *kadetv1.Detector
+		want string
+	}{
+		{"a new ConvAutoencoder", det(conv), contract.SeasonalityAuto},
+		{"a new dense autoencoder", det(), ""},
+		{"a model from before keeps None", det(conv, trained("")), ""},
+		{"a model trained with Auto keeps it", det(conv, trained(contract.SeasonalityAuto)), contract.SeasonalityAuto},
+		{"the spec's None wins", det(conv, trained(contract.SeasonalityAuto), spec(kadetv1.SeasonalityNone)), ""},
+		{"the spec's Week wins", det(conv, trained(""), spec(kadetv1.SeasonalityWeek)), "Week"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := mustPlan(t, tt.det, csvDS(nil)).Request.Model.Seasonality; got != tt.want {
+				t.Errorf("seasonality %q, want %q", got, tt.want)
+			}
+		})
+	}
+	b, _ := json.Marshal(mustPlan(t, det(conv, trained("")), csvDS(nil)).Request.Model)
+	if strings.Contains(string(b), "seasonality") {
+		t.Errorf("a model from before resolves to %s: its request's hash changes", b)
+	}
+}
+
+// A Prometheus Detector's versions are backtested on its spec's stretch, else, for a
+// Detector with a model trained without a backtest, on none (its hash stays), else on
+// the newest fifth; episodes merge across the alert's for, which never retrains.
+func TestResolveBacktest(t *testing.T) {
+	prom := &kadetv1.DataSource{Spec: kadetv1.DataSourceSpec{Prometheus: &kadetv1.PrometheusSource{
+		URL: "http://prom:9090", Queries: []kadetv1.PrometheusQuery{{Name: "load", Query: "up"}},
+	}}}
+	trained := func(backtested bool) func(*kadetv1.Detector) {
+		return func(d *kadetv1.Detector) {
+			d.Status.Model = &kadetv1.ModelStatus{Version: "v1"}
+			if backtested {
+				d.Status.Model.Backtest = &kadetv1.BacktestSummary{Skipped: "too few rows"}
+			}
+		}
+	}
+	spec := func(b kadetv1.BacktestSpec) func(*kadetv1.Detector) {
+		return func(d *kadetv1.Detector) { d.Spec.Backtest = &b }
+	}
+	alertFor := func(d *kadetv1.Detector) { d.Spec.Alerting.For = &metav1.Duration{Duration: 15 * time.Minute} }
+	for _, tt := range []struct {
+		name string
+		det  *kadetv1.Detector
+		ds   *kadetv1.DataSource
+		want *contract.Backtest
+	}{
+		{"a new Detector", det(), prom, &contract.Backtest{HoldOut: 0.2, MergeGap: "5m0s"}},
+		{"a new Detector alerting after 15m", det(alertFor), prom, &contract.Backtest{HoldOut: 0.2, MergeGap: "15m0s"}},
+		{"a new Detector on a csv", det(), csvDS(nil), nil},
+		{"a model from before keeps none", det(trained(false)), prom, nil},
+		{"a backtested model keeps the default", det(trained(true)), prom, &contract.Backtest{HoldOut: 0.2, MergeGap: "5m0s"}},
+		{"the spec's share", det(trained(false), spec(kadetv1.BacktestSpec{HoldOutPercent: new(int32(10))})), prom,
+			&contract.Backtest{HoldOut: 0.1, MergeGap: "5m0s"}},
+		{"the spec's range", det(spec(kadetv1.BacktestSpec{Range: &metav1.Duration{Duration: 6 * time.Hour}})), prom,
+			&contract.Backtest{Range: "6h0m0s", MergeGap: "5m0s"}},
+		{"the spec's 0 turns it off", det(spec(kadetv1.BacktestSpec{HoldOutPercent: new(int32(0))})), prom, nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := mustPlan(t, tt.det, tt.ds).Request.Backtest; !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("backtest %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+	if got := mustPlan(t, det(), prom).Hash; got != mustPlan(t, det(alertFor), prom).Hash {
+		t.Errorf("the alert's for changed the request's hash")
+	}
+	b, _ := json.Marshal(mustPlan(t, det(trained(false)), prom).Request)
+	if strings.Contains(string(b), "backtest") {
+		t.Errorf("a model from before resolves to %s: its request's hash changes", b)
+	}
+	if _, err := ResolveTraining(det(spec(kadetv1.BacktestSpec{})), csvDS(nil), ""); err == nil || !strings.Contains(err.Error(), "spec.backtest is for a prometheus DataSource") {
+		t.Errorf("a backtest on a csv: %v", err)
 	}
 }
 
@@ -511,6 +611,9 @@ func checkDeployment(t *testing.T, dep *appsv1.Deployment, model *kadetv1.ModelS
 	if !hasBLASThreads(c, ScoringContainer) {
 		t.Error("the BLAS thread pool does not follow the CPU limit")
 	}
+	if i := slices.Index(c.Args, "--model-digest"); i < 0 || c.Args[i+1] != model.Digest {
+		t.Errorf("args %v do not pin the model's digest %s", c.Args, model.Digest)
+	}
 	if c.ReadinessProbe.HTTPGet.Path != "/readyz" || c.VolumeMounts[0].MountPath != ModelDir || !c.VolumeMounts[0].ReadOnly {
 		t.Errorf("readiness %s, model mount %+v", c.ReadinessProbe.HTTPGet.Path, c.VolumeMounts[0])
 	}
@@ -664,24 +767,36 @@ func TestScoringNetworkPolicy(t *testing.T) {
 	monitoring := networkingv1.NetworkPolicyPeer{NamespaceSelector: &metav1.LabelSelector{
 		MatchLabels: map[string]string{"kubernetes.io/metadata.name": "monitoring"}}}
 	clients := networkingv1.NetworkPolicyPeer{PodSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "payments"}}}
+	sameNamespace := networkingv1.NetworkPolicyPeer{PodSelector: &metav1.LabelSelector{}}
+	peerNamespaces := networkingv1.NetworkPolicyPeer{NamespaceSelector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{
+		{Key: "kubernetes.io/metadata.name", Operator: metav1.LabelSelectorOpIn, Values: []string{"monitoring", "observability"}}}}}
+	cfg := Config{Image: "i", ScoringPeerNamespaces: []string{"observability", "monitoring"}}
 	tests := []struct {
 		name     string
 		det      *kadetv1.Detector
+		cfg      Config
 		wantPort int32
 		wantFrom []networkingv1.NetworkPolicyPeer
 	}{
-		{"none asked for", det(), 0, nil},
+		{"the default: the namespace and the peer namespaces", det(), cfg, 8080, []networkingv1.NetworkPolicyPeer{sameNamespace, peerNamespaces}},
+		{"the default without peer namespaces", det(), Config{}, 8080, []networkingv1.NetworkPolicyPeer{sameNamespace}},
+		{"enabled without from is the default", det(func(d *kadetv1.Detector) {
+			d.Spec.Scoring.NetworkPolicy = &kadetv1.ScoringNetworkPolicy{Enabled: new(true)}
+		}), cfg, 8080, []networkingv1.NetworkPolicyPeer{sameNamespace, peerNamespaces}},
+		{"none asked for", det(func(d *kadetv1.Detector) {
+			d.Spec.Scoring.NetworkPolicy = &kadetv1.ScoringNetworkPolicy{Enabled: new(false)}
+		}), cfg, 0, nil},
 		{"clients and Prometheus on the default port", det(func(d *kadetv1.Detector) {
 			d.Spec.Scoring.NetworkPolicy = &kadetv1.ScoringNetworkPolicy{From: []networkingv1.NetworkPolicyPeer{clients, monitoring}}
-		}), 8080, []networkingv1.NetworkPolicyPeer{clients, monitoring}},
+		}), cfg, 8080, []networkingv1.NetworkPolicyPeer{clients, monitoring}},
 		{"another port", det(func(d *kadetv1.Detector) {
 			d.Spec.Scoring.Port = 9000
 			d.Spec.Scoring.NetworkPolicy = &kadetv1.ScoringNetworkPolicy{From: []networkingv1.NetworkPolicyPeer{clients}}
-		}), 9000, []networkingv1.NetworkPolicyPeer{clients}},
+		}), cfg, 9000, []networkingv1.NetworkPolicyPeer{clients}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			np := ScoringNetworkPolicy(tt.det)
+			np := ScoringNetworkPolicy(tt.det, tt.cfg)
 			if tt.wantFrom == nil {
 				if np != nil {
 					t.Fatalf("a NetworkPolicy nobody asked for: %+v", np)
@@ -708,5 +823,124 @@ func TestScoringNetworkPolicy(t *testing.T) {
 				t.Errorf("named %s/%s", np.Namespace, np.Name)
 			}
 		})
+	}
+}
+
+func TestClaimedNames(t *testing.T) {
+	withPolicy := func(d *kadetv1.Detector) { d.Spec.Scoring.NetworkPolicy = &kadetv1.ScoringNetworkPolicy{} }
+	noPolicy := func(d *kadetv1.Detector) {
+		d.Spec.Scoring.NetworkPolicy = &kadetv1.ScoringNetworkPolicy{Enabled: new(false)}
+	}
+	onDrift := func(d *kadetv1.Detector) { d.Spec.Retraining.OnDrift = &kadetv1.DriftPolicy{} }
+	base := []string{"ServiceAccount fraud-trainer", "Role fraud-trainer", "RoleBinding fraud-trainer", "ConfigMap fraud-progress",
+		"Deployment fraud-scoring", "Service fraud-scoring", "NetworkPolicy fraud-scoring"}
+	for _, tc := range []struct {
+		name string
+		det  *kadetv1.Detector
+		want []string
+	}{
+		{"every Detector", det(), base},
+		{"a NetworkPolicy of its own peers", det(withPolicy), base},
+		{"no NetworkPolicy", det(noPolicy), base[:len(base)-1]},
+		{"pods that report drift", det(onDrift), append(slices.Clone(base), "ServiceAccount fraud-scorer", "Role fraud-scorer",
+			"RoleBinding fraud-scorer", "ConfigMap fraud-watch-status")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var got []string
+			for _, o := range ClaimedNames(tc.det) {
+				if o.GetNamespace() != "ml" {
+					t.Errorf("%s in namespace %q", o.GetName(), o.GetNamespace())
+				}
+				got = append(got, reflect.TypeOf(o).Elem().Name()+" "+o.GetName())
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("got %q\nwant %q", got, tc.want)
+			}
+		})
+	}
+	// Every name a child of fraud can have leads back to it, and only to Detectors
+	// that could own it.
+	d := det(withPolicy, onDrift)
+	names := []string{ModelPVCName(d), WatchConfigMapName(d), LeaseName(d)}
+	for _, o := range ClaimedNames(d) {
+		names = append(names, o.GetName())
+	}
+	for _, n := range names {
+		if got := DetectorsClaiming(n); !slices.Contains(got, "fraud") {
+			t.Errorf("DetectorsClaiming(%q) = %q, want fraud among them", n, got)
+		}
+	}
+	if got := DetectorsClaiming("fraud-scoring-scoring"); !slices.Equal(got, []string{"fraud-scoring"}) {
+		t.Errorf("DetectorsClaiming(fraud-scoring-scoring) = %q", got)
+	}
+	for _, n := range []string{"fraud", "-scoring", "fraud-data"} {
+		if got := DetectorsClaiming(n); len(got) != 0 {
+			t.Errorf("DetectorsClaiming(%q) = %q, want none", n, got)
+		}
+	}
+}
+
+// A ModelVersion records where its data came from, without the credentials a URL held.
+func TestModelVersionRecordsNoURLCredentials(t *testing.T) {
+	ds := csvDS(func(c *kadetv1.CSVSource) {
+		c.ConfigMapKeyRef = nil
+		c.URL = "https://alice:hunter2@bucket.example/data.csv?X-Amz-Signature=s1gn"
+	})
+	mv := ModelVersion(det(), ds, nil, &kadetv1.ModelStatus{Version: "v1"}, "")
+	if got := mv.Spec.Data.Location; got != "https://redacted@bucket.example/data.csv?X-Amz-Signature=redacted" {
+		t.Errorf("location %q", got)
+	}
+}
+
+func TestBacktestSummary(t *testing.T) {
+	if BacktestSummary(nil) != nil {
+		t.Fatal("no backtest became one")
+	}
+	at := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	long := strings.Repeat("é", 600) // 1,200 bytes
+	got := BacktestSummary(&contract.BacktestResult{Start: &at, End: &at, Rows: 10, Episodes: 1, EpisodesPerDay: 1.0 / 3,
+		Largest: []contract.BacktestEpisode{{Entity: long, Start: at, End: at, Rows: 2, Peak: 3}}})
+	if got.EpisodesPerDay != 0.33 || got.Rows != 10 || !got.Start.Time.Equal(at) || len(got.Largest) != 1 {
+		t.Errorf("summary %+v", got)
+	}
+	if e := got.Largest[0].Entity; len(e) > 1024 || !utf8.ValidString(e) || !strings.HasSuffix(e, "...") {
+		t.Errorf("entity of %d bytes, valid %v: want at most 1024, cut on a rune", len(e), utf8.ValidString(e))
+	}
+}
+
+// A backtest Job is the training Job's pod (identity, volumes, Secrets, limits) running
+// `detector backtest` on the served version over the request; one name per request and
+// version; it goes an hour after it ends.
+func TestBacktestJob(t *testing.T) {
+	prom := &kadetv1.DataSource{Spec: kadetv1.DataSourceSpec{Prometheus: &kadetv1.PrometheusSource{
+		URL: "http://prom:9090", Queries: []kadetv1.PrometheusQuery{{Name: "load", Query: "up"}},
+		BearerTokenSecretRef: &kadetv1.SecretKeyReference{Name: "prom-token", Key: "token"},
+	}}}
+	d := det(func(d *kadetv1.Detector) { d.Spec.Alerting.For = &metav1.Duration{Duration: 10 * time.Minute} })
+	plan := mustPlan(t, d, prom)
+	cfg := Config{Image: "kadet/detector:test"}
+	job := BacktestJob(d, plan, "20261201-000000-aaaaaaaa", "7d", cfg)
+	train := TrainingJob(d, plan, cfg)
+	if job.Name != BacktestJobName(d, "7d", "20261201-000000-aaaaaaaa") || job.Name == BacktestJobName(d, "7d", "20261202-000000-bbbbbbbb") ||
+		job.Name == BacktestJobName(d, "24h", "20261201-000000-aaaaaaaa") || !strings.HasPrefix(job.Name, "fraud-backtest-") {
+		t.Errorf("name %q is not one per request and version", job.Name)
+	}
+	c := job.Spec.Template.Spec.Containers[0]
+	want := []string{"backtest", "--spec", "/etc/kadet/spec/spec.json", "--model", "/var/lib/kadet/models/20261201-000000-aaaaaaaa",
+		"--range", "7d", "--merge-gap", "10m0s"}
+	if !reflect.DeepEqual(c.Args, want) {
+		t.Errorf("args %v; want %v", c.Args, want)
+	}
+	pod, trainPod := job.Spec.Template.Spec, train.Spec.Template.Spec
+	if !reflect.DeepEqual(pod.Volumes, trainPod.Volumes) || !reflect.DeepEqual(c.VolumeMounts, trainPod.Containers[0].VolumeMounts) ||
+		pod.ServiceAccountName != trainPod.ServiceAccountName || !reflect.DeepEqual(c.Resources, trainPod.Containers[0].Resources) {
+		t.Errorf("the backtest pod differs from the training pod:\n%+v\n%+v", pod, trainPod)
+	}
+	if job.Labels[LabelComponent] != ComponentBacktest || job.Spec.Template.Labels[LabelComponent] != ComponentBacktest ||
+		ptr.Deref(job.Spec.TTLSecondsAfterFinished, 0) != 3600 || job.OwnerReferences[0].UID != "uid-1" {
+		t.Errorf("labels %v, template labels %v, ttl %v, owners %v", job.Labels, job.Spec.Template.Labels, job.Spec.TTLSecondsAfterFinished, job.OwnerReferences)
+	}
+	if !reflect.DeepEqual(TrainingJob(d, plan, cfg), train) {
+		t.Error("building a backtest Job changed the training Job")
 	}
 }

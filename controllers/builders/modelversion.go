@@ -2,11 +2,14 @@ package builders
 
 import (
 	"fmt"
+	"math"
 	"path"
+	"unicode/utf8"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	kadetv1 "github.com/kadet-dev/kadet/api/v1alpha1"
+	"github.com/kadet-dev/kadet/detector/contract"
 )
 
 // ModelVersionName names the ModelVersion of one model: the Detector and the version,
@@ -24,6 +27,7 @@ func ModelVersion(det *kadetv1.Detector, ds *kadetv1.DataSource, plan *TrainingP
 		Spec: kadetv1.ModelVersionSpec{
 			Detector: det.Name, Version: m.Version, Digest: m.Digest, Threshold: m.Threshold, Metrics: m.Metrics,
 			SpecHash: m.SpecHash, ScoringRule: m.ScoringRule, Normalization: m.Normalization, ScaleBy: m.ScaleBy, DetectorVersion: kadet,
+			Seasonality: m.Seasonality, SeasonalPeriod: m.SeasonalPeriod,
 			Data: modelVersionData(ds, plan, m),
 		},
 	}
@@ -44,14 +48,14 @@ func modelVersionData(ds *kadetv1.DataSource, plan *TrainingPlan, m *kadetv1.Mod
 		f := ds.Spec.CSV.PersistentVolumeClaim
 		d.Location = "pvc://" + path.Join(f.ClaimName, f.Path)
 	case ds.Spec.CSV != nil:
-		d.Location = ds.Spec.CSV.URL
+		d.Location = contract.RedactURL(ds.Spec.CSV.URL)
 	case ds.Spec.Images != nil && ds.Spec.Images.File.PersistentVolumeClaim != nil:
 		f := ds.Spec.Images.File.PersistentVolumeClaim
 		d.Location = "pvc://" + path.Join(f.ClaimName, f.Path)
 	case ds.Spec.Images != nil:
-		d.Location = ds.Spec.Images.File.URL
+		d.Location = contract.RedactURL(ds.Spec.Images.File.URL)
 	case ds.Spec.Prometheus != nil:
-		d.Location = ds.Spec.Prometheus.URL
+		d.Location = contract.RedactURL(ds.Spec.Prometheus.URL)
 		for _, q := range ds.Spec.Prometheus.Queries {
 			d.Queries = append(d.Queries, fmt.Sprintf("%s=%s", q.Name, q.Query))
 		}
@@ -60,4 +64,37 @@ func modelVersionData(ds *kadetv1.DataSource, plan *TrainingPlan, m *kadetv1.Mod
 		d.Start, d.End, d.Rows, d.Entities, d.Digest = new(md.Start), new(md.End), md.Rows, md.Entities, md.Digest
 	}
 	return d
+}
+
+// BacktestSummary is a training result's backtest in the API's terms, nil for none;
+// episodes a day rounded to hundredths, as kubectl shows them.
+func BacktestSummary(b *contract.BacktestResult) *kadetv1.BacktestSummary {
+	if b == nil {
+		return nil
+	}
+	out := &kadetv1.BacktestSummary{
+		Skipped: Truncate(b.Skipped, 512), Rows: int64(b.Rows), Entities: int32(b.Entities), AnomalousRows: int64(b.AnomalousRows),
+		Episodes: int32(b.Episodes), EpisodesPerDay: math.Round(b.EpisodesPerDay*100) / 100, MergeGap: b.MergeGap,
+	}
+	if b.Start != nil && b.End != nil {
+		out.Start, out.End = new(metav1.NewTime(*b.Start)), new(metav1.NewTime(*b.End))
+	}
+	for _, e := range b.Largest[:min(len(b.Largest), contract.BacktestTop)] {
+		out.Largest = append(out.Largest, kadetv1.BacktestEpisode{Entity: Truncate(e.Entity, 1024), Start: metav1.NewTime(e.Start),
+			End: metav1.NewTime(e.End), Rows: int64(e.Rows), Peak: e.Peak})
+	}
+	return out
+}
+
+// Truncate cuts s to at most n bytes on a rune boundary, ending in "..." when cut, so
+// text a pod wrote fits the field's MaxLength.
+func Truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n - 3
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "..."
 }

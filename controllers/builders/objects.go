@@ -28,6 +28,9 @@ type Config struct {
 	ImagePullPolicy corev1.PullPolicy
 	// Command runs the detector binary inside Image.
 	Command []string
+	// ScoringPeerNamespaces are the namespaces whose pods a scoring NetworkPolicy
+	// admits by default, besides the Detector's own (Prometheus's, to scrape them).
+	ScoringPeerNamespaces []string
 }
 
 // DefaultCommand is the detector binary's path on the image's PATH.
@@ -268,6 +271,14 @@ func TrainingJob(det *kadetv1.Detector, plan *TrainingPlan, cfg Config) *batchv1
 	return job
 }
 
+// digestArgs pass the digest model was recorded with, if any.
+func digestArgs(model *kadetv1.ModelStatus) []string {
+	if model.Digest == "" {
+		return nil
+	}
+	return []string{"--model-digest", model.Digest}
+}
+
 // ScoringDeployment serves model with `detector serve`. The model's version and digest
 // are on the pod template, so a new model rolls the pods; maxUnavailable 0 keeps the old
 // pods serving until new ones are ready.
@@ -310,11 +321,11 @@ func ScoringDeployment(det *kadetv1.Detector, model *kadetv1.ModelStatus, w *Wat
 					Containers: []corev1.Container{{
 						Name: ScoringContainer, Image: cfg.Image, ImagePullPolicy: cfg.ImagePullPolicy,
 						Command: cfg.command(),
-						Args: []string{"serve",
-							"--model-dir", ModelDir,
-							"--model-version", model.Version,
+						Args: append(append([]string{"serve", "--model-dir", ModelDir, "--model-version", model.Version},
+							// The pods refuse a file that is not the one trained (replaced on the volume).
+							digestArgs(model)...),
 							"--feedback-dir", FeedbackDir,
-							"--addr", "$(POD_IP):" + strconv.Itoa(int(port))},
+							"--addr", "$(POD_IP):"+strconv.Itoa(int(port))),
 						Env: []corev1.EnvVar{fieldEnv(contract.EnvPodIP, "status.podIP"), fieldEnv(contract.EnvPodName, "metadata.name"),
 							blasThreads(ScoringContainer)},
 						Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: port, Protocol: corev1.ProtocolTCP}},
@@ -360,12 +371,26 @@ func ScoringService(det *kadetv1.Detector) *corev1.Service {
 	}
 }
 
-// ScoringNetworkPolicy admits only spec.scoring.networkPolicy.from to det's scoring
-// pods, on the scoring port; nil when the Detector asks for none.
-func ScoringNetworkPolicy(det *kadetv1.Detector) *networkingv1.NetworkPolicy {
+// ScoringNetworkPolicy admits to det's scoring pods, on the scoring port, only
+// spec.scoring.networkPolicy.from or, by default, the pods of det's namespace and of
+// cfg's peer namespaces; nil when the Detector asks for none (enabled: false).
+func ScoringNetworkPolicy(det *kadetv1.Detector, cfg Config) *networkingv1.NetworkPolicy {
 	np := det.Spec.Scoring.NetworkPolicy
-	if np == nil {
+	if !NetworkPolicyEnabled(det) {
 		return nil
+	}
+	var from []networkingv1.NetworkPolicyPeer
+	if np != nil {
+		from = slices.Clone(np.From)
+	}
+	if len(from) == 0 {
+		// Every pod of the Detector's namespace, and of the peer namespaces.
+		from = []networkingv1.NetworkPolicyPeer{{PodSelector: &metav1.LabelSelector{}}}
+		if peers := slices.Sorted(slices.Values(cfg.ScoringPeerNamespaces)); len(peers) > 0 {
+			from = append(from, networkingv1.NetworkPolicyPeer{NamespaceSelector: &metav1.LabelSelector{
+				MatchExpressions: []metav1.LabelSelectorRequirement{{Key: corev1.LabelMetadataName, Operator: metav1.LabelSelectorOpIn, Values: peers}},
+			}})
+		}
 	}
 	port := intstr.FromInt32(scoringPort(det))
 	return &networkingv1.NetworkPolicy{
@@ -375,11 +400,18 @@ func ScoringNetworkPolicy(det *kadetv1.Detector) *networkingv1.NetworkPolicy {
 			PodSelector: metav1.LabelSelector{MatchLabels: selectorLabels(det, ComponentScoring)},
 			PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress},
 			Ingress: []networkingv1.NetworkPolicyIngressRule{{
-				From:  slices.Clone(np.From),
+				From:  from,
 				Ports: []networkingv1.NetworkPolicyPort{{Protocol: ptr.To(corev1.ProtocolTCP), Port: &port}},
 			}},
 		},
 	}
+}
+
+// NetworkPolicyEnabled says whether det's scoring pods get a NetworkPolicy: unless
+// its spec says enabled: false.
+func NetworkPolicyEnabled(det *kadetv1.Detector) bool {
+	np := det.Spec.Scoring.NetworkPolicy
+	return np == nil || np.Enabled == nil || *np.Enabled
 }
 
 // Endpoint is the in-cluster URL of det's scoring Service.

@@ -74,6 +74,8 @@ func ResolveTraining(det *kadetv1.Detector, ds *kadetv1.DataSource, dataDigest s
 	p.Request.Data.Digest = dataDigest
 	p.resolveData(&ds.Spec)
 	p.Request.Preprocessing.ScaleBy = resolveScaleBy(det, p.Request.Data.NamesEntities())
+	p.Request.Model.Seasonality = resolveSeasonality(det, src)
+	p.Request.Backtest = resolveBacktest(det, src)
 	hash, err := p.Request.Hash()
 	if err != nil {
 		return nil, err
@@ -114,12 +116,57 @@ func resolveScaleBy(det *kadetv1.Detector, entities bool) string {
 	return contract.ResolvedScaleBy("", entities)
 }
 
+// resolveSeasonality is the seasonality det trains with: its spec's; else, for a
+// Detector with a model, what that model has (a default that changes never retrains
+// behind its owner's back); else the default for its model and source.
+func resolveSeasonality(det *kadetv1.Detector, src contract.Source) string {
+	t := contract.ModelType(det.Spec.Model.Type)
+	if s := det.Spec.Model.Seasonality; s != "" {
+		return contract.ResolvedSeasonality(string(s), t, src)
+	}
+	if m := det.Status.Model; m != nil {
+		return contract.ResolvedSeasonality(cmp.Or(m.Seasonality, contract.SeasonalityNone), t, src)
+	}
+	return contract.ResolvedSeasonality("", t, src)
+}
+
+// resolveBacktest is the backtest det's new versions get: its spec's; else, for a
+// Detector with a model trained without one, none (a default that changes never
+// retrains behind its owner's back); else the default for its source. Episodes
+// merge across the alert's for.
+func resolveBacktest(det *kadetv1.Detector, src contract.Source) *contract.Backtest {
+	var b *contract.Backtest
+	switch s := det.Spec.Backtest; {
+	case s != nil && s.Range != nil:
+		b = &contract.Backtest{Range: s.Range.Duration.String()}
+	case s != nil && s.HoldOutPercent != nil:
+		b = &contract.Backtest{HoldOut: float64(*s.HoldOutPercent) / 100}
+	case det.Status.Model != nil && det.Status.Model.Backtest == nil:
+		return nil
+	}
+	if b = contract.ResolvedBacktest(b, src); b != nil {
+		b.MergeGap = mergeGap(det)
+	}
+	return b
+}
+
+// mergeGap is the gap across which det's backtests merge anomalous rows into one
+// episode: its alert's for.
+func mergeGap(det *kadetv1.Detector) string {
+	gap, _ := time.ParseDuration(DefaultAlertFor)
+	if f := det.Spec.Alerting.For; f != nil {
+		gap = f.Duration
+	}
+	return gap.String()
+}
+
 // contractModel is the API's model spec in the contract's terms.
 func contractModel(m kadetv1.ModelSpec) contract.Model {
 	return contract.Model{
 		Type: contract.ModelType(m.Type), HiddenLayers: slices.Clone(m.HiddenLayers), LatentSize: m.LatentSize,
 		Activation: string(m.Activation), Window: m.Window, Stride: m.Stride, Channels: slices.Clone(m.Channels),
 		KernelSize: m.KernelSize, ScoringRule: m.ScoringRule, StuckValues: m.StuckValues, Resampling: string(m.Resampling), Dropout: m.Dropout,
+		Seasonality: string(m.Seasonality),
 	}
 }
 
@@ -155,6 +202,8 @@ func checkCompatible(det *kadetv1.Detector, ds *kadetv1.DataSource) error {
 	case det.Spec.Preprocessing.ScaleBy == kadetv1.ScaleByEntity && (ds.Spec.Prometheus == nil || len(ds.Spec.Prometheus.EntityLabels) == 0) &&
 		(ds.Spec.CSV == nil || ds.Spec.CSV.EntityColumn == ""):
 		return incompatible("spec.preprocessing.scaleBy: Entity needs rows that name their entity (prometheus.entityLabels or csv.entityColumn); DataSource %q names none", ds.Name)
+	case det.Spec.Backtest != nil && ds.Spec.Prometheus == nil:
+		return incompatible("spec.backtest is for a prometheus DataSource (a csv or images DataSource's held-out rows are in the training metrics); DataSource %q is %s", ds.Name, src)
 	case det.Spec.Threshold.Method == kadetv1.ThresholdBestF1 && !hasLabels:
 		return incompatible("threshold method BestF1 needs labels (csv labelColumn or images labelFile); DataSource %q has none", ds.Name)
 	}
@@ -212,12 +261,6 @@ func (p *TrainingPlan) resolvePrometheus(pr *kadetv1.PrometheusSource) {
 	for _, q := range pr.Queries {
 		d.Queries = append(d.Queries, contract.PrometheusQuery{Name: q.Name, Query: q.Query})
 	}
-	for _, h := range pr.Headers {
-		if d.Headers == nil {
-			d.Headers = map[string]string{}
-		}
-		d.Headers[h.Name] = h.Value
-	}
 	mount := func(name string, src corev1.VolumeSource) string {
 		dir := path.Join(SecretsDir, strings.TrimSuffix(name, "-token"))
 		p.Volumes = append(p.Volumes, corev1.Volume{Name: name, VolumeSource: src})
@@ -226,6 +269,20 @@ func (p *TrainingPlan) resolvePrometheus(pr *kadetv1.PrometheusSource) {
 	}
 	secret := func(name string, items ...corev1.KeyToPath) corev1.VolumeSource {
 		return corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: name, Items: items}}
+	}
+	for i, h := range pr.Headers {
+		if ref := h.ValueFrom; ref != nil {
+			if d.HeaderFiles == nil {
+				d.HeaderFiles = map[string]string{}
+			}
+			dir := mount(fmt.Sprintf("prometheus-header-%d", i), secret(ref.Name, corev1.KeyToPath{Key: ref.Key, Path: "value"}))
+			d.HeaderFiles[h.Name] = path.Join(dir, "value")
+			continue
+		}
+		if d.Headers == nil {
+			d.Headers = map[string]string{}
+		}
+		d.Headers[h.Name] = h.Value
 	}
 	if ref := pr.BearerTokenSecretRef; ref != nil {
 		dir := mount("prometheus-token", secret(ref.Name, corev1.KeyToPath{Key: ref.Key, Path: "token"}))

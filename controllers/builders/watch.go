@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -188,7 +189,7 @@ func PrometheusRule(det *kadetv1.Detector, w *WatchPlan) *unstructured.Unstructu
 		labels["severity"] = a.Severity
 	}
 	for k, v := range a.Labels {
-		labels[k] = v
+		labels[k] = literalTemplate(string(v))
 	}
 	entity := make([]string, 0, len(w.EntityLabels))
 	topQuery := `printf "topk(1, kadet_anomaly_contribution{namespace=%q,detector=%q`
@@ -211,7 +212,7 @@ func PrometheusRule(det *kadetv1.Detector, w *WatchPlan) *unstructured.Unstructu
 		"detector": det.Namespace + "/" + det.Name,
 	}
 	for k, v := range a.Annotations {
-		annotations[k] = v
+		annotations[k] = literalTemplate(string(v))
 	}
 	rule := map[string]any{
 		"alert":       AlertName,
@@ -230,6 +231,34 @@ func PrometheusRule(det *kadetv1.Detector, w *WatchPlan) *unstructured.Unstructu
 	return u
 }
 
+// alertReference is the one template action a user's alert label or annotation keeps:
+// a reference to the alert's own labels or value, through functions that only format
+// it (the CRD's rule, written once more).
+var alertReference = regexp.MustCompile(`^[{][{] *((humanize|humanize1024|humanizePercentage|humanizeDuration|toUpper|toLower|title) +)?[$](labels[.][a-zA-Z_][a-zA-Z0-9_]*|value)( *[|] *(humanize|humanize1024|humanizePercentage|humanizeDuration|toUpper|toLower|title))* *[}][}]`)
+
+// literalTemplate is s with every template action but alertReference's made literal
+// text, so that Prometheus prints it instead of running it (a query would run with
+// Prometheus's rights). The CRD refuses such values; this covers Detectors written
+// before it did.
+func literalTemplate(s string) string {
+	var b strings.Builder
+	for {
+		i := strings.Index(s, "{{")
+		if i < 0 {
+			b.WriteString(s)
+			return b.String()
+		}
+		b.WriteString(s[:i])
+		if ref := alertReference.FindString(s[i:]); ref != "" {
+			b.WriteString(ref)
+			s = s[i+len(ref):]
+			continue
+		}
+		b.WriteString(`{{ "{{" }}`)
+		s = s[i+2:]
+	}
+}
+
 func alertFor(det *kadetv1.Detector) string {
 	if f := det.Spec.Alerting.For; f != nil {
 		return promDuration(f.Duration)
@@ -241,7 +270,9 @@ func alertFor(det *kadetv1.Detector) string {
 func promDuration(d time.Duration) string { return prommodel.Duration(d).String() }
 
 // PodMonitor scrapes det's scoring pods at the watch interval. honorLabels keeps the
-// series' namespace (the Detector's) rather than renaming it exported_namespace.
+// series' entity labels (a watched pod's pod, instance and job) as the pod exports
+// them; every series' namespace and detector are then set to det's, so no pod the
+// monitor selects can speak for another namespace or Detector.
 func PodMonitor(det *kadetv1.Detector, w *WatchPlan) *unstructured.Unstructured {
 	u := &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": "monitoring.coreos.com/v1", "kind": "PodMonitor",
@@ -252,6 +283,10 @@ func PodMonitor(det *kadetv1.Detector, w *WatchPlan) *unstructured.Unstructured 
 			"podMetricsEndpoints": []any{map[string]any{
 				"port": "http", "path": "/metrics", "honorLabels": true,
 				"interval": promDuration(w.Interval.Duration),
+				"metricRelabelings": []any{
+					map[string]any{"action": "replace", "targetLabel": "namespace", "replacement": det.Namespace},
+					map[string]any{"action": "replace", "targetLabel": "detector", "replacement": det.Name},
+				},
 			}},
 		},
 	}}

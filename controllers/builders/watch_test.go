@@ -2,8 +2,11 @@ package builders
 
 import (
 	"encoding/json"
+	"fmt"
+	"reflect"
 	"strings"
 	"testing"
+	"text/template"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -40,7 +43,7 @@ func TestResolveWatch(t *testing.T) {
 			d.Spec.Scoring.Interval = &metav1.Duration{Duration: 15 * time.Second}
 			d.Spec.Scoring.Delay = &metav1.Duration{Duration: 30 * time.Second}
 			d.Spec.Alerting = kadetv1.AlertingSpec{For: &metav1.Duration{Duration: time.Hour + 30*time.Second}, Severity: "page",
-				Labels: map[string]string{"team": "sre"}, Annotations: map[string]string{"runbook_url": "https://r"}}
+				Labels: map[string]kadetv1.AlertText{"team": "sre"}, Annotations: map[string]kadetv1.AlertText{"runbook_url": "https://r"}}
 		}, "15s", "30s", true, "1h30s", "page", "15s"},
 		{"alerting off", func(d *kadetv1.Detector) { d.Spec.Alerting.Enabled = new(false) }, "1m0s", "", false, "5m", "warning", "1m"},
 	}
@@ -99,13 +102,20 @@ func TestResolveWatch(t *testing.T) {
 				t.Errorf("summary %q does not name the entity", ann["summary"])
 			}
 			for k, v := range d.Spec.Alerting.Labels {
-				if labels[k] != v {
+				if labels[k] != string(v) {
 					t.Errorf("label %s=%v; want %s", k, labels[k], v)
 				}
 			}
 			pm := PodMonitor(d, w).Object
 			eps, _, _ := unstructured.NestedSlice(pm, "spec", "podMetricsEndpoints")
 			ep := eps[0].(map[string]any)
+			forced := []any{
+				map[string]any{"action": "replace", "targetLabel": "namespace", "replacement": d.Namespace},
+				map[string]any{"action": "replace", "targetLabel": "detector", "replacement": d.Name},
+			}
+			if !reflect.DeepEqual(ep["metricRelabelings"], forced) {
+				t.Errorf("metric relabelings %v; want namespace and detector set to the Detector's", ep["metricRelabelings"])
+			}
 			if ep["honorLabels"] != true || ep["interval"] != tt.scrape || ep["port"] != "http" {
 				t.Errorf("pod monitor endpoint %v", ep)
 			}
@@ -152,4 +162,56 @@ func mustJSON(t *testing.T, v any) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// A user's alert label or annotation keeps references to the alert's labels and value;
+// any other template action reaches Prometheus as literal text, not as something to
+// run (the CRD refuses such values; older objects may hold them).
+func TestLiteralTemplate(t *testing.T) {
+	for in, want := range map[string]string{
+		"https://r/{{ $labels.pod }}":            "https://r/{{ $labels.pod }}",
+		"{{$value}} and {{ $labels.namespace }}": "{{$value}} and {{ $labels.namespace }}",
+		`{{ query "up" }}`:                       `{{ "{{" }} query "up" }}`,
+		`{{ with query "x" }}{{ . }}{{ end }}`:   `{{ "{{" }} with query "x" }}{{ "{{" }} . }}{{ "{{" }} end }}`,
+		"{{ $value | humanize }} and {{ humanizePercentage $value }} on {{ $labels.pod | toUpper }}": "{{ $value | humanize }} and {{ humanizePercentage $value }} on {{ $labels.pod | toUpper }}",
+		"{{ $labels.pod | safeHtml }}": `{{ "{{" }} $labels.pod | safeHtml }}`,
+		`{{ $value | printf "%v" }}`:   `{{ "{{" }} $value | printf "%v" }}`,
+		"unclosed {{":                  `unclosed {{ "{{" }}`,
+		"{ plain } text":               "{ plain } text",
+	} {
+		got := literalTemplate(in)
+		if got != want {
+			t.Errorf("literalTemplate(%q) = %q, want %q", in, got, want)
+		}
+		// Prometheus defines the variables so before it parses a rule's text.
+		format := func(v any) string { return fmt.Sprint(v) }
+		funcs := template.FuncMap{"humanize": format, "humanize1024": format, "humanizePercentage": format, "humanizeDuration": format,
+			"toUpper": format, "toLower": format, "title": format} // Prometheus's formatting functions, by name
+		tmpl, err := template.New("").Funcs(funcs).Parse("{{$labels := .Labels}}{{$value := .Value}}" + got)
+		if err != nil {
+			t.Errorf("%q does not parse as a template: %v", got, err)
+			continue
+		}
+		if strings.Contains(in, "$") {
+			continue // needs Prometheus's variables
+		}
+		var out strings.Builder
+		if err := tmpl.Execute(&out, struct {
+			Labels map[string]string
+			Value  float64
+		}{}); err != nil || out.String() != in {
+			t.Errorf("%q renders as %q (%v), want the text as written", got, out.String(), err)
+		}
+	}
+	d := det()
+	d.Spec.Alerting.Annotations = map[string]kadetv1.AlertText{"leak": `{{ query "secret" }}`}
+	d.Spec.Alerting.Labels = map[string]kadetv1.AlertText{"team": `{{ query "secret" }}`}
+	rule := PrometheusRule(d, &WatchPlan{})
+	rules, _, _ := unstructured.NestedSlice(rule.Object, "spec", "groups")
+	r := rules[0].(map[string]any)["rules"].([]any)[0].(map[string]any)
+	for _, v := range []any{r["annotations"].(map[string]any)["leak"], r["labels"].(map[string]any)["team"]} {
+		if v != `{{ "{{" }} query "secret" }}` {
+			t.Errorf("a query reaches the rule as %q", v)
+		}
+	}
 }

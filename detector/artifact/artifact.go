@@ -26,6 +26,7 @@ import (
 	"github.com/kadet-dev/kadet/detector/model"
 	"github.com/kadet-dev/kadet/detector/normalize"
 	"github.com/kadet-dev/kadet/detector/preprocess"
+	"github.com/kadet-dev/kadet/detector/seasonal"
 )
 
 // FormatVersion is the version this package writes and the newest it reads.
@@ -52,6 +53,12 @@ type Metadata struct {
 	// Normalization is the stage that turns a sequence model's scores into anomaly
 	// likelihoods per entity; absent (or None) scores with raw / threshold.
 	Normalization *normalize.Config `json:"normalization,omitempty"`
+	// Seasons divides a sequence model's raw scores by a factor per hour of the day
+	// or week before they meet the threshold; absent when every hour is alike.
+	Seasons *seasonal.Profile `json:"seasons,omitempty"`
+	// TimestampColumn is the CSV column the rows' times were read from, which a
+	// seasonal model's scoring of a CSV reads unless told another; empty otherwise.
+	TimestampColumn string `json:"timestampColumn,omitempty"`
 	// FlatLimits is, per feature of a sequence model, the longest run of one repeated
 	// value that is not an anomaly (0: not checked); absent when none is checked.
 	FlatLimits []int `json:"flatLimits,omitempty"`
@@ -262,6 +269,14 @@ func (m *Metadata) check() error {
 			return fmt.Errorf("normalization %s is for sequence models, not a %s over rows", n.Method, m.Model.Type)
 		}
 	}
+	if p := m.Seasons; p != nil {
+		if !m.Model.Sequence() {
+			return fmt.Errorf("seasons are for sequence models, not a %s over rows", m.Model.Type)
+		}
+		if err := p.Validate(); err != nil {
+			return err
+		}
+	}
 	if m.FlatLimits != nil {
 		if !m.Model.Sequence() || len(m.FlatLimits) != len(m.Features) {
 			return fmt.Errorf("%d flat-line limits for a %s model of %d features", len(m.FlatLimits), m.Model.Type, len(m.Features))
@@ -345,6 +360,10 @@ func ReadMeta(path string) (*Metadata, error) {
 	return &meta, nil
 }
 
+// MaxFileBytes bounds the model files Load reads: the largest networks the CRD admits
+// stay under it, and a file beyond it is refused before it is read into memory.
+const MaxFileBytes = 8 << 30
+
 // Load reads and verifies a model file.
 func Load(path string) (*Model, error) {
 	f, err := os.Open(path)
@@ -360,7 +379,14 @@ func Load(path string) (*Model, error) {
 		path = filepath.Join(path, FileName)
 		return Load(path)
 	}
-	b, err := io.ReadAll(f)
+	if st.Size() > MaxFileBytes {
+		return nil, fmt.Errorf("%s: the model file is %d MiB, more than the %d MiB a model file may be", path, st.Size()>>20, MaxFileBytes>>20)
+	}
+	// The file may grow while it is read; no more than the limit is.
+	b, err := io.ReadAll(io.LimitReader(f, MaxFileBytes+1))
+	if err == nil && int64(len(b)) > MaxFileBytes {
+		err = fmt.Errorf("the model file grew past the %d MiB a model file may be while it was read", MaxFileBytes>>20)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", path, err)
 	}

@@ -208,3 +208,21 @@ func TestEntityScalers(t *testing.T) {
 		}
 	}
 }
+
+// A model file beyond MaxFileBytes is refused before a byte of it is read, with its
+// size and the limit (a sparse file: nothing is written to disk).
+func TestOversizedFileIsRefusedUnread(t *testing.T) {
+	path := filepath.Join(t.TempDir(), FileName)
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(MaxFileBytes + 1<<20); err != nil {
+		t.Skipf("no sparse file here: %v", err)
+	}
+	f.Close()
+	_, err = Load(path)
+	if err == nil || !strings.Contains(err.Error(), "the model file is 8193 MiB, more than the 8192 MiB a model file may be") {
+		t.Fatalf("an oversized file: %v", err)
+	}
+}

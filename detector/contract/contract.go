@@ -168,11 +168,62 @@ type TrainingRequest struct {
 	Data          ResolvedData       `json:"data"`
 	// Normalization is the likelihood stage of a sequence model's scores; nil is None.
 	Normalization *Normalization `json:"normalization,omitempty"`
+	// Backtest is the history a new version is backtested on; nil for none.
+	Backtest *Backtest `json:"backtest,omitempty"`
 	// RetrainToken is copied from the retrain annotation, so setting it starts a new run.
 	RetrainToken string `json:"retrainToken,omitempty"`
 	// Run is the time of the scheduled (or model-age) retraining this request is for,
 	// so each one is a run of its own.
 	Run string `json:"run,omitempty"`
+}
+
+// Backtest says which newest stretch of a Prometheus range a new model version does
+// not train on and is scored on after training, as a watching pod would score it:
+// the newest HoldOut share of the range, or, with Range, the newest Range read past
+// the DataSource's range (training then ends that much earlier).
+type Backtest struct {
+	// HoldOut is a share of the range, in (0, 0.5]; used when Range is empty.
+	HoldOut float64 `json:"holdOut,omitempty"`
+	// Range is a Go duration.
+	Range string `json:"range,omitempty"`
+	// MergeGap is the longest gap (a Go duration, the alert's for) across which an
+	// entity's anomalous rows make one episode. It does not enter the request's hash:
+	// an alert's for that changes is no reason to retrain.
+	MergeGap string `json:"mergeGap,omitempty"`
+}
+
+// DefaultBacktestHoldOut is the share of a Prometheus range a new Detector's model
+// versions are backtested on.
+const DefaultBacktestHoldOut = 0.2
+
+// BacktestTop is how many of a backtest's largest episodes a training result lists.
+const BacktestTop = 10
+
+// BacktestResult is what a version flagged on the history it was backtested on.
+type BacktestResult struct {
+	// Skipped says why no backtest ran ("" when one did).
+	Skipped  string     `json:"skipped,omitempty"`
+	Start    *time.Time `json:"start,omitempty"`
+	End      *time.Time `json:"end,omitempty"`
+	Rows     int        `json:"rows,omitempty"`
+	Entities int        `json:"entities,omitempty"`
+	// AnomalousRows counts the rows scored above 1.
+	AnomalousRows int `json:"anomalousRows,omitempty"`
+	Episodes      int `json:"episodes,omitempty"`
+	// EpisodesPerDay is Episodes over the backtest's span in days.
+	EpisodesPerDay float64 `json:"episodesPerDay,omitempty"`
+	MergeGap       string  `json:"mergeGap,omitempty"`
+	// Largest are the episodes with the highest peaks, highest first.
+	Largest []BacktestEpisode `json:"largest,omitempty"`
+}
+
+// BacktestEpisode is one episode of a backtest: an entity's anomalous rows.
+type BacktestEpisode struct {
+	Entity string    `json:"entity,omitempty"`
+	Start  time.Time `json:"start"`
+	End    time.Time `json:"end"`
+	Rows   int       `json:"rows"`
+	Peak   float64   `json:"peak"`
 }
 
 // ObjectKey names a namespaced object.
@@ -195,6 +246,9 @@ type Model struct {
 	StuckValues  string    `json:"stuckValues,omitempty"`
 	Resampling   string    `json:"resampling,omitempty"`
 	Dropout      *float64  `json:"dropout,omitempty"`
+	// Seasonality is how a sequence model's scores follow the time of day or week:
+	// None (or empty), Day, Week or Auto.
+	Seasonality string `json:"seasonality,omitempty"`
 }
 
 // Resampling of a ConvAutoencoder, as in the Detector API.
@@ -342,6 +396,8 @@ type ResolvedPrometheus struct {
 	BasicAuth       *ResolvedBasicAuth `json:"basicAuth,omitempty"`
 	TLS             *ResolvedTLS       `json:"tls,omitempty"`
 	Headers         map[string]string  `json:"headers,omitempty"`
+	// HeaderFiles are headers whose values are files (mounted from Secrets), by name.
+	HeaderFiles map[string]string `json:"headerFiles,omitempty"`
 }
 
 // ResolvedBasicAuth names the files holding a user name and a password.
@@ -370,7 +426,11 @@ type PrometheusQuery struct {
 // Hash is a short, stable hash of the request: it names the spec ConfigMap and the
 // training Job, so equal requests map to the same Job and any change to a new one.
 func (r *TrainingRequest) Hash() (string, error) {
-	b, err := json.Marshal(r)
+	c := *r
+	if b := r.Backtest; b != nil {
+		c.Backtest = &Backtest{HoldOut: b.HoldOut, Range: b.Range}
+	}
+	b, err := json.Marshal(&c)
 	if err != nil {
 		return "", err
 	}
@@ -407,13 +467,21 @@ type TrainingResult struct {
 	Normalization string `json:"normalization,omitempty"`
 	// ScaleBy is Entity when the model scales each entity by its own statistics;
 	// empty for one scaler.
-	ScaleBy string             `json:"scaleBy,omitempty"`
-	Metrics map[string]float64 `json:"metrics,omitempty"`
-	Error   string             `json:"error,omitempty"`
+	ScaleBy string `json:"scaleBy,omitempty"`
+	// Seasonality is the request's model seasonality (Day, Week or Auto); empty for
+	// None.
+	Seasonality string `json:"seasonality,omitempty"`
+	// SeasonalPeriod is the period whose hours the model's scores follow (Day or
+	// Week); empty when every hour is scored alike.
+	SeasonalPeriod string             `json:"seasonalPeriod,omitempty"`
+	Metrics        map[string]float64 `json:"metrics,omitempty"`
+	Error          string             `json:"error,omitempty"`
 	// Data says what a model trained on Prometheus saw.
 	Data *DataProvenance `json:"data,omitempty"`
 	// Kadet is the version of the detector binary that trained the model.
 	Kadet string `json:"kadetVersion,omitempty"`
+	// Backtest is what the version flagged on the history held out from its training.
+	Backtest *BacktestResult `json:"backtest,omitempty"`
 	// InsufficientData is set with Error when the range held too few rows.
 	InsufficientData *InsufficientData `json:"insufficientData,omitempty"`
 }

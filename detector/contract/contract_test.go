@@ -167,3 +167,32 @@ func TestResolvedScaleBy(t *testing.T) {
 		}
 	}
 }
+
+func TestRedactURLs(t *testing.T) {
+	for in, want := range map[string]string{
+		"https://prom.example:9090/api":                                                 "https://prom.example:9090/api",
+		"https://alice:hunter2@prom.example/x":                                          "https://redacted@prom.example/x",
+		"https://bucket.s3.amazonaws.com/data.csv?X-Amz-Signature=abc&X-Amz-Expires=60": "https://bucket.s3.amazonaws.com/data.csv?X-Amz-Expires=redacted&X-Amz-Signature=redacted",
+		`query x failed: Get "https://alice:xxxxx@h/q?token=t0k": refused`:              `query x failed: Get "https://redacted@h/q?token=redacted": refused`,
+		"csv from http://h/f.csv#frag, and /data/file.csv":                              "csv from http://h/f.csv, and /data/file.csv",
+		"no url here": "no url here",
+	} {
+		if got := RedactURLs(in); got != want {
+			t.Errorf("RedactURLs(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestParseDuration(t *testing.T) {
+	for in, want := range map[string]time.Duration{"90m": 90 * time.Minute, "1.5h": 90 * time.Minute, "7d": 7 * 24 * time.Hour,
+		"2w": 14 * 24 * time.Hour, "1d12h": 36 * time.Hour} {
+		if got, err := ParseDuration(in); err != nil || got != want {
+			t.Errorf("%s: %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "soon", "7 days", "d"} {
+		if _, err := ParseDuration(in); err == nil || !strings.Contains(err.Error(), "is not a duration (such as 90m, 24h or 7d)") {
+			t.Errorf("%q: %v", in, err)
+		}
+	}
+}

@@ -1,5 +1,12 @@
 package contract
 
+import (
+	"fmt"
+	"time"
+
+	prommodel "github.com/prometheus/common/model"
+)
+
 // Defaults for fields the API leaves optional because their value depends on another
 // field (a CRD default cannot), and for requests built without the API server (the
 // binary's plain flags, the benchmarks).
@@ -89,8 +96,7 @@ func ResolvedModel(m Model, src Source) Model {
 	// A sequence model scores a row from the window that ends at it unless the spec
 	// says otherwise: a stream can do nothing else, and on SKAB's files it scored as
 	// well (LSTMAutoencoder) or better (ConvAutoencoder) than AllWindows.
-	sequence := out.Type == LSTMAutoencoder || (out.Type == ConvAutoencoder && src != SourceImages)
-	if sequence && out.ScoringRule == "" {
+	if sequenceModel(out.Type, src) && out.ScoringRule == "" {
 		out.ScoringRule = ScoringCausal
 	}
 	return out
@@ -150,6 +156,33 @@ func ResolvedScaleBy(scaleBy string, entities bool) string {
 	return ""
 }
 
+// Seasonalities of a sequence model, as in the Detector API.
+const (
+	SeasonalityNone = "None"
+	SeasonalityDay  = "Day"
+	SeasonalityWeek = "Week"
+	SeasonalityAuto = "Auto"
+)
+
+// sequenceModel says whether a model of type t over data of kind src sees windows of
+// rows: an LSTMAutoencoder, or a ConvAutoencoder over rows of a series (not images).
+func sequenceModel(t ModelType, src Source) bool {
+	return t == LSTMAutoencoder || (t == ConvAutoencoder && src != SourceImages)
+}
+
+// ResolvedSeasonality is the seasonality a request carries for a model of type t
+// whose spec says s: s, or for a sequence model Auto when s is empty; None becomes
+// empty, so a request from before seasonality hashes as it did.
+func ResolvedSeasonality(s string, t ModelType, src Source) string {
+	switch {
+	case !sequenceModel(t, src) || s == SeasonalityNone:
+		return ""
+	case s == "":
+		return SeasonalityAuto
+	}
+	return s
+}
+
 // NamesEntities says whether the rows of d name their entities: a Prometheus source
 // with entity labels, or a CSV with an entity column.
 func (d ResolvedData) NamesEntities() bool {
@@ -157,4 +190,42 @@ func (d ResolvedData) NamesEntities() bool {
 		return true
 	}
 	return d.CSV != nil && d.CSV.EntityColumn != ""
+}
+
+// DefaultBacktestMergeGap is the gap an episode's anomalous rows merge across when no
+// alert says (the alert's default for).
+const DefaultBacktestMergeGap = "5m0s"
+
+// ResolvedBacktest is b with its default for data of kind src: the newest
+// DefaultBacktestHoldOut of a stream's range, held out and backtested on; nothing
+// (nil) for other data, whose held-out rows the training metrics already cover, and
+// for a b that holds out nothing.
+func ResolvedBacktest(b *Backtest, src Source) *Backtest {
+	if src != SourceStream {
+		return nil
+	}
+	if b == nil {
+		return &Backtest{HoldOut: DefaultBacktestHoldOut, MergeGap: DefaultBacktestMergeGap}
+	}
+	if b.HoldOut == 0 && b.Range == "" {
+		return nil
+	}
+	out := *b
+	if out.MergeGap == "" {
+		out.MergeGap = DefaultBacktestMergeGap
+	}
+	return &out
+}
+
+// ParseDuration reads a duration as Go writes it (90m, 1h30m, 1.5h) or as Prometheus
+// does (7d, 2w): a range of history is given in days more often than in hours.
+func ParseDuration(s string) (time.Duration, error) {
+	if d, err := time.ParseDuration(s); err == nil {
+		return d, nil
+	}
+	d, err := prommodel.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a duration (such as 90m, 24h or 7d)", s)
+	}
+	return time.Duration(d), nil
 }

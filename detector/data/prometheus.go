@@ -86,11 +86,11 @@ func newPromReader(src *contract.ResolvedPrometheus, opt PromOptions) (*promRead
 	if len(src.Queries) == 0 {
 		return nil, fail("no queries")
 	}
-	rng, err := time.ParseDuration(src.Range)
+	rng, err := contract.ParseDuration(src.Range)
 	if err != nil || rng <= 0 {
-		return nil, fail("range %q is not a positive duration such as 24h", src.Range)
+		return nil, fail("range %q is not a positive duration such as 24h or 7d", src.Range)
 	}
-	step, err := time.ParseDuration(src.Step)
+	step, err := contract.ParseDuration(src.Step)
 	if err != nil || step < time.Second {
 		return nil, fail("step %q is not a duration of at least 1s", src.Step)
 	}
@@ -111,7 +111,7 @@ func newPromReader(src *contract.ResolvedPrometheus, opt PromOptions) (*promRead
 	if src.MaxGap != nil {
 		maxGap = int(*src.MaxGap)
 	}
-	access := PromAccess{BearerTokenFile: src.BearerTokenFile, Headers: src.Headers}
+	access := PromAccess{BearerTokenFile: src.BearerTokenFile, Headers: src.Headers, HeaderFiles: src.HeaderFiles}
 	if b := src.BasicAuth; b != nil {
 		access.UsernameFile, access.PasswordFile = b.UsernameFile, b.PasswordFile
 	}
@@ -136,7 +136,48 @@ type PromAccess struct {
 	ServerName                                  string
 	InsecureSkipVerify                          bool
 	Headers                                     map[string]string
+	// HeaderFiles are headers whose values are read from files, by name.
+	HeaderFiles map[string]string
+	// MaxResponseBytes bounds one answer of the server (DefaultMaxPromResponse when
+	// 0): a server that sends more is cut off with an error, not read into memory.
+	MaxResponseBytes int64
+	// RefuseLocal refuses to connect to a loopback, link-local or unspecified address
+	// (ErrLocalTarget), whatever name resolves to it: from the manager's network
+	// position those are the manager itself and the node's cloud metadata service.
+	RefuseLocal bool
 }
+
+// ErrLocalTarget is a connection refused by RefuseLocal.
+var ErrLocalTarget = errors.New("a loopback or link-local address (the manager's own, or a cloud metadata service)")
+
+// refuseLocal is a dialer's Control: it sees the address a name resolved to, so a
+// name that resolves to a refused address is refused too.
+func refuseLocal(_, address string, _ syscall.RawConn) error {
+	host, _, err := net.SplitHostPort(address)
+	if err != nil {
+		return err
+	}
+	ip := net.ParseIP(host)
+	if ip != nil && (ip.IsLoopback() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() || ip.IsInterfaceLocalMulticast() || ip.IsUnspecified()) {
+		return fmt.Errorf("refusing to connect to %s, %w", address, ErrLocalTarget)
+	}
+	return nil
+}
+
+// RefusedByClient says err is the client's own refusal (a redirect, an answer too
+// large, a local address), not the server's.
+func RefusedByClient(err error) bool {
+	var tooLarge *ErrTooLarge
+	return errors.Is(err, ErrRedirect) || errors.Is(err, ErrLocalTarget) || errors.As(err, &tooLarge)
+}
+
+// DefaultMaxPromResponse bounds one answer of Prometheus a training or scoring pod
+// reads: a range request holds at most MaxPoints steps of every series it selects.
+const DefaultMaxPromResponse = 256 << 20
+
+// ErrRedirect is a server that answered with a redirect. The client follows none: the
+// DataSource's credentials and headers would go with it to wherever it points.
+var ErrRedirect = errors.New("the server answered with a redirect, which kadet does not follow (the credentials would go with it): give the final address in the URL")
 
 // NewPromAPI is the client of Prometheus's HTTP API for url with access, built by
 // Prometheus's own libraries.
@@ -148,24 +189,87 @@ func NewPromAPI(url string, a PromAccess) (v1.API, error) {
 		hc.BasicAuth = &promconfig.BasicAuth{UsernameFile: a.UsernameFile, PasswordFile: a.PasswordFile,
 			Username: a.Username, Password: promconfig.Secret(a.Password)}
 	}
-	if len(a.Headers) > 0 {
+	if len(a.Headers)+len(a.HeaderFiles) > 0 {
 		hc.HTTPHeaders = &promconfig.Headers{Headers: map[string]promconfig.Header{}}
 		for k, v := range a.Headers {
 			hc.HTTPHeaders.Headers[k] = promconfig.Header{Values: []string{v}}
+		}
+		for k, f := range a.HeaderFiles {
+			hc.HTTPHeaders.Headers[k] = promconfig.Header{Files: []string{f}}
 		}
 	}
 	if err := hc.Validate(); err != nil {
 		return nil, fail(err)
 	}
-	rt, err := promconfig.NewRoundTripperFromConfig(hc, "kadet")
+	var opts []promconfig.HTTPClientOption
+	if a.RefuseLocal {
+		d := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second, Control: refuseLocal}
+		opts = append(opts, promconfig.WithDialContextFunc(d.DialContext))
+	}
+	rt, err := promconfig.NewRoundTripperFromConfig(hc, "kadet", opts...)
 	if err != nil {
 		return nil, fail(err)
 	}
-	client, err := api.NewClient(api.Config{Address: url, RoundTripper: rt})
+	limit := a.MaxResponseBytes
+	if limit <= 0 {
+		limit = DefaultMaxPromResponse
+	}
+	httpClient := &http.Client{
+		Transport:     &cappedTransport{rt: rt, limit: limit},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return ErrRedirect },
+	}
+	client, err := api.NewClient(api.Config{Address: url, Client: httpClient})
 	if err != nil {
 		return nil, &Error{Source: url, Msg: err.Error()}
 	}
 	return v1.NewAPI(client), nil
+}
+
+// cappedTransport cuts every answer's body off at limit bytes with an error.
+type cappedTransport struct {
+	rt    http.RoundTripper
+	limit int64
+}
+
+func (t *cappedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := t.rt.RoundTrip(req)
+	if err == nil {
+		resp.Body = &cappedBody{ReadCloser: resp.Body, left: t.limit, limit: t.limit}
+	}
+	return resp, err
+}
+
+// ErrTooLarge is an answer longer than the client's limit.
+type ErrTooLarge struct{ Limit int64 }
+
+func (e *ErrTooLarge) Error() string {
+	return fmt.Sprintf("the answer is larger than %d MiB, the most one answer may hold: narrow the query (fewer series) or shorten the range", e.Limit>>20)
+}
+
+type cappedBody struct {
+	io.ReadCloser
+	left, limit int64
+}
+
+func (b *cappedBody) Read(p []byte) (int, error) {
+	if int64(len(p)) > b.left+1 {
+		p = p[:b.left+1]
+	}
+	n, err := b.ReadCloser.Read(p)
+	if b.left -= int64(n); b.left < 0 {
+		return n, &ErrTooLarge{Limit: b.limit}
+	}
+	return n, err
+}
+
+// answerMessage is what an error answer says, without what a server that is not
+// Prometheus sent: the body of another service must not reach a status that others
+// read.
+func answerMessage(apiErr *v1.Error) string {
+	if apiErr.Type == v1.ErrBadResponse && !strings.HasPrefix(apiErr.Msg, "bad response code") {
+		return "the answer is not a Prometheus API response"
+	}
+	return apiErr.Msg
 }
 
 // ErrNoSeriesNow is an instant query that parses but returns nothing: a metric not
@@ -185,18 +289,27 @@ func CheckPromQuery(ctx context.Context, promAPI v1.API, q string) (msg string, 
 		}
 		return "", false, nil
 	}
-	var apiErr *v1.Error
-	if !errors.As(err, &apiErr) {
+	var (
+		apiErr   *v1.Error
+		tooLarge *ErrTooLarge
+	)
+	switch {
+	case errors.Is(err, ErrRedirect):
+		return ErrRedirect.Error(), false, err
+	case errors.As(err, &tooLarge):
+		return tooLarge.Error(), false, err
+	case errors.Is(err, ErrLocalTarget):
+		return firstLine(err.Error()), false, err
+	case !errors.As(err, &apiErr):
 		// No answer at all: the server, its DNS name or the network may come back.
 		return firstLine(err.Error()), true, err
-	}
-	if transient(err) {
-		return firstLine(apiErr.Error()), true, err
+	case transient(err):
+		return firstLine(string(apiErr.Type) + ": " + answerMessage(apiErr)), true, err
 	}
 	if msg := credentialRefusal(apiErr); msg != "" {
 		return msg, false, err
 	}
-	return firstLine(apiErr.Msg), false, err
+	return firstLine(answerMessage(apiErr)), false, err
 }
 
 // series is one query's values per entity, by grid index.
@@ -383,11 +496,7 @@ func (r *promReader) describe(q contract.PrometheusQuery, err error) error {
 		if apiErr.Type == v1.ErrBadData {
 			return r.queryError(q, "was refused by Prometheus: %s", apiErr.Msg)
 		}
-		msg := apiErr.Msg
-		if apiErr.Detail != "" {
-			msg += ": " + firstLine(apiErr.Detail)
-		}
-		return r.queryError(q, "failed after %d attempts: %s: %s", r.opt.Attempts, apiErr.Type, msg)
+		return r.queryError(q, "failed after %d attempts: %s: %s", r.opt.Attempts, apiErr.Type, answerMessage(apiErr))
 	}
 	return r.queryError(q, "failed after %d attempts: %v", r.opt.Attempts, err)
 }

@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"math"
 	"math/big"
@@ -214,7 +215,7 @@ func TestPrometheusRefusals(t *testing.T) {
 			s.Range, s.Step = "2400h", "1s"
 			return s
 		}(), []string{"8640001 points for each of 2 queries", "the limit is 10000000"}},
-		{"bad range", func() *contract.ResolvedPrometheus { s := source(srv.URL, "a", "up"); s.Range = "1d"; return s }(), []string{`range "1d"`}},
+		{"bad range", func() *contract.ResolvedPrometheus { s := source(srv.URL, "a", "up"); s.Range = "a day"; return s }(), []string{`range "a day" is not a positive duration`}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			_, err := LoadPrometheus(context.Background(), c.src, fastOpts)
@@ -342,18 +343,19 @@ func TestPrometheusAccess(t *testing.T) {
 	target, _ := url.Parse(plain.URL)
 	var seen atomic.Value
 	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		seen.Store(r.Header.Get("Authorization") + "|" + r.Header.Get("X-Scope-OrgID"))
+		seen.Store(r.Header.Get("Authorization") + "|" + r.Header.Get("X-Scope-OrgID") + "|" + r.Header.Get("X-Api-Key"))
 		httputil.NewSingleHostReverseProxy(target).ServeHTTP(w, r)
 	}))
 	defer proxy.Close()
 	src = source(proxy.URL, "load", "load")
 	src.BearerTokenFile = write("token", "tok-123\n")
 	src.Headers = map[string]string{"X-Scope-OrgID": "tenant-a"}
+	src.HeaderFiles = map[string]string{"X-Api-Key": write("api-key", "k3y\n")}
 	if _, err := LoadPrometheus(context.Background(), src, fastOpts); err != nil {
 		t.Fatal(err)
 	}
-	if got := seen.Load(); got != "Bearer tok-123|tenant-a" {
-		t.Errorf("server saw %q; want the bearer token and the tenant header", got)
+	if got := seen.Load(); got != "Bearer tok-123|tenant-a|k3y" {
+		t.Errorf("server saw %q; want the bearer token, the tenant header and the key from its file", got)
 	}
 }
 
@@ -430,4 +432,90 @@ func BenchmarkPrometheusRead(b *testing.B) {
 	sec := b.Elapsed().Seconds()
 	b.ReportMetric(float64(rows)/sec, "rows/s")
 	b.ReportMetric(float64(rows*queries)/sec, "points/s")
+}
+
+// Servers a DataSource may name that are not Prometheus, as an attacker would set
+// them up: a redirect to a host that collects the credentials, an answer without
+// end, and a page of another internal service. None of them gets the token, fills
+// memory, or has its page copied into the error a status shows.
+func TestPrometheusHostileServers(t *testing.T) {
+	var stolen atomic.Value
+	stolen.Store("")
+	collector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		stolen.Store(r.Header.Get("Authorization") + r.Header.Get("X-Scope-OrgID"))
+		fmt.Fprint(w, `{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1763596800,"1"]}]}}`)
+	}))
+	defer collector.Close()
+	mux := http.NewServeMux()
+	mux.HandleFunc("/redirect/", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, collector.URL+r.URL.Path, http.StatusTemporaryRedirect)
+	})
+	mux.HandleFunc("/endless/", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, `{"status":"success","data":{"resultType":"vector","result":[`)
+		chunk := []byte(strings.Repeat(`{"metric":{"a":"b"},"value":[1763596800,"1"]},`, 1000))
+		for range 1000 { // about 45 MB unless the client stops reading
+			if _, err := w.Write(chunk); err != nil {
+				return
+			}
+		}
+	})
+	mux.HandleFunc("/internal/", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, "<html><body>internal admin page: db-password=hunter2</body></html>")
+	})
+	mux.HandleFunc("/proxy-error/", func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "<html>upstream db-password=hunter2</html>", http.StatusBadGateway)
+	})
+	hostile := httptest.NewServer(mux)
+	defer hostile.Close()
+	access := PromAccess{BearerToken: "tok-123", Headers: map[string]string{"X-Scope-OrgID": "tenant-a"}, MaxResponseBytes: 1 << 20}
+	for _, tc := range []struct {
+		path, want string
+		transient  bool
+	}{
+		{"/redirect", "redirect, which kadet does not follow", false},
+		{"/endless", "the answer is larger than 1 MiB", false},
+		{"/internal", "the answer is not a Prometheus API response", false},
+		{"/proxy-error", "502", true},
+	} {
+		t.Run(tc.path, func(t *testing.T) {
+			promAPI, err := NewPromAPI(hostile.URL+tc.path, access)
+			if err != nil {
+				t.Fatal(err)
+			}
+			msg, transient, err := CheckPromQuery(context.Background(), promAPI, "up")
+			if err == nil || !strings.Contains(msg, tc.want) || transient != tc.transient {
+				t.Errorf("message %q (transient %v, %v); want %q (transient %v)", msg, transient, err, tc.want, tc.transient)
+			}
+			if strings.Contains(msg, "db-password") {
+				t.Errorf("the message shows the server's page: %q", msg)
+			}
+		})
+	}
+	if s := stolen.Load(); s != "" {
+		t.Errorf("the redirect target received %q", s)
+	}
+	// The manager refuses loopback and link-local targets, by address or by a name
+	// that resolves to one; a pod's read does not ask.
+	for _, u := range []string{hostile.URL + "/internal", strings.Replace(hostile.URL, "127.0.0.1", "localhost", 1) + "/internal", "http://169.254.169.254/latest"} {
+		promAPI, err := NewPromAPI(u, PromAccess{RefuseLocal: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg, transient, err := CheckPromQuery(context.Background(), promAPI, "up")
+		if !errors.Is(err, ErrLocalTarget) || !RefusedByClient(err) || transient || !strings.Contains(msg, "refusing to connect to ") {
+			t.Errorf("%s: %q (transient %v, %v); want the local target refused", u, msg, transient, err)
+		}
+	}
+	src := source(hostile.URL+"/redirect", "x", "up")
+	src.Headers = map[string]string{"X-Scope-OrgID": "tenant-a"}
+	if _, err := LoadPrometheus(context.Background(), src, fastOpts); err == nil || !strings.Contains(err.Error(), "does not follow") {
+		t.Errorf("a training read through a redirect: %v", err)
+	}
+	src = source(hostile.URL+"/proxy-error", "x", "up")
+	if _, err := LoadPrometheus(context.Background(), src, fastOpts); err == nil || strings.Contains(err.Error(), "db-password") {
+		t.Errorf("a training read of a proxy's error page: %v", err)
+	}
+	if s := stolen.Load(); s != "" {
+		t.Errorf("the redirect target received %q", s)
+	}
 }

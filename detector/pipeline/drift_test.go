@@ -37,7 +37,7 @@ func trainSensors(t *testing.T) (*artifact.Model, drift.Reference) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "train.csv")
 	writeSensors(t, path, 4000, 0, 11)
-	out, err := Train(context.Background(), request(path, contract.Autoencoder), filepath.Join(dir, "models"), nil)
+	out, err := Train(context.Background(), request(path, contract.Autoencoder), filepath.Join(dir, "models"), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -62,7 +62,7 @@ func TestScaleByEntityFindsTheSmallEntitysAnomalies(t *testing.T) {
 		req.Model.HiddenLayers, req.Model.LatentSize = []int32{8}, new(int32(1))
 		req.Data.CSV.LabelColumn, req.Data.CSV.EntityColumn = "", "pod"
 		req.Preprocessing.ScaleBy = scaleBy
-		out, err := Train(context.Background(), req, filepath.Join(dir, "m"+scaleBy), nil)
+		out, err := Train(context.Background(), req, filepath.Join(dir, "m"+scaleBy), Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -82,7 +82,7 @@ func TestScaleByEntityFindsTheSmallEntitysAnomalies(t *testing.T) {
 			t.Fatal(err)
 		}
 		var res bytes.Buffer
-		st, err := scoring.CSV(m, f, &res, testCSV, ',', "pod")
+		st, err := scoring.CSV(m, f, &res, testCSV, scoring.CSVOptions{Delimiter: ',', EntityColumn: "pod"})
 		f.Close()
 		if err != nil || st.Unseen != 0 {
 			t.Fatalf("scoring: %+v, %v", st, err)
@@ -126,7 +126,7 @@ func TestScaleByEntityFindsTheSmallEntitysAnomalies(t *testing.T) {
 		fmt.Fprintf(&b, "%d,new,%g,%g\n", i, 40000+5000*math.Sin(phase), 40000+5000*math.Cos(phase))
 	}
 	var res bytes.Buffer
-	st, err := scoring.CSV(m, strings.NewReader(b.String()), &res, "new.csv", ',', "pod")
+	st, err := scoring.CSV(m, strings.NewReader(b.String()), &res, "new.csv", scoring.CSVOptions{Delimiter: ',', EntityColumn: "pod"})
 	if err != nil || st.Unseen != 1 {
 		t.Fatalf("an unseen entity: %+v, %v; want one unseen", st, err)
 	}

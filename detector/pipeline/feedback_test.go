@@ -57,7 +57,7 @@ func TestTrainingUsesLabelledFeedback(t *testing.T) {
 		if method == contract.ThresholdPercentile {
 			req.Threshold.Percentile = new(99.0)
 		}
-		o, err := Train(context.Background(), req, out, nil)
+		o, err := Train(context.Background(), req, out, Options{})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -61,7 +61,7 @@ func TestFlatSeriesTrainAndFlagAMove(t *testing.T) {
 			req.Training.Epochs = 10
 			req.Threshold.Percentile = new(contract.DefaultStreamPercentile)
 			req.Normalization = tc.norm
-			out, err := Train(context.Background(), req, filepath.Join(dir, "models-"+strings.ReplaceAll(tc.name, " ", "_")), nil)
+			out, err := Train(context.Background(), req, filepath.Join(dir, "models-"+strings.ReplaceAll(tc.name, " ", "_")), Options{})
 			if err != nil {
 				t.Fatalf("training on a flat series: %v", err)
 			}
@@ -85,7 +85,7 @@ func TestFlatSeriesTrainAndFlagAMove(t *testing.T) {
 				}
 				x = append(x, up)
 			}
-			res, shares, err := scoring.ScoreExplained(m, x)
+			res, shares, err := scoring.ScoreExplained(m, nil, x, nil)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -14,6 +14,7 @@ import (
 	"github.com/kadet-dev/kadet/detector/data"
 	"github.com/kadet-dev/kadet/detector/model"
 	"github.com/kadet-dev/kadet/detector/scoring"
+	"github.com/kadet-dev/kadet/detector/seasonal"
 )
 
 // MaxLeftOutShare is the largest share of an entity's rows flagged for retraining to
@@ -119,8 +120,37 @@ func servedModel(dir string, columns []string) (*artifact.Model, string, string)
 // flagRows marks in flagged the rows of each run segs of tbl that m flags, and says
 // why it could not score a run ("" when it scored them all).
 func flagRows(m *artifact.Model, tbl *data.Table, segs [][2]int, flagged []bool) string {
+	res, scored, why := scoreRuns(m, tbl, segs)
+	for i, r := range res {
+		flagged[i] = flagged[i] || (scored[i] && r.Anomaly)
+	}
+	return why
+}
+
+// ScoreTable scores the rows of tbl as a watching pod scores them: each entity's runs
+// (its rows between gaps, tbl.Breaks) apart, scaled by the entity's scaler, rows in
+// the range m trained on raised as the watch raises them, by their hour when m's
+// scores follow it. scored says which rows were (a run shorter than a window is not),
+// why what could not be ("" when all could).
+func ScoreTable(m *artifact.Model, tbl *data.Table) (res []scoring.Scored, scored []bool, why string) {
+	return scoreRuns(m, tbl, segments(tbl))
+}
+
+// scoreRuns is ScoreTable over the runs segs of tbl.
+func scoreRuns(m *artifact.Model, tbl *data.Table, segs [][2]int) (out []scoring.Scored, scored []bool, why string) {
 	d := len(tbl.Columns)
-	var why string
+	out, scored = make([]scoring.Scored, tbl.Rows()), make([]bool, tbl.Rows())
+	var times []int64
+	if m.Meta.Seasons != nil {
+		var bad string
+		var ok bool
+		switch times, bad, ok = seasonal.Times(tbl.Timestamps); {
+		case tbl.Timestamps == nil:
+			return out, scored, "its scores follow the hour, and the rows have no timestamps"
+		case !ok:
+			return out, scored, fmt.Sprintf("its scores follow the hour, and timestamp %q is not a time", bad)
+		}
+	}
 	for _, sg := range segs {
 		x := tbl.X[sg[0]*d : sg[1]*d]
 		if sg[1]-sg[0] < scoring.RunRows(m) {
@@ -135,16 +165,25 @@ func flagRows(m *artifact.Model, tbl *data.Table, segs [][2]int, flagged []bool)
 			why = fmt.Sprintf("entity %q: %v", key, err)
 			continue
 		}
-		res, err := scoring.ScoreRun(m, sc, x, inSampleRows(m, tbl.Timestamps[sg[0]:sg[1]]))
+		var at []int64
+		if times != nil {
+			at = times[sg[0]:sg[1]]
+		}
+		var ts []string
+		if tbl.Timestamps != nil {
+			ts = tbl.Timestamps[sg[0]:sg[1]]
+		}
+		res, err := scoring.ScoreRun(m, sc, x, inSampleRows(m, ts), at)
 		if err != nil {
 			why = fmt.Sprintf("entity %q: %v", key, err)
 			continue
 		}
-		for i, r := range res {
-			flagged[sg[0]+i] = flagged[sg[0]+i] || r.Anomaly
+		copy(out[sg[0]:], res)
+		for i := range res {
+			scored[sg[0]+i] = true
 		}
 	}
-	return why
+	return out, scored, why
 }
 
 // inSampleRows counts the first rows of ts (Unix seconds, from Prometheus) inside the

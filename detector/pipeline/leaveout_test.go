@@ -49,7 +49,7 @@ func TestRetrainingLeavesOutFlaggedRows(t *testing.T) {
 		return r
 	}
 	writePod(t, csv, 600, nil)
-	first, err := Train(context.Background(), req(), models, nil)
+	first, err := Train(context.Background(), req(), models, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +107,7 @@ func TestRetrainingLeavesOutFlaggedRows(t *testing.T) {
 	if len(segments(tbl)) < 3 {
 		t.Errorf("%d runs; want at least 3 around two left-out episodes", len(segments(tbl)))
 	}
-	out, err := Train(context.Background(), req(), models, nil)
+	out, err := Train(context.Background(), req(), models, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

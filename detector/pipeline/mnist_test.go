@@ -46,7 +46,7 @@ func TestDenseAutoencoderOnMNIST(t *testing.T) {
 			File: loc("train-images-idx3-ubyte.gz"), LabelFile: &labels, Classes: []int32{1},
 		}},
 	}
-	out, err := Train(context.Background(), req, t.TempDir(), nil)
+	out, err := Train(context.Background(), req, t.TempDir(), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

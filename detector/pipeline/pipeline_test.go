@@ -96,7 +96,7 @@ func TestDetectorsFindInjectedAnomalies(t *testing.T) {
 		t.Run(string(typ), func(t *testing.T) {
 			var losses []float64
 			out, err := Train(context.Background(), request(trainCSV, typ), filepath.Join(dir, string(typ)),
-				func(p train.Progress) { losses = append(losses, p.Loss) })
+				Options{Progress: func(p train.Progress) { losses = append(losses, p.Loss) }})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -125,7 +125,7 @@ func TestSameSeedSameModel(t *testing.T) {
 	weights := func(seed int64, out string) []float32 {
 		req := request(csv, contract.Autoencoder)
 		req.Training.Epochs, req.Training.Seed = 5, seed
-		res, err := Train(context.Background(), req, filepath.Join(dir, out), nil)
+		res, err := Train(context.Background(), req, filepath.Join(dir, out), Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -156,11 +156,11 @@ func TestCanceledTrainingWritesNothing(t *testing.T) {
 	req := request(csv, contract.Autoencoder)
 	req.Training.Epochs = 1000
 	out := filepath.Join(dir, "models")
-	_, err := Train(ctx, req, out, func(p train.Progress) {
+	_, err := Train(ctx, req, out, Options{Progress: func(p train.Progress) {
 		if p.Epoch == 2 {
 			cancel()
 		}
-	})
+	}})
 	if !errors.Is(err, train.ErrCanceled) || !strings.Contains(err.Error(), "at epoch 3") {
 		t.Fatalf("err = %v", err)
 	}
@@ -199,7 +199,7 @@ func TestUnusableRequestsAreInputErrors(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			req := request(good, contract.Autoencoder)
 			tt.mutate(req)
-			_, err := Train(context.Background(), req, filepath.Join(dir, "out"), nil)
+			_, err := Train(context.Background(), req, filepath.Join(dir, "out"), Options{})
 			if err == nil || !strings.Contains(err.Error(), tt.want) || !IsInputError(err) {
 				t.Fatalf("err = %v (input error %v); want %q", err, IsInputError(err), tt.want)
 			}

@@ -41,7 +41,7 @@ func TestTrainsOnPrometheusEntities(t *testing.T) {
 			Range: "10h", Step: "1m", End: end.Format(time.RFC3339), EntityLabels: []string{"pod"},
 		}},
 	}
-	out, err := Train(context.Background(), req, filepath.Join(t.TempDir(), "m"), nil)
+	out, err := Train(context.Background(), req, filepath.Join(t.TempDir(), "m"), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

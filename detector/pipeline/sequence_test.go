@@ -97,7 +97,7 @@ func findShiftsAndSpikes(t *testing.T, model contract.Model, trainCSV, testCSV s
 			TimestampColumn: "ts", Delimiter: ";",
 		}},
 	}
-	out, err := Train(context.Background(), req, filepath.Join(dir, "models"), nil)
+	out, err := Train(context.Background(), req, filepath.Join(dir, "models"), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

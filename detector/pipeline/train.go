@@ -9,15 +9,17 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
-	"os"
 	"path/filepath"
 	"slices"
 	"time"
 
 	"github.com/kadet-dev/kadet/detector/artifact"
+	"github.com/kadet-dev/kadet/detector/backtest"
 	"github.com/kadet-dev/kadet/detector/calibrate"
 	"github.com/kadet-dev/kadet/detector/contract"
 	"github.com/kadet-dev/kadet/detector/data"
@@ -28,6 +30,7 @@ import (
 	"github.com/kadet-dev/kadet/detector/preprocess"
 	"github.com/kadet-dev/kadet/detector/report"
 	"github.com/kadet-dev/kadet/detector/scoring"
+	"github.com/kadet-dev/kadet/detector/seasonal"
 	"github.com/kadet-dev/kadet/detector/train"
 )
 
@@ -71,10 +74,27 @@ type Outcome struct {
 	Dir    string
 }
 
+// Options are what a caller of Train gives beside the request.
+type Options struct {
+	// Progress receives each epoch's losses; nil for none.
+	Progress func(train.Progress)
+	// Log receives what training read and decided on the way (rows read, rows left
+	// out, the seasons learnt); nil discards it.
+	Log *slog.Logger
+}
+
 // Train loads the data req names, trains, calibrates, and saves a new model version
 // under outDir. Nothing is written unless every step succeeded.
-func Train(ctx context.Context, req *contract.TrainingRequest, outDir string, progress func(train.Progress)) (*Outcome, error) {
-	tbl, err := data.Load(ctx, req.Data)
+func Train(ctx context.Context, req *contract.TrainingRequest, outDir string, opts Options) (*Outcome, error) {
+	log, progress := opts.Log, opts.Progress
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	src, err := withBacktestRange(req.Data, req.Backtest)
+	if err != nil {
+		return nil, err
+	}
+	tbl, err := data.Load(ctx, src)
 	if err != nil {
 		return nil, err
 	}
@@ -85,17 +105,19 @@ func Train(ctx context.Context, req *contract.TrainingRequest, outDir string, pr
 	resolved.Preprocessing.Scaling = cmp.Or(req.Preprocessing.Scaling, contract.DefaultScaling)
 	req = &resolved
 	if st := tbl.Prometheus; st != nil {
-		fmt.Fprintf(os.Stderr, "detector train: read %d rows of %d entities from %s, %s to %s at step %s, in %d requests; %d values carried over gaps, %d rows left out\n",
-			st.Rows, st.Entities, tbl.Source, st.Start.UTC().Format(time.RFC3339), st.End.UTC().Format(time.RFC3339), st.Step, st.Requests, st.Carried, st.Dropped)
+		log.Info("read rows from Prometheus", "rows", st.Rows, "entities", st.Entities, "source", tbl.Source,
+			"start", st.Start.UTC().Format(time.RFC3339), "end", st.End.UTC().Format(time.RFC3339), "step", st.Step.String(),
+			"requests", st.Requests, "carriedOverGaps", st.Carried, "rowsLeftOut", st.Dropped)
 	} else if tbl.Entities != nil {
-		fmt.Fprintf(os.Stderr, "detector train: read %d rows of %d entities from %s\n", tbl.Rows(), len(segments(tbl)), tbl.Source)
+		log.Info("read rows", "rows", tbl.Rows(), "entities", len(segments(tbl)), "source", tbl.Source)
 	}
 	spec, err := modelSpec(req.Model, tbl)
 	if err != nil {
 		return nil, err
 	}
+	needed := 0
 	if st := tbl.Prometheus; st != nil {
-		needed := MinStreamRows
+		needed = MinStreamRows
 		if spec.Sequence() {
 			needed = max(needed, MinStreamWindows*spec.Window)
 		}
@@ -104,9 +126,19 @@ func Train(ctx context.Context, req *contract.TrainingRequest, outDir string, pr
 				Entities: st.Entities, Step: st.Step.String()}}
 		}
 	}
+	held, skipped, err := holdOut(req.Backtest, tbl, needed)
+	if err != nil {
+		return nil, err
+	}
+	if held != nil {
+		log.Info("held out rows from training to backtest on", "from", time.Unix(held.cut, 0).UTC().Format(time.RFC3339),
+			"rows", held.full.Rows()-tbl.Rows(), "trainingRows", tbl.Rows())
+	} else if skipped != "" {
+		log.Info("no backtest: " + skipped)
+	}
 	lo := leaveOutFlagged(req, spec, tbl, outDir)
 	if line := lo.String(); line != "" {
-		fmt.Fprintf(os.Stderr, "detector train: %s\n", line)
+		log.Info(line)
 	}
 	if spec.Type == model.MLPClassifier && tbl.Labels == nil {
 		return nil, &SpecError{Msg: "model type MLPClassifier needs a label column"}
@@ -139,11 +171,11 @@ func Train(ctx context.Context, req *contract.TrainingRequest, outDir string, pr
 			progress(p)
 		}
 	}
-	f, err := fitter(ctx, req, spec, tbl, th, cfg, record)
+	f, err := fitter(ctx, req, spec, tbl, th, cfg, record, log)
 	if err != nil {
 		return nil, err
 	}
-	fb := labelledFeedback(filepath.Join(outDir, contract.FeedbackDirName), spec, tbl.Columns, f)
+	fb := labelledFeedback(filepath.Join(outDir, contract.FeedbackDirName), spec, tbl.Columns, f, log)
 	if fb != nil && th.Method == calibrate.BestF1 && f.calLabels != nil {
 		// People's labels on live records join the held-out ones the threshold is
 		// chosen on.
@@ -197,6 +229,10 @@ func Train(ctx context.Context, req *contract.TrainingRequest, outDir string, pr
 		return nil, err
 	}
 	meta.Normalization = norm
+	meta.Seasons = f.seasons
+	if c := req.Data.CSV; c != nil && f.seasons != nil {
+		meta.TimestampColumn = c.TimestampColumn
+	}
 	if spec.Sequence() {
 		meta.Stride = stride(req.Model)
 		meta.ScoringRule = cmp.Or(req.Model.ScoringRule, contract.ScoringAllWindows)
@@ -209,7 +245,7 @@ func Train(ctx context.Context, req *contract.TrainingRequest, outDir string, pr
 	}
 	if st, pr := tbl.Prometheus, req.Data.Prometheus; st != nil && pr != nil {
 		meta.Prometheus = &artifact.PrometheusSource{
-			URL: pr.URL, Queries: pr.Queries, EntityLabels: pr.EntityLabels, Start: st.Start.UTC(), End: st.End.UTC(),
+			URL: contract.RedactURL(pr.URL), Queries: pr.Queries, EntityLabels: pr.EntityLabels, Start: st.Start.UTC(), End: st.End.UTC(),
 			Step: st.Step.String(), Rows: st.Rows, Entities: st.Entities, Dropped: st.Dropped, Carried: st.Carried, Digest: rowsDigest(tbl),
 		}
 	}
@@ -221,24 +257,50 @@ func Train(ctx context.Context, req *contract.TrainingRequest, outDir string, pr
 	if err != nil {
 		return nil, err
 	}
+	files := map[string][]byte{artifact.FileName: file, ReportFileName: png}
+	var bt *contract.BacktestResult
+	switch {
+	case held != nil:
+		m, err := artifact.Decode(file)
+		if err != nil {
+			return nil, err
+		}
+		var all backtest.Report
+		began := time.Now()
+		bt, all = held.run(m)
+		metrics["backtestSeconds"] = math.Round(time.Since(began).Seconds()*100) / 100
+		if files[backtest.FileName], err = json.Marshal(all); err != nil {
+			return nil, err
+		}
+		log.Info("backtest", "rows", bt.Rows, "entities", bt.Entities, "anomalousRows", bt.AnomalousRows,
+			"episodes", bt.Episodes, "episodesPerDay", bt.EpisodesPerDay, "mergeGap", bt.MergeGap)
+	case skipped != "":
+		bt = &contract.BacktestResult{Skipped: skipped}
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("%w before saving: %w", train.ErrCanceled, err)
 	}
 	version := artifact.NewVersion(now, digest)
-	dir, err := artifact.Save(outDir, version, map[string][]byte{artifact.FileName: file, ReportFileName: png})
+	dir, err := artifact.Save(outDir, version, files)
 	if err != nil {
 		return nil, fmt.Errorf("saving model: %w", err)
 	}
 	trainedAt := now.Truncate(time.Second)
 	out := &Outcome{Dir: dir, Result: contract.TrainingResult{
 		Version: version, Digest: digest, Threshold: threshold, Metrics: metrics,
-		TrainedAt: &trainedAt, ScoringRule: meta.ScoringRule, Kadet: Version,
+		TrainedAt: &trainedAt, ScoringRule: meta.ScoringRule, Kadet: Version, Backtest: bt,
 	}}
 	if norm.Enabled() {
 		out.Result.Normalization = norm.Method
 	}
 	if meta.ScalesByEntity() {
 		out.Result.ScaleBy = contract.ScaleByEntity
+	}
+	if spec.Sequence() && req.Model.Seasonality != seasonal.None {
+		out.Result.Seasonality = req.Model.Seasonality
+	}
+	if p := meta.Seasons; p != nil {
+		out.Result.SeasonalPeriod = p.Period
 	}
 	if p := meta.Prometheus; p != nil {
 		out.Result.Data = &contract.DataProvenance{Start: p.Start, End: p.End, Step: p.Step, Rows: p.Rows, Entities: p.Entities, Digest: p.Digest}
@@ -259,6 +321,65 @@ type fitted struct {
 	gap                       float64     // how much higher held-out rows score than training rows (heldOutGap)
 	evalScores, evalLabels    []float32   // held-out scores with labels, when there are labels
 	trainRows, validationRows int
+	seasons                   *seasonal.Profile // a sequence model's factor per hour, when it learns one
+	times                     []int64           // the table's rows' unix times, with seasons
+}
+
+// learnSeasons fits the seasonal profile req asks for (empty: None) on the scores of
+// the rows each part trained on (part i's first row is from(i)) and divides those
+// scores by it; scores of other rows go through deseason.
+func (f *fitted) learnSeasons(period string, tbl *data.Table, fitScores [][]float32, from func(int) int, log *slog.Logger) error {
+	if period == "" || period == seasonal.None {
+		return nil
+	}
+	alike := func(why string) { log.Info("every hour is scored alike", "seasonality", period, "why", why) }
+	if tbl.Timestamps == nil {
+		if period == seasonal.Auto {
+			alike("the rows have no timestamps")
+			return nil
+		}
+		return &data.Error{Source: tbl.Source, Msg: fmt.Sprintf("seasonality %s needs the rows' times: name a timestamp column", period)}
+	}
+	times, bad, ok := seasonal.Times(tbl.Timestamps)
+	if !ok {
+		msg := fmt.Sprintf("timestamp %q is not a time (seconds since 1970, or RFC 3339 / ISO 8601 text)", bad)
+		if period == seasonal.Auto {
+			alike(msg)
+			return nil
+		}
+		return &data.Error{Source: tbl.Source, Msg: fmt.Sprintf("seasonality %s: %s", period, msg)}
+	}
+	var scores []float32
+	var at []int64
+	for i, fs := range fitScores {
+		scores = append(scores, fs...)
+		at = append(at, times[from(i):from(i)+len(fs)]...)
+	}
+	p, why, err := seasonal.Fit(period, scores, at)
+	if err != nil {
+		return &data.Error{Source: tbl.Source, Msg: err.Error()}
+	}
+	if p == nil {
+		alike(why)
+		return nil
+	}
+	log.Info("scores are divided by their UTC hour's factor", "seasonality", period, "period", p.Period,
+		"minFactor", fmt.Sprintf("%.2f", slices.Min(p.Factors)), "maxFactor", fmt.Sprintf("%.2f", slices.Max(p.Factors)))
+	f.seasons, f.times = p, times
+	for i, fs := range fitScores {
+		f.deseason(fs, from(i))
+	}
+	return nil
+}
+
+// deseason divides scores of the rows from row from on by their hours' factors.
+func (f *fitted) deseason(scores []float32, from int) {
+	if f.seasons == nil {
+		return
+	}
+	for j := range scores {
+		scores[j] /= float32(f.seasons.Factor(f.times[from+j]))
+	}
 }
 
 // start fits the scaler on the training rows of f.fitX, scales every row of tbl with
@@ -314,7 +435,7 @@ func (f *fitted) scaleEntities(tbl *data.Table) ([]float32, error) {
 }
 
 // fitRows trains a model that scores rows one by one, on a random split of the rows.
-func fitRows(ctx context.Context, req *contract.TrainingRequest, spec model.Spec, tbl *data.Table, th calibrate.Spec, cfg train.Config, progress func(train.Progress)) (*fitted, error) {
+func fitRows(ctx context.Context, req *contract.TrainingRequest, spec model.Spec, tbl *data.Table, th calibrate.Spec, cfg train.Config, progress func(train.Progress), _ *slog.Logger) (*fitted, error) {
 	d := len(tbl.Columns)
 	rows := tbl.Rows()
 	split := train.SplitRows(rows, req.Training.ValidationSplit, req.Training.Seed)
@@ -392,7 +513,7 @@ func gatherLabels(labels []float32, idx []int) []float32 {
 // calibration and evaluation, because shuffled rows would leak the future into training.
 // Rows of several entities (a Prometheus query split by entity labels) train one model:
 // each entity is split the same way, and no window spans two entities.
-func fitSequence(ctx context.Context, req *contract.TrainingRequest, spec model.Spec, tbl *data.Table, th calibrate.Spec, cfg train.Config, progress func(train.Progress)) (*fitted, error) {
+func fitSequence(ctx context.Context, req *contract.TrainingRequest, spec model.Spec, tbl *data.Table, th calibrate.Spec, cfg train.Config, progress func(train.Progress), log *slog.Logger) (*fitted, error) {
 	d, w := len(tbl.Columns), spec.Window
 	stride := stride(req.Model)
 	type part struct{ from, nFit, nVal int }
@@ -462,17 +583,25 @@ func fitSequence(ctx context.Context, req *contract.TrainingRequest, spec model.
 		}
 		return tbl.Labels[from : from+n]
 	}
+	// Each part's scores of the rows it trained on, divided by their hours' factors
+	// when the model learns the seasons from them.
+	fitScoresOf := make([][]float32, len(parts))
+	for i, p := range parts {
+		if fitScoresOf[i], _, err = scoring.SequenceScores(f.net, x[p.from*d:(p.from+p.nFit)*d], p.nFit, stride, req.Model.ScoringRule, false); err != nil {
+			return nil, err
+		}
+	}
+	if err := f.learnSeasons(req.Model.Seasonality, tbl, fitScoresOf, func(i int) int { return parts[i].from }, log); err != nil {
+		return nil, err
+	}
 	var heldOutLabels, fitScores []float32
 	var fitParts, heldOutParts [][]float32 // each entity's, in time order
-	for _, p := range parts {
+	for i, p := range parts {
 		if p.nVal == 0 && validated {
 			// Scores of rows the model trained on are no held-out sample: they join
 			// the calibration as training rows do, raised by the held-out gap.
 			if th.Method != calibrate.BestF1 {
-				fs, _, err := scoring.SequenceScores(f.net, x[p.from*d:(p.from+p.nFit)*d], p.nFit, stride, req.Model.ScoringRule, false)
-				if err != nil {
-					return nil, err
-				}
+				fs := fitScoresOf[i]
 				fitParts, heldOutParts = append(fitParts, fs), append(heldOutParts, nil)
 				fitScores = append(fitScores, fs...)
 			}
@@ -482,9 +611,12 @@ func fitSequence(ctx context.Context, req *contract.TrainingRequest, spec model.
 		if p.nVal > 0 {
 			calFrom, calRows = p.from+p.nFit, p.nVal
 		}
-		sc, _, err := scoring.SequenceScores(f.net, x[calFrom*d:(calFrom+calRows)*d], calRows, stride, req.Model.ScoringRule, false)
-		if err != nil {
-			return nil, err
+		sc := fitScoresOf[i]
+		if p.nVal > 0 {
+			if sc, _, err = scoring.SequenceScores(f.net, x[calFrom*d:(calFrom+calRows)*d], calRows, stride, req.Model.ScoringRule, false); err != nil {
+				return nil, err
+			}
+			f.deseason(sc, calFrom)
 		}
 		f.calScores = append(f.calScores, sc...)
 		heldOutParts = append(heldOutParts, sc)
@@ -494,10 +626,7 @@ func fitSequence(ctx context.Context, req *contract.TrainingRequest, spec model.
 			// cycle say little about the rest of it. The training rows cover the
 			// whole range but score lower than new data would; scaled by how much
 			// higher the held-out rows score, they join the calibration sample.
-			fs, _, err := scoring.SequenceScores(f.net, x[p.from*d:(p.from+p.nFit)*d], p.nFit, stride, req.Model.ScoringRule, false)
-			if err != nil {
-				return nil, err
-			}
+			fs := fitScoresOf[i]
 			fitParts = append(fitParts, fs)
 			if tbl.Labels != nil {
 				fs = normalScores(fs, labelsOf(p.from, p.nFit))
@@ -528,8 +657,8 @@ func fitSequence(ctx context.Context, req *contract.TrainingRequest, spec model.
 		if tbl.Breaks != nil {
 			what = "runs of rows (entities, or their rows between rows left out)"
 		}
-		fmt.Fprintf(os.Stderr, "detector train: %d of %d %s have too few rows for a window of %d and the validation split; trained on the other %d\n",
-			short, len(segs), what, w, len(parts))
+		log.Info(fmt.Sprintf("%d of %d %s have too few rows for a window of %d and the validation split; trained on the other %d",
+			short, len(segs), what, w, len(parts)))
 	}
 	return f, nil
 }
@@ -708,6 +837,10 @@ func modelSpec(m contract.Model, tbl *data.Table) (model.Spec, error) {
 		return s, &SpecError{Msg: fmt.Sprintf("stuck values %q: want %s or %s", m.StuckValues, contract.StuckFlag, contract.StuckIgnore)}
 	case m.StuckValues != "" && !s.Sequence():
 		return s, &SpecError{Msg: "stuckValues is for sequence models (LSTMAutoencoder, or ConvAutoencoder over rows of a series)"}
+	case !slices.Contains([]string{"", seasonal.None, seasonal.Auto, seasonal.Day, seasonal.Week}, m.Seasonality):
+		return s, &SpecError{Msg: fmt.Sprintf("seasonality %q: want %s, %s, %s or %s", m.Seasonality, seasonal.None, seasonal.Day, seasonal.Week, seasonal.Auto)}
+	case (m.Seasonality == seasonal.Day || m.Seasonality == seasonal.Week) && !s.Sequence():
+		return s, &SpecError{Msg: fmt.Sprintf("seasonality %s is for sequence models (LSTMAutoencoder, or ConvAutoencoder over rows of a series)", m.Seasonality)}
 	}
 	if m.LatentSize != nil && m.Type != contract.MLPClassifier {
 		s.Latent = int(*m.LatentSize)
@@ -740,13 +873,13 @@ type feedbackScores struct {
 // that carry every column with the trained network. Sequence models score runs, not
 // single records: they take none. A folder that cannot be read is reported and
 // skipped: feedback improves a model, its absence does not stop one.
-func labelledFeedback(dir string, spec model.Spec, columns []string, f *fitted) *feedbackScores {
+func labelledFeedback(dir string, spec model.Spec, columns []string, f *fitted, log *slog.Logger) *feedbackScores {
 	if spec.Sequence() {
 		return nil
 	}
 	marks, bad, err := data.ReadFeedback(dir)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "detector train: feedback in %s left out: %v\n", dir, err)
+		log.Warn("feedback left out", "dir", dir, "error", err.Error())
 		return nil
 	}
 	x, labels := data.FeedbackRows(marks, columns)
@@ -759,8 +892,7 @@ func labelledFeedback(dir string, spec model.Spec, columns []string, f *fitted) 
 			anomalies++
 		}
 	}
-	fmt.Fprintf(os.Stderr, "detector train: %d labelled feedback marks (%d anomalies) from %s; %d unreadable lines skipped\n",
-		len(labels), anomalies, dir, bad)
+	log.Info("labelled feedback", "marks", len(labels), "anomalies", anomalies, "dir", dir, "unreadableLinesSkipped", bad)
 	scaled := f.scaler.Transform(nil, x)
 	return &feedbackScores{scores: f.net.Scores(scaled, len(labels)), labels: labels}
 }

@@ -70,7 +70,7 @@ func TestEveryModelTypeTrainsOnOneFeature(t *testing.T) {
 		{Type: contract.ConvAutoencoder, Window: new(int32(16)), Channels: []int32{4, 4}, KernelSize: new(int32(3)), LatentSize: new(int32(4))},
 	} {
 		t.Run(string(m.Type), func(t *testing.T) {
-			out, err := Train(context.Background(), metricRequest(trainCSV, m, 0.2), filepath.Join(dir, string(m.Type)), nil)
+			out, err := Train(context.Background(), metricRequest(trainCSV, m, 0.2), filepath.Join(dir, string(m.Type)), Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -119,7 +119,7 @@ func TestWindowEdgeCases(t *testing.T) {
 		{Type: contract.ConvAutoencoder, Window: new(int32(16)), Channels: []int32{2, 2}, KernelSize: new(int32(3)), LatentSize: new(int32(2))},
 	} {
 		t.Run(string(m.Type)+" one window", func(t *testing.T) {
-			out, err := Train(context.Background(), metricRequest(path, m, 0), filepath.Join(dir, string(m.Type)), nil)
+			out, err := Train(context.Background(), metricRequest(path, m, 0), filepath.Join(dir, string(m.Type)), Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -143,7 +143,7 @@ func TestWindowEdgeCases(t *testing.T) {
 		"conv window of one": {contract.Model{Type: contract.ConvAutoencoder, Window: new(int32(1))}, "needs a window divisible by 4"},
 	} {
 		t.Run(name, func(t *testing.T) {
-			_, err := Train(context.Background(), metricRequest(path, tt.model, 0), filepath.Join(dir, "x"), nil)
+			_, err := Train(context.Background(), metricRequest(path, tt.model, 0), filepath.Join(dir, "x"), Options{})
 			if err == nil || !IsInputError(err) || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("err = %v; want an input error saying %q", err, tt.want)
 			}
@@ -162,7 +162,7 @@ func TestScoringRuleIsRecorded(t *testing.T) {
 	for rule, want := range map[string]string{"": contract.ScoringCausal, contract.ScoringAllWindows: contract.ScoringAllWindows} {
 		m := lstm
 		m.ScoringRule = rule
-		out, err := Train(context.Background(), metricRequest(path, m, 0.2), filepath.Join(dir, "m"+rule), nil)
+		out, err := Train(context.Background(), metricRequest(path, m, 0.2), filepath.Join(dir, "m"+rule), Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -179,7 +179,7 @@ func TestScoringRuleIsRecorded(t *testing.T) {
 		"unknown rule":         {Type: contract.LSTMAutoencoder, Window: new(int32(8)), ScoringRule: "Newest"},
 	} {
 		t.Run(name, func(t *testing.T) {
-			_, err := Train(context.Background(), metricRequest(path, m, 0.2), filepath.Join(dir, "x"), nil)
+			_, err := Train(context.Background(), metricRequest(path, m, 0.2), filepath.Join(dir, "x"), Options{})
 			if err == nil || !IsInputError(err) || !strings.Contains(err.Error(), "rule") {
 				t.Fatalf("err = %v; want an input error about the rule", err)
 			}
@@ -233,7 +233,7 @@ func TestStuckValuesAreFlaggedPastTheTrainingLimit(t *testing.T) {
 	}
 	m := contract.Model{Type: contract.ConvAutoencoder, Window: new(int32(16)), Channels: []int32{4, 4}, KernelSize: new(int32(3)),
 		LatentSize: new(int32(4)), ScoringRule: contract.ScoringCausal}
-	out, err := Train(context.Background(), metricRequest(trainCSV, m, 0.2), filepath.Join(dir, "flag"), nil)
+	out, err := Train(context.Background(), metricRequest(trainCSV, m, 0.2), filepath.Join(dir, "flag"), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -256,7 +256,7 @@ func TestStuckValuesAreFlaggedPastTheTrainingLimit(t *testing.T) {
 	}
 
 	m.StuckValues = contract.StuckIgnore
-	out, err = Train(context.Background(), metricRequest(trainCSV, m, 0.2), filepath.Join(dir, "ignore"), nil)
+	out, err = Train(context.Background(), metricRequest(trainCSV, m, 0.2), filepath.Join(dir, "ignore"), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -265,7 +265,7 @@ func TestStuckValuesAreFlaggedPastTheTrainingLimit(t *testing.T) {
 	}
 	dense := contract.Model{Type: contract.Autoencoder, StuckValues: contract.StuckFlag}
 	var spec *SpecError
-	if _, err := Train(context.Background(), metricRequest(trainCSV, dense, 0.2), filepath.Join(dir, "dense"), nil); !errors.As(err, &spec) {
+	if _, err := Train(context.Background(), metricRequest(trainCSV, dense, 0.2), filepath.Join(dir, "dense"), Options{}); !errors.As(err, &spec) {
 		t.Fatalf("stuckValues on an Autoencoder: %v, want a spec error", err)
 	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/kadet-dev/kadet/detector/artifact"
 	"github.com/kadet-dev/kadet/detector/data"
+	"github.com/kadet-dev/kadet/detector/seasonal"
 )
 
 // scoreBatch rows are scored at a time, so a file of any size streams through.
@@ -22,8 +23,11 @@ const scoreBatch = 4096
 // sequence model scores each entity's rows (in the file's order) as a run of their
 // own, with a likelihood state of their own: series of several entities in one file,
 // as a Prometheus query gives them. It returns the rows scored and how many were
-// anomalies.
-func CSV(m *artifact.Model, r io.Reader, w io.Writer, source string, delim rune, entityColumn string) (st CSVStats, err error) {
+// anomalies. A model whose scores follow the hour of the day or week (Seasons) needs
+// the rows' times: opts.TimestampColumn, else the column it trained with when the
+// header has it.
+func CSV(m *artifact.Model, r io.Reader, w io.Writer, source string, opts CSVOptions) (st CSVStats, err error) {
+	delim, entityColumn := opts.Delimiter, opts.EntityColumn
 	cr := csv.NewReader(r)
 	cr.Comma = delim
 	header, err := cr.Read()
@@ -36,7 +40,7 @@ func CSV(m *artifact.Model, r io.Reader, w io.Writer, source string, delim rune,
 	header = slices.Clone(header)
 	idx := make([]int, len(m.Meta.Features))
 	for k, f := range m.Meta.Features {
-		idx[k] = slices.IndexFunc(header, func(h string) bool { return strings.TrimSpace(h) == f })
+		idx[k] = column(header, f)
 		if idx[k] < 0 {
 			return st, &data.Error{Source: source, Line: 1, Msg: fmt.Sprintf(
 				"column %q, which the model was trained on, is not in the header (model features: %s)", f, strings.Join(m.Meta.Features, ", "))}
@@ -44,13 +48,33 @@ func CSV(m *artifact.Model, r io.Reader, w io.Writer, source string, delim rune,
 	}
 	entity := -1
 	if entityColumn != "" {
-		if entity = slices.IndexFunc(header, func(h string) bool { return strings.TrimSpace(h) == entityColumn }); entity < 0 {
+		if entity = column(header, entityColumn); entity < 0 {
 			return st, &data.Error{Source: source, Line: 1, Msg: fmt.Sprintf("entity column %q is not in the header", entityColumn)}
 		}
-		if !m.Network.Spec.Sequence() && !m.Meta.ScalesByEntity() {
-			entity = -1 // rows one at a time, scaled alike: an entity changes nothing
+	}
+	// A row model scores rows one at a time, scaled alike unless by entity: to it an
+	// entity changes nothing, though OnRow still names it.
+	entityCell := entity
+	if !m.Network.Spec.Sequence() && !m.Meta.ScalesByEntity() {
+		entity = -1
+	}
+	stamp := -1
+	if opts.TimestampColumn == "" && m.Meta.Seasons != nil && column(header, m.Meta.TimestampColumn) >= 0 {
+		opts.TimestampColumn = m.Meta.TimestampColumn // the column the model trained with
+	}
+	if c := opts.TimestampColumn; c != "" {
+		if stamp = column(header, c); stamp < 0 {
+			return st, &data.Error{Source: source, Line: 1, Msg: fmt.Sprintf("timestamp column %q is not in the header", c)}
 		}
 	}
+	if p := m.Meta.Seasons; p != nil && stamp < 0 {
+		return st, &data.Error{Source: source, Msg: fmt.Sprintf(
+			"the model's scores follow the hour of the %s (seasonality %s): name the rows' timestamp column", strings.ToLower(p.Period), p.Period)}
+	}
+	var (
+		times []int64
+		lines []int
+	)
 	cw := csv.NewWriter(w)
 	cw.Comma = delim
 	if err := cw.Write(append(header, "score", "raw", "is_anomaly")); err != nil {
@@ -64,10 +88,10 @@ func CSV(m *artifact.Model, r io.Reader, w io.Writer, source string, delim rune,
 		var err error
 		if entity >= 0 || m.Meta.ScalesByEntity() {
 			var unseen int
-			res, unseen, err = scoreByEntity(m, x, batch, entity)
+			res, unseen, err = scoreByEntity(m, x, batch, entity, times)
 			st.Unseen += unseen
 		} else {
-			res, err = Score(m, x)
+			res, err = ScoreRun(m, nil, x, 0, times)
 		}
 		if err != nil {
 			return err
@@ -77,13 +101,26 @@ func CSV(m *artifact.Model, r io.Reader, w io.Writer, source string, delim rune,
 			if s.Anomaly {
 				st.Anomalies++
 			}
+			if opts.OnRow != nil {
+				r := RowScore{Line: lines[i], Scored: s}
+				if entityCell >= 0 {
+					r.Entity = rec[entityCell]
+				}
+				if stamp >= 0 {
+					r.Time = rec[stamp]
+				}
+				opts.OnRow(r)
+			}
 			out := append(rec, strconv.FormatFloat(s.Score, 'g', 6, 64), strconv.FormatFloat(s.Raw, 'g', 6, 64), strconv.FormatBool(s.Anomaly))
 			if err := cw.Write(out); err != nil {
 				return err
 			}
 		}
 		st.Rows += len(batch)
-		batch, x = batch[:0], x[:0]
+		batch, x, lines = batch[:0], x[:0], lines[:0]
+		if times != nil {
+			times = times[:0]
+		}
 		return nil
 	}
 	for {
@@ -106,7 +143,15 @@ func CSV(m *artifact.Model, r io.Reader, w io.Writer, source string, delim rune,
 			}
 			x = append(x, v)
 		}
-		batch = append(batch, rec)
+		if stamp >= 0 && m.Meta.Seasons != nil {
+			at, ok := seasonal.ParseTime(rec[stamp])
+			if !ok {
+				return st, &data.Error{Source: source, Line: line, Column: opts.TimestampColumn, Msg: fmt.Sprintf(
+					"%q is not a time (seconds since 1970, or RFC 3339 / ISO 8601 text)", rec[stamp])}
+			}
+			times = append(times, at)
+		}
+		batch, lines = append(batch, rec), append(lines, line)
 		// A sequence model scores the whole run at once: windows span batches; and an
 		// entity's scaler may be fitted on its first rows.
 		if len(batch) == scoreBatch && !m.Network.Spec.Sequence() && !m.Meta.ScalesByEntity() {
@@ -127,6 +172,31 @@ func CSV(m *artifact.Model, r io.Reader, w io.Writer, source string, delim rune,
 	return st, cw.Error()
 }
 
+// column is the index of the header column named name, spaces around it aside; -1
+// when there is none.
+func column(header []string, name string) int {
+	return slices.IndexFunc(header, func(h string) bool { return strings.TrimSpace(h) == name })
+}
+
+// CSVOptions say how CSV reads its input.
+type CSVOptions struct {
+	Delimiter rune
+	// EntityColumn names each row's entity; empty when the rows are one series.
+	EntityColumn string
+	// TimestampColumn names each row's time, for a model whose scores follow the hour.
+	TimestampColumn string
+	// OnRow, when set, is given every row's score, in the file's order.
+	OnRow func(RowScore)
+}
+
+// RowScore is one scored row of a CSV: its line, its entity and time cells (empty
+// without the columns) and its score.
+type RowScore struct {
+	Line         int
+	Entity, Time string
+	Scored
+}
+
 // CSVStats say what CSV scored.
 type CSVStats struct {
 	Rows, Anomalies int
@@ -143,7 +213,7 @@ const EntityHistoryRows = 500
 // entity of the records; one entity when entity is -1), each entity's rows in their
 // order and scaled by its scaler, and gives the scores in the rows' order and how many
 // entities the model had not seen.
-func scoreByEntity(m *artifact.Model, x []float32, recs [][]string, entity int) ([]Scored, int, error) {
+func scoreByEntity(m *artifact.Model, x []float32, recs [][]string, entity int, times []int64) ([]Scored, int, error) {
 	d := len(x) / len(recs)
 	var order []string
 	rowsOf := map[string][]int{}
@@ -162,8 +232,12 @@ func scoreByEntity(m *artifact.Model, x []float32, recs [][]string, entity int) 
 	for _, e := range order {
 		idx := rowsOf[e]
 		xe := make([]float32, 0, len(idx)*d)
+		var at []int64
 		for _, i := range idx {
 			xe = append(xe, x[i*d:(i+1)*d]...)
+			if times != nil {
+				at = append(at, times[i])
+			}
 		}
 		sc, known, err := m.Meta.EntityScaler(e, xe[:min(len(xe), EntityHistoryRows*d)])
 		if err != nil {
@@ -172,7 +246,7 @@ func scoreByEntity(m *artifact.Model, x []float32, recs [][]string, entity int) 
 		if !known {
 			unseen++
 		}
-		res, err := ScoreRun(m, sc, xe, 0)
+		res, err := ScoreRun(m, sc, xe, 0, at)
 		if err != nil {
 			return nil, 0, fmt.Errorf("entity %q: %w", e, err)
 		}

@@ -48,7 +48,7 @@ func TestCSVScoresEachEntityAsItsOwnSeries(t *testing.T) {
 		}
 	}
 	var out bytes.Buffer
-	st, err := CSV(m, strings.NewReader(b.String()), &out, "two.csv", ',', "pod")
+	st, err := CSV(m, strings.NewReader(b.String()), &out, "two.csv", CSVOptions{Delimiter: ',', EntityColumn: "pod"})
 	if err != nil || st.Rows != 24 {
 		t.Fatalf("CSV: %d rows, %v", st.Rows, err)
 	}
@@ -75,18 +75,18 @@ func TestCSVScoresEachEntityAsItsOwnSeries(t *testing.T) {
 	// Without the entity column the file is one series: the interleaved rows score
 	// otherwise, which the test above would catch if the column were ignored.
 	var mixed bytes.Buffer
-	if _, err := CSV(m, strings.NewReader(b.String()), &mixed, "two.csv", ',', ""); err != nil {
+	if _, err := CSV(m, strings.NewReader(b.String()), &mixed, "two.csv", CSVOptions{Delimiter: ',', EntityColumn: ""}); err != nil {
 		t.Fatal(err)
 	}
 	if mixed.String() == out.String() {
 		t.Error("scoring without the entity column gave the same file: the test cannot tell the two apart")
 	}
 
-	if _, err := CSV(m, strings.NewReader(b.String()), &bytes.Buffer{}, "two.csv", ',', "host"); err == nil || !strings.Contains(err.Error(), `entity column "host" is not in the header`) {
+	if _, err := CSV(m, strings.NewReader(b.String()), &bytes.Buffer{}, "two.csv", CSVOptions{Delimiter: ',', EntityColumn: "host"}); err == nil || !strings.Contains(err.Error(), `entity column "host" is not in the header`) {
 		t.Errorf("missing entity column: %v", err)
 	}
 	short := b.String() + "lonely,1,2\n"
-	if _, err := CSV(m, strings.NewReader(short), &bytes.Buffer{}, "two.csv", ',', "pod"); err == nil || !strings.Contains(err.Error(), `entity "lonely"`) ||
+	if _, err := CSV(m, strings.NewReader(short), &bytes.Buffer{}, "two.csv", CSVOptions{Delimiter: ',', EntityColumn: "pod"}); err == nil || !strings.Contains(err.Error(), `entity "lonely"`) ||
 		!strings.Contains(err.Error(), "fewer than the model's window") {
 		t.Errorf("an entity of one row: %v", err)
 	}

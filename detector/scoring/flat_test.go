@@ -9,6 +9,7 @@ import (
 	"github.com/kadet-dev/kadet/detector/contract"
 	"github.com/kadet-dev/kadet/detector/model"
 	"github.com/kadet-dev/kadet/detector/preprocess"
+	"github.com/kadet-dev/kadet/detector/seasonal"
 )
 
 // A value repeated past its feature's limit makes a row an anomaly, in a whole run and
@@ -45,7 +46,7 @@ func TestStuckValues(t *testing.T) {
 	}
 
 	m.Meta.FlatLimits = []int{limit, limit}
-	got, shares, err := ScoreExplained(m, x)
+	got, shares, err := ScoreExplained(m, nil, x, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +76,7 @@ func TestStuckValues(t *testing.T) {
 	for end := w - 1; end < rows; end++ {
 		batch = append(batch, x[(end-w+1)*f:(end+1)*f]...)
 	}
-	newest, err := ScoreNewest(m, batch, rows-w+1, nil, nil)
+	newest, err := ScoreNewest(m, batch, rows-w+1, seasonal.NoTime, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -36,8 +36,9 @@ func RunRows(m *artifact.Model) int {
 // With states (one per run: its entity's) and the model's likelihood stage, each
 // score goes through the stage and updates its entity's state; without, it is raw /
 // threshold. With scalers (one per run: its entity's, Metadata.EntityScaler), each run
-// is scaled by its own; without, by the model's.
-func ScoreNewest(m *artifact.Model, x []float32, runs int, states []*normalize.State, scalers []*preprocess.Scaler) ([]Newest, error) {
+// is scaled by its own; without, by the model's. at is the newest rows' unix time
+// (seasonal.NoTime when not known), for a model whose scores follow the hour.
+func ScoreNewest(m *artifact.Model, x []float32, runs int, at int64, states []*normalize.State, scalers []*preprocess.Scaler) ([]Newest, error) {
 	f, w := len(m.Meta.Features), RunRows(m)
 	if f == 0 || len(x) != runs*w*f {
 		return nil, fmt.Errorf("%d values are not %d runs of %d rows of %d features", len(x), runs, w, f)
@@ -96,7 +97,7 @@ func ScoreNewest(m *artifact.Model, x []float32, runs int, states []*normalize.S
 			}
 		}
 		raw := float64(total / float32(f))
-		score := raw / t
+		score := raw / t / m.Meta.Seasons.Factor(at)
 		if states != nil {
 			score = norm.Next(states[k], score)
 		}

@@ -8,6 +8,7 @@ import (
 	"github.com/kadet-dev/kadet/detector/contract"
 	"github.com/kadet-dev/kadet/detector/model"
 	"github.com/kadet-dev/kadet/detector/preprocess"
+	"github.com/kadet-dev/kadet/detector/seasonal"
 )
 
 // A stream's score of its newest row is the causal score the same row gets in a whole
@@ -43,7 +44,7 @@ func TestScoreNewestIsTheCausalScoreOfTheLastRow(t *testing.T) {
 				}
 				batch = append(batch, run[(rows-n)*f:]...)
 			}
-			got, err := ScoreNewest(m, batch, runs, nil, nil)
+			got, err := ScoreNewest(m, batch, runs, seasonal.NoTime, nil, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -70,7 +71,7 @@ func TestScoreNewestIsTheCausalScoreOfTheLastRow(t *testing.T) {
 					t.Errorf("run %d: expected %v against observed %v gives error %v; raw %v", k, g.Expected, last, se/f, g.Raw)
 				}
 			}
-			if _, err := ScoreNewest(m, batch[:len(batch)-1], runs, nil, nil); err == nil {
+			if _, err := ScoreNewest(m, batch[:len(batch)-1], runs, seasonal.NoTime, nil, nil); err == nil {
 				t.Error("a short batch scored")
 			}
 		})

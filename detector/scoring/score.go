@@ -48,23 +48,26 @@ func explainStuck(shares []float32, idx []int) {
 // Score scales rows (width = the model's features, in its order) and scores them. It is
 // the one scoring path: the CLI and the server both call it.
 func Score(m *artifact.Model, x []float32) ([]Scored, error) {
-	out, _, err := score(m, nil, x, false, 0)
+	out, _, err := score(m, nil, x, false, 0, nil)
 	return out, err
 }
 
 // ScoreRun is Score for one entity's run, scaled by sc (the entity's scaler,
 // Metadata.EntityScaler; nil for the model's), whose first inSample rows the model
 // trained on: their network scores enter the likelihood stage raised by its in-sample
-// gap, as a watching pod's warm-up takes them.
-func ScoreRun(m *artifact.Model, sc *preprocess.Scaler, x []float32, inSample int) ([]Scored, error) {
-	out, _, err := score(m, sc, x, false, inSample)
+// gap, as a watching pod's warm-up takes them. times are the rows' unix times, for a
+// model whose scores follow the hour (nil: not known).
+func ScoreRun(m *artifact.Model, sc *preprocess.Scaler, x []float32, inSample int, times []int64) ([]Scored, error) {
+	out, _, err := score(m, sc, x, false, inSample, times)
 	return out, err
 }
 
 // ScoreExplained is Score plus each feature's share of each row's reconstruction error
-// (rows x features; nil for a classifier).
-func ScoreExplained(m *artifact.Model, x []float32) ([]Scored, []float32, error) {
-	return score(m, nil, x, true, 0)
+// (rows x features; nil for a classifier), for rows scaled by sc (nil: the model's
+// scaler) at unix times times (nil: not known; a model whose scores follow the hour
+// then scores each as a typical hour).
+func ScoreExplained(m *artifact.Model, sc *preprocess.Scaler, x []float32, times []int64) ([]Scored, []float32, error) {
+	return score(m, sc, x, true, 0, times)
 }
 
 // scaledPool holds the buffers scaled rows are scored from: nothing returned refers
@@ -73,7 +76,7 @@ func ScoreExplained(m *artifact.Model, x []float32) ([]Scored, []float32, error)
 var scaledPool = sync.Pool{New: func() any { return new([]float32) }}
 
 // score scales x with sc (the model's scaler when nil) and scores it.
-func score(m *artifact.Model, sc *preprocess.Scaler, x []float32, explain bool, inSample int) ([]Scored, []float32, error) {
+func score(m *artifact.Model, sc *preprocess.Scaler, x []float32, explain bool, inSample int, times []int64) ([]Scored, []float32, error) {
 	if sc == nil {
 		sc = m.Meta.Scaler
 	}
@@ -105,6 +108,9 @@ func score(m *artifact.Model, sc *preprocess.Scaler, x []float32, explain bool, 
 	out := make([]Scored, rows)
 	for i, r := range raw {
 		s := float64(r) / t
+		if times != nil {
+			s /= m.Meta.Seasons.Factor(times[i])
+		}
 		out[i] = Scored{Score: s, Raw: float64(r), Anomaly: s > 1}
 	}
 	if n := m.Meta.Normalization; n.Enabled() && m.Network.Spec.Sequence() {

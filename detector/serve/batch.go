@@ -3,6 +3,7 @@ package serve
 import (
 	"sync"
 
+	"github.com/kadet-dev/kadet/detector/preprocess"
 	"github.com/kadet-dev/kadet/detector/scoring"
 )
 
@@ -13,12 +14,18 @@ const maxBatchRows = 256
 type job struct {
 	l        *loaded
 	x        []float32
+	times    []int64            // the rows' unix times, or nil; only a job scored alone has them
+	scaler   *preprocess.Scaler // the rows' entity's scaler, or nil for the model's; as times
 	n        int
 	scored   []scoring.Scored
 	shares   []float32
 	err      error
 	finished bool
 }
+
+// alone says whether j's rows carry what no other job's share (times, a scaler), so it
+// is scored on its own.
+func (j *job) alone() bool { return j.times != nil || j.scaler != nil }
 
 // batcher scores concurrent requests together: while one request's rows are being
 // scored, others queue, and the next pass scores all queued rows of the same model in
@@ -30,10 +37,11 @@ type batcher struct {
 	free  *sync.Cond
 	busy  bool
 	queue []*job
-	score func(l *loaded, x []float32) ([]scoring.Scored, []float32, error)
+	// score scores a job: the batch's first, with every batched job's rows in x.
+	score func(j *job) ([]scoring.Scored, []float32, error)
 }
 
-func newBatcher(score func(*loaded, []float32) ([]scoring.Scored, []float32, error)) *batcher {
+func newBatcher(score func(*job) ([]scoring.Scored, []float32, error)) *batcher {
 	b := &batcher{score: score}
 	b.free = sync.NewCond(&b.mu)
 	return b
@@ -72,7 +80,7 @@ func (b *batcher) take() []*job {
 	// A sequence model's rows are one run in time: requests are never mixed.
 	sequence := first.l.model.Network != nil && first.l.model.Network.Spec.Sequence()
 	for _, j := range b.queue[1:] {
-		if !sequence && j.l == first.l && rows+j.n <= maxBatchRows {
+		if !sequence && !first.alone() && !j.alone() && j.l == first.l && rows+j.n <= maxBatchRows {
 			batch = append(batch, j)
 			rows += j.n
 		} else {
@@ -89,18 +97,18 @@ func (b *batcher) take() []*job {
 
 // run scores a batch in one pass and hands each job its rows' results.
 func (b *batcher) run(batch []*job) {
-	x := batch[0].x
+	first := *batch[0]
 	if len(batch) > 1 {
 		size := 0
 		for _, j := range batch {
 			size += len(j.x)
 		}
-		x = make([]float32, 0, size)
+		first.x = make([]float32, 0, size)
 		for _, j := range batch {
-			x = append(x, j.x...)
+			first.x = append(first.x, j.x...)
 		}
 	}
-	scored, shares, err := b.score(batch[0].l, x)
+	scored, shares, err := b.score(&first)
 	d := len(batch[0].l.model.Meta.Features)
 	off := 0
 	for _, j := range batch {

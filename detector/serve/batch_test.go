@@ -75,7 +75,8 @@ func TestBatcherCombinesQueuedJobs(t *testing.T) {
 	var mu sync.Mutex
 	var passes []int
 	release := make(chan struct{})
-	b := newBatcher(func(l *loaded, x []float32) ([]scoring.Scored, []float32, error) {
+	b := newBatcher(func(j *job) ([]scoring.Scored, []float32, error) {
+		x := j.x
 		mu.Lock()
 		first := len(passes) == 0
 		passes = append(passes, len(x))

@@ -24,14 +24,14 @@ func newMonitor(meta artifact.Metadata, window int) *drift.Monitor {
 
 // observe hands rows a request had scored to the drift monitor of the model that
 // scored them, and to the shadow model.
-func (s *Server) observe(l *loaded, x []float32, scored []scoring.Scored) {
+func (s *Server) observe(l *loaded, rows requestRows, scored []scoring.Scored) {
 	scores := make([]float64, len(scored))
 	for i, sc := range scored {
 		scores[i] = sc.Score
 	}
-	l.drift.Observe(x, scores)
+	l.drift.Observe(rows.x, scores)
 	if sh := s.shadow.Load(); sh != nil && sh.stats.Incompatible == "" {
-		sh.offer(shadowJob{x: x, scored: scored})
+		sh.offer(shadowJob{x: rows.x, times: rows.times, entity: rows.entity, scored: scored})
 	}
 }
 
@@ -55,7 +55,7 @@ func (s *Server) Observe(o watch.Observation) {
 	}
 	l.drift.Observe(rows, scores)
 	if sh := s.shadow.Load(); sh != nil && sh.stats.Incompatible == "" {
-		sh.offer(shadowJob{x: runs, runs: len(results), keys: o.Keys, prepare: o.Prepare, scored: scored})
+		sh.offer(shadowJob{x: runs, runs: len(results), at: o.At, keys: o.Keys, prepare: o.Prepare, scored: scored})
 	}
 }
 

@@ -3,6 +3,7 @@ package serve
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -55,7 +56,9 @@ func decodeFeedback(body []byte, features []string, maxMarks int, version string
 	case len(req.Marks) == 0:
 		return nil, badRequest("marks", "is empty")
 	case len(req.Marks) > maxMarks:
-		return nil, badRequest("marks", "has %d marks; at most %d per request", len(req.Marks), maxMarks)
+		e := badRequest("marks", "has %d marks; at most %d per request", len(req.Marks), maxMarks)
+		e.Status = http.StatusRequestEntityTooLarge
+		return nil, e
 	}
 	out := make([]contract.FeedbackMark, len(req.Marks))
 	for i, m := range req.Marks {
@@ -106,9 +109,47 @@ func decodeFeedback(body []byte, features []string, maxMarks int, version string
 // pods never write one file together, and keeps everyone's marks for the shadow's
 // comparison.
 type feedbackStore struct {
-	dir, file string
-	mu        sync.Mutex
-	marks     prometheus.Counter
+	dir, file         string
+	maxFile, maxTotal int64
+	mu                sync.Mutex
+	marks             prometheus.Counter
+}
+
+// errFeedbackFull is marks that would take a feedback file or the folder past its
+// limit; nothing of them is stored.
+type errFeedbackFull struct{ msg string }
+
+func (e *errFeedbackFull) Error() string { return e.msg }
+
+// room refuses n more bytes in this server's file when they would pass either limit.
+func (fs *feedbackStore) room(n int64) error {
+	entries, err := os.ReadDir(fs.dir)
+	if err != nil {
+		return err
+	}
+	var own, total int64
+	for _, e := range entries {
+		if e.IsDir() || !strings.HasSuffix(e.Name(), contract.FeedbackFileSuffix) {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil {
+			continue // removed meanwhile
+		}
+		total += info.Size()
+		if e.Name() == fs.file {
+			own = info.Size()
+		}
+	}
+	switch {
+	case own+n > fs.maxFile:
+		return &errFeedbackFull{fmt.Sprintf("this scoring pod's feedback file holds %d KiB and these marks would take it past its limit of %d KiB (--max-feedback-file-bytes): no mark stored",
+			own>>10, fs.maxFile>>10)}
+	case total+n > fs.maxTotal:
+		return &errFeedbackFull{fmt.Sprintf("the feedback folder holds %d KiB and these marks would take it past its limit of %d KiB (--max-feedback-bytes): no mark stored",
+			total>>10, fs.maxTotal>>10)}
+	}
+	return nil
 }
 
 // append writes marks as lines and syncs them before the request is answered: a
@@ -126,6 +167,9 @@ func (fs *feedbackStore) append(marks []contract.FeedbackMark) error {
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
 	if err := os.MkdirAll(fs.dir, 0o775); err != nil {
+		return err
+	}
+	if err := fs.room(int64(b.Len())); err != nil {
 		return err
 	}
 	f, err := os.OpenFile(filepath.Join(fs.dir, fs.file), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o664)
@@ -162,7 +206,11 @@ func (s *Server) feedback(w http.ResponseWriter, r *http.Request) {
 		writeRequestError(w, err)
 		return
 	}
-	if err := s.feedbackStore.append(marks); err != nil {
+	var full *errFeedbackFull
+	if err := s.feedbackStore.append(marks); errors.As(err, &full) {
+		writeError(w, http.StatusTooManyRequests, full.Error())
+		return
+	} else if err != nil {
 		s.log.Error("storing feedback", "dir", s.feedbackStore.dir, "error", err.Error())
 		writeError(w, http.StatusInternalServerError, "storing feedback: "+err.Error())
 		return

@@ -85,3 +85,66 @@ func TestFeedbackRefusesBadMarks(t *testing.T) {
 		t.Errorf("without a feedback folder: %d %v; want 503 naming --feedback-dir", code, body)
 	}
 }
+
+// Marks as an attacker inside the cluster sends them, as many and as often as allowed:
+// a request over the per-request limit is refused whole (413), and once this pod's file
+// or the folder would pass its limit every further mark is refused (429) with nothing
+// stored, so the model volume and the pods that read every mark stay within bounds.
+func TestFeedbackIsBounded(t *testing.T) {
+	dir := t.TempDir()
+	writeModel(t, dir, 1, time.Date(2026, 11, 30, 1, 0, 0, 0, time.UTC))
+	fb := filepath.Join(dir, "feedback")
+	mark := `{"instance": [12, 14, 2], "anomaly": true}`
+	marks := func(n int) string { return `{"marks": [` + strings.TrimSuffix(strings.Repeat(mark+",", n), ",") + `]}` }
+	size := func() int64 {
+		var total int64
+		entries, _ := os.ReadDir(fb)
+		for _, e := range entries {
+			info, _ := e.Info()
+			total += info.Size()
+		}
+		return total
+	}
+	_, ts, _ := newServer(t, dir, Options{FeedbackDir: fb, FeedbackFile: "pod-a", MaxInstances: 50, MaxFeedbackFileBytes: 20 << 10, MaxFeedbackBytes: 30 << 10})
+	if code, body := call(t, ts, "POST", "/v1/feedback", marks(51)); code != 413 || !strings.Contains(body["error"].(string), "at most 50 per request") {
+		t.Fatalf("51 marks: %d %v", code, body)
+	}
+	stored := 0
+	for range 100 {
+		code, body := call(t, ts, "POST", "/v1/feedback", marks(50))
+		if code == 429 {
+			if msg := body["error"].(string); !strings.Contains(msg, "past its limit of 20 KiB (--max-feedback-file-bytes): no mark stored") {
+				t.Fatalf("refusal %q", msg)
+			}
+			break
+		}
+		if code != 200 {
+			t.Fatalf("%d %v", code, body)
+		}
+		stored += 50
+	}
+	if s := size(); stored == 0 || s > 20<<10 {
+		t.Fatalf("stored %d marks in %d bytes; want some, within 20 KiB", stored, s)
+	}
+	for range 1000 { // single marks fill what the batches left
+		if code, _ := call(t, ts, "POST", "/v1/feedback", marks(1)); code != 200 {
+			break
+		}
+	}
+	before := size()
+	if code, _ := call(t, ts, "POST", "/v1/feedback", marks(1)); code != 429 || size() != before || before > 20<<10 || before < 19<<10 {
+		t.Fatalf("a mark past the limit: %d, %d -> %d bytes", code, before, size())
+	}
+	// A second pod has a file of its own, but the folder as a whole is full sooner.
+	_, ts2, _ := newServer(t, dir, Options{FeedbackDir: fb, FeedbackFile: "pod-b", MaxInstances: 50, MaxFeedbackFileBytes: 20 << 10, MaxFeedbackBytes: 30 << 10})
+	var code int
+	var body map[string]any
+	for range 100 {
+		if code, body = call(t, ts2, "POST", "/v1/feedback", marks(50)); code != 200 {
+			break
+		}
+	}
+	if code != 429 || !strings.Contains(body["error"].(string), "the feedback folder holds") || size() > 30<<10 {
+		t.Fatalf("pod b: %d %v, folder %d bytes", code, body, size())
+	}
+}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/kadet-dev/kadet/detector/preprocess"
 	"github.com/kadet-dev/kadet/detector/scoring"
 )
 
@@ -105,12 +106,20 @@ func (s *Server) detect(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	x, n, err := decodeDetect(body, l.model.Meta.Features, s.opts.MaxInstances)
+	rows, err := decodeDetect(body, l.model.Meta.Features, s.opts.MaxInstances)
+	if err == nil {
+		err = needTimes(l.model, rows.times, "timestamps", `send "timestamps", one per row (seconds since 1970 or RFC 3339 text)`)
+	}
+	var sc *preprocess.Scaler
+	if err == nil {
+		sc, err = entityScaler(l.model, rows.entity, rows.x, "entity", `send "entity"`)
+	}
 	if err != nil {
 		writeRequestError(w, err)
 		return
 	}
-	scored, shares, err := s.score(l, x)
+	n := rows.n
+	scored, shares, err := s.score(l, rows, sc)
 	if err != nil {
 		writeScoreError(w, err)
 		return
@@ -132,8 +141,11 @@ func ref(l *loaded) ModelRef {
 
 // score runs the one scoring path, batched with concurrent requests, and counts what
 // it scored. Explanations come from the same pass; a caller that needs none ignores them.
-func (s *Server) score(l *loaded, x []float32) ([]scoring.Scored, []float32, error) {
-	j := &job{l: l, x: x, n: len(x) / len(l.model.Meta.Features)}
+// The rows' times serve a model whose scores follow the hour; sc is their entity's
+// scaler (nil: the model's).
+func (s *Server) score(l *loaded, rows requestRows, sc *preprocess.Scaler) ([]scoring.Scored, []float32, error) {
+	x := rows.x
+	j := &job{l: l, x: x, times: rows.times, scaler: sc, n: len(x) / len(l.model.Meta.Features)}
 	s.batch.do(j)
 	if j.err != nil {
 		return nil, nil, j.err
@@ -147,6 +159,6 @@ func (s *Server) score(l *loaded, x []float32) ([]scoring.Scored, []float32, err
 		}
 	}
 	s.metrics.anomalies.Add(float64(anomalies))
-	s.observe(l, x, j.scored)
+	s.observe(l, rows, j.scored)
 	return j.scored, j.shares, nil
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/kadet-dev/kadet/detector/artifact"
+	"github.com/kadet-dev/kadet/detector/seasonal"
 )
 
 // The model page: GET / shows the served model (what it is, what data it saw, its
@@ -29,12 +30,13 @@ type versionRow struct {
 
 type pageData struct {
 	Name, Version, Digest, Type, Rule, Threshold, TrainedAt, Kadet string
-	Features                                                       string
+	Features, Seasons                                              string
 	Rows                                                           int
 	Prometheus                                                     *artifact.PrometheusSource
 	HasReport                                                      bool
 	Loss                                                           template.HTML
 	Versions                                                       []versionRow
+	Backtest                                                       *backtestView
 }
 
 var pageTemplate = template.Must(template.New("page").Parse(`<!doctype html>
@@ -56,6 +58,7 @@ th{font-family:system-ui,sans-serif;color:#666} tr.served td{background:#eef5ff;
 <dt>digest</dt><dd>{{.Digest}}</dd>
 <dt>trained</dt><dd>{{.TrainedAt}} by detector {{.Kadet}}</dd>
 <dt>features</dt><dd>{{.Features}}</dd>
+{{with .Seasons}}<dt>seasons</dt><dd>{{.}}</dd>{{end}}
 <dt>rows</dt><dd>{{.Rows}}</dd>
 {{with .Prometheus}}<dt>prometheus</dt><dd>{{.URL}}, {{.Start.UTC.Format "2006-01-02 15:04"}} to {{.End.UTC.Format "2006-01-02 15:04"}} at {{.Step}}, {{.Rows}} rows of {{.Entities}} entities</dd>
 <dt>queries</dt><dd>{{range .Queries}}{{.Name}} = {{.Query}}<br>{{end}}</dd>
@@ -66,6 +69,11 @@ th{font-family:system-ui,sans-serif;color:#666} tr.served td{background:#eef5ff;
 <figcaption>Held-out scores and the threshold (red)</figcaption></figure>
 <figure>{{.Loss}}<figcaption>Loss per epoch: training (blue), validation (orange)</figcaption></figure>
 </div>
+{{with .Backtest}}<h2>Backtest</h2>
+<p>What this version flagged on the history held out of its training, scored as a watching pod scores it: {{.Summary}}.
+Each plot shows the metric (grey), the band the model expects it in (green), the score (purple, log scale) against the threshold 1 (red), and the episodes (shaded).</p>
+{{if .Entities}}<form method="get"><label>entity <select name="entity"><option value="">the {{len .Plots}} with the most episodes</option>{{range .Entities}}<option value="{{.}}"{{if eq . $.Backtest.Picked}} selected{{end}}>{{.}}</option>{{end}}</select></label> <button>show</button></form>{{end}}
+{{range .Plots}}<figure>{{.}}</figure>{{end}}{{with .Note}}<p>{{.}}</p>{{end}}{{end}}
 <h2>Versions on the volume</h2>
 <table><tr><th>version</th><th>trained</th><th>threshold</th><th>loss</th><th>val loss</th><th>labels</th></tr>
 {{range .Versions}}<tr{{if .Served}} class="served"{{end}}><td>{{.Version}}{{if .Served}} (served){{end}}</td>{{if .Err}}<td colspan="5">{{.Err}}</td>{{else}}<td>{{.TrainedAt}}</td><td>{{.Threshold}}</td><td>{{.Loss}}</td><td>{{.ValLoss}}</td><td>{{.Extra}}</td>{{end}}</tr>
@@ -73,7 +81,7 @@ th{font-family:system-ui,sans-serif;color:#666} tr.served td{background:#eef5ff;
 </body></html>
 `))
 
-func (s *Server) page(w http.ResponseWriter, r *http.Request) {
+func (s *Server) page(w http.ResponseWriter, req *http.Request) {
 	l := s.current.Load()
 	if l == nil {
 		writeError(w, http.StatusServiceUnavailable, "no model loaded yet")
@@ -86,11 +94,19 @@ func (s *Server) page(w http.ResponseWriter, r *http.Request) {
 		Features: strings.Join(m.Features, ", "), Rows: m.Training.Rows, Prometheus: m.Prometheus,
 		Loss: lossSVG(m.Training.History),
 	}
+	if p := m.Seasons; p != nil {
+		d.Seasons = seasonsText(p)
+	}
 	if len(m.Features) > 12 {
 		d.Features = fmt.Sprintf("%d (%s, ...)", len(m.Features), strings.Join(m.Features[:6], ", "))
 	}
 	if _, err := os.Stat(filepath.Join(s.opts.ModelDir, l.version, artifact.ReportFileName)); err == nil {
 		d.HasReport = true
+	}
+	if r, err := readBacktest(filepath.Join(s.opts.ModelDir, l.version)); err != nil {
+		d.Backtest = &backtestView{Note: "the backtest cannot be shown: " + err.Error()}
+	} else if r != nil {
+		d.Backtest = backtestSection(r, req.URL.Query().Get("entity"))
 	}
 	versions, _ := artifact.Versions(s.opts.ModelDir)
 	for _, v := range slices.Backward(versions) {
@@ -117,6 +133,22 @@ func (s *Server) page(w http.ResponseWriter, r *http.Request) {
 	if err := pageTemplate.Execute(w, d); err != nil {
 		s.log.Error("model page", "error", err.Error())
 	}
+}
+
+// seasonsText says what a model's seasonal factors divide scores by, hour by hour.
+func seasonsText(p *seasonal.Profile) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "each row's raw score is divided by its UTC hour of the %s's factor:", strings.ToLower(p.Period))
+	for h, f := range p.Factors {
+		if p.Period == seasonal.Week && h%24 == 0 {
+			fmt.Fprintf(&b, " %s", time.Weekday((h/24 + 1) % 7).String()[:3])
+		}
+		fmt.Fprintf(&b, " %02d:00 %.2f", h%24, f)
+		if h < len(p.Factors)-1 {
+			b.WriteByte(',')
+		}
+	}
+	return b.String()
 }
 
 func metric(m map[string]float64, k string) string {

@@ -6,9 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"slices"
 	"strings"
+
+	"github.com/kadet-dev/kadet/detector/artifact"
+	"github.com/kadet-dev/kadet/detector/preprocess"
+	"github.com/kadet-dev/kadet/detector/seasonal"
 )
 
 // RequestError is a bad request, located as precisely as the JSON allows: the instance
@@ -16,6 +21,8 @@ import (
 type RequestError struct {
 	Field string
 	Msg   string
+	// Status is the HTTP status to answer with; 0 is 400.
+	Status int
 }
 
 func (e *RequestError) Error() string {
@@ -31,40 +38,122 @@ func badRequest(field, format string, args ...any) *RequestError {
 
 // detectRequest is POST /v1/detect: instances as rows of numbers in the model's feature
 // order, or records keyed by feature name. Exactly one of the two.
+// Timestamps, optional, give each row's time (seconds since 1970 or RFC 3339 text),
+// which a model whose scores follow the hour of the day needs; Entity names the series
+// the rows are of, which a model that scales each entity by its own statistics needs.
 type detectRequest struct {
-	Instances [][]float64                  `json:"instances"`
-	Records   []map[string]json.RawMessage `json:"records"`
+	Instances  [][]float64                  `json:"instances"`
+	Records    []map[string]json.RawMessage `json:"records"`
+	Timestamps []json.RawMessage            `json:"timestamps"`
+	Entity     *string                      `json:"entity"`
+}
+
+// requestRows are a request's rows (n of width len(features)), REST's or OIP's, their
+// unix times (nil when not given) and their entity (nil when not given).
+type requestRows struct {
+	x      []float32
+	n      int
+	times  []int64
+	entity *string
 }
 
 // decodeDetect parses a /v1/detect body into rows of width len(features).
-func decodeDetect(body []byte, features []string, maxInstances int) ([]float32, int, error) {
+func decodeDetect(body []byte, features []string, maxInstances int) (requestRows, error) {
 	if x, n, ok := fastInstances(body, len(features), maxInstances); ok {
-		return x, n, nil
+		return requestRows{x: x, n: n}, nil
 	}
 	return decodeDetectStd(body, features, maxInstances)
 }
 
 // decodeDetectStd is decodeDetect with encoding/json, whose errors say where a body
 // goes wrong.
-func decodeDetectStd(body []byte, features []string, maxInstances int) ([]float32, int, error) {
+func decodeDetectStd(body []byte, features []string, maxInstances int) (requestRows, error) {
 	var req detectRequest
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
-		return nil, 0, locateJSONError(body, err)
+		return requestRows{}, locateJSONError(body, err)
 	}
 	if dec.More() {
-		return nil, 0, badRequest("", "body holds more than one JSON value")
+		return requestRows{}, badRequest("", "body holds more than one JSON value")
 	}
+	out := requestRows{entity: req.Entity}
+	var err error
 	switch {
 	case req.Instances != nil && req.Records != nil:
-		return nil, 0, badRequest("", `give "instances" or "records", not both`)
+		return requestRows{}, badRequest("", `give "instances" or "records", not both`)
 	case req.Instances != nil:
-		return instancesToRows(req.Instances, len(features), maxInstances, "instances")
+		out.x, out.n, err = instancesToRows(req.Instances, len(features), maxInstances, "instances")
 	case req.Records != nil:
-		return recordsToRows(req.Records, features, maxInstances)
+		out.x, out.n, err = recordsToRows(req.Records, features, maxInstances)
+	default:
+		return requestRows{}, badRequest("", `body needs "instances" (rows of numbers) or "records" (objects keyed by feature name)`)
 	}
-	return nil, 0, badRequest("", `body needs "instances" (rows of numbers) or "records" (objects keyed by feature name)`)
+	if err != nil {
+		return requestRows{}, err
+	}
+	if req.Timestamps != nil {
+		if out.times, err = parseTimestamps(req.Timestamps, out.n, "timestamps"); err != nil {
+			return requestRows{}, err
+		}
+	}
+	return out, nil
+}
+
+// parseTimestamps reads one time per row: a number of seconds since 1970 or a string
+// of RFC 3339 text.
+func parseTimestamps(raw []json.RawMessage, n int, field string) ([]int64, error) {
+	if len(raw) != n {
+		return nil, badRequest(field, "has %d times for %d rows; give one per row", len(raw), n)
+	}
+	times := make([]int64, n)
+	for i, r := range raw {
+		s := string(r)
+		if len(r) > 0 && r[0] == '"' {
+			if err := json.Unmarshal(r, &s); err != nil {
+				return nil, badRequest(fmt.Sprintf("%s[%d]", field, i), "%s", err)
+			}
+		}
+		t, ok := seasonal.ParseTime(s)
+		if !ok {
+			return nil, badRequest(fmt.Sprintf("%s[%d]", field, i), "%s is not a time: give seconds since 1970 or RFC 3339 text", r)
+		}
+		times[i] = t
+	}
+	return times, nil
+}
+
+// needTimes refuses rows without times for a model whose scores follow the hour.
+func needTimes(m *artifact.Model, times []int64, field, how string) error {
+	if p := m.Meta.Seasons; p != nil && times == nil {
+		return badRequest(field, "model scores each row against its UTC hour of the %s (seasonality %s): %s",
+			strings.ToLower(p.Period), p.Period, how)
+	}
+	return nil
+}
+
+// entityScaler is the scaler of rows x of entity (nil when the request names none)
+// for model m: nil for a model with one scaler; the entity's own when m learnt it, else
+// one fitted on the rows, as the watch scales an entity it did not train on by its
+// history. A model that scales by entity refuses rows that name no entity.
+func entityScaler(m *artifact.Model, entity *string, x []float32, field, how string) (*preprocess.Scaler, error) {
+	if !m.Meta.ScalesByEntity() {
+		return nil, nil
+	}
+	if entity == nil {
+		known := slices.Sorted(maps.Keys(m.Meta.EntityScalers))
+		example := ""
+		if len(known) > 0 {
+			example = fmt.Sprintf(", such as %q", known[0])
+		}
+		return nil, badRequest(field, "model scales each entity by its own statistics (scaleBy Entity): %s, one of the %d it trained on%s, or another (its rows here scale it)",
+			how, len(known), example)
+	}
+	sc, _, err := m.Meta.EntityScaler(*entity, x)
+	if err != nil {
+		return nil, badRequest(field, "entity %q: scaling by the rows sent: %s", *entity, err)
+	}
+	return sc, nil
 }
 
 func instancesToRows(inst [][]float64, d, maxInstances int, field string) ([]float32, int, error) {

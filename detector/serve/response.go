@@ -1,6 +1,7 @@
 package serve
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -45,7 +46,7 @@ func writeScoreError(w http.ResponseWriter, err error) {
 func writeRequestError(w http.ResponseWriter, err error) {
 	var re *RequestError
 	if errors.As(err, &re) {
-		writeJSON(w, http.StatusBadRequest, errorBody{Error: re.Error(), Field: re.Field})
+		writeJSON(w, cmp.Or(re.Status, http.StatusBadRequest), errorBody{Error: re.Error(), Field: re.Field})
 		return
 	}
 	writeError(w, http.StatusBadRequest, err.Error())

@@ -291,6 +291,42 @@ func TestReloadSwapsGoodModelsAndRefusesCorruptOnes(t *testing.T) {
 	}
 }
 
+// A pinned version's file replaced on the volume after training (a valid model file of
+// its own, so its own digest checks out) is refused: the digest its ModelVersion
+// recorded is not the file's. The pod stays unready rather than serve it.
+func TestPinnedVersionWithAnotherDigestIsRefused(t *testing.T) {
+	dir := t.TempDir()
+	v := writeModel(t, dir, 1, time.Unix(1e9, 0))
+	trained, err := artifact.Load(filepath.Join(dir, v))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, ts, _ := newServer(t, dir, Options{Version: v, Digest: trained.Digest})
+	if code, _ := call(t, ts, "GET", "/readyz", ""); code != 200 {
+		t.Fatal("the trained file is refused")
+	}
+	other := t.TempDir()
+	w := writeModel(t, other, 2, time.Unix(1e9, 0))
+	b, err := os.ReadFile(filepath.Join(other, w, artifact.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, v, artifact.FileName), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	s := New(Options{ModelDir: dir, Version: v, Digest: trained.Digest, Registry: reg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err := s.Reload(); err == nil || !strings.Contains(err.Error(), "recorded with "+trained.Digest) {
+		t.Fatalf("a replaced file: %v", err)
+	}
+	if s.Model() != nil {
+		t.Fatal("the replaced file is served")
+	}
+	if got := testutil.ToFloat64(findCounter(t, reg, "kadet_model_load_failures_total")); got != 1 {
+		t.Fatalf("load failures %v", got)
+	}
+}
+
 // TestReloadUnderLoad swaps models while clients score without pause: no request fails.
 func TestReloadUnderLoad(t *testing.T) {
 	dir := t.TempDir()
@@ -413,7 +449,8 @@ func FuzzDecodeDetect(f *testing.F) {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		x, n, err := decodeDetect(body, features, 100)
+		rows, err := decodeDetect(body, features, 100)
+		x, n := rows.x, rows.n
 		if err != nil {
 			if _, ok := err.(*RequestError); !ok {
 				t.Fatalf("error of type %T: %v", err, err)
@@ -430,7 +467,8 @@ func FuzzDecodeDetect(f *testing.F) {
 		}
 		// The fast path must agree with encoding/json on what it accepts.
 		if fx, fn, ok := fastInstances(body, len(features), 100); ok {
-			sx, sn, err := decodeDetectStd(body, features, 100)
+			std, err := decodeDetectStd(body, features, 100)
+			sx, sn := std.x, std.n
 			if err != nil || sn != fn || !slices.Equal(sx, fx) {
 				t.Fatalf("fast path read %v (%d rows), encoding/json %v (%d rows, %v)", fx, fn, sx, sn, err)
 			}
@@ -446,6 +484,130 @@ func TestSequenceModelScoresRuns(t *testing.T) {
 		{Type: model.ConvAutoencoder, Inputs: 4 * 3, Window: 4, Channels: []int{2}, Kernel: 3, Latent: 2, Activation: model.Tanh},
 	} {
 		t.Run(spec.Type, func(t *testing.T) { sequenceScoresRuns(t, spec) })
+	}
+}
+
+// A model whose scores follow the hour of the day takes each row's time, as
+// "timestamps" (REST) or the input tensor "timestamp" (OIP), and divides each row's
+// score by its hour's factor; rows without times are refused, saying what to send.
+func TestSeasonalModelTakesTimestamps(t *testing.T) {
+	dir := t.TempDir()
+	spec := model.Spec{Type: model.ConvAutoencoder, Inputs: 4 * 3, Window: 4, Channels: []int{2}, Kernel: 3, Latent: 2, Activation: model.Tanh}
+	// Hours alternate between factors 1 and 4.
+	gen.Save(t, dir, gen.Model(t, "pump", spec, 1, features, preprocess.Standardize, []float32{1, 2, 3, 4, 5, 6}, gen.Threshold(1), gen.Seasons(1, 4)), time.Unix(1e9, 0), nil)
+	_, ts, _ := newServer(t, dir, Options{})
+	rows := `[[1,2,3],[2,3,4],[3,4,5],[9,1,6]]`
+	scores := func(out map[string]any) []float64 {
+		var s []float64
+		for _, r := range out["results"].([]any) {
+			s = append(s, r.(map[string]any)["score"].(float64))
+		}
+		return s
+	}
+	// 00:00 (factor 1) and 01:00 (factor 4) UTC, the same rows.
+	code, even := call(t, ts, "POST", "/v1/detect", `{"instances": `+rows+`, "timestamps": [0, 60, 120, 180]}`)
+	if code != 200 {
+		t.Fatalf("%d %v", code, even)
+	}
+	code, odd := call(t, ts, "POST", "/v1/detect", `{"instances": `+rows+`, "timestamps": ["1970-01-01T01:00:00Z", 3660, 3720, "1970-01-01T01:03:00+00:00"]}`)
+	if code != 200 {
+		t.Fatalf("%d %v", code, odd)
+	}
+	for i, s := range scores(even) {
+		if got := scores(odd)[i]; math.Abs(got*4-s) > 1e-9*max(1, s) {
+			t.Errorf("row %d: score %v at 01:00, %v at 00:00; want a quarter", i, got, s)
+		}
+	}
+	// OIP: the same rows at 01:00 score alike.
+	code, out := call(t, ts, "POST", "/v2/models/pump/infer", `{"inputs": [{"name": "timestamp", "shape": [4], "datatype": "INT64", "data": [3600, 3660, 3720, 3780]},
+		{"name": "input", "shape": [4, 3], "datatype": "FP32", "data": `+rows+`}]}`)
+	if code != 200 {
+		t.Fatalf("infer: %d %v", code, out)
+	}
+	for i, v := range out["outputs"].([]any)[0].(map[string]any)["data"].([]any) {
+		if want := scores(odd)[i]; math.Abs(v.(float64)-want) > 1e-9*max(1, want) {
+			t.Errorf("infer row %d: score %v, REST %v", i, v, want)
+		}
+	}
+	for _, c := range []struct{ path, body, want string }{
+		{"/v1/detect", `{"instances": ` + rows + `}`, `timestamps: model scores each row against its UTC hour of the day (seasonality Day): send "timestamps"`},
+		{"/v1/detect", `{"instances": ` + rows + `, "timestamps": [0, 60]}`, "timestamps: has 2 times for 4 rows"},
+		{"/v1/detect", `{"instances": ` + rows + `, "timestamps": [0, 60, "noon", 180]}`, `timestamps[2]: "noon" is not a time`},
+		{"/v2/models/pump/infer", `{"inputs": [{"name": "input", "shape": [4, 3], "datatype": "FP32", "data": ` + rows + `}]}`, `inputs: model scores each row against its UTC hour of the day (seasonality Day): add an input tensor "timestamp"`},
+		{"/v2/models/pump/infer", `{"inputs": [{"name": "input", "shape": [4, 3], "datatype": "FP32", "data": ` + rows + `}, {"name": "timestamp", "shape": [3], "datatype": "INT64", "data": [1, 2, 3]}]}`, "inputs[1].shape: is [3]; the timestamps of 4 rows are [4]"},
+	} {
+		code, out := call(t, ts, "POST", c.path, c.body)
+		if code != 400 || !strings.Contains(fmt.Sprint(out["error"]), c.want) {
+			t.Errorf("%s %s: %d %v, want 400 saying %q", c.path, c.body, code, out, c.want)
+		}
+	}
+	code, meta := call(t, ts, "GET", "/v2/models/pump", "")
+	if code != 200 || !strings.Contains(fmt.Sprint(meta["inputs"]), "timestamp") {
+		t.Errorf("metadata %d %v: want the timestamp input listed", code, meta)
+	}
+	resp, err := http.Get(ts.URL + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if want := "divided by its UTC hour of the day&#39;s factor: 00:00 1.00, 01:00 4.00, 02:00 1.00"; !strings.Contains(string(page), want) {
+		t.Errorf("the model page does not say %q", want)
+	}
+}
+
+// A model that scales each entity by its own statistics takes the rows' entity ("entity"
+// in REST, parameters.entity in OIP): the same rows score by that entity's scaler, an
+// entity it did not train on is scaled by the rows sent, and rows without an entity
+// are refused, naming one the model knows.
+func TestEntityScaledModelTakesTheEntity(t *testing.T) {
+	dir := t.TempDir()
+	spec := model.Spec{Type: model.ConvAutoencoder, Inputs: 4 * 3, Window: 4, Channels: []int{2}, Kernel: 3, Latent: 2, Activation: model.Tanh}
+	m := gen.Model(t, "pump", spec, 1, features, preprocess.Standardize, []float32{1, 2, 3, 4, 5, 6}, gen.Threshold(1))
+	m.Meta.EntityScalers = map[string]*preprocess.Scaler{
+		`pod="fast"`: {Kind: preprocess.Standardize, Offset: []float32{1, 2, 3}, Scale: []float32{1, 1, 1}},
+		`pod="slow"`: {Kind: preprocess.Standardize, Offset: []float32{100, 200, 300}, Scale: []float32{50, 50, 50}},
+	}
+	gen.Save(t, dir, m, time.Unix(1e9, 0), nil)
+	_, ts, _ := newServer(t, dir, Options{})
+	rows := `[[1,2,3],[2,3,4],[3,4,5],[9,1,6]]`
+	scoreOf := func(body string) []float64 {
+		t.Helper()
+		code, out := call(t, ts, "POST", "/v1/detect", body)
+		if code != 200 {
+			t.Fatalf("%s: %d %v", body, code, out)
+		}
+		var s []float64
+		for _, r := range out["results"].([]any) {
+			s = append(s, r.(map[string]any)["score"].(float64))
+		}
+		return s
+	}
+	fast, slow := scoreOf(`{"instances": `+rows+`, "entity": "pod=\"fast\""}`), scoreOf(`{"instances": `+rows+`, "entity": "pod=\"slow\""}`)
+	if slices.Equal(fast, slow) {
+		t.Errorf("entities fast and slow scored the same rows alike (%v): the entity's scaler was not used", fast)
+	}
+	// An entity the model did not see is scaled by the rows sent: its own level.
+	if got := scoreOf(`{"instances": ` + rows + `, "entity": "pod=\"new\""}`); slices.Equal(got, slow) {
+		t.Errorf("a new entity scored as slow: %v", got)
+	}
+	code, out := call(t, ts, "POST", "/v2/models/pump/infer", `{"parameters": {"entity": "pod=\"slow\""}, "inputs": [{"name": "input", "shape": [4, 3], "datatype": "FP32", "data": `+rows+`}]}`)
+	if code != 200 {
+		t.Fatalf("infer: %d %v", code, out)
+	}
+	for i, v := range out["outputs"].([]any)[0].(map[string]any)["data"].([]any) {
+		if math.Abs(v.(float64)-slow[i]) > 1e-9*max(1, slow[i]) {
+			t.Errorf("infer row %d: score %v, REST %v", i, v, slow[i])
+		}
+	}
+	for _, c := range []struct{ path, body, want string }{
+		{"/v1/detect", `{"instances": ` + rows + `}`, `entity: model scales each entity by its own statistics (scaleBy Entity): send "entity", one of the 2 it trained on, such as "pod=\"fast\""`},
+		{"/v2/models/pump/infer", `{"inputs": [{"name": "input", "shape": [4, 3], "datatype": "FP32", "data": ` + rows + `}]}`, `parameters.entity: model scales each entity`},
+	} {
+		code, out := call(t, ts, "POST", c.path, c.body)
+		if code != 400 || !strings.Contains(fmt.Sprint(out["error"]), c.want) {
+			t.Errorf("%s %s: %d %v, want 400 saying %q", c.path, c.body, code, out, c.want)
+		}
 	}
 }
 

@@ -30,6 +30,10 @@ type Options struct {
 	ModelDir string
 	// Version pins a model version; empty serves the newest and follows new ones.
 	Version string
+	// Digest is the pinned version's digest as its ModelVersion records it: a file
+	// that differs (replaced on the volume after training) is refused. Empty checks
+	// nothing but the file's own digest.
+	Digest string
 	// Name is the model's name in the Open Inference Protocol; empty takes the name in
 	// the model file.
 	Name string
@@ -54,6 +58,10 @@ type Options struct {
 	// FeedbackDir is where POST /v1/feedback stores labelled marks (one file per
 	// server, named FeedbackFile); empty refuses feedback.
 	FeedbackDir, FeedbackFile string
+	// MaxFeedbackFileBytes bounds this server's feedback file and MaxFeedbackBytes the
+	// feedback folder (every server's files), so marks cannot fill the model volume or
+	// the memory of the pods that read them all (429 beyond; defaults when 0).
+	MaxFeedbackFileBytes, MaxFeedbackBytes int64
 	// DriftWindow is how many recent rows drift is measured over (drift.DefaultWindow
 	// when 0).
 	DriftWindow int
@@ -61,9 +69,12 @@ type Options struct {
 
 // Defaults for Options.
 const (
-	DefaultMaxBodyBytes   = 8 << 20
-	DefaultMaxInstances   = 10000
-	DefaultReloadInterval = 5 * time.Second
+	DefaultMaxBodyBytes = 8 << 20
+	DefaultMaxInstances = 10000
+	// About 100,000 and 400,000 marks of a few features.
+	DefaultMaxFeedbackFileBytes = 16 << 20
+	DefaultMaxFeedbackBytes     = 64 << 20
+	DefaultReloadInterval       = 5 * time.Second
 )
 
 // loaded is a model in service.
@@ -117,10 +128,11 @@ func New(opts Options) *Server {
 	if opts.FeedbackDir != "" {
 		marks := prometheus.NewCounter(prometheus.CounterOpts{Name: "kadet_feedback_marks_total", Help: "Labelled marks stored by POST /v1/feedback."})
 		opts.Registry.MustRegister(marks)
-		s.feedbackStore = &feedbackStore{dir: opts.FeedbackDir, file: cmp.Or(opts.FeedbackFile, "feedback") + contract.FeedbackFileSuffix, marks: marks}
+		s.feedbackStore = &feedbackStore{dir: opts.FeedbackDir, file: cmp.Or(opts.FeedbackFile, "feedback") + contract.FeedbackFileSuffix, marks: marks,
+			maxFile: cmp.Or(opts.MaxFeedbackFileBytes, DefaultMaxFeedbackFileBytes), maxTotal: cmp.Or(opts.MaxFeedbackBytes, DefaultMaxFeedbackBytes)}
 	}
-	s.batch = newBatcher(func(l *loaded, x []float32) ([]scoring.Scored, []float32, error) {
-		return scoring.ScoreExplained(l.model, x)
+	s.batch = newBatcher(func(j *job) ([]scoring.Scored, []float32, error) {
+		return scoring.ScoreExplained(j.l.model, j.scaler, j.x, j.times)
 	})
 	return s
 }
@@ -185,6 +197,10 @@ func (s *Server) load(version, what string, waitForSync bool) (*artifact.Model, 
 		return nil, err
 	}
 	m, err := artifact.Load(path)
+	if err == nil && what == "model" && s.opts.Digest != "" && m.Digest != s.opts.Digest {
+		err = fmt.Errorf("the file's digest is %s, but the version was recorded with %s at training: the file changed since, and is not served",
+			m.Digest, s.opts.Digest)
+	}
 	if err == nil {
 		return m, nil
 	}

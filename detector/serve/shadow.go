@@ -27,6 +27,12 @@ type shadowJob struct {
 	// runs > 0: x holds runs of RunRows rows each, and served the scores of their
 	// newest rows (the watch loop's rule).
 	runs int
+	// at is the unix time of the runs' newest rows.
+	at int64
+	// times and entity are a request's rows' times and entity (runs == 0), when it
+	// gave them.
+	times  []int64
+	entity *string
 	// keys are the runs' entities; prepare gives the shadow model its likelihood
 	// states and scalers for them (nil: none, and each entity scaled by its run).
 	keys    []string
@@ -118,7 +124,7 @@ func (sh *shadow) score(j shadowJob) {
 			sh.drop(len(j.scored))
 			return
 		}
-		res, err := scoring.ScoreNewest(sh.l.model, j.x, j.runs, states, scalers)
+		res, err := scoring.ScoreNewest(sh.l.model, j.x, j.runs, j.at, states, scalers)
 		if err != nil {
 			return
 		}
@@ -126,7 +132,16 @@ func (sh *shadow) score(j shadowJob) {
 			got = append(got, r.Anomaly)
 		}
 	} else {
-		res, err := scoring.Score(sh.l.model, j.x)
+		// A request's rows, scaled and timed as the shadow's own model asks: by the
+		// entity's scaler it learnt (or one of the rows), at the rows' hours.
+		var sc *preprocess.Scaler
+		if j.entity != nil {
+			var err error
+			if sc, _, err = sh.l.model.Meta.EntityScaler(*j.entity, j.x); err != nil {
+				return
+			}
+		}
+		res, err := scoring.ScoreRun(sh.l.model, sc, j.x, 0, j.times)
 		if err != nil {
 			return
 		}

@@ -23,6 +23,7 @@ import (
 	"github.com/kadet-dev/kadet/detector/normalize"
 	"github.com/kadet-dev/kadet/detector/preprocess"
 	"github.com/kadet-dev/kadet/detector/scoring"
+	"github.com/kadet-dev/kadet/detector/seasonal"
 )
 
 // StaleIntervals is how many intervals an entity may go without data before its series
@@ -81,6 +82,8 @@ type Observation struct {
 	Keys    []string
 	Runs    []float32
 	Results []scoring.Newest
+	// At is the unix time of the runs' newest rows.
+	At int64
 	// Prepare gives another model (a shadow scored beside the served one) its
 	// likelihood states and scalers for Keys, as the tick gave the served model its
 	// own: each new entity's state warmed up on its history, and kept, with the
@@ -236,13 +239,13 @@ func (w *Watcher) Tick(ctx context.Context) error {
 		w.errors.Inc()
 		return err
 	}
-	results, err := scoring.ScoreNewest(m, runs, len(keys), p.states, p.scalers)
+	results, err := scoring.ScoreNewest(m, runs, len(keys), end.Unix(), p.states, p.scalers)
 	if err != nil {
 		return err
 	}
 	w.rows.Add(float64(len(keys)))
 	if w.opts.Observe != nil {
-		w.opts.Observe(Observation{Model: m, Keys: keys, Runs: runs, Results: results,
+		w.opts.Observe(Observation{Model: m, Keys: keys, Runs: runs, Results: results, At: end.Unix(),
 			Prepare: func(ctx context.Context, other *artifact.Model) ([]*normalize.State, []*preprocess.Scaler, error) {
 				p, err := w.prepare(ctx, other, keys, runs, end)
 				return p.states, p.scalers, err
@@ -424,8 +427,9 @@ func (w *Watcher) warmUp(ctx context.Context, m *artifact.Model, fresh map[strin
 		}
 		for i, r := range pending {
 			for j, v := range raws[i] {
-				u := float64(v) / m.Meta.Threshold.Value
-				if inSample(m, tbl.Timestamps[r.row+j]) {
+				at := unixTime(tbl.Timestamps[r.row+j])
+				u := float64(v) / m.Meta.Threshold.Value / m.Meta.Seasons.Factor(at)
+				if inSample(m, at) {
 					u *= norm.Gap()
 				}
 				norm.Next(r.state, u)
@@ -523,14 +527,22 @@ func entityBlocks(tbl *data.Table) []block {
 	return out
 }
 
-// inSample says whether the row at ts (Unix seconds) is in the range m trained on.
-func inSample(m *artifact.Model, ts string) bool {
+// unixTime reads a Prometheus row's timestamp (unix seconds).
+func unixTime(ts string) int64 {
+	v, err := strconv.ParseInt(ts, 10, 64)
+	if err != nil {
+		return seasonal.NoTime
+	}
+	return v
+}
+
+// inSample says whether the row at unix time t is in the range m trained on.
+func inSample(m *artifact.Model, t int64) bool {
 	p := m.Meta.Prometheus
 	if p == nil || p.End.IsZero() {
 		return false
 	}
-	v, err := strconv.ParseInt(ts, 10, 64)
-	return err == nil && v <= p.End.Unix()
+	return t != seasonal.NoTime && t <= p.End.Unix()
 }
 
 // consecutiveRuns splits timestamps (Unix seconds) into [from, to) runs of

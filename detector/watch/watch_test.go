@@ -17,6 +17,7 @@ import (
 	"github.com/kadet-dev/kadet/detector/normalize"
 	"github.com/kadet-dev/kadet/detector/preprocess"
 	"github.com/kadet-dev/kadet/detector/scoring"
+	"github.com/kadet-dev/kadet/detector/seasonal"
 	"github.com/kadet-dev/kadet/hack/promtest"
 )
 
@@ -101,7 +102,7 @@ func TestWatchScoresTheNewestRowOfEachEntity(t *testing.T) {
 		for i := range x {
 			x[i] = float32(value(e, 77+i))
 		}
-		want, err := scoring.ScoreNewest(m, x, 1, nil, nil)
+		want, err := scoring.ScoreNewest(m, x, 1, seasonal.NoTime, nil, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -249,8 +250,14 @@ func TestWatchLikelihoodMatchesBatch(t *testing.T) {
 	const rows = WarmupRows + 80
 	srv := promtest.Start(t, promtest.Options{History: []promtest.Series{series("a", rows), series("b", rows)}})
 	m := testModel(t)
-	m.Meta.Normalization = &normalize.Config{Method: normalize.Likelihood, LongWindow: 200, ShortWindow: 3,
+	m.Meta.Normalization = &normalize.Config{Method: normalize.Likelihood, LongWindow: 200, ShortWindow: 3, Target: 1e-4,
 		Prior: normalize.Prior{Mean: -3, Std: 0.5, Rows: 100}, InSampleGap: 1.7}
+	// Its scores follow the hour of the day: warm-up and ticks divide each row's by
+	// its own hour's factor, as batch scoring does.
+	m.Meta.Seasons = &seasonal.Profile{Period: seasonal.Day, Factors: make([]float32, 24)}
+	for h := range m.Meta.Seasons.Factors {
+		m.Meta.Seasons.Factors[h] = float32(0.5 + 0.25*float64(h%7))
+	}
 	// The model trained on the rows up to minute 300: the warm-up raises their scores
 	// by the in-sample gap, as batch scoring after training does.
 	const trainedTo = 300
@@ -260,10 +267,12 @@ func TestWatchLikelihoodMatchesBatch(t *testing.T) {
 	// rows from minute `from` on are scored as one run.
 	batch := func(e string, from, at int) (float64, float64) {
 		x := make([]float32, 0, at-from+1)
+		var times []int64
 		for i := from; i <= at; i++ {
 			x = append(x, float32(value(e, i)))
+			times = append(times, t0.Add(time.Duration(i)*time.Minute).Unix())
 		}
-		res, err := scoring.ScoreRun(m, nil, x, max(0, trainedTo-from+1))
+		res, err := scoring.ScoreRun(m, nil, x, max(0, trainedTo-from+1), times)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -364,7 +373,7 @@ func TestWatchScalesEachEntityByItsOwn(t *testing.T) {
 	}
 	// With the likelihood stage, each state warms up on rows scaled by its entity's
 	// scaler: batch scoring from the warm-up's first row on.
-	for _, norm := range []*normalize.Config{nil, {Method: normalize.Likelihood, LongWindow: 200, ShortWindow: 3,
+	for _, norm := range []*normalize.Config{nil, {Method: normalize.Likelihood, LongWindow: 200, ShortWindow: 3, Target: 1e-4,
 		Prior: normalize.Prior{Mean: -3, Std: 0.5, Rows: 100}}} {
 		m.Meta.Normalization = norm
 		var now time.Time
@@ -379,7 +388,7 @@ func TestWatchScalesEachEntityByItsOwn(t *testing.T) {
 				from = first - (WarmupRows + window - 1)
 			}
 			for e, sc := range map[string]*preprocess.Scaler{"a": scA, "b": scB} {
-				res, err := scoring.ScoreRun(m, sc, rowsOf(e, from, minute), 0)
+				res, err := scoring.ScoreRun(m, sc, rowsOf(e, from, minute), 0, nil)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -399,7 +408,7 @@ func TestWatchScalesEachEntityByItsOwn(t *testing.T) {
 		// each as the network's scores of the entity's rows, scaled by its scaler, make it.
 		m.Meta.Normalization = nil
 		for e, sc := range map[string]*preprocess.Scaler{"a": scA, "b": scB} {
-			res, err := scoring.ScoreRun(m, sc, rowsOf(e, first-(WarmupRows+window-1), rows-1), 0)
+			res, err := scoring.ScoreRun(m, sc, rowsOf(e, first-(WarmupRows+window-1), rows-1), 0, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -421,7 +430,7 @@ func TestObservationPreparesAShadowAsTheServedModel(t *testing.T) {
 	const rows = WarmupRows + 40
 	srv := promtest.Start(t, promtest.Options{History: []promtest.Series{series("a", rows), series("b", rows)}})
 	m := testModel(t)
-	m.Meta.Normalization = &normalize.Config{Method: normalize.Likelihood, LongWindow: 200, ShortWindow: 3,
+	m.Meta.Normalization = &normalize.Config{Method: normalize.Likelihood, LongWindow: 200, ShortWindow: 3, Target: 1e-4,
 		Prior: normalize.Prior{Mean: -3, Std: 0.5, Rows: 100}}
 	shadow := *m
 	shadow.Digest = "sha256:shadow"
@@ -437,7 +446,7 @@ func TestObservationPreparesAShadowAsTheServedModel(t *testing.T) {
 			t.Error("the shadow's states were not kept from one tick to the next")
 		}
 		kept = states
-		res, err := scoring.ScoreNewest(&shadow, o.Runs, len(o.Keys), states, scalers)
+		res, err := scoring.ScoreNewest(&shadow, o.Runs, len(o.Keys), o.At, states, scalers)
 		if err != nil {
 			t.Fatal(err)
 		}

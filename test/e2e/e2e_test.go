@@ -169,7 +169,9 @@ func installChart() error {
 	repo, tag, _ := strings.Cut(image, ":")
 	cmd := exec.Command(helm, "install", "kadet", filepath.Join(env.root, "charts", "kadet"),
 		"--kubeconfig", env.kubeconfig, "--namespace", managerNamespace, "--create-namespace",
-		"--set", "image.repository="+repo, "--set", "image.tag="+tag, "--set", "logLevel=debug")
+		"--set", "image.repository="+repo, "--set", "image.tag="+tag, "--set", "logLevel=debug",
+		// The local cluster's Prometheus listens on the host's loopback address.
+		"--set", "allowLocalPrometheus=true")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("helm install: %v\n%s", err, out)

@@ -110,7 +110,8 @@ func TestWatchExportsScoresAndAlerts(t *testing.T) {
 	// What a PodMonitor becomes in prometheus-operator's hands. Debian's Prometheus is
 	// built without Kubernetes discovery, so the test serves HTTP discovery in its place:
 	// the pods the generated PodMonitor selects, read from the apiserver, at the port it
-	// names. The series' own labels are honoured, as the PodMonitor asks.
+	// names. The series' own labels are honoured, as the PodMonitor asks, but for the
+	// namespace and detector it sets to the Detector's.
 	var sdErr atomicString
 	sd := httptestServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		targets, err := podMonitorTargets(ns, "signal-scoring")
@@ -126,7 +127,10 @@ func TestWatchExportsScoresAndAlerts(t *testing.T) {
   scrape_interval: 1s
   honor_labels: true
   http_sd_configs: [{url: %q, refresh_interval: 1s}]
-`, sd+"/targets")
+  metric_relabel_configs:
+  - {action: replace, target_label: namespace, replacement: %q}
+  - {action: replace, target_label: detector, replacement: signal}
+`, sd+"/targets", ns)
 	srv := promtest.Start(t, promtest.Options{History: history, Targets: []string{l.Addr().String()},
 		ScrapeConfigs: scrape, RuleFiles: []string{filepath.Join(rulesDir, "*.yml")}})
 

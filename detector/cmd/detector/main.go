@@ -22,6 +22,8 @@ commands:
   train     train a model: --spec FILE (a TrainingRequest) or --data CSV --model TYPE, and --out DIR
   score     score a CSV: --model PATH --input CSV [--output CSV]
   evaluate  print detection metrics as JSON: --model PATH --input CSV --label-column NAME
+  backtest  what a model would have flagged on a stretch of history, and its episodes: --model PATH
+            --input CSV, or --prometheus-url URL --query NAME=PROMQL [--range 7d --step 1m --entity-labels L]
   serve     serve a model over HTTP: --model-dir DIR [--model-version V] [--addr HOST:PORT]
   prune     remove model versions: --model-dir DIR --versions V1,V2
 
@@ -53,6 +55,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = cmdScore(args[1:], stdout, stderr)
 	case "evaluate":
 		err = cmdEvaluate(args[1:], stdout)
+	case "backtest":
+		err = cmdBacktest(ctx, args[1:], stdout, stderr)
 	case "serve":
 		err = cmdServe(ctx, args[1:], stderr)
 	case "prune":

@@ -8,18 +8,21 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/kadet-dev/kadet/detector/artifact"
+	"github.com/kadet-dev/kadet/detector/backtest"
 	"github.com/kadet-dev/kadet/detector/contract"
 	"github.com/kadet-dev/kadet/hack/promtest"
 )
@@ -175,6 +178,16 @@ func TestBadInputExitsWithItsPlace(t *testing.T) {
 	if res, err := contract.ParseTrainingResult(string(msg)); err != nil || !strings.Contains(res.Error, "line 3") {
 		t.Fatalf("termination message %q: %v", msg, err)
 	}
+	// The termination message becomes the Detector's status: a URL's credentials are
+	// not in it, where the server is.
+	code, _, _ := detector(t, context.Background(), "train", "--prometheus-url", "http://alice:hunter2@127.0.0.1:9/prom?token=t0k3n",
+		"--query", "a=up", "--out", filepath.Join(dir, "p"), "--termination-log", termLog)
+	msg, _ = os.ReadFile(termLog)
+	res, err := contract.ParseTrainingResult(string(msg))
+	if code == 0 || err != nil || !strings.Contains(res.Error, "http://redacted@127.0.0.1:9/prom?token=redacted") ||
+		strings.Contains(res.Error, "hunter2") || strings.Contains(res.Error, "t0k3n") {
+		t.Fatalf("exit %d, termination message %q: %v", code, msg, err)
+	}
 }
 
 // Sequence models train from plain flags too, with their window, stride and (conv)
@@ -228,6 +241,9 @@ func TestTrainFromPrometheus(t *testing.T) {
 		for i := range v {
 			v[i] = 10 + float64((i+p)%17)
 		}
+		if pod == "b" { // an incident in the newest fifth, which training holds out
+			v[280], v[281], v[282] = 200, 210, 200
+		}
 		history = append(history, promtest.Series{Metric: "queue_depth", Labels: map[string]string{"pod": pod},
 			Start: end.Add(-299 * time.Minute), Step: time.Minute, Values: v})
 	}
@@ -243,8 +259,53 @@ func TestTrainFromPrometheus(t *testing.T) {
 	if err := json.Unmarshal([]byte(lastLine(stdout)), &res); err != nil {
 		t.Fatalf("result %q: %v", stdout, err)
 	}
-	if rows := res.Metrics["trainRows"] + res.Metrics["validationRows"]; rows != 600 {
-		t.Errorf("trained on %v rows; want 600 (two pods of 300)", rows)
+	// The newest fifth of the 5h range (from 23:00: 61 rows a pod) is held out of
+	// training and backtested on; the incident is its one episode.
+	cut := end.Add(-time.Hour)
+	if res.Data == nil || res.Data.Rows != 478 || !res.Data.End.Equal(cut.Add(-time.Minute)) {
+		t.Errorf("trained on %+v; want 478 rows (two pods of 239) ending at %s", res.Data, cut.Add(-time.Minute))
+	}
+	bt := res.Backtest
+	if bt == nil || bt.Rows != 122 || bt.Entities != 2 || bt.Skipped != "" || !bt.Start.Equal(cut) || !bt.End.Equal(end) {
+		t.Fatalf("backtest %+v; want 122 rows of 2 entities from %s to %s", bt, cut, end)
+	}
+	if bt.Episodes != 1 || len(bt.Largest) != 1 || bt.Largest[0].Entity != `pod="b"` ||
+		bt.Largest[0].Start.Before(end.Add(-20*time.Minute)) || bt.Largest[0].Start.After(end.Add(-17*time.Minute)) {
+		t.Errorf("backtest episodes %+v; want one, of pod b, starting at %s", bt.Largest, end.Add(-19*time.Minute))
+	}
+	// The version keeps the report its page plots: pod b (the episode) first, each
+	// held-out row with the values the model expected and the band around them.
+	b, err := os.ReadFile(filepath.Join(dir, res.Version, backtest.FileName))
+	if err != nil {
+		t.Fatalf("the version's backtest file: %v", err)
+	}
+	var report backtest.Report
+	if err := json.Unmarshal(b, &report); err != nil {
+		t.Fatal(err)
+	}
+	if len(report.Series) != 2 || report.Series[0].Entity != `pod="b"` || report.Series[1].Entity != `pod="a"` {
+		t.Fatalf("report series %+v; want pod b then pod a", report.Series)
+	}
+	for _, sr := range report.Series {
+		if len(sr.At) != 61 || len(sr.Values) != 61 || len(sr.Expected) != 61 || len(sr.Score) != 61 || len(sr.Band) != 1 || !(sr.Band[0] > 0) {
+			t.Errorf("series %s: %d times, %d values, %d expected, %d scores, band %v; want 61 of each and a band", sr.Entity,
+				len(sr.At), len(sr.Values), len(sr.Expected), len(sr.Score), sr.Band)
+		}
+	}
+	// The model expects pod b's ordinary values, not the incident's (200 at 23:41).
+	if b := report.Series[0]; len(b.At) == 61 && (b.Values[41] != 200 || !(b.Expected[41] < 100)) {
+		t.Errorf("pod b at %s: value %v, expected %v; want 200 and an ordinary value", time.Unix(b.At[41], 0).UTC(), b.Values[41], b.Expected[41])
+	}
+	// --backtest off trains on every row.
+	code, stdout, stderr = detector(t, context.Background(), "train", "--prometheus-url", srv.URL, "--query", "depth=queue_depth",
+		"--range", "5h", "--step", "1m", "--end", end.Format(time.RFC3339), "--entity-labels", "pod", "--backtest", "off",
+		"--model", "LSTMAutoencoder", "--window", "8", "--epochs", "1", "--out", t.TempDir())
+	res = contract.TrainingResult{}
+	if err := json.Unmarshal([]byte(lastLine(stdout)), &res); code != contract.ExitOK || err != nil {
+		t.Fatalf("exit %d: %v %s", code, err, stderr)
+	}
+	if res.Data.Rows != 600 || res.Backtest != nil {
+		t.Errorf("--backtest off: trained on %d rows, backtest %+v; want 600 rows and none", res.Data.Rows, res.Backtest)
 	}
 	// Ten windows of 64 rows need 640 rows; two pods of 300 have 600: not yet.
 	termLog := filepath.Join(dir, "termination-log")
@@ -384,5 +445,223 @@ func TestTrainAndScoreEntitiesOfACSV(t *testing.T) {
 	code, _, stderr = detector(t, context.Background(), "train", "--prometheus-url", "http://127.0.0.1:1", "--query", "x=up", "--entity-column", "pod", "--out", dir)
 	if code != contract.ExitInvalidInput || !strings.Contains(stderr, "--entity-column are for --data") {
 		t.Errorf("--entity-column with Prometheus: exit %d: %s", code, stderr)
+	}
+}
+
+// A backtest over two entities' history, one anomaly injected into one entity at a
+// known time: the episode it reports names that entity and time, the other entity has
+// none, and the rows it writes are the rows detector score writes.
+func TestBacktestNamesTheInjectedEpisode(t *testing.T) {
+	dir := t.TempDir()
+	trainCSV := filepath.Join(dir, "train.csv")
+	writeCSV(t, trainCSV, 2000, 1)
+	models := filepath.Join(dir, "models")
+	if code, _, stderr := detector(t, context.Background(), "train", "--data", trainCSV, "--columns", "x,y,z", "--epochs", "30", "--out", models); code != 0 {
+		t.Fatal(stderr)
+	}
+	history := filepath.Join(dir, "history.csv")
+	rng := rand.New(rand.NewPCG(7, 0))
+	var b strings.Builder
+	b.WriteString("ts,pod,x,y,z\n")
+	const start, injected = 1_764_547_200, 1_764_547_200 + 60*150 // 2025-12-01T00:00:00Z, then 150 minutes
+	for i := range 300 {
+		for _, pod := range []string{"api-1", "api-2"} {
+			x := rng.NormFloat64()
+			y, z := 2*x+rng.NormFloat64()*0.05, -x+rng.NormFloat64()*0.05
+			ts := start + 60*i
+			if pod == "api-2" && (ts == injected || ts == injected+60) {
+				y, z = 8, 8 // the correlation breaks for two minutes
+			}
+			fmt.Fprintf(&b, "%d,%s,%.4f,%.4f,%.4f\n", ts, pod, x, y, z)
+		}
+	}
+	if err := os.WriteFile(history, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr := detector(t, context.Background(), "backtest", "--model", models, "--input", history,
+		"--entity-column", "pod", "--timestamp-column", "ts")
+	if code != 0 {
+		t.Fatalf("backtest: exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(stdout, "600 rows, 2 entities, 2025-12-01T00:00:00Z to 2025-12-01T04:59:00Z (0.2 days)") {
+		t.Errorf("backtest output lacks the rows and range:\n%s", stdout)
+	}
+	// The largest episode, listed first, is the injected one: its entity, start, end
+	// and rows.
+	_, table, _ := strings.Cut(stdout, "PEAK AT\n")
+	if first, _, _ := strings.Cut(table, "\n"); !strings.HasPrefix(strings.Join(strings.Fields(first), " "), "api-2 2025-12-01T02:30:00Z 2025-12-01T02:31:00Z 2 ") {
+		t.Errorf("the largest episode is %q; want api-2's at 02:30-02:31, 2 rows:\n%s", first, stdout)
+	}
+	scored := filepath.Join(dir, "scored.csv")
+	if code, withRows, stderr := detector(t, context.Background(), "backtest", "--model", models, "--input", history,
+		"--entity-column", "pod", "--timestamp-column", "ts", "--output", scored); code != 0 || withRows != stdout {
+		t.Fatalf("backtest --output: exit %d, %s; the summary differs:\n%s", code, stderr, withRows)
+	}
+	again := filepath.Join(dir, "again.csv")
+	if code, _, stderr := detector(t, context.Background(), "score", "--model", models, "--input", history, "--entity-column", "pod", "--output", again); code != 0 {
+		t.Fatal(stderr)
+	}
+	a, _ := os.ReadFile(scored)
+	b2, _ := os.ReadFile(again)
+	if len(a) == 0 || string(a) != string(b2) {
+		t.Error("the backtest's rows differ from detector score's")
+	}
+	// A time that is not a time is refused with its line.
+	if err := os.WriteFile(history, []byte("ts,pod,x,y,z\n1764547200,a,1,2,-1\nyesterday,a,1,2,-1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr = detector(t, context.Background(), "backtest", "--model", models, "--input", history, "--timestamp-column", "ts")
+	if code != contract.ExitInvalidInput || !strings.Contains(stderr, `history.csv line 3, column "ts": "yesterday" is not a time`) {
+		t.Errorf("a bad time: exit %d: %s", code, stderr)
+	}
+}
+
+// A backtest straight from a real Prometheus, as a watching pod scores it: two pods'
+// history, a burst on one of them at a known time; the largest episode names it, and
+// the rows written carry their time and entity.
+func TestBacktestFromPrometheus(t *testing.T) {
+	end := time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
+	start := end.Add(-299 * time.Minute)
+	var history []promtest.Series
+	for p, pod := range []string{"a", "b"} {
+		v := make([]float64, 300)
+		for i := range v {
+			v[i] = 10 + 3*math.Sin(float64(i+p)/5)
+			if pod == "b" && i >= 200 && i < 203 {
+				v[i] += 40
+			}
+		}
+		history = append(history, promtest.Series{Metric: "queue_depth", Labels: map[string]string{"pod": pod},
+			Start: start, Step: time.Minute, Values: v})
+	}
+	srv := promtest.Start(t, promtest.Options{History: history})
+	dir := t.TempDir()
+	prom := []string{"--prometheus-url", srv.URL, "--query", "depth=queue_depth", "--step", "1m", "--entity-labels", "pod"}
+	models := filepath.Join(dir, "models")
+	// The model trains on the first three hours, before the burst.
+	if code, _, stderr := detector(t, context.Background(), append([]string{"train", "--range", "3h", "--end", start.Add(180 * time.Minute).Format(time.RFC3339),
+		"--model", "ConvAutoencoder", "--window", "8", "--epochs", "20", "--out", models}, prom...)...); code != 0 {
+		t.Fatalf("train: %s", stderr)
+	}
+	rowsCSV := filepath.Join(dir, "rows.csv")
+	code, stdout, stderr := detector(t, context.Background(), append([]string{"backtest", "--model", models, "--range", "5h",
+		"--end", end.Format(time.RFC3339), "--output", rowsCSV}, prom...)...)
+	if code != 0 {
+		t.Fatalf("backtest: exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(stdout, "600 rows, 2 entities, 2026-11-19T19:01:00Z to 2026-11-20T00:00:00Z") {
+		t.Errorf("rows and range:\n%s", stdout)
+	}
+	_, table, _ := strings.Cut(stdout, "PEAK AT\n")
+	first, _, _ := strings.Cut(table, "\n")
+	if f := strings.Fields(first); len(f) < 3 || f[0] != `pod="b"` || f[1] < "2026-11-19T22:21:00Z" || f[1] > "2026-11-19T22:24:00Z" {
+		t.Errorf("the largest episode is %q; want pod b's from 22:21 (the burst's first row):\n%s", first, stdout)
+	}
+	raw, err := os.ReadFile(rowsCSV)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(raw)), "\n")
+	if lines[0] != "timestamp,entity,depth,score,raw,is_anomaly" || len(lines) != 601 || !strings.HasPrefix(lines[1], "2026-11-19T19:01:00Z,") {
+		t.Errorf("rows file: %d lines, %q, %q", len(lines), lines[0], lines[1])
+	}
+	if code, _, stderr := detector(t, context.Background(), "backtest", "--model", models, "--input", rowsCSV, "--prometheus-url", srv.URL, "--query", "depth=x"); code != contract.ExitInvalidInput ||
+		!strings.Contains(stderr, "--input CSV or --prometheus-url") {
+		t.Errorf("both sources: exit %d: %s", code, stderr)
+	}
+
+	// As a backtest Job runs it: a Detector's request (its query named otherwise: the
+	// model's own queries are read), the served version, the newest 2 hours, warmed up
+	// on the rows before them; the figures go to the termination log, the report
+	// beside the model.
+	version, err := artifact.Versions(models)
+	if err != nil || len(version) != 1 {
+		t.Fatalf("versions %v, %v", version, err)
+	}
+	spec := filepath.Join(dir, "request.json")
+	req := contract.TrainingRequest{APIVersion: contract.APIVersion, Kind: contract.Kind, Detector: contract.ObjectKey{Namespace: "ns", Name: "q"},
+		Training: contract.TrainingParameters{Epochs: 1, BatchSize: 8, LearningRate: 0.001},
+		Data: contract.ResolvedData{Prometheus: &contract.ResolvedPrometheus{URL: srv.URL, Step: "1m", Range: "24h",
+			Queries: []contract.PrometheusQuery{{Name: "renamed", Query: "up"}}}}}
+	b, _ := json.Marshal(req)
+	termLog := filepath.Join(dir, "termination-log")
+	for _, f := range []string{spec, termLog} {
+		if err := os.WriteFile(f, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	code, _, stderr = detector(t, context.Background(), "backtest", "--spec", spec, "--model", filepath.Join(models, version[0]),
+		"--range", "2h", "--end", end.Format(time.RFC3339), "--termination-log", termLog)
+	if code != 0 {
+		t.Fatalf("backtest --spec: exit %d: %s", code, stderr)
+	}
+	term, _ := os.ReadFile(termLog)
+	res, err := contract.ParseTrainingResult(string(term))
+	if err != nil || res.Version != version[0] || res.Backtest == nil {
+		t.Fatalf("termination message %s: %v", term, err)
+	}
+	bt := res.Backtest
+	if bt.Rows != 2*121 || bt.Entities != 2 || !bt.Start.Equal(end.Add(-2*time.Hour)) || len(bt.Largest) == 0 || bt.Largest[0].Entity != `pod="b"` ||
+		bt.Largest[0].Start.Before(start.Add(200*time.Minute)) || bt.Largest[0].Start.After(start.Add(203*time.Minute)) {
+		t.Errorf("backtest %+v; want 242 rows of 2 entities from %s, pod b's burst at %s first", bt, end.Add(-2*time.Hour), start.Add(200*time.Minute))
+	}
+	// The command line's backtest of the same range warms up the same way: the same rows,
+	// anomalous rows and episodes.
+	code, stdout, stderr = detector(t, context.Background(), append([]string{"backtest", "--model", models, "--range", "2h",
+		"--end", end.Format(time.RFC3339)}, prom...)...)
+	want := fmt.Sprintf("242 rows, 2 entities, 2026-11-19T22:00:00Z to 2026-11-20T00:00:00Z (0.1 days)\nanomalous rows: %d (", bt.AnomalousRows)
+	if code != 0 || !strings.Contains(stdout, want) || !strings.Contains(stdout, fmt.Sprintf("episodes: %d (", bt.Episodes)) {
+		t.Errorf("backtest --range 2h: exit %d, want %q and %d episodes:\n%s%s", code, want, bt.Episodes, stdout, stderr)
+	}
+	// A range that starts two minutes after the burst: the windows of its first rows
+	// still hold the burst, read as warm-up, so they are its episode's tail, as a pod
+	// watching since before would see them.
+	code, stdout, stderr = detector(t, context.Background(), append([]string{"backtest", "--model", models, "--range", "95m",
+		"--end", end.Format(time.RFC3339)}, prom...)...)
+	if _, table, _ := strings.Cut(stdout, "PEAK AT\n"); code != 0 || !strings.HasPrefix(strings.TrimSpace(table), `pod="b"  2026-11-19T22:25:00Z`) {
+		t.Errorf("backtest --range 95m: exit %d; want pod b's episode from the range's first row:\n%s%s", code, stdout, stderr)
+	}
+	kept, err := os.ReadFile(filepath.Join(models, version[0], backtest.FileName))
+	var report backtest.Report
+	if err != nil || json.Unmarshal(kept, &report) != nil || report.Start != end.Add(-2*time.Hour).Unix() || len(report.Series) != 2 {
+		t.Errorf("the report beside the model: %v, start %d, %d series", err, report.Start, len(report.Series))
+	}
+	// A request without Prometheus fails with its reason in the termination log.
+	req.Data = contract.ResolvedData{CSV: &contract.ResolvedCSV{File: contract.FileLocation{Path: "x.csv"}, Delimiter: ","}}
+	b, _ = json.Marshal(req)
+	if err := os.WriteFile(spec, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, _ = detector(t, context.Background(), "backtest", "--spec", spec, "--model", models, "--range", "2h", "--termination-log", termLog)
+	term, _ = os.ReadFile(termLog)
+	if code != contract.ExitInvalidInput || !strings.Contains(string(term), "a backtest Job reads a Prometheus source; this request has none") {
+		t.Errorf("a csv request: exit %d, %s", code, term)
+	}
+}
+
+// A termination message over the kubelet's limit loses backtest episodes, smallest
+// first, before it loses the metrics.
+func TestTerminationMessageFits(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "termination-log")
+	if err := os.WriteFile(path, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bt := &contract.BacktestResult{Rows: 1000, Episodes: 10}
+	for i := range 10 {
+		bt.Largest = append(bt.Largest, contract.BacktestEpisode{Entity: fmt.Sprintf("pod=%q", strings.Repeat("x", 400)+strconv.Itoa(i)), Peak: float64(10 - i)})
+	}
+	res := contract.TrainingResult{Version: "v1", Digest: "sha256:0", Metrics: map[string]float64{"loss": 0.5}, Backtest: bt}
+	writeTermination(path, res, io.Discard)
+	b, _ := os.ReadFile(path)
+	var got contract.TrainingResult
+	if err := json.Unmarshal(b, &got); err != nil || len(b) > contract.TerminationMessageLimit {
+		t.Fatalf("%d bytes, %v", len(b), err)
+	}
+	n := len(got.Backtest.Largest)
+	if n == 0 || n == 10 || got.Backtest.Largest[0].Peak != 10 || got.Metrics["loss"] != 0.5 || got.Backtest.Episodes != 10 {
+		t.Errorf("kept %d episodes (first peak %v), metrics %v; want the largest few and the metrics", n, got.Backtest.Largest[0].Peak, got.Metrics)
+	}
+	if len(bt.Largest) != 10 {
+		t.Errorf("the caller's result lost episodes: %d", len(bt.Largest))
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/kadet-dev/kadet/detector/evaluate"
 	"github.com/kadet-dev/kadet/detector/pipeline"
 	"github.com/kadet-dev/kadet/detector/scoring"
+	"github.com/kadet-dev/kadet/detector/seasonal"
 )
 
 // loadModel loads a model file, a version folder, or the newest version of a model
@@ -56,11 +57,9 @@ func openModelAndInput(modelPath, input, delim string) (*artifact.Model, *os.Fil
 func cmdScore(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("score", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	modelPath := fs.String("model", "", "model file, version folder or model directory (newest version) (required)")
-	input := fs.String("input", "", "CSV to score (required)")
+	modelPath, input, delim, entity := inputFlags(fs)
 	output := fs.String("output", "-", "CSV to write, - for stdout")
-	delim := fs.String("delimiter", ",", "field delimiter of input and output")
-	entity := fs.String("entity-column", "", "column naming each row's entity (a pod, a host): a sequence model scores each entity's rows as a series of their own")
+	stamp := fs.String("timestamp-column", "", "column of each row's time, for a model whose scores follow the hour of the day or week (default: the column it trained with)")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err.Error()}
 	}
@@ -72,37 +71,86 @@ func cmdScore(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer in.Close()
-	w := stdout
-	var tmp *os.File
-	if *output != "-" {
-		// Write beside the target and rename, so a failure leaves no half-written file.
-		if tmp, err = os.CreateTemp(dirOf(*output), ".score-*.csv"); err != nil {
-			return err
-		}
-		defer os.Remove(tmp.Name())
-		w = tmp
-	}
-	bw := bufio.NewWriterSize(w, 1<<16)
-	st, err := scoring.CSV(m, bufio.NewReaderSize(in, 1<<16), bw, *input, d, *entity)
-	if err == nil {
-		err = bw.Flush()
-	}
+	st, err := writeScores(m, in, *input, *output, stdout, scoring.CSVOptions{Delimiter: d, EntityColumn: *entity, TimestampColumn: *stamp})
 	if err != nil {
 		return err
-	}
-	if tmp != nil {
-		if err := tmp.Close(); err != nil {
-			return err
-		}
-		if err := os.Rename(tmp.Name(), *output); err != nil {
-			return err
-		}
 	}
 	if st.Unseen > 0 {
 		fmt.Fprintf(stderr, "%d entities the model did not see in training were each scaled by its first %d rows\n", st.Unseen, scoring.EntityHistoryRows)
 	}
 	fmt.Fprintf(stderr, "scored %d rows with model %s: %d anomalies\n", st.Rows, m.Digest[:15], st.Anomalies)
 	return nil
+}
+
+// inputFlags are the flags of the commands that score a CSV: the model, the input,
+// its delimiter and its entity column.
+func inputFlags(fs *flag.FlagSet) (model, input, delim, entity *string) {
+	model = fs.String("model", "", "model file, version folder or model directory (newest version) (required)")
+	input = fs.String("input", "", "CSV to score (required)")
+	delim = fs.String("delimiter", ",", "field delimiter of input and output")
+	entity = fs.String("entity-column", "", "column naming each row's entity (a pod, a host): a sequence model scores each entity's rows as a series of their own, and a backtest finds each entity's episodes")
+	return model, input, delim, entity
+}
+
+// writeScores scores the CSV in (named input) with m and writes its rows with their
+// scores to output, "-" for stdout.
+func writeScores(m *artifact.Model, in io.Reader, input, output string, stdout io.Writer, opts scoring.CSVOptions) (scoring.CSVStats, error) {
+	out, err := createOutput(output, stdout)
+	if err != nil {
+		return scoring.CSVStats{}, err
+	}
+	defer out.discard()
+	bw := bufio.NewWriterSize(out, 1<<16)
+	st, err := scoring.CSV(m, bufio.NewReaderSize(in, 1<<16), bw, input, opts)
+	if err == nil {
+		err = bw.Flush()
+	}
+	if err != nil {
+		return st, err
+	}
+	return st, out.commit()
+}
+
+// outFile is where a command writes: stdout for "-", else a file beside path that
+// commit renames onto it, so a failure leaves no half-written file.
+type outFile struct {
+	io.Writer
+	tmp  *os.File
+	path string
+}
+
+func createOutput(path string, stdout io.Writer) (*outFile, error) {
+	if path == "-" {
+		return &outFile{Writer: stdout}, nil
+	}
+	tmp, err := os.CreateTemp(dirOf(path), ".kadet-*.csv")
+	if err != nil {
+		return nil, err
+	}
+	return &outFile{Writer: tmp, tmp: tmp, path: path}, nil
+}
+
+// commit puts the file in place.
+func (o *outFile) commit() error {
+	if o.tmp == nil {
+		return nil
+	}
+	if err := o.tmp.Close(); err != nil {
+		return err
+	}
+	err := os.Rename(o.tmp.Name(), o.path)
+	if err == nil {
+		o.tmp = nil
+	}
+	return err
+}
+
+// discard removes a file not committed.
+func (o *outFile) discard() {
+	if o.tmp != nil {
+		o.tmp.Close()
+		os.Remove(o.tmp.Name())
+	}
 }
 
 func dirOf(path string) string {
@@ -118,6 +166,7 @@ func cmdEvaluate(args []string, stdout io.Writer) error {
 	input := fs.String("input", "", "labelled CSV (required)")
 	label := fs.String("label-column", "", "column with 0 (normal) / 1 (anomaly) labels (required)")
 	delim := fs.String("delimiter", ",", "field delimiter")
+	stamp := fs.String("timestamp-column", "", "column of each row's time, for a model whose scores follow the hour of the day or week (default: the column it trained with)")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err.Error()}
 	}
@@ -132,19 +181,38 @@ func cmdEvaluate(args []string, stdout io.Writer) error {
 	if m.Meta.ScalesByEntity() {
 		return usageError{fmt.Sprintf("model %s scales each entity by its own statistics, and evaluate reads no entity column: score the file with `detector score --entity-column` and compare its is_anomaly column with the labels", *modelPath)}
 	}
+	if p := m.Meta.Seasons; p != nil && *stamp == "" {
+		*stamp = m.Meta.TimestampColumn
+	}
+	if p := m.Meta.Seasons; p != nil && *stamp == "" {
+		return usageError{fmt.Sprintf("model %s scores each row against its hour of the %s (seasonality %s): give --timestamp-column", *modelPath, strings.ToLower(p.Period), p.Period)}
+	}
 	tbl, err := data.ReadCSV(bufio.NewReaderSize(f, 1<<16), *input, data.CSVOptions{
-		Columns: m.Meta.Features, LabelColumn: *label, Delimiter: d,
+		Columns: m.Meta.Features, LabelColumn: *label, TimestampColumn: *stamp, Delimiter: d,
 	})
 	if err != nil {
 		return err
 	}
-	res, err := scoring.Score(m, tbl.X)
+	var times []int64
+	if m.Meta.Seasons != nil {
+		t, bad, ok := seasonal.Times(tbl.Timestamps)
+		if !ok {
+			return &data.Error{Source: *input, Column: *stamp, Msg: fmt.Sprintf("%q is not a time (seconds since 1970, or RFC 3339 / ISO 8601 text)", bad)}
+		}
+		times = t
+	}
+	res, err := scoring.ScoreRun(m, nil, tbl.X, 0, times)
 	if err != nil {
 		return err
 	}
+	// Evaluate compares raw scores with the threshold: a seasonal model's are divided
+	// by their hours' factors first, as the threshold was calibrated on them.
 	raw := make([]float32, len(res))
 	for i, r := range res {
 		raw[i] = float32(r.Raw)
+		if times != nil {
+			raw[i] /= float32(m.Meta.Seasons.Factor(times[i]))
+		}
 	}
 	metrics := evaluate.Evaluate(raw, tbl.Labels, m.Meta.Threshold.Value)
 	enc := json.NewEncoder(stdout)

@@ -30,6 +30,7 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
 	var opts serve.Options
 	fs.StringVar(&opts.ModelDir, "model-dir", "", "model directory (required)")
 	fs.StringVar(&opts.Version, "model-version", "", "serve this version only; empty serves the newest and follows new ones")
+	fs.StringVar(&opts.Digest, "model-digest", "", "refuse the --model-version file unless its digest is this (sha256:<hex>, as its ModelVersion records it)")
 	fs.StringVar(&opts.Name, "model-name", "", "model name for the Open Inference Protocol (default: the Detector's name in the model file)")
 	addr := fs.String("addr", "", "listen address (default $POD_IP:8080 when POD_IP is set, else :8080)")
 	fs.Int64Var(&opts.MaxBodyBytes, "max-body-bytes", serve.DefaultMaxBodyBytes, "largest request body")
@@ -39,6 +40,8 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.IntVar(&opts.DriftWindow, "drift-window", drift.DefaultWindow, "measure drift over this many recent rows")
 	fs.StringVar(&opts.ShadowVersion, "shadow-version", "", "also score every request and watch tick with this version, in shadow: counted and exported, never answered with (needs --model-version)")
 	fs.StringVar(&opts.FeedbackDir, "feedback-dir", "", "store labelled marks sent to POST /v1/feedback in this folder (the model volume's feedback folder); empty refuses them")
+	fs.Int64Var(&opts.MaxFeedbackFileBytes, "max-feedback-file-bytes", serve.DefaultMaxFeedbackFileBytes, "largest feedback file of this server (429 beyond)")
+	fs.Int64Var(&opts.MaxFeedbackBytes, "max-feedback-bytes", serve.DefaultMaxFeedbackBytes, "largest feedback folder, every server's files (429 beyond)")
 	statusConfigMap := fs.String("status-configmap", "", "in a pod: report drift and shadow counts into this ConfigMap of the pod's namespace, under the keys drift.<pod> and shadow.<pod>")
 	watchFile := fs.String("watch", "", "a WatchRequest (JSON): also score the newest rows of its Prometheus queries every interval and export them on /metrics")
 	debugAddr := fs.String("debug-addr", "", "serve Go's pprof profiles on this address (e.g. 127.0.0.1:6060); off when empty")
@@ -49,6 +52,9 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
 		return usageError{"--model-dir is required"}
 	}
 	opts.FeedbackFile = cmp.Or(os.Getenv(contract.EnvPodName), "detector")
+	if opts.Digest != "" && opts.Version == "" {
+		return usageError{"--model-digest needs --model-version: a digest is one version's"}
+	}
 	if opts.ShadowVersion != "" && opts.Version == "" {
 		return usageError{"--shadow-version needs --model-version: a shadow is compared with one served version"}
 	}

@@ -1,12 +1,14 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
 	"os"
 	"strconv"
@@ -51,7 +53,7 @@ func cmdTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return nil, err
 		}
 		reporter := newProgressReporter(stderr, progressSink(stderr))
-		outcome, err := pipeline.Train(ctx, req, *out, reporter.report)
+		outcome, err := pipeline.Train(ctx, req, *out, pipeline.Options{Progress: reporter.report, Log: trainLog(stderr)})
 		reporter.done()
 		if errors.Is(err, train.ErrCanceled) {
 			return nil, canceledError{fmt.Errorf("%w; no model was written", err)}
@@ -63,7 +65,8 @@ func cmdTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return &outcome.Result, nil
 	}()
 	if err != nil {
-		res := contract.TrainingResult{Error: err.Error()}
+		// The message lands in the Detector's status: no URL in it keeps its credentials.
+		res := contract.TrainingResult{Error: contract.RedactURLs(err.Error())}
 		var ide *pipeline.InsufficientDataError
 		if errors.As(err, &ide) {
 			res.InsufficientData = &ide.InsufficientData
@@ -87,6 +90,15 @@ func writeTermination(path string, res contract.TrainingResult, stderr io.Writer
 		return
 	}
 	b, _ := json.Marshal(res)
+	if bt := res.Backtest; bt != nil && len(b) > contract.TerminationMessageLimit {
+		// The largest episodes go first, from the smallest; the model's file keeps them all.
+		c := *bt
+		for len(b) > contract.TerminationMessageLimit && len(c.Largest) > 0 {
+			c.Largest = c.Largest[:len(c.Largest)-1]
+			res.Backtest = &c
+			b, _ = json.Marshal(res)
+		}
+	}
 	if len(b) > contract.TerminationMessageLimit {
 		res.Metrics = nil
 		if len(res.Error) > 3000 {
@@ -101,25 +113,19 @@ func writeTermination(path string, res contract.TrainingResult, stderr io.Writer
 
 // localTrainFlags train without a controller: on a CSV with flags for the model.
 type localTrainFlags struct {
-	prometheus                                                                                                                                 promFlags
-	data, model, columns, label, timestamp, entity, delimiter, hidden, channels, activation, scaling, scaleBy, method, rule, stuck, resampling string
-	normalization                                                                                                                              string
-	epochs, batch, latent, patience, window, stride, kernel, longWindow, shortWindow                                                           int
-	lr, valSplit, param, dropout                                                                                                               float64
-	seed                                                                                                                                       int64
-	keepFlagged                                                                                                                                bool
+	prometheus                                                                                                                                              promFlags
+	data, model, columns, label, timestamp, entity, delimiter, hidden, channels, activation, scaling, scaleBy, seasonality, method, rule, stuck, resampling string
+	normalization, backtest, backtestGap                                                                                                                    string
+	epochs, batch, latent, patience, window, stride, kernel, longWindow, shortWindow                                                                        int
+	lr, valSplit, param, dropout                                                                                                                            float64
+	seed                                                                                                                                                    int64
+	keepFlagged                                                                                                                                             bool
 }
 
 func localFlags(fs *flag.FlagSet) *localTrainFlags {
 	l := &localTrainFlags{}
 	fs.StringVar(&l.data, "data", "", "CSV file or http(s) URL to train on (instead of --spec)")
-	fs.StringVar(&l.prometheus.url, "prometheus-url", "", "Prometheus (or compatible) server to train on its queries (instead of --data)")
-	fs.Var(&l.prometheus.queries, "query", "NAME=PROMQL, one feature column per query (repeat; with --prometheus-url)")
-	fs.StringVar(&l.prometheus.rng, "range", "24h", "how far back from --end the Prometheus data reaches")
-	fs.StringVar(&l.prometheus.step, "step", "1m", "resolution of the Prometheus range queries")
-	fs.StringVar(&l.prometheus.end, "end", "", "end of the Prometheus range, RFC 3339 (default: now)")
-	fs.StringVar(&l.prometheus.entityLabels, "entity-labels", "", "comma-separated labels that split each query's series into entities")
-	fs.StringVar(&l.prometheus.bearerTokenFile, "bearer-token-file", "", "file holding a bearer token for the Prometheus server")
+	l.prometheus.bind(fs, "train on", "--data")
 	fs.StringVar(&l.model, "model", "Autoencoder", "model type: Autoencoder, MLPClassifier, or over windows of rows LSTMAutoencoder or ConvAutoencoder")
 	fs.StringVar(&l.columns, "columns", "", "comma-separated feature columns (default: all but label and timestamp)")
 	fs.StringVar(&l.label, "label-column", "", "column with 0 (normal) / 1 (anomaly) labels")
@@ -135,12 +141,15 @@ func localFlags(fs *flag.FlagSet) *localTrainFlags {
 	fs.StringVar(&l.normalization, "normalization", "", "LSTMAutoencoder, ConvAutoencoder: Likelihood (scores become anomaly likelihoods per entity, so 1 means the same on every series; the default on --prometheus-url) or None (raw / threshold; the default on --data)")
 	fs.IntVar(&l.longWindow, "normalization-long-window", 0, "with --normalization Likelihood: rows the mean and variance of past scores span (default 2016)")
 	fs.IntVar(&l.shortWindow, "normalization-short-window", 0, "with --normalization Likelihood: newest scores averaged, 1 to 16 (default 5)")
+	fs.StringVar(&l.backtest, "backtest", "", "with --prometheus-url: PERCENT% of the range's newest rows held out from training and backtested on after it (default 20%), a DURATION read past --range to backtest on, or off")
+	fs.StringVar(&l.backtestGap, "backtest-merge-gap", "5m", "with --prometheus-url: an entity's anomalous rows this close together make one backtest episode (an alert's for)")
 	fs.StringVar(&l.channels, "channels", "", "ConvAutoencoder: comma-separated channels per conv block (default 16,32)")
 	fs.IntVar(&l.kernel, "kernel-size", 0, "ConvAutoencoder: odd kernel size in rows (default 3)")
 	fs.StringVar(&l.resampling, "resampling", "", "ConvAutoencoder: Pooling (default) or Strided (stride-2 convolutions, no dense layer)")
 	fs.Float64Var(&l.dropout, "dropout", 0, "ConvAutoencoder: share of activations dropped at each training step (0: none)")
 	fs.StringVar(&l.activation, "activation", "ReLU", "ReLU, LeakyReLU, Tanh or Sigmoid")
 	fs.StringVar(&l.scaling, "scaling", "Standardize", "Standardize, MinMax or None")
+	fs.StringVar(&l.seasonality, "seasonality", "", "LSTMAutoencoder, ConvAutoencoder: Day or Week (divide each row's score by its UTC hour of the day or week's typical score on the training rows; needs a timestamp column), None, or Auto (the default: Day when the training rows fill every hour of the day)")
 	fs.StringVar(&l.scaleBy, "scale-by", "", "Entity (each entity by its own statistics; the default when rows name entities) or Model (one scaler for all)")
 	fs.IntVar(&l.epochs, "epochs", 20, "training epochs")
 	fs.IntVar(&l.batch, "batch-size", 64, "mini-batch size")
@@ -246,6 +255,9 @@ func trainingRequest(specFile string, l *localTrainFlags) (*contract.TrainingReq
 	if err := l.resolveNormalization(req); err != nil {
 		return nil, err
 	}
+	// The flag as given (the pipeline refuses an unknown one, or Day or Week for a row
+	// model), else a new Detector's default.
+	req.Model.Seasonality = cmp.Or(l.seasonality, contract.ResolvedSeasonality("", req.Model.Type, req.Data.Source()))
 	switch l.scaleBy {
 	case "", contract.ScaleByEntity, contract.ScaleByModel:
 		req.Preprocessing.ScaleBy = contract.ResolvedScaleBy(l.scaleBy, req.Data.NamesEntities())
@@ -254,6 +266,9 @@ func trainingRequest(specFile string, l *localTrainFlags) (*contract.TrainingReq
 	}
 	if l.scaleBy == contract.ScaleByEntity && !req.Data.NamesEntities() {
 		return nil, usageError{"--scale-by Entity needs rows that name their entity: --entity-column with --data, --entity-labels with --prometheus-url"}
+	}
+	if req.Backtest, err = l.resolveBacktest(req.Data.Source()); err != nil {
+		return nil, err
 	}
 	req.Training.KeepFlagged = l.keepFlagged
 	if l.patience > 0 {
@@ -302,6 +317,18 @@ func (q *queryFlags) Set(v string) error {
 	}
 	*q = append(*q, contract.PrometheusQuery{Name: name, Query: expr})
 	return nil
+}
+
+// bind registers the flags of a Prometheus source, to use (train on, score) in place
+// of instead.
+func (p *promFlags) bind(fs *flag.FlagSet, use, instead string) {
+	fs.StringVar(&p.url, "prometheus-url", "", "Prometheus (or compatible) server to "+use+" its queries (instead of "+instead+")")
+	fs.Var(&p.queries, "query", "NAME=PROMQL, one feature column per query (repeat; with --prometheus-url)")
+	fs.StringVar(&p.rng, "range", "24h", "how far back from --end the Prometheus data reaches")
+	fs.StringVar(&p.step, "step", "1m", "resolution of the Prometheus range queries")
+	fs.StringVar(&p.end, "end", "", "end of the Prometheus range, RFC 3339 (default: now)")
+	fs.StringVar(&p.entityLabels, "entity-labels", "", "comma-separated labels that split each query's series into entities")
+	fs.StringVar(&p.bearerTokenFile, "bearer-token-file", "", "file holding a bearer token for the Prometheus server")
 }
 
 func (p promFlags) resolve() (*contract.ResolvedPrometheus, error) {
@@ -444,4 +471,51 @@ func (l *localTrainFlags) resolveNormalization(req *contract.TrainingRequest) er
 	}
 	req.Normalization = n
 	return nil
+}
+
+// resolveBacktest is the backtest the flags ask for: what a Detector gets when
+// --backtest is left out.
+func (l *localTrainFlags) resolveBacktest(src contract.Source) (*contract.Backtest, error) {
+	gap, err := contract.ParseDuration(l.backtestGap)
+	if err != nil || gap < 0 {
+		return nil, usageError{fmt.Sprintf("--backtest-merge-gap %q: want a duration such as 5m", l.backtestGap)}
+	}
+	if src != contract.SourceStream {
+		if l.backtest != "" {
+			return nil, usageError{"--backtest is for --prometheus-url: with --data the training metrics are the held-out rows' figures"}
+		}
+		return nil, nil
+	}
+	b := &contract.Backtest{MergeGap: gap.String()}
+	switch v := l.backtest; {
+	case v == "":
+		b.HoldOut = contract.DefaultBacktestHoldOut
+	case v == "off":
+		return nil, nil
+	case strings.HasSuffix(v, "%"):
+		p, err := strconv.ParseFloat(strings.TrimSuffix(v, "%"), 64)
+		if err != nil || !(p > 0 && p <= 50) {
+			return nil, usageError{fmt.Sprintf("--backtest %q: give a share above 0%% and at most 50%%", v)}
+		}
+		b.HoldOut = p / 100
+	default:
+		d, err := contract.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return nil, usageError{fmt.Sprintf("--backtest %q: give PERCENT%%, a duration such as 24h, or off", v)}
+		}
+		b.Range = d.String()
+	}
+	return contract.ResolvedBacktest(b, src), nil
+}
+
+// trainLog is the log of what training read and decided, on stderr beside the
+// progress lines: one line each, level and message first, no time (the pod's log has
+// its own).
+func trainLog(stderr io.Writer) *slog.Logger {
+	return slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
+		if len(groups) == 0 && a.Key == slog.TimeKey {
+			return slog.Attr{}
+		}
+		return a
+	}})).With("component", "detector train")
 }

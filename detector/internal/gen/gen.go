@@ -10,6 +10,7 @@ import (
 	"github.com/kadet-dev/kadet/detector/artifact"
 	"github.com/kadet-dev/kadet/detector/model"
 	"github.com/kadet-dev/kadet/detector/preprocess"
+	"github.com/kadet-dev/kadet/detector/seasonal"
 )
 
 // ModelOption changes a generated model, given the rows its scaler was fitted on.
@@ -28,6 +29,17 @@ func Summarized() ModelOption {
 // Image marks the features as the pixels of rows x cols images.
 func Image(rows, cols int) ModelOption {
 	return func(m *artifact.Model, _ []float32) { m.Meta.Image = &artifact.ImageShape{Rows: rows, Cols: cols} }
+}
+
+// Seasons gives the model a factor per hour of the day (Seasonal Day): factors[h%len].
+func Seasons(factors ...float32) ModelOption {
+	return func(m *artifact.Model, _ []float32) {
+		p := &seasonal.Profile{Period: seasonal.Day, Factors: make([]float32, 24)}
+		for h := range p.Factors {
+			p.Factors[h] = factors[h%len(factors)]
+		}
+		m.Meta.Seasons = p
+	}
 }
 
 // Model is an untrained network of spec (seeded), named name, over features, with a

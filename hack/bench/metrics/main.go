@@ -42,6 +42,8 @@ const day = 288 // rows of 5 minutes
 
 var suiteWeekly, noise, percentile float64
 
+var seasonality string
+
 // timeFeatures adds the time of day ("day") and the day of the week ("week"), each as
 // a sine and a cosine, to every row as input columns, to measure what a preprocessing
 // option deriving them from the timestamp would give.
@@ -83,6 +85,7 @@ func main() {
 	flag.StringVar(&scaleBy, "scale-by", "", "how the scales run's model scales its entities: Entity or Model (empty: the default)")
 	shortW := flag.Int("normalization-short-window", 0, "short window of the likelihood stage (0: the default)")
 	longW := flag.Int("normalization-long-window", 0, "long window of the likelihood stage (0: the default)")
+	flag.StringVar(&seasonality, "seasonality", "", "the sequence models' seasonality: None, Day, Week or Auto (empty: a new Detector's, Auto)")
 	flag.Parse()
 	if *longW > 0 {
 		longWindow = new(int32(*longW))
@@ -120,12 +123,24 @@ func series(rows int, seed uint64, weekly float64) []float64 {
 	return out
 }
 
+// rowTime is the unix time of row i of a generated series: 5-minute steps.
+func rowTime(i int) int64 { return 1_700_000_000 + 300*int64(i) }
+
+// rowTimes are the unix times of n rows from row from on.
+func rowTimes(from, n int) []int64 {
+	times := make([]int64, n)
+	for i := range times {
+		times[i] = rowTime(from + i)
+	}
+	return times
+}
+
 func writeCSV(path string, values []float64, from int) error {
 	var b strings.Builder
 	names, _ := timeColumns(0)
 	b.WriteString(strings.Join(append([]string{"timestamp", "value"}, names...), ",") + "\n")
 	for i, v := range values {
-		fmt.Fprintf(&b, "%d,%.4f", 1_700_000_000+300*(from+i), v)
+		fmt.Fprintf(&b, "%d,%.4f", rowTime(from+i), v)
 		_, cols := timeColumns(from + i)
 		for _, c := range cols {
 			fmt.Fprintf(&b, ",%.6f", c)
@@ -193,7 +208,7 @@ func trainAndScore(base string, values []float64, trainRows int, m contract.Mode
 	if err := writeCSV(csv, values[:trainRows], 0); err != nil {
 		return 0, nil, err
 	}
-	out, err := pipeline.Train(context.Background(), defaultRequest(csv, m, epochs), base+".models", nil)
+	out, err := pipeline.Train(context.Background(), defaultRequest(csv, m, epochs), base+".models", pipeline.Options{})
 	if err != nil {
 		return 0, nil, err
 	}
@@ -237,7 +252,7 @@ func flagsOf(model *artifact.Model, sc *preprocess.Scaler, x []float32, from, tr
 		if line == lineRaw {
 			model.Meta.Normalization = nil
 		}
-		res, err := scoring.ScoreRun(model, sc, x, trainRows-from)
+		res, err := scoring.ScoreRun(model, sc, x, trainRows-from, rowTimes(from, len(x)/len(model.Meta.Features)))
 		if err != nil {
 			return nil, err
 		}

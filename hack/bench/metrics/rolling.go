@@ -63,7 +63,7 @@ func rolling(work, name, rule string, trainDays, testDays, perKind, seeds int, e
 			}
 			req := defaultRequest(csv, m, epochs)
 			req.Training.KeepFlagged = l == rollEvery
-			out, err := pipeline.Train(context.Background(), req, dir, nil)
+			out, err := pipeline.Train(context.Background(), req, dir, pipeline.Options{})
 			if err != nil {
 				return err
 			}
@@ -111,7 +111,7 @@ func flagsFrom(model *artifact.Model, values []float64, trained, from int) ([]bo
 	for _, v := range values[first:] {
 		x = append(x, float32(v))
 	}
-	res, err := scoring.ScoreRun(model, nil, x, max(0, trained-first))
+	res, err := scoring.ScoreRun(model, nil, x, max(0, trained-first), rowTimes(first, len(x)))
 	if err != nil {
 		return nil, err
 	}

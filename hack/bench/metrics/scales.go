@@ -83,7 +83,7 @@ func trainAndScoreEntities(base string, values [][]float64, trainRows int, m con
 	b.WriteString("timestamp,entity,value\n")
 	for i := range trainRows {
 		for e, v := range values {
-			fmt.Fprintf(&b, "%d,e%d,%.4f\n", 1_700_000_000+300*i, e, v[i])
+			fmt.Fprintf(&b, "%d,e%d,%.4f\n", rowTime(i), e, v[i])
 		}
 	}
 	if err := os.WriteFile(csv, []byte(b.String()), 0o644); err != nil {
@@ -92,7 +92,7 @@ func trainAndScoreEntities(base string, values [][]float64, trainRows int, m con
 	req := defaultRequest(csv, m, epochs)
 	req.Data.CSV.EntityColumn = "entity"
 	req.Preprocessing.ScaleBy = contract.ResolvedScaleBy(scaleBy, true)
-	out, err := pipeline.Train(context.Background(), req, base+".models", nil)
+	out, err := pipeline.Train(context.Background(), req, base+".models", pipeline.Options{})
 	if err != nil {
 		return nil, err
 	}

@@ -280,5 +280,7 @@ func defaultRequest(csv string, m contract.Model, epochs int32) *contract.Traini
 	if percentile > 0 {
 		req.Threshold.Percentile = &percentile
 	}
+	// A new Detector's seasonality (Auto for a sequence model), unless the flag says.
+	req.Model.Seasonality = contract.ResolvedSeasonality(seasonality, m.Type, contract.SourceStream)
 	return req
 }

@@ -87,7 +87,7 @@ func convRequest(dir string, digit int, epochs int32) *contract.TrainingRequest 
 
 // auroc trains req and scores the test set with digit as the normal class.
 func auroc(req *contract.TrainingRequest, out string, test *data.Table, labels []uint8, digit int) (float64, error) {
-	res, err := pipeline.Train(context.Background(), req, out, nil)
+	res, err := pipeline.Train(context.Background(), req, out, pipeline.Options{})
 	if err != nil {
 		return 0, err
 	}

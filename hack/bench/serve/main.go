@@ -72,7 +72,7 @@ func run(detector string, phase, soak time.Duration, workers int, gen string) er
 	}
 	// One epoch on the digit 1: the timings do not depend on how well it learned.
 	models := filepath.Join(work, "models")
-	out, err := pipeline.Train(context.Background(), mnist.AutoencoderRequest(dir, 1, 0.1, 1), models, nil)
+	out, err := pipeline.Train(context.Background(), mnist.AutoencoderRequest(dir, 1, 0.1, 1), models, pipeline.Options{})
 	if err != nil {
 		return err
 	}
@@ -387,7 +387,7 @@ func inProcess(m *artifact.Model, images *data.Table, batch int, d time.Duration
 	start := time.Now()
 	for i := 0; time.Since(start) < d; i++ {
 		r := (i * batch) % (images.Rows() - batch)
-		if _, _, err := scoring.ScoreExplained(m, images.X[r*dim:(r+batch)*dim]); err != nil {
+		if _, _, err := scoring.ScoreExplained(m, nil, images.X[r*dim:(r+batch)*dim], nil); err != nil {
 			panic(err)
 		}
 		n += batch

@@ -212,7 +212,7 @@ func runFile(path, work string, model contract.Model, tr contract.TrainingParame
 			File: contract.FileLocation{Path: trainCSV}, Columns: sensors, TimestampColumn: "datetime", Delimiter: ";",
 		}},
 	}
-	out, err := pipeline.Train(context.Background(), req, work+".models", nil)
+	out, err := pipeline.Train(context.Background(), req, work+".models", pipeline.Options{})
 	if err != nil {
 		return evaluate.Counts{}, 0, err
 	}

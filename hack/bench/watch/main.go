@@ -30,6 +30,7 @@ import (
 	"github.com/kadet-dev/kadet/detector/normalize"
 	"github.com/kadet-dev/kadet/detector/preprocess"
 	"github.com/kadet-dev/kadet/detector/watch"
+	"github.com/kadet-dev/kadet/hack/bench/internal/cli"
 	"github.com/kadet-dev/kadet/hack/promtest"
 )
 
@@ -48,8 +49,8 @@ func main() {
 	scaleBy := flag.String("scale-by", contract.ScaleByEntity, "Entity (a Detector's default over entity labels: each entity its own scaler), Model (one scaler), or Unseen (Entity, but no entity was seen in training: each is scaled by its history on the first tick)")
 	flag.Parse()
 
-	t := &bench{dir: must(os.MkdirTemp("", "kadet-bench-watch-"))}
-	defer t.cleanup()
+	t := cli.NewScratch("kadet-bench-watch-")
+	defer t.Close()
 	step := 15 * time.Second
 	end := time.Now().Truncate(step)
 	n := *window + 4
@@ -187,32 +188,6 @@ func cpuOf(pid int) time.Duration {
 	ut, _ := strconv.ParseInt(fields[11], 10, 64)
 	st, _ := strconv.ParseInt(fields[12], 10, 64)
 	return time.Duration(ut+st) * 10 * time.Millisecond
-}
-
-// bench is promtest.T outside `go test`.
-type bench struct {
-	dir      string
-	cleanups []func()
-	n        int
-}
-
-func (b *bench) Helper()                           {}
-func (b *bench) Fatal(args ...any)                 { b.cleanup(); log.Fatal(args...) }
-func (b *bench) Fatalf(format string, args ...any) { b.cleanup(); log.Fatalf(format, args...) }
-func (b *bench) Cleanup(f func())                  { b.cleanups = append(b.cleanups, f) }
-func (b *bench) TempDir() string {
-	b.n++
-	d := filepath.Join(b.dir, strconv.Itoa(b.n))
-	_ = os.MkdirAll(d, 0o755)
-	return d
-}
-
-func (b *bench) cleanup() {
-	for i := len(b.cleanups) - 1; i >= 0; i-- {
-		b.cleanups[i]()
-	}
-	b.cleanups = nil
-	_ = os.RemoveAll(b.dir)
 }
 
 func must[T any](v T, err error) T {
