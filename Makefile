@@ -129,6 +129,8 @@ test-e2e: ## Only the end-to-end tests: local cluster, the manager, real trainin
 BLAS ?= openblas
 # The SKAB data set (not shipped with kadet; see hack/bench/skab).
 SKAB_DATA ?= ../shared/data/skab
+# Real metrics in NAB's layout, scored by NAB's scorer (see hack/bench/realmetrics).
+NAB_DATA ?= ../shared/data/nab-dev
 
 .PHONY: bench-deps
 bench-deps: ## Install what the benchmarks compare against and link with (Debian packages).
@@ -136,12 +138,13 @@ bench-deps: ## Install what the benchmarks compare against and link with (Debian
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-torch libopenblas-dev libdnnl-dev wrk prometheus; fi
 
 .PHONY: bench
-bench: bench-deps ## Speed against PyTorch, a load test of detector serve, SKAB, generated metrics, one-class MNIST accuracy and the watch loop against Prometheus.
+bench: bench-deps ## Speed against PyTorch, a load test of detector serve, SKAB, generated metrics, real metrics (NAB), one-class MNIST accuracy and the watch loop against Prometheus.
 	go build -tags $(BLAS) -o $(BIN)/detector-$(BLAS) ./detector/cmd/detector
 	OPENBLAS_NUM_THREADS=$${OPENBLAS_NUM_THREADS:-2} go run -tags $(BLAS) ./hack/bench/speed --detector $(BIN)/detector-$(BLAS)
 	OPENBLAS_NUM_THREADS=$${OPENBLAS_NUM_THREADS:-1} go run -tags $(BLAS) ./hack/bench/serve --detector $(BIN)/detector-$(BLAS)
 	OPENBLAS_NUM_THREADS=$${OPENBLAS_NUM_THREADS:-2} go run -tags $(BLAS) ./hack/bench/skab --data $(SKAB_DATA)
 	OPENBLAS_NUM_THREADS=$${OPENBLAS_NUM_THREADS:-2} go run -tags $(BLAS) ./hack/bench/metrics
+	OPENBLAS_NUM_THREADS=$${OPENBLAS_NUM_THREADS:-2} go run -tags $(BLAS) ./hack/bench/realmetrics --nab-dir $(NAB_DATA) --retrain
 	OPENBLAS_NUM_THREADS=$${OPENBLAS_NUM_THREADS:-2} go run -tags $(BLAS) ./hack/bench/mnist-oneclass
 	OPENBLAS_NUM_THREADS=$${OPENBLAS_NUM_THREADS:-2} go run -tags $(BLAS) ./hack/bench/watch
 
