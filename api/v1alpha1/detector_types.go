@@ -739,15 +739,15 @@ type ScoringSpec struct {
 // +kubebuilder:validation:XValidation:rule="self.method == 'Likelihood' || (!has(self.longWindow) && !has(self.shortWindow))",message="normalization.longWindow and shortWindow apply only to method Likelihood"
 // +kubebuilder:validation:XValidation:rule="!has(self.longWindow) || !has(self.shortWindow) || self.shortWindow <= self.longWindow",message="normalization.shortWindow must not exceed longWindow"
 type ScoringNormalization struct {
-	// method is Likelihood (each entity's score is how unlikely its newest score, or
-	// the mean of its newest shortWindow scores, is under the mean and variance of its
-	// scores over about longWindow rows) or None.
+	// method is Likelihood (each entity's score is how unlikely the mean of its newest
+	// shortWindow scores is under the mean and variance of its scores over about
+	// longWindow rows) or None.
 	// +required
 	// +kubebuilder:validation:Enum=None;Likelihood
 	Method string `json:"method"`
 
 	// longWindow is how many rows the mean and variance of past scores span (default
-	// 2016: a week at a 5m step).
+	// 8640: a month at a 5m step).
 	// +optional
 	// +kubebuilder:validation:Minimum=10
 	// +kubebuilder:validation:Maximum=1000000

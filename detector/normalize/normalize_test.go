@@ -31,10 +31,13 @@ func heavyMSE(rng *rand.Rand, f int, scale float64) float64 {
 	return scale * s / float64(f)
 }
 
+// powerLongWindow is the long window model files with transform Power were trained with.
+const powerLongWindow = 2016
+
 // config is a Config whose threshold is calibrated on runs as training calibrates it:
 // their 1 - target quantile is 1. It returns the threshold too, to divide scores by.
 func config(target float64, runs [][]float64) (*Config, float64) {
-	c := &Config{Method: Likelihood, Transform: Power, LongWindow: DefaultLongWindow, ShortWindow: DefaultShortWindow, Target: target}
+	c := &Config{Method: Likelihood, Transform: Power, LongWindow: powerLongWindow, ShortWindow: DefaultShortWindow, Target: target}
 	return c, calibrate(c, runs)
 }
 
@@ -211,7 +214,7 @@ func TestPowerMatchesThreshold(t *testing.T) {
 			calib[i] = tc.gen(rng)
 		}
 		// A short window of 1: the newest row's test alone.
-		c := &Config{Method: Likelihood, Transform: Power, LongWindow: DefaultLongWindow, ShortWindow: 1, Target: 1e-3}
+		c := &Config{Method: Likelihood, Transform: Power, LongWindow: powerLongWindow, ShortWindow: 1, Target: 1e-3}
 		calibrate(c, [][]float64{calib})
 		above, below := c.Next(&State{}, 1.03), c.Next(&State{}, 0.97)
 		if above <= 1 || below >= 1 {
@@ -276,6 +279,8 @@ func TestCheck(t *testing.T) {
 		{func(c *Config) { c.Target = 0.5 }, "target 0.5"},
 		{func(c *Config) { c.Prior.Std = math.NaN() }, "prior"},
 		{func(c *Config) { c.Transform = "Sqrt" }, `transform "Sqrt"`},
+		{func(c *Config) { c.Transform, c.AnomalyWeight, c.UpdateCap = Plain, 0, DefaultUpdateCap }, "anomaly weight 0"},
+		{func(c *Config) { c.Transform, c.AnomalyWeight, c.UpdateCap = Plain, DefaultAnomalyWeight, 0.5 }, "update cap 0.5"},
 		{func(c *Config) { c.Transform, c.Power, c.RowPrior = Power, 0, &Prior{Std: 0.1} }, "power 0"},
 		{func(c *Config) { c.Transform, c.Power = Power, DefaultPower }, "row prior"},
 	} {

@@ -97,21 +97,22 @@ func ScoreNewest(m *artifact.Model, x []float32, runs int, at int64, states []*n
 			}
 		}
 		raw := float64(total / float32(f))
-		score := raw / t / m.Meta.Seasons.Factor(at)
-		if states != nil {
-			score = norm.Next(states[k], score)
-		}
 		res[k] = Newest{
-			Scored: Scored{Score: score, Raw: raw, Anomaly: score > 1},
+			Scored: Scored{Raw: raw},
 			Shares: shares[k*f : (k+1)*f : (k+1)*f], Expected: expected[k*f : (k+1)*f : (k+1)*f],
 		}
 		copy(res[k].Expected, out[last:last+f])
+		var flat float64
+		var idx []int
 		if limits := m.Meta.FlatLimits; limits != nil {
-			runs := flatRuns(x[k*w*f:(k+1)*w*f], f, w, w, limits)
-			if flat, idx := flatScore(runs, limits, w-1, f); flat > 1 {
-				res[k].flag(flat, idx, m.Meta.Features)
-				explainStuck(res[k].Shares, idx)
-			}
+			flat, idx = flatScore(flatRuns(x[k*w*f:(k+1)*w*f], f, w, w, limits), limits, w-1, f)
+		}
+		var st *normalize.State
+		if states != nil {
+			st = states[k]
+		}
+		if res[k].judge(norm, st, raw/t/m.Meta.Seasons.Factor(at), flat, idx, m.Meta.Features) {
+			explainStuck(res[k].Shares, idx)
 		}
 	}
 	for k := range res {

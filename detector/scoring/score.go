@@ -15,10 +15,12 @@ import (
 // Scored is one record's result. Score is the normalised contract every model type
 // shares: raw / threshold, so Score > 1 means anomaly; with the model's likelihood
 // stage (package normalize), the likelihood score of raw / threshold, 1 again being
-// the threshold. For a sequence model, a value
-// repeated for longer than its feature's limit (see calibrate.FlatLimits) makes the
-// row an anomaly too, scored run / limit when that is higher, with the features named
-// in Stuck.
+// the threshold. For a sequence model, a value repeated for longer than its feature's
+// limit (see calibrate.FlatLimits) scores run / limit when that is higher, so without
+// the stage it makes the row an anomaly; with the stage, that score goes through the
+// stage like any rise of the error, so a series whose values repeat as a matter of
+// course is not flagged for each repeat. The features of a stuck row that is an
+// anomaly are named in Stuck.
 type Scored struct {
 	Score   float64  `json:"score"`
 	Raw     float64  `json:"raw"`
@@ -26,14 +28,23 @@ type Scored struct {
 	Stuck   []string `json:"stuck,omitempty"`
 }
 
-// flag marks s an anomaly stuck on the features at idx, flat (run / limit, above 1)
-// being its score when that is higher.
-func (s *Scored) flag(flat float64, idx []int, names []string) {
-	s.Score = max(s.Score, flat)
-	s.Anomaly = true
+// judge scores a row from u (raw / threshold over the hour's factor) and flat (run /
+// limit of its stuck features at idx, 0 when none): the higher of the two, through the
+// likelihood stage n with the entity's state st when st is not nil. It says whether
+// the row is an anomaly because features are stuck; they are then named in Stuck.
+func (s *Scored) judge(n *normalize.Config, st *normalize.State, u, flat float64, idx []int, names []string) bool {
+	s.Score = max(u, flat)
+	if st != nil {
+		s.Score = n.Next(st, s.Score)
+	}
+	s.Anomaly = s.Score > 1
+	if !s.Anomaly || !(flat > 1) {
+		return false
+	}
 	for _, j := range idx {
 		s.Stuck = append(s.Stuck, names[j])
 	}
+	return true
 }
 
 // explainStuck gives the stuck features all of a row's explanation, in equal shares:
@@ -105,35 +116,31 @@ func score(m *artifact.Model, sc *preprocess.Scaler, x []float32, explain bool, 
 		raw = m.Network.Scores(scaled, rows)
 	}
 	t := m.Meta.Threshold.Value
+	n := m.Meta.Normalization
+	// The rows are one entity's run: its likelihood starts from the model's prior.
+	var st *normalize.State
+	if n.Enabled() && m.Network.Spec.Sequence() {
+		st = new(normalize.State)
+	}
+	limits := m.Meta.FlatLimits
+	runs := flatRuns(x, d, rows, m.Network.Spec.Window, limits)
 	out := make([]Scored, rows)
 	for i, r := range raw {
-		s := float64(r) / t
+		u := float64(r) / t
 		if times != nil {
-			s /= m.Meta.Seasons.Factor(times[i])
+			u /= m.Meta.Seasons.Factor(times[i])
 		}
-		out[i] = Scored{Score: s, Raw: float64(r), Anomaly: s > 1}
-	}
-	if n := m.Meta.Normalization; n.Enabled() && m.Network.Spec.Sequence() {
-		// The rows are one entity's run: its likelihood starts from the model's prior.
-		var st normalize.State
-		for i := range out {
-			u := out[i].Score
-			if i < inSample {
-				u *= n.Gap()
-			}
-			out[i].Score = n.Next(&st, u)
-			out[i].Anomaly = out[i].Score > 1
+		if st != nil && i < inSample {
+			u *= n.Gap()
 		}
-	}
-	if limits := m.Meta.FlatLimits; limits != nil {
-		runs := flatRuns(x, d, rows, m.Network.Spec.Window, limits)
-		for i := range out {
-			if flat, idx := flatScore(runs, limits, i, d); flat > 1 {
-				out[i].flag(flat, idx, m.Meta.Features)
-				if shares != nil {
-					explainStuck(shares[i*d:(i+1)*d], idx)
-				}
-			}
+		var flat float64
+		var idx []int
+		if runs != nil {
+			flat, idx = flatScore(runs, limits, i, d)
+		}
+		out[i].Raw = float64(r)
+		if out[i].judge(n, st, u, flat, idx, m.Meta.Features) && shares != nil {
+			explainStuck(shares[i*d:(i+1)*d], idx)
 		}
 	}
 	return out, shares, nil

@@ -614,12 +614,31 @@ func TestBacktestFromPrometheus(t *testing.T) {
 		t.Errorf("backtest --range 2h: exit %d, want %q and %d episodes:\n%s%s", code, want, bt.Episodes, stdout, stderr)
 	}
 	// A range that starts two minutes after the burst: the windows of its first rows
-	// still hold the burst, read as warm-up, so they are its episode's tail, as a pod
-	// watching since before would see them.
+	// still hold the burst, read as warm-up with the rows before it, so every row
+	// scores as in the 5-hour backtest, as a pod watching since before would score it.
+	lateCSV := filepath.Join(dir, "late.csv")
 	code, stdout, stderr = detector(t, context.Background(), append([]string{"backtest", "--model", models, "--range", "95m",
-		"--end", end.Format(time.RFC3339)}, prom...)...)
-	if _, table, _ := strings.Cut(stdout, "PEAK AT\n"); code != 0 || !strings.HasPrefix(strings.TrimSpace(table), `pod="b"  2026-11-19T22:25:00Z`) {
-		t.Errorf("backtest --range 95m: exit %d; want pod b's episode from the range's first row:\n%s%s", code, stdout, stderr)
+		"--end", end.Format(time.RFC3339), "--output", lateCSV}, prom...)...)
+	if code != 0 {
+		t.Fatalf("backtest --range 95m: exit %d: %s%s", code, stdout, stderr)
+	}
+	late, err := os.ReadFile(lateCSV)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := func(l string) string { return strings.Join(strings.SplitN(l, ",", 3)[:2], ",") } // time and entity
+	whole := map[string]string{}
+	for _, l := range lines[1:] {
+		whole[key(l)] = l
+	}
+	lateLines := strings.Split(strings.TrimSpace(string(late)), "\n")
+	if len(lateLines) != 1+2*96 || !strings.HasPrefix(lateLines[1], "2026-11-19T22:25:00Z,") {
+		t.Fatalf("backtest --range 95m wrote %d lines from %q; want 192 rows from 22:25", len(lateLines), lateLines[min(1, len(lateLines)-1)])
+	}
+	for _, l := range lateLines[1:] {
+		if whole[key(l)] != l {
+			t.Errorf("backtest --range 95m scored %q; the 5-hour backtest %q", l, whole[key(l)])
+		}
 	}
 	kept, err := os.ReadFile(filepath.Join(models, version[0], backtest.FileName))
 	var report backtest.Report
