@@ -37,17 +37,23 @@ func (t *Table) groupByEntity() {
 	})
 }
 
-// byTime orders rows a and b by timestamp: numerically when every timestamp is a
-// number, else as text; nil for a table without timestamps.
+// byTime orders rows a and b by timestamp (ByTime); nil for a table without
+// timestamps.
 func (t *Table) byTime() func(a, b int) bool {
 	if t.Timestamps == nil {
 		return nil
 	}
-	nums := make([]float64, len(t.Timestamps))
-	for i, ts := range t.Timestamps {
-		v, err := strconv.ParseFloat(ts, 64)
+	return ByTime(t.Timestamps)
+}
+
+// ByTime orders timestamps ts[a] and ts[b] as training orders rows: numerically when
+// every timestamp is a number, else as text (ISO 8601 sorts correctly as text).
+func ByTime(ts []string) func(a, b int) bool {
+	nums := make([]float64, len(ts))
+	for i, s := range ts {
+		v, err := strconv.ParseFloat(s, 64)
 		if err != nil {
-			return func(a, b int) bool { return t.Timestamps[a] < t.Timestamps[b] }
+			return func(a, b int) bool { return ts[a] < ts[b] }
 		}
 		nums[i] = v
 	}

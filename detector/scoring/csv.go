@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -59,7 +60,8 @@ func CSV(m *artifact.Model, r io.Reader, w io.Writer, source string, opts CSVOpt
 		entity = -1
 	}
 	stamp := -1
-	if opts.TimestampColumn == "" && m.Meta.Seasons != nil && column(header, m.Meta.TimestampColumn) >= 0 {
+	sequence := m.Network.Spec.Sequence()
+	if opts.TimestampColumn == "" && (m.Meta.Seasons != nil || sequence) && m.Meta.TimestampColumn != "" && column(header, m.Meta.TimestampColumn) >= 0 {
 		opts.TimestampColumn = m.Meta.TimestampColumn // the column the model trained with
 	}
 	if c := opts.TimestampColumn; c != "" {
@@ -84,6 +86,11 @@ func CSV(m *artifact.Model, r io.Reader, w io.Writer, source string, opts CSVOpt
 	var batch [][]string
 	x := make([]float32, 0, scoreBatch*d)
 	flush := func() error {
+		if sequence && stamp >= 0 {
+			if err := inTimeOrder(batch, x, times, lines, entity, stamp, source, &st); err != nil {
+				return err
+			}
+		}
 		var res []Scored
 		var err error
 		if entity >= 0 || m.Meta.ScalesByEntity() {
@@ -185,7 +192,8 @@ type CSVOptions struct {
 	EntityColumn string
 	// TimestampColumn names each row's time, for a model whose scores follow the hour.
 	TimestampColumn string
-	// OnRow, when set, is given every row's score, in the file's order.
+	// OnRow, when set, is given every row's score, in the order rows are written: the
+	// file's, or for a sequence model with timestamps each entity's rows in time order.
 	OnRow func(RowScore)
 }
 
@@ -203,6 +211,66 @@ type CSVStats struct {
 	// Unseen counts the entities of a model that scales by entity that it did not see
 	// in training: each scaled by its first EntityHistoryRows rows.
 	Unseen int
+	// Reordered says a sequence model's rows were not in time order: they were
+	// scored, and written, as training orders them.
+	Reordered bool
+}
+
+// inTimeOrder puts a sequence model's rows (records batch, values x of width len(x) /
+// len(batch), times and lines when set) in the order training puts them: each entity's
+// rows together, entities in the order they first appear, each in time order by the
+// stamp column (data.ByTime). Two rows of one entity at one time are refused: a series
+// has one value a time.
+func inTimeOrder(batch [][]string, x []float32, times []int64, lines []int, entity, stamp int, source string, st *CSVStats) error {
+	n := len(batch)
+	ts := make([]string, n)
+	ents := make([]string, n)
+	first := map[string]int{}
+	for i, rec := range batch {
+		ts[i] = strings.TrimSpace(rec[stamp])
+		if entity >= 0 {
+			ents[i] = rec[entity]
+		}
+		if _, ok := first[ents[i]]; !ok {
+			first[ents[i]] = i
+		}
+	}
+	byTime := data.ByTime(ts)
+	idx := make([]int, n)
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.SliceStable(idx, func(a, b int) bool {
+		if ea, eb := first[ents[idx[a]]], first[ents[idx[b]]]; ea != eb {
+			return ea < eb
+		}
+		return byTime(idx[a], idx[b])
+	})
+	for k := 1; k < n; k++ {
+		a, b := idx[k-1], idx[k]
+		if ents[a] == ents[b] && !byTime(a, b) {
+			where := ""
+			if entity >= 0 {
+				where = fmt.Sprintf(" of entity %q", ents[a])
+			}
+			return &data.Error{Source: source, Line: lines[b], Msg: fmt.Sprintf(
+				"timestamp %q is also on line %d: two rows%s at one time (a series has one value a time; merge or drop one)", ts[b], lines[a], where)}
+		}
+	}
+	if slices.IsSorted(idx) {
+		return nil
+	}
+	st.Reordered = true
+	d := len(x) / n
+	recs, xs, at, ls := slices.Clone(batch), slices.Clone(x), slices.Clone(times), slices.Clone(lines)
+	for k, i := range idx {
+		batch[k], lines[k] = recs[i], ls[i]
+		copy(x[k*d:(k+1)*d], xs[i*d:(i+1)*d])
+		if times != nil {
+			times[k] = at[i]
+		}
+	}
+	return nil
 }
 
 // EntityHistoryRows is how many of its first rows scale an entity that a model

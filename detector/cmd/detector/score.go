@@ -78,6 +78,9 @@ func cmdScore(args []string, stdout, stderr io.Writer) error {
 	if st.Unseen > 0 {
 		fmt.Fprintf(stderr, "%d entities the model did not see in training were each scaled by its first %d rows\n", st.Unseen, scoring.EntityHistoryRows)
 	}
+	if st.Reordered {
+		fmt.Fprintf(stderr, "the rows were not in time order: each entity's rows were scored, and written, in time order, as training orders them\n")
+	}
 	fmt.Fprintf(stderr, "scored %d rows with model %s: %d anomalies\n", st.Rows, m.Digest[:15], st.Anomalies)
 	return nil
 }

@@ -1,0 +1,72 @@
+package scoring
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"strings"
+	"testing"
+
+	"github.com/kadet-dev/kadet/detector/artifact"
+	"github.com/kadet-dev/kadet/detector/contract"
+	"github.com/kadet-dev/kadet/detector/data"
+	"github.com/kadet-dev/kadet/detector/model"
+	"github.com/kadet-dev/kadet/detector/preprocess"
+)
+
+// A sequence model scores a file's rows in time order, as training orders them: a
+// shuffled file gives the sorted file's output, each entity's rows in time order, and
+// says it reordered them; two rows of one entity at one time are refused with both
+// lines named, while two entities at one time are fine.
+func TestCSVScoresRowsInTimeOrder(t *testing.T) {
+	const w, f = 4, 1
+	net, err := model.New(model.Spec{Type: model.ConvAutoencoder, Inputs: w * f, Window: w, Channels: []int{2}, Kernel: 3, Latent: 2, Activation: model.ReLU}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &artifact.Model{Network: net, Meta: artifact.Metadata{
+		Features: []string{"v"}, Scaler: &preprocess.Scaler{Kind: "Standardize", Offset: []float32{0}, Scale: []float32{1}},
+		ScoringRule: contract.ScoringCausal, Threshold: artifact.Threshold{Value: 0.05}, TimestampColumn: "ts",
+	}}
+	var rows []string
+	for _, pod := range []string{"a", "b"} {
+		for i := range 20 {
+			rows = append(rows, fmt.Sprintf("%d,%s,%g", 1_700_000_000+60*i, pod, math.Sin(float64(i)*0.5)+float64(len(pod))))
+		}
+	}
+	score := func(rows []string) (string, CSVStats, error) {
+		var out bytes.Buffer
+		st, err := CSV(m, strings.NewReader("ts,pod,v\n"+strings.Join(rows, "\n")+"\n"), &out, "x.csv",
+			CSVOptions{Delimiter: ',', EntityColumn: "pod"})
+		return out.String(), st, err
+	}
+	sorted, st, err := score(rows)
+	if err != nil || st.Reordered {
+		t.Fatalf("sorted file: reordered %v, %v", st.Reordered, err)
+	}
+	shuffled := append([]string(nil), rows...)
+	rand.New(rand.NewPCG(1, 2)).Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
+	for i, r := range shuffled { // entity a first, as in the sorted file
+		if strings.Contains(r, ",a,") {
+			shuffled[0], shuffled[i] = shuffled[i], shuffled[0]
+			break
+		}
+	}
+	got, st, err := score(shuffled)
+	if err != nil || !st.Reordered {
+		t.Fatalf("shuffled file: reordered %v, %v", st.Reordered, err)
+	}
+	if got != sorted {
+		t.Errorf("the shuffled file scored\n%s\nthe sorted one\n%s", got, sorted)
+	}
+
+	dup := append([]string(nil), rows...)
+	dup[5] = strings.Replace(dup[5], fmt.Sprint(1_700_000_000+60*5), fmt.Sprint(1_700_000_000+60*9), 1)
+	_, _, err = score(dup)
+	var de *data.Error
+	if !errors.As(err, &de) || de.Line != 11 || !strings.Contains(err.Error(), `timestamp "1700000540" is also on line 7: two rows of entity "a" at one time`) {
+		t.Errorf("a duplicate time: %v", err)
+	}
+}
