@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"slices"
 	"sort"
 	"strconv"
@@ -46,6 +47,10 @@ func CSV(m *artifact.Model, r io.Reader, w io.Writer, source string, opts CSVOpt
 			return st, &data.Error{Source: source, Line: 1, Msg: fmt.Sprintf(
 				"column %q, which the model was trained on, is not in the header (model features: %s)", f, strings.Join(m.Meta.Features, ", "))}
 		}
+	}
+	if m.Meta.ScalesByEntity() && entityColumn == "" {
+		return st, &data.Error{Source: source, Msg: fmt.Sprintf(
+			"the model scales each entity by its own statistics (%d entities in training): name the column of each row's entity (--entity-column); read as one series, every entity would be scaled alike", len(m.Meta.EntityScalers))}
 	}
 	entity := -1
 	if entityColumn != "" {
@@ -105,6 +110,10 @@ func CSV(m *artifact.Model, r io.Reader, w io.Writer, source string, opts CSVOpt
 		}
 		for i, rec := range batch {
 			s := res[i]
+			if math.IsInf(s.Raw, 0) || math.IsNaN(s.Raw) {
+				return &data.Error{Source: source, Line: lines[i], Msg: fmt.Sprintf(
+					"the model's error on this row is %v: its values are too large for float32 arithmetic (scale the column down)", s.Raw)}
+			}
 			if s.Anomaly {
 				st.Anomalies++
 			}

@@ -70,3 +70,37 @@ func TestCSVScoresRowsInTimeOrder(t *testing.T) {
 		t.Errorf("a duplicate time: %v", err)
 	}
 }
+
+// Values a float32 holds but whose error overflows it are refused with the row's
+// line, not written as an infinite score; a model that scales each entity by its own
+// statistics is refused a file read without an entity column.
+func TestCSVRefusesWhatItCannotScore(t *testing.T) {
+	const w = 4
+	net, err := model.New(model.Spec{Type: model.ConvAutoencoder, Inputs: w, Window: w, Channels: []int{2}, Kernel: 3, Latent: 2, Activation: model.ReLU}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	scaler := &preprocess.Scaler{Kind: "Standardize", Offset: []float32{0}, Scale: []float32{1}}
+	m := &artifact.Model{Network: net, Meta: artifact.Metadata{
+		Features: []string{"v"}, Scaler: scaler, ScoringRule: contract.ScoringCausal, Threshold: artifact.Threshold{Value: 0.05},
+	}}
+	in := "v\n1\n2\n3\n1\n2\n3e38\n1\n"
+	var out bytes.Buffer
+	_, err = CSV(m, strings.NewReader(in), &out, "big.csv", CSVOptions{Delimiter: ','})
+	var de *data.Error
+	if !errors.As(err, &de) || de.Line != 7 || !strings.Contains(err.Error(), "too large for float32 arithmetic") {
+		t.Errorf("a value whose error overflows: %v", err)
+	}
+	if _, err := CSV(m, strings.NewReader("v\n1\n2\n3\n1\n2\n3e3\n1\n"), &out, "ok.csv", CSVOptions{Delimiter: ','}); err != nil {
+		t.Errorf("ordinary values: %v", err)
+	}
+
+	m.Meta.EntityScalers = map[string]*preprocess.Scaler{"a": scaler, "b": scaler}
+	_, err = CSV(m, strings.NewReader("pod,v\na,1\na,2\na,3\na,1\nb,2\nb,3\nb,1\nb,2\n"), &out, "pods.csv", CSVOptions{Delimiter: ','})
+	if err == nil || !strings.Contains(err.Error(), "scales each entity by its own statistics (2 entities in training): name the column of each row's entity") {
+		t.Errorf("a model scaling by entity, no entity column: %v", err)
+	}
+	if _, err := CSV(m, strings.NewReader("pod,v\na,1\na,2\na,3\na,1\nb,2\nb,3\nb,1\nb,2\n"), &out, "pods.csv", CSVOptions{Delimiter: ',', EntityColumn: "pod"}); err != nil {
+		t.Errorf("the same with the entity column: %v", err)
+	}
+}
