@@ -234,6 +234,9 @@ func (w *Watcher) Tick(ctx context.Context) error {
 		w.errors.Inc()
 		return err
 	}
+	if keys, runs = w.unscored(m, keys, runs, end, began); len(keys) == 0 {
+		return nil
+	}
 	p, err := w.prepare(ctx, m, keys, runs, end)
 	if err != nil {
 		w.errors.Inc()
@@ -254,6 +257,30 @@ func (w *Watcher) Tick(ctx context.Context) error {
 	w.lag.Set(w.opts.Now().Sub(end).Seconds())
 	w.record(m, keys, results, end, began)
 	return nil
+}
+
+// unscored keeps, of keys and their runs, the entities whose row at end this model has
+// not scored yet; the others (a tick again within one step, when the interval is
+// shorter than the step) keep their result and count as seen at now. A row fed twice
+// into an entity's likelihood state would weigh twice in its mean and variance.
+func (w *Watcher) unscored(m *artifact.Model, keys []string, runs []float32, end, now time.Time) ([]string, []float32) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.digest != m.Digest || len(keys) == 0 {
+		return keys, runs
+	}
+	n := len(runs) / len(keys)
+	var k int
+	for i, key := range keys {
+		if e := w.entities[key]; e != nil && e.at.Equal(end) {
+			e.seen = now
+			continue
+		}
+		keys[k] = key
+		copy(runs[k*n:(k+1)*n], runs[i*n:(i+1)*n])
+		k++
+	}
+	return keys[:k], runs[:k*n]
 }
 
 // store is one model's entities' likelihood states and scalers.

@@ -475,3 +475,44 @@ func TestObservationPreparesAShadowAsTheServedModel(t *testing.T) {
 		}
 	}
 }
+
+// A watcher that ticks four times a step scores each row once: its scores equal those
+// of a watcher that ticks once a step, where feeding the newest row into the
+// likelihood state on every tick would weigh it four times.
+func TestWatchScoresEachRowOnceWhenTicksOutpaceSteps(t *testing.T) {
+	const rows = WarmupRows + 60
+	srv := promtest.Start(t, promtest.Options{History: []promtest.Series{series("a", rows), series("b", rows)}})
+	m := testModel(t)
+	m.Meta.Normalization = &normalize.Config{Method: normalize.Likelihood, Transform: normalize.Plain, LongWindow: 200, ShortWindow: 3,
+		Target: 1e-4, Prior: normalize.Prior{Mean: 0.5, Std: 0.2, Rows: 100}, AnomalyWeight: 0.1, UpdateCap: 3}
+	var now, nowFast time.Time
+	once, reg := minuteWatcher(t, srv.URL, m, &now, nil)
+	regFast := prometheus.NewRegistry()
+	fast, err := New(Options{
+		Namespace: "ns", Detector: "det", Interval: 15 * time.Second, Registerer: regFast,
+		Prometheus: contract.ResolvedPrometheus{URL: srv.URL, Step: "1m"},
+		Model:      func() *artifact.Model { return m }, Now: func() time.Time { return nowFast },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for minute := WarmupRows + window + 4; minute < rows; minute++ {
+		now = t0.Add(time.Duration(minute) * time.Minute)
+		if err := once.Tick(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		for q := range 4 {
+			nowFast = now.Add(time.Duration(q) * 15 * time.Second)
+			if err := fast.Tick(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, e := range []string{"a", "b"} {
+			want := testutil.ToFloat64(gauge(t, reg, "kadet_anomaly_score", map[string]string{"entity": e}))
+			got := testutil.ToFloat64(gauge(t, regFast, "kadet_anomaly_score", map[string]string{"entity": e}))
+			if got != want {
+				t.Fatalf("entity %s at minute %d: %v ticking four times a step, %v once", e, minute, got, want)
+			}
+		}
+	}
+}
