@@ -33,7 +33,7 @@ const AnnotationWatchHash = "anomaly.kadet.dev/watch-hash"
 
 // Defaults of the generated alert.
 const (
-	DefaultAlertFor      = "5m"
+	DefaultAlertFor      = contract.DefaultAlertFor
 	DefaultAlertSeverity = "warning"
 	AlertName            = "KadetAnomaly"
 )

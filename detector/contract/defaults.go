@@ -192,6 +192,10 @@ func (d ResolvedData) NamesEntities() bool {
 	return d.CSV != nil && d.CSV.EntityColumn != ""
 }
 
+// DefaultAlertFor is how long a Detector's alert waits, its score above 1, before it
+// fires (alerting.for), as Prometheus writes a duration.
+const DefaultAlertFor = "5m"
+
 // DefaultBacktestMergeGap is the gap an episode's anomalous rows merge across when no
 // alert says (the alert's default for).
 const DefaultBacktestMergeGap = "5m0s"

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/kadet-dev/kadet/detector/artifact"
 	"github.com/kadet-dev/kadet/detector/data"
@@ -84,10 +85,11 @@ func CSV(m *artifact.Model, r io.Reader, w io.Writer, source string, opts CSVOpt
 	)
 	cw := csv.NewWriter(w)
 	cw.Comma = delim
-	if err := cw.Write(append(header, "score", "raw", "is_anomaly")); err != nil {
+	if err := cw.Write(append(header, "score", "raw", "is_anomaly", "page")); err != nil {
 		return st, err
 	}
 	d := len(idx)
+	pg := pager{alertFor: opts.AlertFor, runs: map[string]*pageRun{}}
 	var batch [][]string
 	x := make([]float32, 0, scoreBatch*d)
 	flush := func() error {
@@ -127,7 +129,20 @@ func CSV(m *artifact.Model, r io.Reader, w io.Writer, source string, opts CSVOpt
 				}
 				opts.OnRow(r)
 			}
-			out := append(rec, strconv.FormatFloat(s.Score, 'g', 6, 64), strconv.FormatFloat(s.Raw, 'g', 6, 64), strconv.FormatBool(s.Anomaly))
+			ent, at := "", int64(0)
+			if entityCell >= 0 {
+				ent = rec[entityCell]
+			}
+			known := false
+			if stamp >= 0 {
+				at, known = seasonal.ParseTime(rec[stamp])
+				st.span(at, known)
+			}
+			page := pg.next(ent, s.Anomaly, at, known)
+			if page {
+				st.Pages++
+			}
+			out := append(rec, strconv.FormatFloat(s.Score, 'g', 6, 64), strconv.FormatFloat(s.Raw, 'g', 6, 64), strconv.FormatBool(s.Anomaly), strconv.FormatBool(page))
 			if err := cw.Write(out); err != nil {
 				return err
 			}
@@ -201,6 +216,9 @@ type CSVOptions struct {
 	EntityColumn string
 	// TimestampColumn names each row's time, for a model whose scores follow the hour.
 	TimestampColumn string
+	// AlertFor is how long an entity's rows must stay anomalous for its alert to fire
+	// (a Detector's alerting.for): the row where that happens is a page.
+	AlertFor time.Duration
 	// OnRow, when set, is given every row's score, in the order rows are written: the
 	// file's, or for a sequence model with timestamps each entity's rows in time order.
 	OnRow func(RowScore)
@@ -223,6 +241,63 @@ type CSVStats struct {
 	// Reordered says a sequence model's rows were not in time order: they were
 	// scored, and written, as training orders them.
 	Reordered bool
+	// Pages counts the rows where an alert would start firing (CSVOptions.AlertFor);
+	// First and Last are the rows' earliest and latest unix times, when known.
+	Pages       int
+	First, Last int64
+	timed       bool
+}
+
+// span widens First and Last to at when known.
+func (st *CSVStats) span(at int64, known bool) {
+	if !known {
+		return
+	}
+	if !st.timed {
+		st.First, st.Last, st.timed = at, at, true
+	}
+	st.First, st.Last = min(st.First, at), max(st.Last, at)
+}
+
+// Days is the span of the rows' times in days, 0 when not known.
+func (st CSVStats) Days() float64 { return float64(st.Last-st.First) / 86400 }
+
+// pager finds where an alert on each entity would start firing: its rows anomalous
+// without a break for alertFor (measured on the rows' times; without them, from the
+// run's first row), once per run, as Prometheus holds an alert pending for its for.
+type pager struct {
+	alertFor time.Duration
+	runs     map[string]*pageRun
+}
+
+type pageRun struct {
+	start int64 // the run's first row's time
+	timed bool  // start is known
+	paged bool
+}
+
+// next says whether the entity's row (anomalous or not, at unix time at when known)
+// starts a page.
+func (p *pager) next(entity string, anomalous bool, at int64, known bool) bool {
+	r := p.runs[entity]
+	if !anomalous {
+		if r != nil {
+			delete(p.runs, entity)
+		}
+		return false
+	}
+	if r == nil {
+		r = &pageRun{start: at, timed: known}
+		p.runs[entity] = r
+	}
+	if r.paged {
+		return false
+	}
+	if p.alertFor > 0 && r.timed && known && time.Duration(at-r.start)*time.Second < p.alertFor {
+		return false
+	}
+	r.paged = true
+	return true
 }
 
 // inTimeOrder puts a sequence model's rows (records batch, values x of width len(x) /

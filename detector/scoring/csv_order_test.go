@@ -2,12 +2,16 @@ package scoring
 
 import (
 	"bytes"
+	"encoding/csv"
 	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kadet-dev/kadet/detector/artifact"
 	"github.com/kadet-dev/kadet/detector/contract"
@@ -102,5 +106,62 @@ func TestCSVRefusesWhatItCannotScore(t *testing.T) {
 	}
 	if _, err := CSV(m, strings.NewReader("pod,v\na,1\na,2\na,3\na,1\nb,2\nb,3\nb,1\nb,2\n"), &out, "pods.csv", CSVOptions{Delimiter: ',', EntityColumn: "pod"}); err != nil {
 		t.Errorf("the same with the entity column: %v", err)
+	}
+}
+
+// The page column marks the row where an alert with for would start firing: each
+// entity's anomalous rows without a break for that long, once per run; a run too
+// short pages nothing; without for, a run pages at its first row.
+func TestCSVPages(t *testing.T) {
+	net, err := model.New(model.Spec{Type: model.Autoencoder, Inputs: 1, Hidden: []int{2}, Latent: 1, Activation: model.ReLU}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &artifact.Model{Network: net, Meta: artifact.Metadata{
+		Features: []string{"v"}, Scaler: &preprocess.Scaler{Kind: "Standardize", Offset: []float32{0}, Scale: []float32{1}},
+		Threshold: artifact.Threshold{Value: 1e3},
+	}}
+	// A value of 1e3 is anomalous to a threshold of 1e3 (its error is about 1e6), 0 is not.
+	// Entity a: anomalous at minutes 2-4 (three rows) and 8-9 (two); entity b at 3-8.
+	anomalous := map[string][]int{"a": {2, 3, 4, 8, 9}, "b": {3, 4, 5, 6, 7, 8}}
+	var b strings.Builder
+	b.WriteString("ts,pod,v\n")
+	for minute := range 12 {
+		for _, pod := range []string{"a", "b"} {
+			v := 0
+			if slices.Contains(anomalous[pod], minute) {
+				v = 1000
+			}
+			fmt.Fprintf(&b, "%d,%s,%d\n", 1_700_000_000+60*minute, pod, v)
+		}
+	}
+	for _, tc := range []struct {
+		alertFor time.Duration
+		want     []string // pod@minute of each page
+	}{
+		{2 * time.Minute, []string{"a@4", "b@5"}},
+		{time.Minute, []string{"a@3", "b@4", "a@9"}},
+		{0, []string{"a@2", "b@3", "a@8"}},
+	} {
+		var out bytes.Buffer
+		st, err := CSV(m, strings.NewReader(b.String()), &out, "pages.csv",
+			CSVOptions{Delimiter: ',', EntityColumn: "pod", TimestampColumn: "ts", AlertFor: tc.alertFor})
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs, err := csv.NewReader(&out).ReadAll()
+		if err != nil || recs[0][len(recs[0])-1] != "page" {
+			t.Fatalf("header %v, %v", recs[0], err)
+		}
+		var got []string
+		for _, r := range recs[1:] {
+			if r[len(r)-1] == "true" {
+				ts, _ := strconv.Atoi(r[0])
+				got = append(got, fmt.Sprintf("%s@%d", r[1], (ts-1_700_000_000)/60))
+			}
+		}
+		if !slices.Equal(got, tc.want) || st.Pages != len(tc.want) || st.Days() != 11.0/(24*60) {
+			t.Errorf("for %s: pages %v (%d, over %v days), want %v", tc.alertFor, got, st.Pages, st.Days(), tc.want)
+		}
 	}
 }

@@ -93,7 +93,7 @@ func TestTrainScoreEvaluate(t *testing.T) {
 	f, _ := os.Open(scored)
 	recs, err := csv.NewReader(f).ReadAll()
 	f.Close()
-	if err != nil || len(recs) != 501 || strings.Join(recs[0], ",") != "id,x,y,z,label,score,raw,is_anomaly" {
+	if err != nil || len(recs) != 501 || strings.Join(recs[0], ",") != "id,x,y,z,label,score,raw,is_anomaly,page" {
 		t.Fatalf("scored csv: %d records, header %v, %v", len(recs), recs[0], err)
 	}
 	flaggedAnomalies := 0

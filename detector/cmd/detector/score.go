@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/kadet-dev/kadet/detector/artifact"
+	"github.com/kadet-dev/kadet/detector/contract"
 	"github.com/kadet-dev/kadet/detector/data"
 	"github.com/kadet-dev/kadet/detector/evaluate"
 	"github.com/kadet-dev/kadet/detector/pipeline"
@@ -59,9 +60,14 @@ func cmdScore(args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	modelPath, input, delim, entity := inputFlags(fs)
 	output := fs.String("output", "-", "CSV to write, - for stdout")
-	stamp := fs.String("timestamp-column", "", "column of each row's time, for a model whose scores follow the hour of the day or week (default: the column it trained with)")
+	stamp := fs.String("timestamp-column", "", "column of each row's time, for a model whose scores follow the hour of the day or week and to order a sequence model's rows (default: the column it trained with)")
+	alertFor := fs.String("alert-for", contract.DefaultAlertFor, "how long rows must stay anomalous for an alert to fire (a Detector's alerting.for): the page column marks the row where it would, once per run of anomalous rows")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err.Error()}
+	}
+	pageAfter, err := contract.ParseDuration(*alertFor)
+	if err != nil || pageAfter < 0 {
+		return usageError{fmt.Sprintf("--alert-for %q: give a duration such as 5m, or 0", *alertFor)}
 	}
 	if *modelPath == "" || *input == "" {
 		return usageError{"--model and --input are required"}
@@ -71,7 +77,7 @@ func cmdScore(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer in.Close()
-	st, err := writeScores(m, in, *input, *output, stdout, scoring.CSVOptions{Delimiter: d, EntityColumn: *entity, TimestampColumn: *stamp})
+	st, err := writeScores(m, in, *input, *output, stdout, scoring.CSVOptions{Delimiter: d, EntityColumn: *entity, TimestampColumn: *stamp, AlertFor: pageAfter})
 	if err != nil {
 		return err
 	}
@@ -82,6 +88,11 @@ func cmdScore(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "the rows were not in time order: each entity's rows were scored, and written, in time order, as training orders them\n")
 	}
 	fmt.Fprintf(stderr, "scored %d rows with model %s: %d anomalies\n", st.Rows, m.Digest[:15], st.Anomalies)
+	if days := st.Days(); days > 0 {
+		fmt.Fprintf(stderr, "pages (anomalous for %s): %d over %.2f days, %.2f a day\n", pageAfter, st.Pages, days, float64(st.Pages)/days)
+	} else {
+		fmt.Fprintf(stderr, "pages (each run of anomalous rows; no times to measure %s on): %d\n", pageAfter, st.Pages)
+	}
 	return nil
 }
 
