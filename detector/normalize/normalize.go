@@ -89,10 +89,15 @@ const Offset = 0.01
 // whose scores never move (a flat metric) would otherwise flag the smallest wobble.
 const MinStd = 0.1
 
-// MinPowerStd is MinStd for a power (in powers of threshold units) and for Plain: the
-// threshold is 1 under every power, and a series whose scores never move flags a move
-// to a good share of it, not the smallest wobble.
+// MinPowerStd is MinStd for a power, in powers of threshold units: the threshold is 1
+// under every power, and a series whose scores never move flags a move to a good
+// share of it, not the smallest wobble.
 const MinPowerStd = 0.05
+
+// MinPlainStd is MinStd for Plain, in threshold units: a series that scores far under
+// its threshold flags a move to a good share of it, not a wobble that comes back every
+// day (docs/metrics.md has what lower floors cost on real metrics).
+const MinPlainStd = 0.1
 
 // Bounds of the power: close to 0 a power reads the log, at 1 the raw score.
 const (
@@ -147,7 +152,7 @@ func New(n *contract.Normalization, target float64) (*Config, error) {
 	if n.ShortWindow != nil {
 		c.ShortWindow = int(*n.ShortWindow)
 	}
-	c.Prior = Prior{Std: MinPowerStd}
+	c.Prior = Prior{Std: MinPlainStd}
 	return c, c.Check()
 }
 
@@ -251,7 +256,10 @@ func (c *Config) plain() bool { return c.Transform == Plain }
 
 // minStd is the transform's floor of a standard deviation.
 func (c *Config) minStd() float64 {
-	if c.power() || c.plain() {
+	switch {
+	case c.plain():
+		return MinPlainStd
+	case c.power():
 		return MinPowerStd
 	}
 	return MinStd
@@ -477,7 +485,7 @@ func (c *Config) moments(ys []float64) Prior {
 	}
 	if w.n == 0 {
 		if c.power() || c.plain() {
-			return Prior{Std: MinPowerStd}
+			return Prior{Std: c.minStd()}
 		}
 		return Prior{Mean: math.Log(Offset), Std: MinStd}
 	}

@@ -22,7 +22,7 @@ func plainStage(us []float64, long, short int, target, weight, limit float64, pr
 		for _, v := range us[lo : i+1] {
 			sum += v
 		}
-		z := (sum/float64(i+1-lo) - mean) / max(math.Sqrt(variance), MinPowerStd)
+		z := (sum/float64(i+1-lo) - mean) / max(math.Sqrt(variance), MinPlainStd)
 		out[i] = math.Log(0.5*math.Erfc(z/math.Sqrt2)) / math.Log(target)
 		n = min(n+1, long)
 		w := 1 / float64(n)
@@ -153,6 +153,12 @@ func TestPlainFlat(t *testing.T) {
 	for i := range 5000 {
 		if score := c.Next(&s, 0); score > 1 {
 			t.Fatalf("flat row %d scored %.2f", i, score)
+		}
+	}
+	quiet := s
+	for i := range 3 {
+		if score := c.Next(&quiet, 0.3); score > 1 {
+			t.Errorf("row %d at 0.3 of the threshold after a flat line scored %.2f: a quiet series does not flag a move that far under its threshold", i, score)
 		}
 	}
 	if score := c.Next(&s, 0.005); score > 1 {

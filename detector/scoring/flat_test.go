@@ -103,7 +103,7 @@ func TestStuckValuesThroughTheStage(t *testing.T) {
 		t.Fatal(err)
 	}
 	stage := &normalize.Config{Method: normalize.Likelihood, Transform: normalize.Plain, LongWindow: 200, ShortWindow: 3,
-		Target: 1e-4, Prior: normalize.Prior{Std: normalize.MinPowerStd},
+		Target: 1e-4, Prior: normalize.Prior{Std: normalize.MinPlainStd},
 		AnomalyWeight: normalize.DefaultAnomalyWeight, UpdateCap: normalize.DefaultUpdateCap}
 	m := &artifact.Model{Network: net, Meta: artifact.Metadata{
 		Features: []string{"a", "b"}, ScoringRule: contract.ScoringCausal, FlatLimits: []int{limit, limit},

@@ -94,6 +94,7 @@ func run(nabDir, scorer, out string, mt contract.ModelType, epochs int32, retrai
 		runs = append(runs, "retrained")
 	}
 	start := time.Now()
+	quiet := map[string][]float64{} // run and line: pages a week of each anomaly-free series
 	for _, f := range files {
 		series, err := readSeries(f.path)
 		if err != nil {
@@ -112,6 +113,9 @@ func run(nabDir, scorer, out string, mt contract.ModelType, epochs int32, retrai
 			for line, scores := range lines {
 				if err := writeResults(out, r, line, f, series.stamps, scores); err != nil {
 					return err
+				}
+				if strings.Contains(f.category, "NoAnomaly") && line != lineNetwork {
+					quiet[r+" "+line] = append(quiet[r+" "+line], pagesAWeek(scores, series.times))
 				}
 			}
 			fmt.Fprintf(os.Stderr, "%-8s %-45s %6d rows %5.1fs\n", r, f.category+"/"+f.name, len(series.values), time.Since(t0).Seconds())
@@ -147,7 +151,34 @@ func run(nabDir, scorer, out string, mt contract.ModelType, epochs int32, retrai
 			}
 		}
 	}
+	for _, r := range runs {
+		for _, line := range []string{lineRaw, lineStage, linePublished} {
+			if weeks := quiet[r+" "+line]; len(weeks) > 0 {
+				fmt.Printf("%-9s %-15s pages a week on the %d anomaly-free series: mean %.2f, most %.2f\n", r, line, len(weeks),
+					mean(weeks), slices.Max(weeks))
+			}
+		}
+	}
 	return nil
+}
+
+// pagesAWeek is how many pages a week a series' scores give over the rows NAB scores.
+func pagesAWeek(scores []float64, times []int64) float64 {
+	from := probation(len(scores))
+	n := 0
+	for _, p := range pages(scores)[from:] {
+		n += int(p)
+	}
+	weeks := float64(times[len(times)-1]-times[from]) / (7 * 86400)
+	return float64(n) / weeks
+}
+
+func mean(xs []float64) float64 {
+	var s float64
+	for _, x := range xs {
+		s += x
+	}
+	return s / float64(len(xs))
 }
 
 type nabFile struct{ path, category, name string }
