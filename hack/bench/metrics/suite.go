@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/kadet-dev/kadet/hack/bench/internal/cli"
+
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -255,32 +257,16 @@ var shortWindow, longWindow *int32
 func shortWindowOr() int { return int(ptr.Deref(shortWindow, normalize.DefaultShortWindow)) }
 
 // defaultRequest is what a Detector with only its model type (and scoring rule) set
-// trains with, on a CSV of timestamp,value.
+// trains with, on a CSV of timestamp,value, with the stage's windows, percentile and
+// seasonality the flags give.
 func defaultRequest(csv string, m contract.Model, epochs int32) *contract.TrainingRequest {
-	req := &contract.TrainingRequest{
-		APIVersion: contract.APIVersion, Kind: contract.Kind,
-		Detector:      contract.ObjectKey{Name: "metric"},
-		Model:         contract.ResolvedModel(m, contract.SourceStream),
-		Preprocessing: contract.Preprocessing{Scaling: contract.DefaultScaling},
-		Training: contract.TrainingParameters{Epochs: 20, BatchSize: 64, LearningRate: 0.001,
-			ValidationSplit: contract.DefaultValidationSplit, Seed: contract.DefaultSeed},
-		Threshold: contract.ResolvedThreshold(contract.Threshold{}, contract.SourceStream),
-		Data: contract.ResolvedData{CSV: &contract.ResolvedCSV{
-			File: contract.FileLocation{Path: csv}, TimestampColumn: "timestamp", Delimiter: ",",
-		}},
-	}
-	// A sequence model on a stream gets the likelihood stage; a row model has none.
-	req.Normalization = contract.ResolvedNormalization(nil, m.Type, contract.SourceStream)
+	m.Seasonality = seasonality // a new Detector's (Auto for a sequence model), unless the flag says
+	req := cli.DetectorRequest(csv, m, epochs)
 	if req.Normalization != nil {
 		req.Normalization.ShortWindow, req.Normalization.LongWindow = shortWindow, longWindow
-	}
-	if epochs > 0 {
-		req.Training.Epochs = epochs
 	}
 	if percentile > 0 {
 		req.Threshold.Percentile = &percentile
 	}
-	// A new Detector's seasonality (Auto for a sequence model), unless the flag says.
-	req.Model.Seasonality = contract.ResolvedSeasonality(seasonality, m.Type, contract.SourceStream)
 	return req
 }

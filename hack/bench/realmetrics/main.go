@@ -255,7 +255,7 @@ func scoreFile(s series, base string, mt contract.ModelType, epochs int32, cuts 
 		if err := writeCSV(csv, s, from); err != nil {
 			return nil, err
 		}
-		res, err := pipeline.Train(context.Background(), request(csv, mt, epochs), models, pipeline.Options{})
+		res, err := pipeline.Train(context.Background(), cli.DetectorRequest(csv, contract.Model{Type: mt}, epochs), models, pipeline.Options{})
 		if err != nil {
 			return nil, err
 		}
@@ -297,29 +297,6 @@ func scoreFile(s series, base string, mt contract.ModelType, epochs int32, cuts 
 	lines[linePublished] = publishedStage(lines[lineRaw][warm:], probation(n)-warm)
 	lines[linePublished] = append(make([]float64, warm), lines[linePublished]...)
 	return lines, nil
-}
-
-// request is what a Detector on a Prometheus DataSource with only its model type set
-// trains with, on a CSV of timestamp,value.
-func request(csv string, mt contract.ModelType, epochs int32) *contract.TrainingRequest {
-	req := &contract.TrainingRequest{
-		APIVersion: contract.APIVersion, Kind: contract.Kind,
-		Detector:      contract.ObjectKey{Name: "metric"},
-		Model:         contract.ResolvedModel(contract.Model{Type: mt}, contract.SourceStream),
-		Preprocessing: contract.Preprocessing{Scaling: contract.DefaultScaling},
-		Training: contract.TrainingParameters{Epochs: 20, BatchSize: 64, LearningRate: 0.001,
-			ValidationSplit: contract.DefaultValidationSplit, Seed: contract.DefaultSeed},
-		Threshold:     contract.ResolvedThreshold(contract.Threshold{}, contract.SourceStream),
-		Normalization: contract.ResolvedNormalization(nil, mt, contract.SourceStream),
-		Data: contract.ResolvedData{CSV: &contract.ResolvedCSV{
-			File: contract.FileLocation{Path: csv}, TimestampColumn: "timestamp", Delimiter: ",",
-		}},
-	}
-	req.Model.Seasonality = contract.ResolvedSeasonality("", mt, contract.SourceStream)
-	if epochs > 0 {
-		req.Training.Epochs = epochs
-	}
-	return req
 }
 
 func writeCSV(path string, s series, rows int) error {
