@@ -12,38 +12,48 @@ func (t *Table) SortByTime() {
 	if t.Timestamps == nil {
 		return
 	}
-	t.sortRows(t.byTime())
+	t.permuteRows(EntityTimeOrder(nil, t.Timestamps))
 }
 
-// groupByEntity puts the rows of each entity together, entities in the order they
-// first appear, each entity's rows in time order (as SortByTime orders them) or,
-// without timestamps, in their order.
+// groupByEntity puts the rows in EntityTimeOrder.
 func (t *Table) groupByEntity() {
 	if t.Entities == nil {
 		return
 	}
-	first := map[string]int{}
-	for i, e := range t.Entities {
-		if _, ok := first[e]; !ok {
-			first[e] = i
-		}
-	}
-	byTime := t.byTime()
-	t.sortRows(func(a, b int) bool {
-		if ea, eb := first[t.Entities[a]], first[t.Entities[b]]; ea != eb {
-			return ea < eb
-		}
-		return byTime != nil && byTime(a, b)
-	})
+	t.permuteRows(EntityTimeOrder(t.Entities, t.Timestamps))
 }
 
-// byTime orders rows a and b by timestamp (ByTime); nil for a table without
-// timestamps.
-func (t *Table) byTime() func(a, b int) bool {
-	if t.Timestamps == nil {
-		return nil
+// EntityTimeOrder is the order of rows (their entities and timestamps) that training
+// puts them in: the rows of each entity together, entities in the order they first
+// appear, each entity's rows in time order (ByTime) or, without timestamps (ts nil), in
+// their order. Nil entities are one entity.
+func EntityTimeOrder(entities, ts []string) []int {
+	n := max(len(entities), len(ts))
+	entityOf := func(i int) string { return "" }
+	if entities != nil {
+		entityOf = func(i int) string { return entities[i] }
 	}
-	return ByTime(t.Timestamps)
+	first := map[string]int{}
+	for i := range n {
+		if _, ok := first[entityOf(i)]; !ok {
+			first[entityOf(i)] = i
+		}
+	}
+	var byTime func(a, b int) bool
+	if ts != nil {
+		byTime = ByTime(ts)
+	}
+	idx := make([]int, n)
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.SliceStable(idx, func(a, b int) bool {
+		if ea, eb := first[entityOf(idx[a])], first[entityOf(idx[b])]; ea != eb {
+			return ea < eb
+		}
+		return byTime != nil && byTime(idx[a], idx[b])
+	})
+	return idx
 }
 
 // ByTime orders timestamps ts[a] and ts[b] as training orders rows: numerically when
@@ -60,18 +70,13 @@ func ByTime(ts []string) func(a, b int) bool {
 	return func(a, b int) bool { return nums[a] < nums[b] }
 }
 
-// sortRows puts the rows in the stable order less gives (on row indices), moving
-// every per-row slice the table has with them.
-func (t *Table) sortRows(less func(a, b int) bool) {
-	n, d := t.Rows(), len(t.Columns)
-	idx := make([]int, n)
-	for i := range idx {
-		idx[i] = i
-	}
-	sort.SliceStable(idx, func(a, b int) bool { return less(idx[a], idx[b]) })
+// permuteRows puts the rows in the order idx gives (row indices), moving every per-row
+// slice the table has with them.
+func (t *Table) permuteRows(idx []int) {
 	if slices.IsSorted(idx) {
 		return
 	}
+	d := len(t.Columns)
 	x := make([]float32, 0, len(t.X))
 	for _, i := range idx {
 		x = append(x, t.X[i*d:(i+1)*d]...)

@@ -12,10 +12,10 @@
 // share of normal rows the threshold was calibrated to flag.
 //
 // New models read the scores as they are (transform Plain), the published form with
-// two changes: a row scored above 1 moves the mean and variance at AnomalyWeight of its
-// weight, and a score counts for at most UpdateCap (threshold units) in them, so an
+// three changes: a row scored above 1 moves the mean and variance at AnomalyWeight of
+// its weight, and a score counts for at most UpdateCap (threshold units) in them, so an
 // anomaly, or an outage scored in thousands, does not teach the entity that anomalies
-// are normal. On real metrics and SKAB (hack/bench/realmetrics, hack/bench/skab,
+// are normal; and the standard deviation is at least MinPlainStd. On real metrics and SKAB (hack/bench/realmetrics, hack/bench/skab,
 // docs/metrics.md) this form scores better than the departures below, which were
 // chosen on generated series and are kept only to score model files that recorded
 // them.

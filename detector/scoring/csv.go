@@ -7,7 +7,6 @@ import (
 	"io"
 	"math"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -134,10 +133,13 @@ func CSV(m *artifact.Model, r io.Reader, w io.Writer, source string, opts CSVOpt
 				ent = rec[entityCell]
 			}
 			known := false
-			if stamp >= 0 {
+			switch {
+			case times != nil:
+				at, known = times[i], true
+			case stamp >= 0:
 				at, known = seasonal.ParseTime(rec[stamp])
-				st.span(at, known)
 			}
+			st.span(at, known)
 			page := pg.next(ent, s.Anomaly, at, known)
 			if page {
 				st.Pages++
@@ -301,35 +303,21 @@ func (p *pager) next(entity string, anomalous bool, at int64, known bool) bool {
 }
 
 // inTimeOrder puts a sequence model's rows (records batch, values x of width len(x) /
-// len(batch), times and lines when set) in the order training puts them: each entity's
-// rows together, entities in the order they first appear, each in time order by the
-// stamp column (data.ByTime). Two rows of one entity at one time are refused: a series
-// has one value a time.
+// len(batch), times and lines when set) in the order training puts them
+// (data.EntityTimeOrder, by the stamp column). Two rows of one entity at one time are
+// refused: a series has one value a time.
 func inTimeOrder(batch [][]string, x []float32, times []int64, lines []int, entity, stamp int, source string, st *CSVStats) error {
 	n := len(batch)
 	ts := make([]string, n)
 	ents := make([]string, n)
-	first := map[string]int{}
 	for i, rec := range batch {
 		ts[i] = strings.TrimSpace(rec[stamp])
 		if entity >= 0 {
 			ents[i] = rec[entity]
 		}
-		if _, ok := first[ents[i]]; !ok {
-			first[ents[i]] = i
-		}
 	}
+	idx := data.EntityTimeOrder(ents, ts)
 	byTime := data.ByTime(ts)
-	idx := make([]int, n)
-	for i := range idx {
-		idx[i] = i
-	}
-	sort.SliceStable(idx, func(a, b int) bool {
-		if ea, eb := first[ents[idx[a]]], first[ents[idx[b]]]; ea != eb {
-			return ea < eb
-		}
-		return byTime(idx[a], idx[b])
-	})
 	for k := 1; k < n; k++ {
 		a, b := idx[k-1], idx[k]
 		if ents[a] == ents[b] && !byTime(a, b) {
