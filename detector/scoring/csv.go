@@ -265,7 +265,7 @@ func (st *CSVStats) span(at int64, known bool) {
 func (st CSVStats) Days() float64 { return float64(st.Last-st.First) / 86400 }
 
 // pager finds where an alert on each entity would start firing: its rows anomalous
-// without a break for alertFor (measured on the rows' times; without them, from the
+// without a break for alertFor (timed by the rows' times; without them, from the
 // run's first row), once per run, as Prometheus holds an alert pending for its for.
 type pager struct {
 	alertFor time.Duration
